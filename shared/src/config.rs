@@ -1,0 +1,175 @@
+//! Configuration from the environment, read once per cold start. A function
+//! refuses to start without its secrets: there is no default.
+
+use crate::domain::currency::CurrencyList;
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct Config {
+    /// The single DynamoDB table (`KOBATELA_TABLE`).
+    pub table: String,
+    /// HMAC pepper for API keys (`KOBATELA_API_KEY_PEPPER`). Never logged.
+    pub api_key_pepper: Secret,
+    /// Accepted currencies (`KOBATELA_CURRENCIES`, default `USD,EUR`).
+    pub currencies: CurrencyList,
+    /// How long a container trusts a verified API key before reading it again
+    /// (`KOBATELA_KEY_CACHE_SECONDS`, default 30, at most 60: revocation must
+    /// take effect everywhere within 60 s).
+    pub key_cache_ttl: Duration,
+    /// How many ids a container reserves per counter round trip
+    /// (`KOBATELA_ID_BLOCK`, default 20).
+    pub id_block: u64,
+}
+
+/// A secret string whose Debug output does not show it.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("table", &self.table)
+            .field("api_key_pepper", &self.api_key_pepper)
+            .field("currencies", &self.currencies)
+            .field("key_cache_ttl", &self.key_cache_ttl)
+            .field("id_block", &self.id_block)
+            .finish()
+    }
+}
+
+/// Shortest pepper accepted: 16 bytes of entropy at the very least.
+const MIN_PEPPER_LEN: usize = 32;
+
+impl Config {
+    pub fn from_env() -> Result<Config, String> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Same as `from_env`, reading variables through `lookup` (for tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
+        let non_empty = |name: &str| lookup(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let table = non_empty("KOBATELA_TABLE")
+            .ok_or("KOBATELA_TABLE is not set: the DynamoDB table name is required")?;
+        let pepper = non_empty("KOBATELA_API_KEY_PEPPER").ok_or(
+            "KOBATELA_API_KEY_PEPPER is not set: refusing to start without the API key pepper",
+        )?;
+        if pepper.len() < MIN_PEPPER_LEN {
+            return Err(format!(
+                "KOBATELA_API_KEY_PEPPER is too short: at least {MIN_PEPPER_LEN} characters are required"
+            ));
+        }
+        let currencies = match non_empty("KOBATELA_CURRENCIES") {
+            Some(list) => CurrencyList::parse(&list).map_err(|e| format!("KOBATELA_CURRENCIES: {e}"))?,
+            None => CurrencyList::default(),
+        };
+        let key_cache_seconds = parse_number(non_empty("KOBATELA_KEY_CACHE_SECONDS"), 30, 0..=60)
+            .map_err(|e| format!("KOBATELA_KEY_CACHE_SECONDS: {e}"))?;
+        let id_block = parse_number(non_empty("KOBATELA_ID_BLOCK"), 20, 1..=1000)
+            .map_err(|e| format!("KOBATELA_ID_BLOCK: {e}"))?;
+        Ok(Config {
+            table,
+            api_key_pepper: Secret::new(pepper),
+            currencies,
+            key_cache_ttl: Duration::from_secs(key_cache_seconds),
+            id_block,
+        })
+    }
+}
+
+fn parse_number(value: Option<String>, default: u64, range: std::ops::RangeInclusive<u64>) -> Result<u64, String> {
+    let Some(text) = value else { return Ok(default) };
+    text.parse::<u64>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| format!("must be a whole number from {} to {}", range.start(), range.end()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const PEPPER: &str = "0123456789abcdef0123456789abcdef";
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, String> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = config(&[("KOBATELA_TABLE", "t"), ("KOBATELA_API_KEY_PEPPER", PEPPER)]).unwrap();
+        assert_eq!(c.table, "t");
+        assert_eq!(c.key_cache_ttl, Duration::from_secs(30));
+        assert_eq!(c.id_block, 20);
+        assert_eq!(c.currencies, CurrencyList::default());
+    }
+
+    #[test]
+    fn refuses_to_start_without_a_pepper() {
+        for vars in [
+            vec![("KOBATELA_TABLE", "t")],
+            vec![("KOBATELA_TABLE", "t"), ("KOBATELA_API_KEY_PEPPER", "  ")],
+        ] {
+            let err = config(&vars).unwrap_err();
+            assert!(err.contains("KOBATELA_API_KEY_PEPPER is not set"), "{err}");
+        }
+        let err = config(&[("KOBATELA_TABLE", "t"), ("KOBATELA_API_KEY_PEPPER", "short")]).unwrap_err();
+        assert!(err.contains("too short") && !err.contains("short\""), "{err}");
+    }
+
+    #[test]
+    fn refuses_to_start_without_a_table() {
+        assert!(config(&[("KOBATELA_API_KEY_PEPPER", PEPPER)]).unwrap_err().contains("KOBATELA_TABLE"));
+    }
+
+    #[test]
+    fn key_cache_is_capped_at_a_minute() {
+        let base = [("KOBATELA_TABLE", "t"), ("KOBATELA_API_KEY_PEPPER", PEPPER)];
+        let mut vars = base.to_vec();
+        vars.push(("KOBATELA_KEY_CACHE_SECONDS", "61"));
+        assert!(config(&vars).is_err());
+        vars.pop();
+        vars.push(("KOBATELA_KEY_CACHE_SECONDS", "0"));
+        assert_eq!(config(&vars).unwrap().key_cache_ttl, Duration::ZERO);
+    }
+
+    #[test]
+    fn debug_hides_the_pepper() {
+        let c = config(&[("KOBATELA_TABLE", "t"), ("KOBATELA_API_KEY_PEPPER", PEPPER)]).unwrap();
+        assert!(!format!("{c:?}").contains(PEPPER));
+    }
+
+    #[test]
+    fn currencies_from_env() {
+        let c = config(&[
+            ("KOBATELA_TABLE", "t"),
+            ("KOBATELA_API_KEY_PEPPER", PEPPER),
+            ("KOBATELA_CURRENCIES", "usd, xof"),
+        ])
+        .unwrap();
+        assert_eq!(c.currencies, CurrencyList::parse("USD,XOF").unwrap());
+        assert!(config(&[
+            ("KOBATELA_TABLE", "t"),
+            ("KOBATELA_API_KEY_PEPPER", PEPPER),
+            ("KOBATELA_CURRENCIES", "dollars"),
+        ])
+        .is_err());
+    }
+}

@@ -1,0 +1,57 @@
+//! The spend catalogue: categories, merchants, and what an owner is allowed to
+//! spend at.
+
+use super::{ids::Id, time::Timestamp};
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Category {
+    pub id: Id,
+    pub code: String,
+    pub label: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Merchant {
+    pub id: Id,
+    pub name: String,
+    pub category_id: Option<Id>,
+    pub is_certified: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// What `/spend/allow` grants an owner: one merchant, or every merchant of a category.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllowanceTarget {
+    Merchant(Id),
+    Category(Id),
+}
+
+/// The grants that matter for one purchase: a direct allowance for the merchant,
+/// and one for the merchant's category.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UsageGrants {
+    pub merchant: bool,
+    pub category: bool,
+}
+
+/// Unique names are compared case-insensitively ("Pharmacie" and "PHARMACIE"
+/// are the same merchant), so guards are keyed by this form.
+pub fn uniqueness_key(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uniqueness_ignores_case_and_outer_space() {
+        assert_eq!(uniqueness_key(" Pharmacie du Fleuve "), "pharmacie du fleuve");
+        assert_eq!(uniqueness_key("PHARMACY"), uniqueness_key("pharmacy"));
+        assert_ne!(uniqueness_key("pharma cy"), uniqueness_key("pharmacy"));
+    }
+}

@@ -1,0 +1,107 @@
+//! Stable error codes of the wire contract and the HTTP status each one maps to.
+//! Clients branch on `code`; these strings never change.
+
+use std::fmt;
+
+macro_rules! error_codes {
+    ($($variant:ident => ($code:literal, $status:literal)),+ $(,)?) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode { $($variant),+ }
+
+        impl ErrorCode {
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant),+];
+
+            /// The `UPPER_SNAKE` code sent to clients.
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $code),+ }
+            }
+
+            /// The HTTP status this code is answered with.
+            pub fn status(self) -> u16 {
+                match self { $(ErrorCode::$variant => $status),+ }
+            }
+        }
+    };
+}
+
+error_codes! {
+    InvalidJson => ("INVALID_JSON", 400),
+    ValidationError => ("VALIDATION_ERROR", 422),
+    PayloadTooLarge => ("PAYLOAD_TOO_LARGE", 413),
+    NotFound => ("NOT_FOUND", 404),
+    MethodNotAllowed => ("METHOD_NOT_ALLOWED", 405),
+    Unauthorized => ("UNAUTHORIZED", 401),
+    Forbidden => ("FORBIDDEN", 403),
+    IdempotencyKeyRequired => ("IDEMPOTENCY_KEY_REQUIRED", 400),
+    IdempotencyKeyReused => ("IDEMPOTENCY_KEY_REUSED", 422),
+    UserExists => ("USER_EXISTS", 409),
+    UserNotFound => ("USER_NOT_FOUND", 404),
+    ApiKeyNotFound => ("APIKEY_NOT_FOUND", 404),
+    CategoryExists => ("CATEGORY_EXISTS", 400),
+    CategoryNotFound => ("CATEGORY_NOT_FOUND", 404),
+    MerchantExists => ("MERCHANT_EXISTS", 400),
+    MerchantNotFound => ("MERCHANT_NOT_FOUND", 404),
+    MandateNotFound => ("MANDATE_NOT_FOUND", 404),
+    MandateConflict => ("MANDATE_CONFLICT", 409),
+    MandateExpiresInPast => ("MANDATE_EXPIRES_IN_PAST", 400),
+    CategoryMismatch => ("CATEGORY_MISMATCH", 422),
+    MandateRequired => ("MANDATE_REQUIRED", 403),
+    MandateExpired => ("MANDATE_EXPIRED", 403),
+    MandateMerchantForbidden => ("MANDATE_MERCHANT_FORBIDDEN", 403),
+    MandateCategoryForbidden => ("MANDATE_CATEGORY_FORBIDDEN", 403),
+    MandateBalanceExceeded => ("MANDATE_BALANCE_EXCEEDED", 403),
+    UnauthorizedUsage => ("UNAUTHORIZED_USAGE", 403),
+    PurchaseNotFound => ("PURCHASE_NOT_FOUND", 404),
+    ServiceBusy => ("SERVICE_BUSY", 503),
+    InternalError => ("INTERNAL_ERROR", 500),
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_unique_upper_snake() {
+        let mut seen = HashSet::new();
+        for code in ErrorCode::ALL {
+            let text = code.as_str();
+            assert!(seen.insert(text), "{text} twice");
+            assert!(text
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b == b'_'));
+        }
+    }
+
+    #[test]
+    fn statuses_are_errors_and_only_internal_ones_are_5xx() {
+        for code in ErrorCode::ALL {
+            let status = code.status();
+            assert!((400..600).contains(&status), "{code}");
+            let server_side = matches!(code, ErrorCode::ServiceBusy | ErrorCode::InternalError);
+            assert_eq!(status >= 500, server_side, "{code}");
+        }
+    }
+
+    #[test]
+    fn purchase_refusals_are_forbidden() {
+        for code in [
+            ErrorCode::MandateRequired,
+            ErrorCode::MandateExpired,
+            ErrorCode::MandateMerchantForbidden,
+            ErrorCode::MandateCategoryForbidden,
+            ErrorCode::MandateBalanceExceeded,
+            ErrorCode::UnauthorizedUsage,
+        ] {
+            assert_eq!(code.status(), 403);
+        }
+        assert_eq!(ErrorCode::CategoryMismatch.status(), 422);
+        assert_eq!(ErrorCode::MerchantNotFound.status(), 404);
+    }
+}

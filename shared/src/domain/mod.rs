@@ -1,0 +1,12 @@
+//! Pure business rules: no I/O, no AWS types. Every rule is unit-tested here.
+
+pub mod access;
+pub mod catalogue;
+pub mod currency;
+pub mod error;
+pub mod ids;
+pub mod mandate;
+pub mod money;
+pub mod purchase;
+pub mod time;
+pub mod user;

@@ -1,0 +1,94 @@
+//! The one error type handlers and adapters return. It maps to the contract's
+//! shape `{"error": {"code", "message", "details"?}}` (see `http`).
+
+use crate::domain::error::ErrorCode;
+use serde_json::{Map, Value};
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub details: Option<Value>,
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> AppError {
+        AppError {
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    /// 422 naming every bad field: `details.fields.<name>` says what is wrong.
+    pub fn validation(fields: Map<String, Value>) -> AppError {
+        AppError {
+            code: ErrorCode::ValidationError,
+            message: "The request is not valid.".into(),
+            details: Some(serde_json::json!({ "fields": fields })),
+        }
+    }
+
+    pub fn field(name: &str, problem: &str) -> AppError {
+        let mut fields = Map::new();
+        fields.insert(name.to_string(), Value::String(problem.to_string()));
+        AppError::validation(fields)
+    }
+
+    /// A failure that is not the caller's: logged here, never shown to them.
+    pub fn internal(cause: impl fmt::Display) -> AppError {
+        tracing::error!(error = %cause, "internal error");
+        AppError::new(ErrorCode::InternalError, "An unexpected error occurred.")
+    }
+
+    pub fn status(&self) -> u16 {
+        self.code.status()
+    }
+
+    pub fn body(&self) -> Value {
+        let mut error = serde_json::json!({ "code": self.code.as_str(), "message": self.message });
+        if let Some(details) = &self.details {
+            error["details"] = details.clone();
+        }
+        serde_json::json!({ "error": error })
+    }
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for AppError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_has_the_contract_shape() {
+        let e = AppError::field("amount", "must be greater than 0");
+        assert_eq!(e.status(), 422);
+        assert_eq!(
+            e.body(),
+            serde_json::json!({"error": {
+                "code": "VALIDATION_ERROR",
+                "message": "The request is not valid.",
+                "details": {"fields": {"amount": "must be greater than 0"}}
+            }})
+        );
+        let plain = AppError::new(ErrorCode::UserNotFound, "User not found.").body();
+        assert!(plain["error"].get("details").is_none());
+    }
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let e = AppError::internal("connection refused to secret-host:1234");
+        assert_eq!(e.status(), 500);
+        assert!(!e.body().to_string().contains("secret-host"));
+    }
+}

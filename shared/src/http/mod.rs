@@ -1,0 +1,62 @@
+//! axum glue: the JSON body and field reader, the error shape, the request id,
+//! and the app wrapper that every function (and the local server) puts around
+//! its routes.
+
+pub mod body;
+pub mod extract;
+pub mod request_id;
+
+use crate::{
+    domain::error::ErrorCode,
+    error::AppError,
+    store::idempotency::StoredResponse,
+};
+use axum::{
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Router,
+};
+use serde::Serialize;
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Wraps a function's routes: JSON 404 and 405, and an `x-request-id` on
+/// every response. Routers are merged before this is applied once.
+pub fn app(routes: Router) -> Router {
+    routes
+        .fallback(|| async { AppError::new(ErrorCode::NotFound, "No such route.") })
+        .method_not_allowed_fallback(|| async {
+            AppError::new(ErrorCode::MethodNotAllowed, "Method not allowed on this route.")
+        })
+        .layer(axum::middleware::from_fn(request_id::middleware))
+}
+
+/// A JSON response with `status`.
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => raw_json(status, bytes),
+        Err(e) => AppError::internal(e).into_response(),
+    }
+}
+
+fn raw_json(status: StatusCode, bytes: Vec<u8>) -> Response {
+    let mut response = (status, bytes).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// A stored response, replayed byte for byte.
+pub fn stored(response: StoredResponse) -> Response {
+    let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    raw_json(status, response.body.into_bytes())
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        json(status, &self.body())
+    }
+}

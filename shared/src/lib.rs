@@ -1,0 +1,15 @@
+//! Kobatela's shared crate: the domain rules (`domain`, pure) and the adapters
+//! every function uses (`store` for DynamoDB, `auth`, `http`, `config`,
+//! `telemetry`). Function crates stay thin: parse, call the domain, persist,
+//! answer.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod store;
+pub mod telemetry;
+
+pub use app::{AppState, SharedState};

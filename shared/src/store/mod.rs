@@ -1,0 +1,54 @@
+//! The DynamoDB single table: key builders, item mapping (serde_dynamo), one
+//! repository per aggregate, idempotency, id counters, and the transaction
+//! helpers that decode `CancellationReasons`.
+
+pub mod apikeys;
+pub mod audit;
+pub mod catalogue;
+pub mod ids;
+pub mod idempotency;
+pub mod items;
+pub mod keys;
+pub mod list;
+pub mod mandates;
+pub mod purchases;
+pub mod read;
+pub mod schema;
+pub mod transact;
+pub mod users;
+
+use aws_sdk_dynamodb::Client;
+use std::sync::Arc;
+
+/// The table and the client, built once per container and shared by handlers.
+#[derive(Clone)]
+pub struct Store {
+    client: Client,
+    table: Arc<str>,
+    ids: Arc<ids::IdAllocator>,
+}
+
+impl Store {
+    pub fn new(client: Client, table: &str, id_block: u64) -> Store {
+        Store {
+            client,
+            table: Arc::from(table),
+            ids: Arc::new(ids::IdAllocator::new(id_block)),
+        }
+    }
+
+    /// A DynamoDB client from the standard AWS environment (region, credentials,
+    /// `AWS_ENDPOINT_URL` for the local emulator).
+    pub async fn client_from_env() -> Client {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Client::new(&config)
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+}

@@ -1,0 +1,309 @@
+//! Purchases: the read-decide-write loop around `authorize_purchase`. The write
+//! is ONE transaction: the conditional debit of the mandate (sealed to its
+//! parties, ACTIVE, not expired, balance), the purchase, the idempotency
+//! record and the audit entries. Lost races retry from a fresh read.
+//!
+//! Round trips in steady state: two batched reads and the transaction (ids
+//! come from a reserved block, API keys from the container cache).
+
+use super::{
+    audit::{action, entity, Actor, AuditEntry},
+    catalogue::take_merchant,
+    ids,
+    idempotency::{IdempotencyRecord, Scope, StoredResponse},
+    items::{key_item, n, s, to_item, values},
+    keys,
+    mandates::{take_guard, take_mandate, GUARD_OWNER},
+    transact::Backoff,
+    Store,
+};
+use crate::{
+    domain::{
+        catalogue::UsageGrants,
+        currency::Currency,
+        error::ErrorCode,
+        ids::Id,
+        mandate::{Mandate, MandateStatus},
+        money::Amount,
+        purchase::{authorize_purchase, Debit, Purchase, PurchaseRefusal, PurchaseRequest, PurchaseStatus},
+        time::Timestamp,
+    },
+    error::AppError,
+};
+use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PurchaseRecord {
+    pk: String,
+    sk: String,
+    id: Id,
+    sender_id: Id,
+    beneficiary_id: Id,
+    merchant_id: Id,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    category_id: Option<Id>,
+    mandate_id: Id,
+    amount_cents: i64,
+    currency: String,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+impl PurchaseRecord {
+    fn new(p: &Purchase) -> PurchaseRecord {
+        let key = keys::purchase(p.id);
+        PurchaseRecord {
+            pk: key.pk,
+            sk: key.sk,
+            id: p.id,
+            sender_id: p.sender_id,
+            beneficiary_id: p.beneficiary_id,
+            merchant_id: p.merchant_id,
+            category_id: p.category_id,
+            mandate_id: p.mandate_id,
+            amount_cents: p.amount.minor_units(),
+            currency: p.currency.to_string(),
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+impl TryFrom<PurchaseRecord> for Purchase {
+    type Error = AppError;
+    fn try_from(r: PurchaseRecord) -> Result<Purchase, AppError> {
+        let corrupt = |what: &str| AppError::internal(format!("purchase {}: stored {what} is invalid", r.id));
+        Ok(Purchase {
+            id: r.id,
+            sender_id: r.sender_id,
+            beneficiary_id: r.beneficiary_id,
+            merchant_id: r.merchant_id,
+            category_id: r.category_id,
+            mandate_id: r.mandate_id,
+            amount: Amount::from_minor_units(r.amount_cents).map_err(|_| corrupt("amount"))?,
+            currency: Currency::from_stored(&r.currency).ok_or_else(|| corrupt("currency"))?,
+            status: PurchaseStatus::Completed,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+impl From<PurchaseRefusal> for AppError {
+    fn from(refusal: PurchaseRefusal) -> AppError {
+        AppError::new(refusal.code(), refusal.message())
+    }
+}
+
+/// What one pass of reads found, and the decision on it.
+enum Snapshot {
+    /// The key was used before: answer what was stored.
+    Replay(IdempotencyRecord),
+    Authorised { debit: Debit, mandate: Mandate },
+    Refused { refusal: PurchaseRefusal, mandate: Option<Mandate> },
+}
+
+impl Store {
+    /// Makes (or replays) the purchase `request` under idempotency `scope`.
+    /// Answers the response to send: 201 with the purchase, or the refusal.
+    pub async fn purchase(
+        &self,
+        request: &PurchaseRequest,
+        scope: &Scope,
+        fingerprint: &str,
+        actor: &Actor,
+    ) -> Result<StoredResponse, AppError> {
+        let mut backoff = Backoff::new(Backoff::PURCHASE_ATTEMPTS);
+        let mut purchase_id = None;
+        loop {
+            let now = Timestamp::now();
+            // `retry_index`: the item whose failed condition means "decide again".
+            let (response, items, retry_index) = match self.read_for_purchase(request, scope, now).await? {
+                Snapshot::Replay(record) => return record.replay(fingerprint),
+                Snapshot::Authorised { debit, mandate } => {
+                    let id = match purchase_id {
+                        Some(id) => id,
+                        None => *purchase_id.insert(self.next_id(ids::PURCHASE).await?),
+                    };
+                    let purchase = debit.purchase(id, request, now);
+                    let response = StoredResponse {
+                        status: 201,
+                        body: serde_json::to_string(&purchase).map_err(AppError::internal)?,
+                    };
+                    let record = IdempotencyRecord::new(scope, fingerprint.to_string(), response.clone(), now);
+                    let mut items = vec![
+                        self.idempotency_put(&record, now)?,
+                        self.debit(&mandate, &debit, now),
+                        self.put_new(to_item(&PurchaseRecord::new(&purchase))?),
+                    ];
+                    items.extend(self.debit_audit(&mandate, &purchase, &debit, actor, now)?);
+                    (response, items, Some(1))
+                }
+                Snapshot::Refused { refusal, mandate } => {
+                    let response = StoredResponse {
+                        status: refusal.code().status(),
+                        body: AppError::from(refusal).body().to_string(),
+                    };
+                    let record = IdempotencyRecord::new(scope, fingerprint.to_string(), response.clone(), now);
+                    let mut items = vec![self.idempotency_put(&record, now)?];
+                    let mut expiry_index = None;
+                    if let (PurchaseRefusal::MandateExpired { .. }, Some(mandate)) = (refusal, &mandate) {
+                        expiry_index = Some(items.len());
+                        items.extend(self.expiry_items(mandate, actor, now)?);
+                    }
+                    (response, items, expiry_index)
+                }
+            };
+            match self.transact(items).await {
+                Ok(()) => return Ok(response),
+                // The same key was used meanwhile: answer what was stored.
+                Err(e) if e.failed_condition(0) => {
+                    if let Some(record) = self.idempotency_record(scope, now).await? {
+                        return record.replay(fingerprint);
+                    }
+                }
+                // The mandate changed under us (another purchase, the sweep):
+                // decide again from a fresh read.
+                Err(e) if e.is_conflict() || retry_index.is_some_and(|i| e.failed_condition(i)) => {}
+                Err(e) => return Err(e.unexpected()),
+            }
+            if !backoff.wait().await {
+                tracing::warn!(attempts = backoff.attempts(), "purchase gave up after repeated conflicts");
+                return Err(AppError::new(
+                    ErrorCode::ServiceBusy,
+                    "The mandate is busy; nothing was debited. Retry with the same Idempotency-Key.",
+                ));
+            }
+        }
+    }
+
+    /// Two batched, consistent reads: the idempotency record, the merchant,
+    /// the parties' guard and the merchant grant; then the mandate and the
+    /// category grant.
+    async fn read_for_purchase(&self, request: &PurchaseRequest, scope: &Scope, now: Timestamp) -> Result<Snapshot, AppError> {
+        let idempotency_key = scope.storage_key();
+        let merchant_grant = keys::merchant_allowance(request.beneficiary_id, request.merchant_id);
+        let mut found = self
+            .get_many(&[
+                idempotency_key.clone(),
+                keys::merchant(request.merchant_id),
+                keys::active_mandate(&request.parties()),
+                merchant_grant.clone(),
+            ])
+            .await?;
+        if let Some(item) = found.remove(&idempotency_key) {
+            if let Some(record) = IdempotencyRecord::from_live_item(item, now)? {
+                return Ok(Snapshot::Replay(record));
+            }
+        }
+        let merchant = take_merchant(&mut found, request.merchant_id)?;
+        let guard = take_guard(&mut found, &request.parties())?;
+        let category_grant = merchant
+            .as_ref()
+            .and_then(|m| m.category_id)
+            .map(|c| keys::category_allowance(request.beneficiary_id, c));
+
+        let mut second = Vec::new();
+        second.extend(guard.as_ref().map(|g| keys::mandate(g.mandate_id)));
+        second.extend(category_grant.clone());
+        let mut found_second = self.get_many(&second).await?;
+        let mandate = match guard {
+            Some(g) => take_mandate(&mut found_second, g.mandate_id)?,
+            None => None,
+        };
+        let grants = UsageGrants {
+            merchant: found.contains_key(&merchant_grant),
+            category: category_grant.is_some_and(|k| found_second.contains_key(&k)),
+        };
+        Ok(match authorize_purchase(request, merchant.as_ref(), mandate.as_ref(), grants, now) {
+            Ok(debit) => Snapshot::Authorised {
+                debit,
+                mandate: mandate.ok_or_else(|| AppError::internal("authorised without a mandate"))?,
+            },
+            Err(refusal) => Snapshot::Refused { refusal, mandate },
+        })
+    }
+
+    /// The conditional debit. Concurrent debits commute (`balance - amount`),
+    /// and the condition keeps the balance from going below zero: a debit that
+    /// leaves money needs `balance > amount`, one that consumes needs
+    /// `balance = amount` and moves the mandate to CONSUMED.
+    fn debit(&self, mandate: &Mandate, debit: &Debit, now: Timestamp) -> TransactWriteItem {
+        let (set_status, balance_condition) = if debit.consumes {
+            (", #status = :consumed REMOVE expiry_pk, expiry_sk", "balance_cents = :amount")
+        } else {
+            ("", "balance_cents > :amount")
+        };
+        let update = Update::builder()
+            .set_key(Some(key_item(&keys::mandate(mandate.id))))
+            .update_expression(format!(
+                "SET balance_cents = balance_cents - :amount, spent_cents = spent_cents + :amount, updated_at = :now{set_status}"
+            ))
+            .condition_expression(format!(
+                "#status = :active AND sender_id = :sender AND beneficiary_id = :beneficiary \
+                 AND currency = :currency AND expires_at > :now AND {balance_condition}"
+            ))
+            .expression_attribute_names("#status", "status")
+            .set_expression_attribute_values(Some(values([
+                (":amount", n(debit.amount.minor_units())),
+                (":now", s(now.to_string())),
+                (":active", s(MandateStatus::Active.as_str())),
+                (":sender", n(mandate.sender_id)),
+                (":beneficiary", n(mandate.beneficiary_id)),
+                (":currency", s(mandate.currency.to_string())),
+            ])));
+        let update = if debit.consumes {
+            update.expression_attribute_values(":consumed", s(MandateStatus::Consumed.as_str()))
+        } else {
+            update
+        };
+        self.update(update)
+    }
+
+    /// The audit entries of a debit, and the freed guard when it consumes.
+    fn debit_audit(
+        &self,
+        mandate: &Mandate,
+        purchase: &Purchase,
+        debit: &Debit,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<Vec<TransactWriteItem>, AppError> {
+        let debited = AuditEntry::new(
+            actor,
+            action::MANDATE_DEBITED,
+            entity::MANDATE,
+            mandate.id,
+            serde_json::json!({
+                "purchase_id": purchase.id,
+                "amount": purchase.amount,
+                "currency": purchase.currency,
+                "merchant_id": purchase.merchant_id,
+                "beneficiary_id": purchase.beneficiary_id,
+            }),
+            now,
+        );
+        let mut items = vec![self.audit(&debited)?];
+        if debit.consumes {
+            let consumed = AuditEntry::new(
+                actor,
+                action::MANDATE_CONSUMED,
+                entity::MANDATE,
+                mandate.id,
+                serde_json::json!({"purchase_id": purchase.id}),
+                now,
+            );
+            items.push(self.delete_guard(&keys::active_mandate(&mandate.parties()), GUARD_OWNER, mandate.id.get()));
+            items.push(self.audit(&consumed)?);
+        }
+        Ok(items)
+    }
+
+    pub async fn purchase_by_id(&self, id: Id) -> Result<Option<Purchase>, AppError> {
+        self.get::<PurchaseRecord>(&keys::purchase(id))
+            .await?
+            .map(Purchase::try_from)
+            .transpose()
+    }
+}

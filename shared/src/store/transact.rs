@@ -1,0 +1,197 @@
+//! `TransactWriteItems` with its cancellation reasons decoded, and the bounded,
+//! jittered backoff used when a transaction loses a race.
+
+use super::{
+    items::{key_item, values, Item},
+    keys::Key,
+    Store,
+};
+use crate::error::AppError;
+use aws_sdk_dynamodb::{
+    error::{DisplayErrorContext, SdkError},
+    operation::transact_write_items::TransactWriteItemsError,
+    types::{ConditionCheck, Delete, Put, ReturnConsumedCapacity, TransactWriteItem, Update},
+};
+use rand::Rng;
+use std::time::Duration;
+
+/// Why DynamoDB cancelled one item of a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// This item was fine; another one failed.
+    None,
+    /// Its condition expression was false.
+    ConditionFailed,
+    /// Another transaction was writing the same item: retry from a fresh read.
+    Conflict,
+    Other(String),
+}
+
+#[derive(Debug)]
+pub enum TransactError {
+    /// Cancelled: one reason per item, in the order the items were given.
+    Cancelled(Vec<Reason>),
+    /// Anything else: not the caller's fault.
+    Failed(AppError),
+}
+
+impl TransactError {
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, TransactError::Cancelled(r) if r.contains(&Reason::Conflict))
+    }
+
+    /// True if item `index` failed its condition.
+    pub fn failed_condition(&self, index: usize) -> bool {
+        matches!(self, TransactError::Cancelled(r) if r.get(index) == Some(&Reason::ConditionFailed))
+    }
+
+    /// For cancellations no caller expected: an internal error.
+    pub fn unexpected(self) -> AppError {
+        match self {
+            TransactError::Cancelled(reasons) => {
+                AppError::internal(format!("transaction cancelled unexpectedly: {reasons:?}"))
+            }
+            TransactError::Failed(e) => e,
+        }
+    }
+}
+
+impl Store {
+    /// Runs one all-or-nothing transaction.
+    pub async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TransactError> {
+        let count = items.len();
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) => match e.into_err() {
+                TransactWriteItemsError::TransactionCanceledException(cancelled) => {
+                    let mut reasons: Vec<Reason> = cancelled
+                        .cancellation_reasons()
+                        .iter()
+                        .map(|r| match r.code() {
+                            None | Some("None") => Reason::None,
+                            Some("ConditionalCheckFailed") => Reason::ConditionFailed,
+                            Some("TransactionConflict") => Reason::Conflict,
+                            Some(other) => Reason::Other(other.to_string()),
+                        })
+                        .collect();
+                    reasons.resize(count, Reason::None);
+                    Err(TransactError::Cancelled(reasons))
+                }
+                other => Err(TransactError::Failed(AppError::internal(DisplayErrorContext(other)))),
+            },
+            Err(other) => Err(TransactError::Failed(AppError::internal(DisplayErrorContext(other)))),
+        }
+    }
+
+    pub(crate) fn put_new(&self, item: Item) -> TransactWriteItem {
+        self.put_if(item, "attribute_not_exists(pk)")
+    }
+
+    pub(crate) fn put_if(&self, item: Item, condition: &str) -> TransactWriteItem {
+        let put = Put::builder()
+            .table_name(self.table())
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .build()
+            .expect("table, item and condition are set");
+        TransactWriteItem::builder().put(put).build()
+    }
+
+    pub(crate) fn exists_check(&self, key: &Key) -> TransactWriteItem {
+        let check = ConditionCheck::builder()
+            .table_name(self.table())
+            .set_key(Some(key_item(key)))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .expect("table, key and condition are set");
+        TransactWriteItem::builder().condition_check(check).build()
+    }
+
+    /// Deletes a guard unless it guards someone else (never another's).
+    pub(crate) fn delete_guard(&self, key: &Key, owner_attribute: &str, owner: u64) -> TransactWriteItem {
+        let delete = Delete::builder()
+            .table_name(self.table())
+            .set_key(Some(key_item(key)))
+            .condition_expression(format!("attribute_not_exists(pk) OR {owner_attribute} = :owner"))
+            .set_expression_attribute_values(Some(values([(":owner", super::items::n(owner))])))
+            .build()
+            .expect("table, key and condition are set");
+        TransactWriteItem::builder().delete(delete).build()
+    }
+
+    pub(crate) fn update(&self, update: aws_sdk_dynamodb::types::builders::UpdateBuilder) -> TransactWriteItem {
+        let update: Update = update
+            .table_name(self.table())
+            .build()
+            .expect("key and update expression are set");
+        TransactWriteItem::builder().update(update).build()
+    }
+}
+
+/// Bounded exponential backoff with full jitter, for lost races.
+pub struct Backoff {
+    attempt: u32,
+    max_attempts: u32,
+}
+
+impl Backoff {
+    /// Enough attempts that a purchase which fits the balance is not refused
+    /// because of contention, bounded so that a request always ends.
+    pub const PURCHASE_ATTEMPTS: u32 = 12;
+
+    pub fn new(max_attempts: u32) -> Backoff {
+        Backoff {
+            attempt: 0,
+            max_attempts,
+        }
+    }
+
+    /// Waits before the next attempt; false once the attempts are used up.
+    pub async fn wait(&mut self) -> bool {
+        self.attempt += 1;
+        if self.attempt >= self.max_attempts {
+            return false;
+        }
+        let cap_ms = (5u64 << self.attempt.min(7)).min(400);
+        let delay = rand::rng().random_range(0..=cap_ms);
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        true
+    }
+
+    pub fn attempts(&self) -> u32 {
+        self.attempt
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn backoff_is_bounded() {
+        let mut backoff = Backoff::new(4);
+        assert!(backoff.wait().await);
+        assert!(backoff.wait().await);
+        assert!(backoff.wait().await);
+        assert!(!backoff.wait().await);
+        assert_eq!(backoff.attempts(), 4);
+    }
+
+    #[test]
+    fn decodes_which_item_failed() {
+        let e = TransactError::Cancelled(vec![Reason::None, Reason::ConditionFailed]);
+        assert!(e.failed_condition(1));
+        assert!(!e.failed_condition(0));
+        assert!(!e.failed_condition(5));
+        assert!(!e.is_conflict());
+        assert!(TransactError::Cancelled(vec![Reason::Conflict]).is_conflict());
+        assert_eq!(e.unexpected().status(), 500);
+    }
+}
