@@ -1,1 +1,117 @@
-fn main() {}
+//! `kobatela-local`: every function's router in one process, against the local
+//! AWS stack (or any DynamoDB the environment points at), plus the expiry
+//! schedule. Also the command that makes the first admin key of a deployment.
+//!
+//!   kobatela-local                     serve on KOBATELA_LOCAL_ADDR
+//!   kobatela-local create-admin-key N  create an admin key named N, print it once
+
+mod admin;
+
+use axum::Router;
+use shared::{store::audit::Actor, SharedState};
+use std::{net::SocketAddr, process::ExitCode, time::Duration};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    shared::telemetry::init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [] => serve().await,
+        ["create-admin-key", name] => admin::create(name).await,
+        _ => Err("usage: kobatela-local [create-admin-key NAME]".to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(reason) => {
+            eprintln!("kobatela-local: {reason}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Every function's routes, as API Gateway would route them.
+pub fn routes(state: &SharedState) -> Router {
+    health::router()
+        .merge(users::router(state.clone()))
+        .merge(apikeys::router(state.clone()))
+        .merge(mandates::router(state.clone()))
+        .merge(spend::router(state.clone()))
+}
+
+fn setting<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
+    match std::env::var(name) {
+        Ok(text) if !text.trim().is_empty() => text
+            .trim()
+            .parse()
+            .map_err(|_| format!("{name}={text} is not valid")),
+        _ => Ok(default),
+    }
+}
+
+async fn serve() -> Result<(), String> {
+    let addr: SocketAddr = setting(
+        "KOBATELA_LOCAL_ADDR",
+        SocketAddr::from(([127, 0, 0, 1], 3000)),
+    )?;
+    let sweep_every: u64 = setting("KOBATELA_SWEEP_SECONDS", 60)?;
+    if sweep_every == 0 {
+        return Err("KOBATELA_SWEEP_SECONDS must be at least 1".into());
+    }
+    let state = admin::state_with_table().await?;
+    admin::ensure_admin_key(&state).await?;
+
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        format!("cannot listen on {addr}: {e} (is another kobatela-local running?)")
+    })?;
+    tokio::spawn(expiry_schedule(
+        state.clone(),
+        Duration::from_secs(sweep_every),
+    ));
+    println!("kobatela-local listening on http://{addr}");
+    axum::serve(listener, shared::http::app(routes(&state)))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| format!("server failed: {e}"))?;
+    println!("kobatela-local stopped");
+    Ok(())
+}
+
+/// The local stand-in for the EventBridge schedule: the same sweep, every
+/// `every`. A failed run is logged and the next one tries again.
+async fn expiry_schedule(state: SharedState, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match state
+            .store
+            .expire_overdue(shared::domain::time::Timestamp::now(), &Actor::System)
+            .await
+        {
+            Ok(0) => {}
+            Ok(expired) => tracing::info!(expired, "mandate expiry sweep"),
+            Err(e) => tracing::warn!(error = %e, "mandate expiry sweep failed"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM handler installs");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

@@ -16,7 +16,11 @@ impl AppState {
     pub fn new(config: Config, client: aws_sdk_dynamodb::Client) -> SharedState {
         let store = Store::new(client, &config.table, config.id_block);
         let auth = Authenticator::new(config.api_key_pepper.clone(), config.key_cache_ttl);
-        Arc::new(AppState { config, store, auth })
+        Arc::new(AppState {
+            config,
+            store,
+            auth,
+        })
     }
 
     /// From the environment; an error names what is missing (never a secret).

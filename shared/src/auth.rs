@@ -41,9 +41,11 @@ pub fn generate_secret() -> String {
     format!("{KEY_PREFIX}{}", hex::encode(bytes))
 }
 
-/// The part of a key that may be shown again.
+/// The part of a key that may be shown again: 12 characters, and never more
+/// than a quarter of a (short, chosen) secret.
 pub fn visible_prefix(secret: &str) -> String {
-    secret.chars().take(VISIBLE_PREFIX_LEN).collect()
+    let shown = VISIBLE_PREFIX_LEN.min(secret.chars().count() / 4);
+    secret.chars().take(shown).collect()
 }
 
 fn unauthorized(message: &str) -> AppError {
@@ -61,14 +63,20 @@ impl Authenticator {
 
     /// HMAC-SHA256 of a key under the pepper, hex: what the table stores.
     pub fn hash(&self, secret: &str) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(self.pepper.expose().as_bytes()).expect("HMAC takes any key length");
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.pepper.expose().as_bytes())
+            .expect("HMAC takes any key length");
         mac.update(secret.as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }
 
     /// The caller behind an `Authorization: Bearer <key>` header.
-    pub async fn authenticate(&self, store: &Store, header: Option<&str>) -> Result<Principal, AppError> {
-        let secret = bearer_token(header).ok_or_else(|| unauthorized("Missing or invalid Authorization header."))?;
+    pub async fn authenticate(
+        &self,
+        store: &Store,
+        header: Option<&str>,
+    ) -> Result<Principal, AppError> {
+        let secret = bearer_token(header)
+            .ok_or_else(|| unauthorized("Missing or invalid Authorization header."))?;
         let hash = self.hash(secret);
         let now = Timestamp::now();
         let key = match self.cached(&hash) {
@@ -89,7 +97,10 @@ impl Authenticator {
     }
 
     fn cached(&self, hash: &str) -> Option<ApiKey> {
-        let cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         cache
             .get(hash)
             .filter(|(_, at)| at.elapsed() < self.ttl)
@@ -100,7 +111,10 @@ impl Authenticator {
         if self.ttl.is_zero() {
             return;
         }
-        let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if cache.len() >= CACHE_CAPACITY {
             cache.clear();
         }
@@ -109,7 +123,10 @@ impl Authenticator {
 
     /// Drops a key from this container's cache (after revoking it here).
     pub fn forget(&self, hash: &str) {
-        self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(hash);
+        self.cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(hash);
     }
 }
 
@@ -137,6 +154,7 @@ mod tests {
         assert_eq!(a.len(), KEY_PREFIX.len() + 64);
         assert!(a[KEY_PREFIX.len()..].bytes().all(|c| c.is_ascii_hexdigit()));
         assert_eq!(visible_prefix(&a), a[..12]);
+        assert_eq!(visible_prefix("kob_test_0123456"), "kob_");
     }
 
     #[test]
@@ -154,7 +172,14 @@ mod tests {
     fn bearer_header_parsing() {
         assert_eq!(bearer_token(Some("Bearer abc")), Some("abc"));
         assert_eq!(bearer_token(Some("bearer   abc  ")), Some("abc"));
-        for bad in [None, Some(""), Some("Bearer"), Some("Bearer   "), Some("Basic abc"), Some("abc")] {
+        for bad in [
+            None,
+            Some(""),
+            Some("Bearer"),
+            Some("Bearer   "),
+            Some("Basic abc"),
+            Some("abc"),
+        ] {
             assert_eq!(bearer_token(bad), None, "{bad:?}");
         }
     }

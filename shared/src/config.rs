@@ -63,7 +63,11 @@ impl Config {
 
     /// Same as `from_env`, reading variables through `lookup` (for tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
-        let non_empty = |name: &str| lookup(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let non_empty = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         let table = non_empty("KOBATELA_TABLE")
             .ok_or("KOBATELA_TABLE is not set: the DynamoDB table name is required")?;
         let pepper = non_empty("KOBATELA_API_KEY_PEPPER").ok_or(
@@ -75,7 +79,9 @@ impl Config {
             ));
         }
         let currencies = match non_empty("KOBATELA_CURRENCIES") {
-            Some(list) => CurrencyList::parse(&list).map_err(|e| format!("KOBATELA_CURRENCIES: {e}"))?,
+            Some(list) => {
+                CurrencyList::parse(&list).map_err(|e| format!("KOBATELA_CURRENCIES: {e}"))?
+            }
             None => CurrencyList::default(),
         };
         let key_cache_seconds = parse_number(non_empty("KOBATELA_KEY_CACHE_SECONDS"), 30, 0..=60)
@@ -92,12 +98,24 @@ impl Config {
     }
 }
 
-fn parse_number(value: Option<String>, default: u64, range: std::ops::RangeInclusive<u64>) -> Result<u64, String> {
-    let Some(text) = value else { return Ok(default) };
+fn parse_number(
+    value: Option<String>,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, String> {
+    let Some(text) = value else {
+        return Ok(default);
+    };
     text.parse::<u64>()
         .ok()
         .filter(|n| range.contains(n))
-        .ok_or_else(|| format!("must be a whole number from {} to {}", range.start(), range.end()))
+        .ok_or_else(|| {
+            format!(
+                "must be a whole number from {} to {}",
+                range.start(),
+                range.end()
+            )
+        })
 }
 
 #[cfg(test)]
@@ -108,7 +126,10 @@ mod tests {
     const PEPPER: &str = "0123456789abcdef0123456789abcdef";
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, String> {
-        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|name| vars.get(name).cloned())
     }
 
@@ -130,13 +151,22 @@ mod tests {
             let err = config(&vars).unwrap_err();
             assert!(err.contains("KOBATELA_API_KEY_PEPPER is not set"), "{err}");
         }
-        let err = config(&[("KOBATELA_TABLE", "t"), ("KOBATELA_API_KEY_PEPPER", "short")]).unwrap_err();
-        assert!(err.contains("too short") && !err.contains("short\""), "{err}");
+        let err = config(&[
+            ("KOBATELA_TABLE", "t"),
+            ("KOBATELA_API_KEY_PEPPER", "short"),
+        ])
+        .unwrap_err();
+        assert!(
+            err.contains("too short") && !err.contains("short\""),
+            "{err}"
+        );
     }
 
     #[test]
     fn refuses_to_start_without_a_table() {
-        assert!(config(&[("KOBATELA_API_KEY_PEPPER", PEPPER)]).unwrap_err().contains("KOBATELA_TABLE"));
+        assert!(config(&[("KOBATELA_API_KEY_PEPPER", PEPPER)])
+            .unwrap_err()
+            .contains("KOBATELA_TABLE"));
     }
 
     #[test]

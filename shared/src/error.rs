@@ -38,6 +38,11 @@ impl AppError {
         AppError::validation(fields)
     }
 
+    /// A known key without the scope or ownership the route needs.
+    pub fn forbidden() -> AppError {
+        AppError::new(ErrorCode::Forbidden, "This API key may not do this.")
+    }
+
     /// A failure that is not the caller's: logged here, never shown to them.
     pub fn internal(cause: impl fmt::Display) -> AppError {
         tracing::error!(error = %cause, "internal error");

@@ -1,1 +1,129 @@
-//! stub
+//! `POST /apikeys`, `GET /apikeys`, `DELETE /apikeys/{id}`: admin only. The
+//! secret is shown once, at creation; the table keeps only its HMAC.
+
+use axum::{
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{delete, post},
+    Router,
+};
+use shared::{
+    auth::{generate_secret, visible_prefix},
+    domain::{
+        access::{Principal, Role},
+        ids::Id,
+        time::Timestamp,
+    },
+    error::AppError,
+    http::{
+        body::{parse, Fields, JsonBody},
+        extract::{PathId, QueryMap},
+        json,
+    },
+    store::{apikeys::NewApiKey, list::PageRequest},
+    SharedState,
+};
+
+pub fn router(state: SharedState) -> Router {
+    Router::new()
+        .route("/apikeys", post(create).get(list))
+        .route("/apikeys/{id}", delete(revoke))
+        .with_state(state)
+}
+
+fn admin_only(caller: &Principal) -> Result<(), AppError> {
+    if caller.is_admin() {
+        Ok(())
+    } else {
+        Err(AppError::forbidden())
+    }
+}
+
+/// A key request, parsed: `user_id` is required for `user` keys and refused
+/// for the others; an expiry must be in the future.
+struct KeyRequest {
+    name: String,
+    scope: Role,
+    user_id: Option<Id>,
+    expires_at: Option<Timestamp>,
+}
+
+fn parse_request(body: &serde_json::Value) -> Result<KeyRequest, AppError> {
+    let mut f = Fields::of(body)?;
+    let name = f.required("name", parse::text(1, 100));
+    let scope = f.required("scope", |v| {
+        v.as_str()
+            .and_then(Role::parse)
+            .ok_or("must be one of admin, support, user")
+    });
+    let user_id = f.optional("user_id", Id::from_json);
+    let expires_at = f.optional("expires_at", parse::timestamp);
+    match (scope, user_id) {
+        (Some(Role::User), Some(None)) => f.error("user_id", "is required for a user key"),
+        (Some(Role::Admin | Role::Support), Some(Some(_))) => {
+            f.error("user_id", "is only for user keys")
+        }
+        _ => {}
+    }
+    if let Some(Some(at)) = expires_at {
+        if at <= Timestamp::now() {
+            f.error("expires_at", "must be in the future");
+        }
+    }
+    f.finish(|| {
+        Some(KeyRequest {
+            name: name?,
+            scope: scope?,
+            user_id: user_id?,
+            expires_at: expires_at?,
+        })
+    })
+}
+
+async fn create(
+    State(state): State<SharedState>,
+    caller: Principal,
+    JsonBody(body): JsonBody,
+) -> Result<Response, AppError> {
+    admin_only(&caller)?;
+    let request = parse_request(&body)?;
+    let secret = generate_secret();
+    let new = NewApiKey {
+        name: request.name,
+        scope: request.scope,
+        user_id: request.user_id,
+        expires_at: request.expires_at,
+        hash: state.auth.hash(&secret),
+        prefix: visible_prefix(&secret),
+    };
+    let key = state.store.create_api_key(new, &(&caller).into()).await?;
+    let mut shown = serde_json::to_value(&key).map_err(AppError::internal)?;
+    shown["key"] = serde_json::Value::String(secret);
+    Ok(json(StatusCode::CREATED, &shown))
+}
+
+async fn list(
+    State(state): State<SharedState>,
+    caller: Principal,
+    QueryMap(query): QueryMap,
+) -> Result<Response, AppError> {
+    admin_only(&caller)?;
+    let page = PageRequest::parse(
+        query.get("limit").map(String::as_str),
+        query.get("cursor").map(String::as_str),
+    )
+    .map_err(shared::http::body::query_errors)?;
+    Ok(json(StatusCode::OK, &state.store.api_keys(page).await?))
+}
+
+async fn revoke(
+    State(state): State<SharedState>,
+    caller: Principal,
+    PathId(id): PathId,
+) -> Result<Response, AppError> {
+    admin_only(&caller)?;
+    let hash = state.store.revoke_api_key(id, &(&caller).into()).await?;
+    state.auth.forget(&hash);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

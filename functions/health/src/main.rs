@@ -1,1 +1,5 @@
-fn main() {}
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::telemetry::init();
+    lambda_http::run(shared::http::app(health::router())).await
+}

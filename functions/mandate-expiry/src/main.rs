@@ -1,1 +1,20 @@
-fn main() {}
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use lambda_runtime::{service_fn, LambdaEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::telemetry::init();
+    let state = shared::AppState::from_env().await.map_err(|reason| {
+        tracing::error!(%reason, "refusing to start");
+        reason
+    })?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<EventBridgeEvent>| {
+        let state = state.clone();
+        async move {
+            mandate_expiry::handle(&state, event.payload)
+                .await
+                .map_err(lambda_runtime::Error::from)
+        }
+    }))
+    .await
+}

@@ -1,1 +1,147 @@
-//! stub
+//! `POST /mandates`, `GET /mandates/{id}`, `GET /mandates`,
+//! `POST /mandates/cleanup` (runs the same expiry as the schedule).
+
+use axum::{
+    extract::State,
+    http::StatusCode,
+    response::Response,
+    routing::{get, post},
+    Router,
+};
+use shared::{
+    domain::{
+        access::{Principal, Role},
+        currency::Currency,
+        error::ErrorCode,
+        ids::Id,
+        mandate::{MandateStatus, MandateTerms},
+        money::Amount,
+        time::Timestamp,
+    },
+    error::AppError,
+    http::{
+        body::{parse, query_errors, Fields, JsonBody},
+        extract::{PathId, QueryMap},
+        json,
+    },
+    store::{list::PageRequest, mandates::MandateFilter},
+    SharedState,
+};
+
+pub fn router(state: SharedState) -> Router {
+    Router::new()
+        .route("/mandates", post(create).get(list))
+        .route("/mandates/cleanup", post(cleanup))
+        .route("/mandates/{id}", get(read))
+        .with_state(state)
+}
+
+fn parse_terms(body: &serde_json::Value, state: &SharedState) -> Result<MandateTerms, AppError> {
+    let mut f = Fields::of(body)?;
+    let sender_id = f.required("sender_id", Id::from_json);
+    let beneficiary_id = f.required("beneficiary_id", Id::from_json);
+    let total_amount = f.required("total_amount", Amount::from_json);
+    let currency = f.optional("currency", parse::currency(&state.config.currencies));
+    let allowed_category_id = f.optional("allowed_category_id", Id::from_json);
+    let allowed_merchant_id = f.optional("allowed_merchant_id", Id::from_json);
+    let expires_at = f.required("expires_at", parse::timestamp);
+    f.finish(|| {
+        Some(MandateTerms {
+            sender_id: sender_id?,
+            beneficiary_id: beneficiary_id?,
+            total_amount: total_amount?,
+            currency: currency?.unwrap_or(Currency::usd()),
+            allowed_category_id: allowed_category_id?,
+            allowed_merchant_id: allowed_merchant_id?,
+            expires_at: expires_at?,
+        })
+    })
+}
+
+async fn create(
+    State(state): State<SharedState>,
+    caller: Principal,
+    JsonBody(body): JsonBody,
+) -> Result<Response, AppError> {
+    if caller.role == Role::Support {
+        return Err(AppError::forbidden());
+    }
+    let terms = parse_terms(&body, &state)?;
+    if !caller.acts_for(terms.sender_id) {
+        return Err(AppError::forbidden());
+    }
+    let mandate = state.store.create_mandate(terms, &(&caller).into()).await?;
+    Ok(json(StatusCode::CREATED, &mandate))
+}
+
+async fn read(
+    State(state): State<SharedState>,
+    caller: Principal,
+    PathId(id): PathId,
+) -> Result<Response, AppError> {
+    let mandate = state
+        .store
+        .mandate(id)
+        .await?
+        .filter(|m| caller.may_read(&[m.sender_id, m.beneficiary_id]))
+        .ok_or_else(|| AppError::new(ErrorCode::MandateNotFound, "Mandate not found."))?;
+    Ok(json(StatusCode::OK, &mandate))
+}
+
+async fn list(
+    State(state): State<SharedState>,
+    caller: Principal,
+    QueryMap(query): QueryMap,
+) -> Result<Response, AppError> {
+    let value = |name: &str| query.get(name).map(String::as_str);
+    let mut problems = Vec::new();
+    let mut id_filter = |name: &'static str| match value(name).map(Id::parse) {
+        Some(Err(problem)) => {
+            problems.push((name, problem));
+            None
+        }
+        other => other.and_then(Result::ok),
+    };
+    let sender_id = id_filter("sender_id");
+    let beneficiary_id = id_filter("beneficiary_id");
+    let status = match value("status").map(MandateStatus::parse) {
+        Some(None) => {
+            problems.push(("status", "must be one of ACTIVE, CONSUMED, EXPIRED"));
+            None
+        }
+        other => other.flatten(),
+    };
+    let page = PageRequest::parse(value("limit"), value("cursor"));
+    let page = match page {
+        Ok(page) if problems.is_empty() => page,
+        Ok(_) => return Err(query_errors(problems)),
+        Err(more) => return Err(query_errors(problems.into_iter().chain(more).collect())),
+    };
+    let filter = MandateFilter {
+        sender_id,
+        beneficiary_id,
+        status,
+        party: caller.party_limit(),
+    };
+    Ok(json(
+        StatusCode::OK,
+        &state.store.mandates(&filter, page).await?,
+    ))
+}
+
+async fn cleanup(
+    State(state): State<SharedState>,
+    caller: Principal,
+) -> Result<Response, AppError> {
+    if !matches!(caller.role, Role::Admin | Role::Support) {
+        return Err(AppError::forbidden());
+    }
+    let expired = state
+        .store
+        .expire_overdue(Timestamp::now(), &(&caller).into())
+        .await?;
+    Ok(json(
+        StatusCode::ACCEPTED,
+        &serde_json::json!({ "expired": expired }),
+    ))
+}

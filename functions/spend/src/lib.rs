@@ -1,1 +1,181 @@
-//! stub
+//! The spend catalogue (`/spend/categories`, `/spend/merchants`,
+//! `/spend/allow`) and purchases (`POST /spend/purchases` 💰,
+//! `GET /spend/purchases/{id}`).
+
+use axum::{
+    extract::State,
+    http::StatusCode,
+    response::Response,
+    routing::{get, post},
+    Router,
+};
+use shared::{
+    domain::{
+        access::Principal, catalogue::AllowanceTarget, currency::Currency, error::ErrorCode,
+        ids::Id, money::Amount, purchase::PurchaseRequest,
+    },
+    error::AppError,
+    http::{
+        body::{parse, Fields, JsonBody},
+        extract::{IdempotencyKey, PathId},
+        json, stored,
+    },
+    store::{
+        catalogue::AllowOutcome,
+        idempotency::{fingerprint, Scope},
+    },
+    SharedState,
+};
+
+pub fn router(state: SharedState) -> Router {
+    Router::new()
+        .route("/spend/categories", post(create_category))
+        .route("/spend/merchants", post(create_merchant))
+        .route("/spend/allow", post(allow))
+        .route("/spend/purchases", post(purchase))
+        .route("/spend/purchases/{id}", get(read_purchase))
+        .with_state(state)
+}
+
+const PURCHASE_ROUTE: &str = "POST /spend/purchases";
+
+async fn create_category(
+    State(state): State<SharedState>,
+    caller: Principal,
+    JsonBody(body): JsonBody,
+) -> Result<Response, AppError> {
+    if !caller.is_admin() {
+        return Err(AppError::forbidden());
+    }
+    let mut f = Fields::of(&body)?;
+    let code = f.required("code", parse::text(1, 64));
+    let label = f.required("label", parse::text(1, 255));
+    let (code, label) = f.finish(|| Some((code?, label?)))?;
+    let category = state
+        .store
+        .create_category(code, label, &(&caller).into())
+        .await?;
+    Ok(json(StatusCode::CREATED, &category))
+}
+
+async fn create_merchant(
+    State(state): State<SharedState>,
+    caller: Principal,
+    JsonBody(body): JsonBody,
+) -> Result<Response, AppError> {
+    if !caller.is_admin() {
+        return Err(AppError::forbidden());
+    }
+    let mut f = Fields::of(&body)?;
+    let name = f.required("name", parse::text(1, 255));
+    let category_id = f.optional("category_id", Id::from_json);
+    let is_certified = f.optional("is_certified", parse::boolean);
+    let (name, category_id, is_certified) =
+        f.finish(|| Some((name?, category_id?, is_certified?.unwrap_or(false))))?;
+    let merchant = state
+        .store
+        .create_merchant(name, category_id, is_certified, &(&caller).into())
+        .await?;
+    Ok(json(StatusCode::CREATED, &merchant))
+}
+
+async fn allow(
+    State(state): State<SharedState>,
+    caller: Principal,
+    JsonBody(body): JsonBody,
+) -> Result<Response, AppError> {
+    let mut f = Fields::of(&body)?;
+    let owner_id = f.required("owner_id", Id::from_json);
+    let merchant_id = f.optional("merchant_id", Id::from_json);
+    let category_id = f.optional("category_id", Id::from_json);
+    let target = match (merchant_id, category_id) {
+        (Some(Some(merchant)), Some(None)) => Some(AllowanceTarget::Merchant(merchant)),
+        (Some(None), Some(Some(category))) => Some(AllowanceTarget::Category(category)),
+        (Some(None), Some(None)) | (Some(Some(_)), Some(Some(_))) => {
+            f.error(
+                "merchant_id",
+                "exactly one of merchant_id or category_id is required",
+            );
+            f.error(
+                "category_id",
+                "exactly one of merchant_id or category_id is required",
+            );
+            None
+        }
+        _ => None,
+    };
+    let (owner_id, target) = f.finish(|| Some((owner_id?, target?)))?;
+    if !caller.acts_for(owner_id) {
+        return Err(AppError::forbidden());
+    }
+    let (status, text) = match state
+        .store
+        .allow(owner_id, target, &(&caller).into())
+        .await?
+    {
+        AllowOutcome::Added => (StatusCode::CREATED, "added"),
+        AllowOutcome::AlreadyAllowed => (StatusCode::OK, "exists"),
+    };
+    Ok(json(status, &serde_json::json!({ "status": text })))
+}
+
+fn parse_purchase(
+    body: &serde_json::Value,
+    state: &SharedState,
+) -> Result<PurchaseRequest, AppError> {
+    let mut f = Fields::of(body)?;
+    let sender_id = f.required("sender_id", Id::from_json);
+    let beneficiary_id = f.optional("beneficiary_id", Id::from_json);
+    let merchant_id = f.required("merchant_id", Id::from_json);
+    let amount = f.required("amount", Amount::from_json);
+    let currency = f.optional("currency", parse::currency(&state.config.currencies));
+    let category_id = f.optional("category_id", Id::from_json);
+    f.finish(|| {
+        let sender_id = sender_id?;
+        Some(PurchaseRequest {
+            sender_id,
+            // The original clients name only the spender, as `sender_id`.
+            beneficiary_id: beneficiary_id?.unwrap_or(sender_id),
+            merchant_id: merchant_id?,
+            amount: amount?,
+            currency: currency?.unwrap_or(Currency::usd()),
+            category_id: category_id?,
+        })
+    })
+}
+
+async fn purchase(
+    State(state): State<SharedState>,
+    caller: Principal,
+    IdempotencyKey(key): IdempotencyKey,
+    JsonBody(body): JsonBody,
+) -> Result<Response, AppError> {
+    let request = parse_purchase(&body, &state)?;
+    if !caller.acts_for(request.beneficiary_id) {
+        return Err(AppError::forbidden());
+    }
+    let scope = Scope {
+        route: PURCHASE_ROUTE,
+        principal: caller.key_id,
+        key,
+    };
+    let response = state
+        .store
+        .purchase(&request, &scope, &fingerprint(&body), &(&caller).into())
+        .await?;
+    Ok(stored(response))
+}
+
+async fn read_purchase(
+    State(state): State<SharedState>,
+    caller: Principal,
+    PathId(id): PathId,
+) -> Result<Response, AppError> {
+    let purchase = state
+        .store
+        .purchase_by_id(id)
+        .await?
+        .filter(|p| caller.may_read(&[p.sender_id, p.beneficiary_id]))
+        .ok_or_else(|| AppError::new(ErrorCode::PurchaseNotFound, "Purchase not found."))?;
+    Ok(json(StatusCode::OK, &purchase))
+}

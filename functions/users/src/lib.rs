@@ -1,1 +1,71 @@
-//! stub
+//! `POST /users`, `GET /users/{id}`.
+
+use axum::{
+    extract::State,
+    http::StatusCode,
+    response::Response,
+    routing::{get, post},
+    Router,
+};
+use shared::{
+    domain::{access::Principal, error::ErrorCode, user},
+    error::AppError,
+    http::{
+        body::{parse, Fields, JsonBody},
+        extract::PathId,
+        json,
+    },
+    store::users::NewUser,
+    SharedState,
+};
+
+pub fn router(state: SharedState) -> Router {
+    Router::new()
+        .route("/users", post(create))
+        .route("/users/{id}", get(read))
+        .with_state(state)
+}
+
+async fn create(
+    State(state): State<SharedState>,
+    caller: Principal,
+    JsonBody(body): JsonBody,
+) -> Result<Response, AppError> {
+    if !caller.reads_everything() {
+        return Err(AppError::forbidden());
+    }
+    let mut f = Fields::of(&body)?;
+    let username = f.required("username", |v| {
+        v.as_str()
+            .ok_or("must be a string")
+            .and_then(user::parse_username)
+    });
+    let email = f.required("email", |v| {
+        v.as_str()
+            .ok_or("must be a string")
+            .and_then(user::parse_email)
+    });
+    let is_active = f.optional("is_active", parse::boolean);
+    let new = f.finish(|| {
+        Some(NewUser {
+            username: username?,
+            email: email?,
+            is_active: is_active?.unwrap_or(true),
+        })
+    })?;
+    let user = state.store.create_user(new, &(&caller).into()).await?;
+    Ok(json(StatusCode::CREATED, &user))
+}
+
+async fn read(
+    State(state): State<SharedState>,
+    caller: Principal,
+    PathId(id): PathId,
+) -> Result<Response, AppError> {
+    let not_found = || AppError::new(ErrorCode::UserNotFound, "User not found.");
+    if !caller.may_read(&[id]) {
+        return Err(not_found());
+    }
+    let user = state.store.user(id).await?.ok_or_else(not_found)?;
+    Ok(json(StatusCode::OK, &user))
+}

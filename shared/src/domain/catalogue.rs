@@ -50,7 +50,10 @@ mod tests {
 
     #[test]
     fn uniqueness_ignores_case_and_outer_space() {
-        assert_eq!(uniqueness_key(" Pharmacie du Fleuve "), "pharmacie du fleuve");
+        assert_eq!(
+            uniqueness_key(" Pharmacie du Fleuve "),
+            "pharmacie du fleuve"
+        );
         assert_eq!(uniqueness_key("PHARMACY"), uniqueness_key("pharmacy"));
         assert_ne!(uniqueness_key("pharma cy"), uniqueness_key("pharmacy"));
     }

@@ -73,9 +73,7 @@ mod tests {
         for code in ErrorCode::ALL {
             let text = code.as_str();
             assert!(seen.insert(text), "{text} twice");
-            assert!(text
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b == b'_'));
+            assert!(text.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'));
         }
     }
 

@@ -85,7 +85,16 @@ mod tests {
     #[test]
     fn parses_path_segments() {
         assert_eq!(Id::parse("42").unwrap().get(), 42);
-        for bad in ["", "0", "-3", "4.2", "abc", " 4", "+4", "99999999999999999999"] {
+        for bad in [
+            "",
+            "0",
+            "-3",
+            "4.2",
+            "abc",
+            " 4",
+            "+4",
+            "99999999999999999999",
+        ] {
             assert!(Id::parse(bad).is_err(), "{bad} accepted");
         }
     }

@@ -135,7 +135,11 @@ pub fn check_terms(terms: &MandateTerms, now: Timestamp) -> Result<(), MandateRe
 }
 
 /// Opens a mandate from its terms: ACTIVE, nothing spent.
-pub fn open_mandate(id: Id, terms: MandateTerms, now: Timestamp) -> Result<Mandate, MandateRefusal> {
+pub fn open_mandate(
+    id: Id,
+    terms: MandateTerms,
+    now: Timestamp,
+) -> Result<Mandate, MandateRefusal> {
     check_terms(&terms, now)?;
     Ok(Mandate {
         id,
@@ -256,7 +260,11 @@ pub(crate) mod tests {
 
     #[test]
     fn status_text_round_trips() {
-        for status in [MandateStatus::Active, MandateStatus::Consumed, MandateStatus::Expired] {
+        for status in [
+            MandateStatus::Active,
+            MandateStatus::Consumed,
+            MandateStatus::Expired,
+        ] {
             assert_eq!(MandateStatus::parse(status.as_str()), Some(status));
             assert_eq!(
                 serde_json::to_value(status).unwrap(),

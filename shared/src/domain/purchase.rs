@@ -214,11 +214,11 @@ pub fn authorize_purchase(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::currency::{Currency, CurrencyList};
     use crate::domain::mandate::{
         open_mandate,
         tests::{at, id, terms, usd},
     };
-    use crate::domain::currency::{Currency, CurrencyList};
     use proptest::prelude::*;
 
     const NOW: &str = "2029-06-01T12:00:00Z";
@@ -265,8 +265,13 @@ mod tests {
 
     #[test]
     fn authorises_a_purchase_within_balance() {
-        let debit = decide(&request("40.00"), Some(&merchant(Some(3), false)), Some(&mandate("100")), GRANTED)
-            .unwrap();
+        let debit = decide(
+            &request("40.00"),
+            Some(&merchant(Some(3), false)),
+            Some(&mandate("100")),
+            GRANTED,
+        )
+        .unwrap();
         assert_eq!(debit.mandate_id, id(7));
         assert_eq!(debit.amount.to_string(), "40.00");
         assert_eq!(debit.category_id, Some(id(3)));
@@ -279,7 +284,13 @@ mod tests {
 
     #[test]
     fn exact_balance_consumes() {
-        let debit = decide(&request("100"), Some(&merchant(None, false)), Some(&mandate("100")), GRANTED).unwrap();
+        let debit = decide(
+            &request("100"),
+            Some(&merchant(None, false)),
+            Some(&mandate("100")),
+            GRANTED,
+        )
+        .unwrap();
         assert!(debit.consumes);
     }
 
@@ -307,7 +318,13 @@ mod tests {
             assert_eq!(refusal.code().status(), 422);
         }
         req.category_id = Some(id(3));
-        assert!(decide(&req, Some(&merchant(Some(3), false)), Some(&mandate("100")), GRANTED).is_ok());
+        assert!(decide(
+            &req,
+            Some(&merchant(Some(3), false)),
+            Some(&mandate("100")),
+            GRANTED
+        )
+        .is_ok());
     }
 
     #[test]
@@ -365,7 +382,13 @@ mod tests {
             let mut spent = mandate("100");
             spent.status = status;
             assert_eq!(
-                decide(&request("1"), Some(&merchant(None, true)), Some(&spent), GRANTED).unwrap_err(),
+                decide(
+                    &request("1"),
+                    Some(&merchant(None, true)),
+                    Some(&spent),
+                    GRANTED
+                )
+                .unwrap_err(),
                 PurchaseRefusal::MandateRequired
             );
         }
@@ -375,11 +398,26 @@ mod tests {
     fn check_3_expired_at_or_after_the_date() {
         let mut due = mandate("100");
         due.expires_at = at(NOW);
-        let refusal = decide(&request("1"), Some(&merchant(None, true)), Some(&due), GRANTED).unwrap_err();
-        assert_eq!(refusal, PurchaseRefusal::MandateExpired { mandate_id: id(7) });
+        let refusal = decide(
+            &request("1"),
+            Some(&merchant(None, true)),
+            Some(&due),
+            GRANTED,
+        )
+        .unwrap_err();
+        assert_eq!(
+            refusal,
+            PurchaseRefusal::MandateExpired { mandate_id: id(7) }
+        );
         assert_eq!(refusal.code(), ErrorCode::MandateExpired);
         due.expires_at = at("2029-06-01T12:00:00.000001Z");
-        assert!(decide(&request("1"), Some(&merchant(None, true)), Some(&due), GRANTED).is_ok());
+        assert!(decide(
+            &request("1"),
+            Some(&merchant(None, true)),
+            Some(&due),
+            GRANTED
+        )
+        .is_ok());
     }
 
     #[test]
@@ -388,7 +426,12 @@ mod tests {
         due.expires_at = at("2029-01-02T00:00:00Z");
         due.allowed_merchant_id = Some(id(99));
         assert!(matches!(
-            decide(&request("5"), Some(&merchant(None, false)), Some(&due), UsageGrants::default()),
+            decide(
+                &request("5"),
+                Some(&merchant(None, false)),
+                Some(&due),
+                UsageGrants::default()
+            ),
             Err(PurchaseRefusal::MandateExpired { .. })
         ));
     }
@@ -397,10 +440,22 @@ mod tests {
     fn check_4_merchant_restriction() {
         let mut restricted = mandate("100");
         restricted.allowed_merchant_id = Some(id(99));
-        let refusal = decide(&request("1"), Some(&merchant(None, true)), Some(&restricted), GRANTED).unwrap_err();
+        let refusal = decide(
+            &request("1"),
+            Some(&merchant(None, true)),
+            Some(&restricted),
+            GRANTED,
+        )
+        .unwrap_err();
         assert_eq!(refusal, PurchaseRefusal::MerchantForbidden);
         restricted.allowed_merchant_id = Some(id(50));
-        assert!(decide(&request("1"), Some(&merchant(None, true)), Some(&restricted), GRANTED).is_ok());
+        assert!(decide(
+            &request("1"),
+            Some(&merchant(None, true)),
+            Some(&restricted),
+            GRANTED
+        )
+        .is_ok());
     }
 
     #[test]
@@ -413,7 +468,13 @@ mod tests {
                 PurchaseRefusal::CategoryForbidden
             );
         }
-        assert!(decide(&request("1"), Some(&merchant(Some(3), true)), Some(&restricted), GRANTED).is_ok());
+        assert!(decide(
+            &request("1"),
+            Some(&merchant(Some(3), true)),
+            Some(&restricted),
+            GRANTED
+        )
+        .is_ok());
     }
 
     #[test]
@@ -422,15 +483,26 @@ mod tests {
         restricted.allowed_merchant_id = Some(id(99));
         restricted.allowed_category_id = Some(id(98));
         assert_eq!(
-            decide(&request("1"), Some(&merchant(Some(3), true)), Some(&restricted), GRANTED).unwrap_err(),
+            decide(
+                &request("1"),
+                Some(&merchant(Some(3), true)),
+                Some(&restricted),
+                GRANTED
+            )
+            .unwrap_err(),
             PurchaseRefusal::MerchantForbidden
         );
     }
 
     #[test]
     fn check_5_balance() {
-        let refusal = decide(&request("100.01"), Some(&merchant(None, true)), Some(&mandate("100")), GRANTED)
-            .unwrap_err();
+        let refusal = decide(
+            &request("100.01"),
+            Some(&merchant(None, true)),
+            Some(&mandate("100")),
+            GRANTED,
+        )
+        .unwrap_err();
         assert_eq!(refusal, PurchaseRefusal::BalanceExceeded);
         assert_eq!(refusal.code(), ErrorCode::MandateBalanceExceeded);
     }
@@ -438,8 +510,13 @@ mod tests {
     #[test]
     fn check_5_comes_before_usage() {
         assert_eq!(
-            decide(&request("101"), Some(&merchant(None, false)), Some(&mandate("100")), UsageGrants::default())
-                .unwrap_err(),
+            decide(
+                &request("101"),
+                Some(&merchant(None, false)),
+                Some(&mandate("100")),
+                UsageGrants::default()
+            )
+            .unwrap_err(),
             PurchaseRefusal::BalanceExceeded
         );
     }
@@ -462,7 +539,13 @@ mod tests {
         assert!(decide(&request("1"), Some(&merchant(None, true)), Some(&m), none).is_ok());
         // A category grant means nothing for a merchant without a category.
         assert_eq!(
-            decide(&request("1"), Some(&merchant(None, false)), Some(&m), by_category).unwrap_err(),
+            decide(
+                &request("1"),
+                Some(&merchant(None, false)),
+                Some(&m),
+                by_category
+            )
+            .unwrap_err(),
             PurchaseRefusal::UnauthorizedUsage
         );
     }

@@ -80,8 +80,14 @@ mod tests {
 
     #[test]
     fn emails_are_checked_and_domain_lowercased() {
-        assert_eq!(parse_email("Alice@EXAMPLE.com").unwrap(), "Alice@example.com");
-        assert_eq!(parse_email("a.b+tag@mail.example.org").unwrap(), "a.b+tag@mail.example.org");
+        assert_eq!(
+            parse_email("Alice@EXAMPLE.com").unwrap(),
+            "Alice@example.com"
+        );
+        assert_eq!(
+            parse_email("a.b+tag@mail.example.org").unwrap(),
+            "a.b+tag@mail.example.org"
+        );
         for bad in [
             "",
             "plain",

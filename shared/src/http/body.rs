@@ -17,7 +17,12 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = AppError;
 
     async fn from_request(request: Request, _state: &S) -> Result<JsonBody, AppError> {
-        let too_large = || AppError::new(ErrorCode::PayloadTooLarge, "The request body is larger than 1 MiB.");
+        let too_large = || {
+            AppError::new(
+                ErrorCode::PayloadTooLarge,
+                "The request body is larger than 1 MiB.",
+            )
+        };
         let declared = request
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -30,11 +35,17 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             .await
             .map_err(|_| too_large())?;
         if bytes.is_empty() {
-            return Err(AppError::new(ErrorCode::InvalidJson, "The request body must be a JSON object."));
+            return Err(AppError::new(
+                ErrorCode::InvalidJson,
+                "The request body must be a JSON object.",
+            ));
         }
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| AppError::new(ErrorCode::InvalidJson, format!("The request body is not valid JSON: {e}.")))
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+            AppError::new(
+                ErrorCode::InvalidJson,
+                format!("The request body is not valid JSON: {e}."),
+            )
+        })
     }
 }
 
@@ -61,11 +72,16 @@ impl<'a> Fields<'a> {
     }
 
     pub fn error(&mut self, name: &str, problem: impl Display) {
-        self.errors.insert(name.to_string(), Value::String(problem.to_string()));
+        self.errors
+            .insert(name.to_string(), Value::String(problem.to_string()));
     }
 
     /// A required field: None (and an error recorded) if missing or bad.
-    pub fn required<T, E: Display>(&mut self, name: &str, parse: impl FnOnce(&Value) -> Result<T, E>) -> Option<T> {
+    pub fn required<T, E: Display>(
+        &mut self,
+        name: &str,
+        parse: impl FnOnce(&Value) -> Result<T, E>,
+    ) -> Option<T> {
         match self.value(name) {
             None => {
                 self.error(name, "is required");
@@ -87,7 +103,12 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn parse<T, E: Display>(&mut self, name: &str, value: &Value, parse: impl FnOnce(&Value) -> Result<T, E>) -> Option<T> {
+    fn parse<T, E: Display>(
+        &mut self,
+        name: &str,
+        value: &Value,
+        parse: impl FnOnce(&Value) -> Result<T, E>,
+    ) -> Option<T> {
         match parse(value) {
             Ok(parsed) => Some(parsed),
             Err(problem) => {
@@ -105,6 +126,16 @@ impl<'a> Fields<'a> {
         }
         build().ok_or_else(|| AppError::internal("validated fields did not build"))
     }
+}
+
+/// A 422 for bad query values, as `(name, problem)` pairs.
+pub fn query_errors(problems: Vec<(&'static str, &'static str)>) -> AppError {
+    AppError::validation(
+        problems
+            .into_iter()
+            .map(|(name, problem)| (name.to_string(), Value::String(problem.to_string())))
+            .collect(),
+    )
 }
 
 /// Field parsers shared by the functions.
@@ -135,7 +166,9 @@ pub mod parse {
     }
 
     pub fn timestamp(value: &Value) -> Result<Timestamp, String> {
-        let text = value.as_str().ok_or("must be an RFC 3339 timestamp string")?;
+        let text = value
+            .as_str()
+            .ok_or("must be an RFC 3339 timestamp string")?;
         Timestamp::parse(text).map_err(|e| e.to_string())
     }
 
@@ -186,7 +219,10 @@ mod tests {
     fn body_must_be_an_object() {
         for body in [json!([]), json!("x"), json!(1), json!(null)] {
             let err = Fields::of(&body).err().unwrap();
-            assert_eq!(err.details.unwrap()["fields"]["body"], "must be a JSON object");
+            assert_eq!(
+                err.details.unwrap()["fields"]["body"],
+                "must be a JSON object"
+            );
         }
     }
 

@@ -16,8 +16,14 @@ use std::collections::HashMap;
 impl FromRequestParts<SharedState> for Principal {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Principal, AppError> {
-        let header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &SharedState,
+    ) -> Result<Principal, AppError> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
         state.auth.authenticate(&state.store, header).await
     }
 }
@@ -32,7 +38,9 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
         let Path(text) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|_| AppError::field("id", "must be a positive integer id"))?;
-        Id::parse(&text).map(PathId).map_err(|problem| AppError::field("id", problem))
+        Id::parse(&text)
+            .map(PathId)
+            .map_err(|problem| AppError::field("id", problem))
     }
 }
 
@@ -65,7 +73,10 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
         };
         match value.to_str() {
             Ok(key) if valid_key(key) => Ok(IdempotencyKey(key.to_string())),
-            _ => Err(AppError::field("Idempotency-Key", "must be 1 to 255 visible ASCII characters")),
+            _ => Err(AppError::field(
+                "Idempotency-Key",
+                "must be 1 to 255 visible ASCII characters",
+            )),
         }
     }
 }

@@ -6,11 +6,7 @@ pub mod body;
 pub mod extract;
 pub mod request_id;
 
-use crate::{
-    domain::error::ErrorCode,
-    error::AppError,
-    store::idempotency::StoredResponse,
-};
+use crate::{domain::error::ErrorCode, error::AppError, store::idempotency::StoredResponse};
 use axum::{
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
@@ -27,9 +23,25 @@ pub fn app(routes: Router) -> Router {
     routes
         .fallback(|| async { AppError::new(ErrorCode::NotFound, "No such route.") })
         .method_not_allowed_fallback(|| async {
-            AppError::new(ErrorCode::MethodNotAllowed, "Method not allowed on this route.")
+            AppError::new(
+                ErrorCode::MethodNotAllowed,
+                "Method not allowed on this route.",
+            )
         })
         .layer(axum::middleware::from_fn(request_id::middleware))
+}
+
+/// Runs a function's routes on Lambda: state from the environment (the
+/// function refuses to start, with the reason, if a setting is missing).
+pub async fn run_on_lambda(
+    routes: fn(crate::SharedState) -> Router,
+) -> Result<(), lambda_http::Error> {
+    crate::telemetry::init();
+    let state = crate::AppState::from_env().await.map_err(|reason| {
+        tracing::error!(%reason, "refusing to start");
+        reason
+    })?;
+    lambda_http::run(app(routes(state))).await
 }
 
 /// A JSON response with `status`.
@@ -42,9 +54,10 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
 
 fn raw_json(status: StatusCode, bytes: Vec<u8>) -> Response {
     let mut response = (status, bytes).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -56,7 +69,8 @@ pub fn stored(response: StoredResponse) -> Response {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         json(status, &self.body())
     }
 }

@@ -13,7 +13,12 @@ fn request_id(request: &Request) -> String {
         _ => None,
     };
     from_gateway
-        .or_else(|| request.extensions().lambda_context_ref().map(|c| c.request_id.clone()))
+        .or_else(|| {
+            request
+                .extensions()
+                .lambda_context_ref()
+                .map(|c| c.request_id.clone())
+        })
         .filter(|id| HeaderValue::from_str(id).is_ok())
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }

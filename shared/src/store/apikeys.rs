@@ -136,12 +136,17 @@ impl Store {
 
     /// The key whose secret has this HMAC, revoked or not.
     pub async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, AppError> {
-        Ok(self.get::<ApiKeyRecord>(&keys::api_key(hash)).await?.map(Into::into))
+        Ok(self
+            .get::<ApiKeyRecord>(&keys::api_key(hash))
+            .await?
+            .map(Into::into))
     }
 
     pub async fn api_keys(&self, page: PageRequest) -> Result<Page<ApiKey>, AppError> {
         let partitions = [(keys::GSI_BY_KIND, keys::KIND_API_KEY.to_string())];
-        let page = self.list::<ApiKeyRecord>(&partitions, &Filters::new(), page).await?;
+        let page = self
+            .list::<ApiKeyRecord>(&partitions, &Filters::new(), page)
+            .await?;
         Ok(Page {
             items: page.items.into_iter().map(Into::into).collect(),
             next_cursor: page.next_cursor,
@@ -152,15 +157,28 @@ impl Store {
     /// revoked key changes nothing and is not an error.
     pub async fn revoke_api_key(&self, id: Id, actor: &Actor) -> Result<String, AppError> {
         let not_found = || AppError::new(ErrorCode::ApiKeyNotFound, "API key not found.");
-        let pointer = self.get::<PointerRecord>(&keys::api_key_id(id)).await?.ok_or_else(not_found)?;
+        let pointer = self
+            .get::<PointerRecord>(&keys::api_key_id(id))
+            .await?
+            .ok_or_else(not_found)?;
         let now = Timestamp::now();
         let update = Update::builder()
             .set_key(Some(key_item(&keys::api_key(&pointer.hash))))
             .update_expression("SET revoked_at = :now")
             .condition_expression("attribute_exists(pk) AND attribute_not_exists(revoked_at)")
             .set_expression_attribute_values(Some(values([(":now", s(now.to_string()))])));
-        let audit = AuditEntry::new(actor, action::API_KEY_REVOKED, entity::API_KEY, id, serde_json::json!({}), now);
-        match self.transact(vec![self.update(update), self.audit(&audit)?]).await {
+        let audit = AuditEntry::new(
+            actor,
+            action::API_KEY_REVOKED,
+            entity::API_KEY,
+            id,
+            serde_json::json!({}),
+            now,
+        );
+        match self
+            .transact(vec![self.update(update), self.audit(&audit)?])
+            .await
+        {
             Ok(()) => Ok(pointer.hash),
             Err(e) if e.failed_condition(0) => Ok(pointer.hash),
             Err(e) => Err(e.unexpected()),

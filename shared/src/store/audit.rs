@@ -2,7 +2,7 @@
 //! transaction as the change (design rule 5), read per entity.
 
 use super::{
-    items::{from_item, to_item, values, s},
+    items::{from_item, s, to_item, values},
     keys, Store,
 };
 use crate::{domain::ids::Id, domain::time::Timestamp, error::AppError};
@@ -14,6 +14,12 @@ use serde::{Deserialize, Serialize};
 pub enum Actor {
     ApiKey(Id),
     System,
+}
+
+impl From<&crate::domain::access::Principal> for Actor {
+    fn from(principal: &crate::domain::access::Principal) -> Actor {
+        Actor::ApiKey(principal.key_id)
+    }
 }
 
 impl std::fmt::Display for Actor {
@@ -69,7 +75,12 @@ impl AuditEntry {
     }
 
     fn record(&self) -> AuditRecord {
-        let key = keys::audit(self.entity, self.entity_id, self.at, &uuid::Uuid::new_v4().simple().to_string());
+        let key = keys::audit(
+            self.entity,
+            self.entity_id,
+            self.at,
+            &uuid::Uuid::new_v4().simple().to_string(),
+        );
         AuditRecord {
             pk: key.pk,
             sk: key.sk,
@@ -90,7 +101,11 @@ impl Store {
     }
 
     /// Every audit entry of one entity, oldest first (for support tools and tests).
-    pub async fn audit_trail(&self, entity: &str, entity_id: Id) -> Result<Vec<AuditRecord>, AppError> {
+    pub async fn audit_trail(
+        &self,
+        entity: &str,
+        entity_id: Id,
+    ) -> Result<Vec<AuditRecord>, AppError> {
         let mut records = Vec::new();
         let mut start = None;
         loop {
@@ -99,7 +114,10 @@ impl Store {
                 .query()
                 .table_name(self.table())
                 .key_condition_expression("pk = :pk")
-                .set_expression_attribute_values(Some(values([(":pk", s(keys::audit_partition(entity, entity_id)))])))
+                .set_expression_attribute_values(Some(values([(
+                    ":pk",
+                    s(keys::audit_partition(entity, entity_id)),
+                )])))
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()

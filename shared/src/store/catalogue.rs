@@ -90,7 +90,12 @@ impl Store {
         })
     }
 
-    pub async fn create_category(&self, code: String, label: String, actor: &Actor) -> Result<Category, AppError> {
+    pub async fn create_category(
+        &self,
+        code: String,
+        label: String,
+        actor: &Actor,
+    ) -> Result<Category, AppError> {
         let id = self.next_id(ids::CATEGORY).await?;
         let now = Timestamp::now();
         let key = keys::category(id);
@@ -134,7 +139,10 @@ impl Store {
     }
 
     pub async fn category_exists(&self, id: Id) -> Result<bool, AppError> {
-        Ok(self.get::<CategoryRecord>(&keys::category(id)).await?.is_some())
+        Ok(self
+            .get::<CategoryRecord>(&keys::category(id))
+            .await?
+            .is_some())
     }
 
     pub async fn create_merchant(
@@ -179,18 +187,29 @@ impl Store {
                 ErrorCode::CategoryNotFound,
                 "Spend category not found.",
             )),
-            Err(e) if e.failed_condition(1) => Err(AppError::new(ErrorCode::MerchantExists, "Merchant already exists.")),
+            Err(e) if e.failed_condition(1) => Err(AppError::new(
+                ErrorCode::MerchantExists,
+                "Merchant already exists.",
+            )),
             Err(e) => Err(e.unexpected()),
         }
     }
 
     pub async fn merchant(&self, id: Id) -> Result<Option<Merchant>, AppError> {
-        Ok(self.get::<MerchantRecord>(&keys::merchant(id)).await?.map(Into::into))
+        Ok(self
+            .get::<MerchantRecord>(&keys::merchant(id))
+            .await?
+            .map(Into::into))
     }
 
     /// Allows `owner` to spend at a merchant or in a category. The owner and
     /// the target must exist; allowing twice is not an error.
-    pub async fn allow(&self, owner: Id, target: AllowanceTarget, actor: &Actor) -> Result<AllowOutcome, AppError> {
+    pub async fn allow(
+        &self,
+        owner: Id,
+        target: AllowanceTarget,
+        actor: &Actor,
+    ) -> Result<AllowOutcome, AppError> {
         let (target_key, allowance_key, missing) = match target {
             AllowanceTarget::Merchant(id) => (
                 keys::merchant(id),
@@ -204,12 +223,17 @@ impl Store {
             ),
         };
         let owner_key = keys::user(owner);
-        let found = self.get_many(&[owner_key.clone(), target_key.clone()]).await?;
+        let found = self
+            .get_many(&[owner_key.clone(), target_key.clone()])
+            .await?;
         if !found.contains_key(&target_key) {
             return Err(missing);
         }
         if !found.contains_key(&owner_key) {
-            return Err(AppError::new(ErrorCode::UserNotFound, "Owner user not found."));
+            return Err(AppError::new(
+                ErrorCode::UserNotFound,
+                "Owner user not found.",
+            ));
         }
         let (merchant_id, category_id) = match target {
             AllowanceTarget::Merchant(id) => (Some(id), None),
@@ -232,7 +256,10 @@ impl Store {
             serde_json::json!({"merchant_id": merchant_id, "category_id": category_id}),
             now,
         );
-        match self.transact(vec![self.put_new(to_item(&record)?), self.audit(&audit)?]).await {
+        match self
+            .transact(vec![self.put_new(to_item(&record)?), self.audit(&audit)?])
+            .await
+        {
             Ok(()) => Ok(AllowOutcome::Added),
             Err(e) if e.failed_condition(0) => Ok(AllowOutcome::AlreadyAllowed),
             Err(e) => Err(e.unexpected()),

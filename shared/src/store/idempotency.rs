@@ -38,7 +38,11 @@ pub struct Scope {
 impl Scope {
     pub fn storage_key(&self) -> Key {
         let mut hash = Sha256::new();
-        for part in [self.route.as_bytes(), self.principal.to_string().as_bytes(), self.key.as_bytes()] {
+        for part in [
+            self.route.as_bytes(),
+            self.principal.to_string().as_bytes(),
+            self.key.as_bytes(),
+        ] {
             hash.update((part.len() as u64).to_be_bytes());
             hash.update(part);
         }
@@ -72,7 +76,12 @@ pub struct IdempotencyRecord {
 }
 
 impl IdempotencyRecord {
-    pub fn new(scope: &Scope, fingerprint: String, response: StoredResponse, now: Timestamp) -> IdempotencyRecord {
+    pub fn new(
+        scope: &Scope,
+        fingerprint: String,
+        response: StoredResponse,
+        now: Timestamp,
+    ) -> IdempotencyRecord {
         let key = scope.storage_key();
         IdempotencyRecord {
             pk: key.pk,
@@ -87,7 +96,10 @@ impl IdempotencyRecord {
 
     /// Reads a record from an item, ignoring one whose TTL has passed but that
     /// DynamoDB has not deleted yet.
-    pub fn from_live_item(item: Item, now: Timestamp) -> Result<Option<IdempotencyRecord>, AppError> {
+    pub fn from_live_item(
+        item: Item,
+        now: Timestamp,
+    ) -> Result<Option<IdempotencyRecord>, AppError> {
         let record: IdempotencyRecord = from_item(item)?;
         Ok((record.ttl > now.unix_seconds()).then_some(record))
     }
@@ -112,7 +124,11 @@ const FREE_CONDITION: &str = "attribute_not_exists(pk) OR #ttl < :now";
 
 impl Store {
     /// The transaction item that stores `record` unless the key is taken.
-    pub(crate) fn idempotency_put(&self, record: &IdempotencyRecord, now: Timestamp) -> Result<TransactWriteItem, AppError> {
+    pub(crate) fn idempotency_put(
+        &self,
+        record: &IdempotencyRecord,
+        now: Timestamp,
+    ) -> Result<TransactWriteItem, AppError> {
         let put = aws_sdk_dynamodb::types::Put::builder()
             .table_name(self.table())
             .set_item(Some(to_item(record)?))
@@ -125,7 +141,11 @@ impl Store {
     }
 
     /// The live record of `scope`, read consistently.
-    pub async fn idempotency_record(&self, scope: &Scope, now: Timestamp) -> Result<Option<IdempotencyRecord>, AppError> {
+    pub async fn idempotency_record(
+        &self,
+        scope: &Scope,
+        now: Timestamp,
+    ) -> Result<Option<IdempotencyRecord>, AppError> {
         let output = self
             .client
             .get_item()
@@ -203,10 +223,22 @@ mod tests {
     #[test]
     fn expired_records_are_ignored() {
         let now = Timestamp::parse("2030-01-01T00:00:00Z").unwrap();
-        let record = IdempotencyRecord::new(&scope("k"), "f".into(), StoredResponse { status: 201, body: "{}".into() }, now);
+        let record = IdempotencyRecord::new(
+            &scope("k"),
+            "f".into(),
+            StoredResponse {
+                status: 201,
+                body: "{}".into(),
+            },
+            now,
+        );
         let item = to_item(&record).unwrap();
-        assert!(IdempotencyRecord::from_live_item(item.clone(), now).unwrap().is_some());
+        assert!(IdempotencyRecord::from_live_item(item.clone(), now)
+            .unwrap()
+            .is_some());
         let later = now.plus_seconds(RETENTION_SECONDS);
-        assert!(IdempotencyRecord::from_live_item(item, later).unwrap().is_none());
+        assert!(IdempotencyRecord::from_live_item(item, later)
+            .unwrap()
+            .is_none());
     }
 }

@@ -39,6 +39,8 @@ pub fn key_of(item: &Item) -> Option<Key> {
 }
 
 /// Builds `ExpressionAttributeValues` from `(":name", value)` pairs.
-pub fn values<const N: usize>(pairs: [(&str, AttributeValue); N]) -> HashMap<String, AttributeValue> {
+pub fn values<const N: usize>(
+    pairs: [(&str, AttributeValue); N],
+) -> HashMap<String, AttributeValue> {
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }

@@ -25,15 +25,32 @@ pub const PK: &str = "pk";
 pub const SK: &str = "sk";
 pub const TTL: &str = "ttl";
 
-pub const GSI_BY_SENDER: Index = Index { name: "gsi1", pk: "gsi1pk", sk: "gsi1sk" };
-pub const GSI_BY_BENEFICIARY: Index = Index { name: "gsi2", pk: "gsi2pk", sk: "gsi2sk" };
-pub const GSI_BY_KIND: Index = Index { name: "gsi3", pk: "gsi3pk", sk: "gsi3sk" };
+pub const GSI_BY_SENDER: Index = Index {
+    name: "gsi1",
+    pk: "gsi1pk",
+    sk: "gsi1sk",
+};
+pub const GSI_BY_BENEFICIARY: Index = Index {
+    name: "gsi2",
+    pk: "gsi2pk",
+    sk: "gsi2sk",
+};
+pub const GSI_BY_KIND: Index = Index {
+    name: "gsi3",
+    pk: "gsi3pk",
+    sk: "gsi3sk",
+};
 pub const GSI_ACTIVE_BY_EXPIRY: Index = Index {
     name: "active_by_expiry",
     pk: "expiry_pk",
     sk: "expiry_sk",
 };
-pub const INDEXES: [Index; 4] = [GSI_BY_SENDER, GSI_BY_BENEFICIARY, GSI_BY_KIND, GSI_ACTIVE_BY_EXPIRY];
+pub const INDEXES: [Index; 4] = [
+    GSI_BY_SENDER,
+    GSI_BY_BENEFICIARY,
+    GSI_BY_KIND,
+    GSI_ACTIVE_BY_EXPIRY,
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Index {
@@ -51,7 +68,10 @@ pub struct Key {
 
 impl Key {
     fn new(pk: String, sk: &str) -> Key {
-        Key { pk, sk: sk.to_string() }
+        Key {
+            pk,
+            sk: sk.to_string(),
+        }
     }
 }
 
@@ -116,7 +136,10 @@ pub fn idempotency(scope_hash_hex: &str) -> Key {
 }
 
 pub fn audit(entity: &str, entity_id: Id, at: Timestamp, unique: &str) -> Key {
-    Key::new(format!("AUDIT#{entity}#{entity_id}"), &format!("{at}#{unique}"))
+    Key::new(
+        format!("AUDIT#{entity}#{entity_id}"),
+        &format!("{at}#{unique}"),
+    )
 }
 
 /// The partition holding one entity's audit entries, oldest first.
@@ -154,7 +177,10 @@ mod tests {
     #[test]
     fn id_sort_keys_order_like_ids() {
         let ids = [1u64, 9, 10, 11, 99, 100, 12345678901];
-        let keys: Vec<String> = ids.iter().map(|&n| id_sort_key(Id::new(n).unwrap())).collect();
+        let keys: Vec<String> = ids
+            .iter()
+            .map(|&n| id_sort_key(Id::new(n).unwrap()))
+            .collect();
         let mut sorted = keys.clone();
         sorted.sort();
         assert_eq!(keys, sorted);

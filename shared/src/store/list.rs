@@ -8,10 +8,7 @@ use super::{
     keys::{id_sort_key, Index},
     Store,
 };
-use crate::{
-    domain::ids::Id,
-    error::AppError,
-};
+use crate::{domain::ids::Id, error::AppError};
 use aws_sdk_dynamodb::{error::DisplayErrorContext, types::AttributeValue};
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::HashMap;
@@ -34,7 +31,10 @@ pub struct PageRequest {
 
 impl PageRequest {
     /// Reads `limit` (1–100, default 50) and `cursor` from query values.
-    pub fn parse(limit: Option<&str>, cursor: Option<&str>) -> Result<PageRequest, Vec<(&'static str, &'static str)>> {
+    pub fn parse(
+        limit: Option<&str>,
+        cursor: Option<&str>,
+    ) -> Result<PageRequest, Vec<(&'static str, &'static str)>> {
         let mut errors = Vec::new();
         let limit = match limit {
             None => DEFAULT_LIMIT,
@@ -95,7 +95,10 @@ impl Store {
         } else {
             None
         };
-        Ok(Page { items: all, next_cursor })
+        Ok(Page {
+            items: all,
+            next_cursor,
+        })
     }
 
     /// Up to `limit + 1` matching items of one partition, newest first.
@@ -157,7 +160,13 @@ mod tests {
 
     #[test]
     fn page_defaults_and_bounds() {
-        assert_eq!(PageRequest::parse(None, None).unwrap(), PageRequest { limit: 50, before: None });
+        assert_eq!(
+            PageRequest::parse(None, None).unwrap(),
+            PageRequest {
+                limit: 50,
+                before: None
+            }
+        );
         assert_eq!(
             PageRequest::parse(Some("100"), Some("42")).unwrap(),
             PageRequest {
@@ -165,8 +174,16 @@ mod tests {
                 before: Id::new(42)
             }
         );
-        assert_eq!(PageRequest::parse(Some("0"), None).unwrap_err(), vec![("limit", "must be a whole number from 1 to 100")]);
-        assert_eq!(PageRequest::parse(Some("101"), Some("x")).unwrap_err().len(), 2);
+        assert_eq!(
+            PageRequest::parse(Some("0"), None).unwrap_err(),
+            vec![("limit", "must be a whole number from 1 to 100")]
+        );
+        assert_eq!(
+            PageRequest::parse(Some("101"), Some("x"))
+                .unwrap_err()
+                .len(),
+            2
+        );
         assert!(PageRequest::parse(Some("-1"), None).is_err());
         assert!(PageRequest::parse(None, Some("0")).is_err());
     }

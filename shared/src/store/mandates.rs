@@ -15,7 +15,9 @@ use crate::{
         currency::Currency,
         error::ErrorCode,
         ids::Id,
-        mandate::{check_terms, open_mandate, Mandate, MandateParties, MandateStatus, MandateTerms},
+        mandate::{
+            check_terms, open_mandate, Mandate, MandateParties, MandateStatus, MandateTerms,
+        },
         money::Money,
         time::Timestamp,
     },
@@ -94,7 +96,8 @@ impl MandateRecord {
 impl TryFrom<MandateRecord> for Mandate {
     type Error = AppError;
     fn try_from(r: MandateRecord) -> Result<Mandate, AppError> {
-        let corrupt = |what: &str| AppError::internal(format!("mandate {}: stored {what} is invalid", r.id));
+        let corrupt =
+            |what: &str| AppError::internal(format!("mandate {}: stored {what} is invalid", r.id));
         Ok(Mandate {
             id: r.id,
             sender_id: r.sender_id,
@@ -140,7 +143,11 @@ pub struct MandateFilter {
 }
 
 impl Store {
-    pub async fn create_mandate(&self, terms: MandateTerms, actor: &Actor) -> Result<Mandate, AppError> {
+    pub async fn create_mandate(
+        &self,
+        terms: MandateTerms,
+        actor: &Actor,
+    ) -> Result<Mandate, AppError> {
         let refused = |r: crate::domain::mandate::MandateRefusal| match r.code() {
             ErrorCode::ValidationError => AppError::field(r.field(), r.message()),
             code => AppError::new(code, r.message()),
@@ -212,16 +219,28 @@ impl Store {
         let found = self.get_many(&wanted).await?;
         let missing = |key: &Option<Key>| key.as_ref().is_some_and(|k| !found.contains_key(k));
         if !found.contains_key(&sender) {
-            return Err(AppError::new(ErrorCode::UserNotFound, "Sender user does not exist."));
+            return Err(AppError::new(
+                ErrorCode::UserNotFound,
+                "Sender user does not exist.",
+            ));
         }
         if !found.contains_key(&beneficiary) {
-            return Err(AppError::new(ErrorCode::UserNotFound, "Beneficiary user does not exist."));
+            return Err(AppError::new(
+                ErrorCode::UserNotFound,
+                "Beneficiary user does not exist.",
+            ));
         }
         if missing(&merchant) {
-            return Err(AppError::new(ErrorCode::MerchantNotFound, "Merchant not found."));
+            return Err(AppError::new(
+                ErrorCode::MerchantNotFound,
+                "Merchant not found.",
+            ));
         }
         if missing(&category) {
-            return Err(AppError::new(ErrorCode::CategoryNotFound, "Spend category not found."));
+            return Err(AppError::new(
+                ErrorCode::CategoryNotFound,
+                "Spend category not found.",
+            ));
         }
         Ok(())
     }
@@ -233,7 +252,9 @@ impl Store {
         };
         let now = Timestamp::now();
         match self.mandate(guard.mandate_id).await? {
-            Some(mandate) if mandate.is_overdue(now) => self.expire(&mandate, actor, now, Vec::new()).await,
+            Some(mandate) if mandate.is_overdue(now) => {
+                self.expire(&mandate, actor, now, Vec::new()).await
+            }
             _ => Ok(false),
         }
     }
@@ -246,7 +267,11 @@ impl Store {
     }
 
     /// Mandates matching `filter`, newest first.
-    pub async fn mandates(&self, filter: &MandateFilter, page: PageRequest) -> Result<Page<Mandate>, AppError> {
+    pub async fn mandates(
+        &self,
+        filter: &MandateFilter,
+        page: PageRequest,
+    ) -> Result<Page<Mandate>, AppError> {
         let empty = Page {
             items: Vec::new(),
             next_cursor: None,
@@ -270,7 +295,10 @@ impl Store {
                 if party.is_some_and(|p| p != beneficiary) {
                     return Ok(empty);
                 }
-                vec![(keys::GSI_BY_BENEFICIARY, keys::beneficiary_partition(beneficiary))]
+                vec![(
+                    keys::GSI_BY_BENEFICIARY,
+                    keys::beneficiary_partition(beneficiary),
+                )]
             }
             (None, None, Some(party)) => vec![
                 (keys::GSI_BY_SENDER, keys::sender_partition(party)),
@@ -278,19 +306,32 @@ impl Store {
             ],
             (None, None, None) => vec![(keys::GSI_BY_KIND, keys::KIND_MANDATE.to_string())],
         };
-        let page = self.list::<MandateRecord>(&partitions, &filters, page).await?;
+        let page = self
+            .list::<MandateRecord>(&partitions, &filters, page)
+            .await?;
         Ok(Page {
-            items: page.items.into_iter().map(Mandate::try_from).collect::<Result<_, _>>()?,
+            items: page
+                .items
+                .into_iter()
+                .map(Mandate::try_from)
+                .collect::<Result<_, _>>()?,
             next_cursor: page.next_cursor,
         })
     }
 
     /// The transaction items that expire `mandate`: EXPIRED if still ACTIVE and
     /// due, guard freed, audit entry written.
-    pub(crate) fn expiry_items(&self, mandate: &Mandate, actor: &Actor, now: Timestamp) -> Result<Vec<TransactWriteItem>, AppError> {
+    pub(crate) fn expiry_items(
+        &self,
+        mandate: &Mandate,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<Vec<TransactWriteItem>, AppError> {
         let update = Update::builder()
             .set_key(Some(super::items::key_item(&keys::mandate(mandate.id))))
-            .update_expression("SET #status = :expired, updated_at = :now REMOVE expiry_pk, expiry_sk")
+            .update_expression(
+                "SET #status = :expired, updated_at = :now REMOVE expiry_pk, expiry_sk",
+            )
             .condition_expression("#status = :active AND expires_at <= :now")
             .expression_attribute_names("#status", "status")
             .set_expression_attribute_values(Some(values([
@@ -308,7 +349,11 @@ impl Store {
         );
         Ok(vec![
             self.update(update),
-            self.delete_guard(&keys::active_mandate(&mandate.parties()), GUARD_OWNER, mandate.id.get()),
+            self.delete_guard(
+                &keys::active_mandate(&mandate.parties()),
+                GUARD_OWNER,
+                mandate.id.get(),
+            ),
             self.audit(&audit)?,
         ])
     }

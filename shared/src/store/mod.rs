@@ -5,8 +5,8 @@
 pub mod apikeys;
 pub mod audit;
 pub mod catalogue;
-pub mod ids;
 pub mod idempotency;
+pub mod ids;
 pub mod items;
 pub mod keys;
 pub mod list;

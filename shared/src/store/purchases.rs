@@ -9,8 +9,8 @@
 use super::{
     audit::{action, entity, Actor, AuditEntry},
     catalogue::take_merchant,
-    ids,
     idempotency::{IdempotencyRecord, Scope, StoredResponse},
+    ids,
     items::{key_item, n, s, to_item, values},
     keys,
     mandates::{take_guard, take_mandate, GUARD_OWNER},
@@ -25,7 +25,9 @@ use crate::{
         ids::Id,
         mandate::{Mandate, MandateStatus},
         money::Amount,
-        purchase::{authorize_purchase, Debit, Purchase, PurchaseRefusal, PurchaseRequest, PurchaseStatus},
+        purchase::{
+            authorize_purchase, Debit, Purchase, PurchaseRefusal, PurchaseRequest, PurchaseStatus,
+        },
         time::Timestamp,
     },
     error::AppError,
@@ -73,7 +75,8 @@ impl PurchaseRecord {
 impl TryFrom<PurchaseRecord> for Purchase {
     type Error = AppError;
     fn try_from(r: PurchaseRecord) -> Result<Purchase, AppError> {
-        let corrupt = |what: &str| AppError::internal(format!("purchase {}: stored {what} is invalid", r.id));
+        let corrupt =
+            |what: &str| AppError::internal(format!("purchase {}: stored {what} is invalid", r.id));
         Ok(Purchase {
             id: r.id,
             sender_id: r.sender_id,
@@ -100,8 +103,14 @@ impl From<PurchaseRefusal> for AppError {
 enum Snapshot {
     /// The key was used before: answer what was stored.
     Replay(IdempotencyRecord),
-    Authorised { debit: Debit, mandate: Mandate },
-    Refused { refusal: PurchaseRefusal, mandate: Option<Mandate> },
+    Authorised {
+        debit: Debit,
+        mandate: Mandate,
+    },
+    Refused {
+        refusal: PurchaseRefusal,
+        mandate: Option<Mandate>,
+    },
 }
 
 impl Store {
@@ -119,42 +128,55 @@ impl Store {
         loop {
             let now = Timestamp::now();
             // `retry_index`: the item whose failed condition means "decide again".
-            let (response, items, retry_index) = match self.read_for_purchase(request, scope, now).await? {
-                Snapshot::Replay(record) => return record.replay(fingerprint),
-                Snapshot::Authorised { debit, mandate } => {
-                    let id = match purchase_id {
-                        Some(id) => id,
-                        None => *purchase_id.insert(self.next_id(ids::PURCHASE).await?),
-                    };
-                    let purchase = debit.purchase(id, request, now);
-                    let response = StoredResponse {
-                        status: 201,
-                        body: serde_json::to_string(&purchase).map_err(AppError::internal)?,
-                    };
-                    let record = IdempotencyRecord::new(scope, fingerprint.to_string(), response.clone(), now);
-                    let mut items = vec![
-                        self.idempotency_put(&record, now)?,
-                        self.debit(&mandate, &debit, now),
-                        self.put_new(to_item(&PurchaseRecord::new(&purchase))?),
-                    ];
-                    items.extend(self.debit_audit(&mandate, &purchase, &debit, actor, now)?);
-                    (response, items, Some(1))
-                }
-                Snapshot::Refused { refusal, mandate } => {
-                    let response = StoredResponse {
-                        status: refusal.code().status(),
-                        body: AppError::from(refusal).body().to_string(),
-                    };
-                    let record = IdempotencyRecord::new(scope, fingerprint.to_string(), response.clone(), now);
-                    let mut items = vec![self.idempotency_put(&record, now)?];
-                    let mut expiry_index = None;
-                    if let (PurchaseRefusal::MandateExpired { .. }, Some(mandate)) = (refusal, &mandate) {
-                        expiry_index = Some(items.len());
-                        items.extend(self.expiry_items(mandate, actor, now)?);
+            let (response, items, retry_index) =
+                match self.read_for_purchase(request, scope, now).await? {
+                    Snapshot::Replay(record) => return record.replay(fingerprint),
+                    Snapshot::Authorised { debit, mandate } => {
+                        let id = match purchase_id {
+                            Some(id) => id,
+                            None => *purchase_id.insert(self.next_id(ids::PURCHASE).await?),
+                        };
+                        let purchase = debit.purchase(id, request, now);
+                        let response = StoredResponse {
+                            status: 201,
+                            body: serde_json::to_string(&purchase).map_err(AppError::internal)?,
+                        };
+                        let record = IdempotencyRecord::new(
+                            scope,
+                            fingerprint.to_string(),
+                            response.clone(),
+                            now,
+                        );
+                        let mut items = vec![
+                            self.idempotency_put(&record, now)?,
+                            self.debit(&mandate, &debit, now),
+                            self.put_new(to_item(&PurchaseRecord::new(&purchase))?),
+                        ];
+                        items.extend(self.debit_audit(&mandate, &purchase, &debit, actor, now)?);
+                        (response, items, Some(1))
                     }
-                    (response, items, expiry_index)
-                }
-            };
+                    Snapshot::Refused { refusal, mandate } => {
+                        let response = StoredResponse {
+                            status: refusal.code().status(),
+                            body: AppError::from(refusal).body().to_string(),
+                        };
+                        let record = IdempotencyRecord::new(
+                            scope,
+                            fingerprint.to_string(),
+                            response.clone(),
+                            now,
+                        );
+                        let mut items = vec![self.idempotency_put(&record, now)?];
+                        let mut expiry_index = None;
+                        if let (PurchaseRefusal::MandateExpired { .. }, Some(mandate)) =
+                            (refusal, &mandate)
+                        {
+                            expiry_index = Some(items.len());
+                            items.extend(self.expiry_items(mandate, actor, now)?);
+                        }
+                        (response, items, expiry_index)
+                    }
+                };
             match self.transact(items).await {
                 Ok(()) => return Ok(response),
                 // The same key was used meanwhile: answer what was stored.
@@ -165,11 +187,15 @@ impl Store {
                 }
                 // The mandate changed under us (another purchase, the sweep):
                 // decide again from a fresh read.
-                Err(e) if e.is_conflict() || retry_index.is_some_and(|i| e.failed_condition(i)) => {}
+                Err(e) if e.is_conflict() || retry_index.is_some_and(|i| e.failed_condition(i)) => {
+                }
                 Err(e) => return Err(e.unexpected()),
             }
             if !backoff.wait().await {
-                tracing::warn!(attempts = backoff.attempts(), "purchase gave up after repeated conflicts");
+                tracing::warn!(
+                    attempts = backoff.attempts(),
+                    "purchase gave up after repeated conflicts"
+                );
                 return Err(AppError::new(
                     ErrorCode::ServiceBusy,
                     "The mandate is busy; nothing was debited. Retry with the same Idempotency-Key.",
@@ -181,7 +207,12 @@ impl Store {
     /// Two batched, consistent reads: the idempotency record, the merchant,
     /// the parties' guard and the merchant grant; then the mandate and the
     /// category grant.
-    async fn read_for_purchase(&self, request: &PurchaseRequest, scope: &Scope, now: Timestamp) -> Result<Snapshot, AppError> {
+    async fn read_for_purchase(
+        &self,
+        request: &PurchaseRequest,
+        scope: &Scope,
+        now: Timestamp,
+    ) -> Result<Snapshot, AppError> {
         let idempotency_key = scope.storage_key();
         let merchant_grant = keys::merchant_allowance(request.beneficiary_id, request.merchant_id);
         let mut found = self
@@ -216,13 +247,16 @@ impl Store {
             merchant: found.contains_key(&merchant_grant),
             category: category_grant.is_some_and(|k| found_second.contains_key(&k)),
         };
-        Ok(match authorize_purchase(request, merchant.as_ref(), mandate.as_ref(), grants, now) {
-            Ok(debit) => Snapshot::Authorised {
-                debit,
-                mandate: mandate.ok_or_else(|| AppError::internal("authorised without a mandate"))?,
+        Ok(
+            match authorize_purchase(request, merchant.as_ref(), mandate.as_ref(), grants, now) {
+                Ok(debit) => Snapshot::Authorised {
+                    debit,
+                    mandate: mandate
+                        .ok_or_else(|| AppError::internal("authorised without a mandate"))?,
+                },
+                Err(refusal) => Snapshot::Refused { refusal, mandate },
             },
-            Err(refusal) => Snapshot::Refused { refusal, mandate },
-        })
+        )
     }
 
     /// The conditional debit. Concurrent debits commute (`balance - amount`),
@@ -231,7 +265,10 @@ impl Store {
     /// `balance = amount` and moves the mandate to CONSUMED.
     fn debit(&self, mandate: &Mandate, debit: &Debit, now: Timestamp) -> TransactWriteItem {
         let (set_status, balance_condition) = if debit.consumes {
-            (", #status = :consumed REMOVE expiry_pk, expiry_sk", "balance_cents = :amount")
+            (
+                ", #status = :consumed REMOVE expiry_pk, expiry_sk",
+                "balance_cents = :amount",
+            )
         } else {
             ("", "balance_cents > :amount")
         };
@@ -294,7 +331,11 @@ impl Store {
                 serde_json::json!({"purchase_id": purchase.id}),
                 now,
             );
-            items.push(self.delete_guard(&keys::active_mandate(&mandate.parties()), GUARD_OWNER, mandate.id.get()));
+            items.push(self.delete_guard(
+                &keys::active_mandate(&mandate.parties()),
+                GUARD_OWNER,
+                mandate.id.get(),
+            ));
             items.push(self.audit(&consumed)?);
         }
         Ok(items)

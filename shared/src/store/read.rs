@@ -6,15 +6,15 @@ use super::{
     Store,
 };
 use crate::error::AppError;
-use aws_sdk_dynamodb::{
-    error::DisplayErrorContext,
-    types::{KeysAndAttributes},
-};
+use aws_sdk_dynamodb::{error::DisplayErrorContext, types::KeysAndAttributes};
 use std::collections::HashMap;
 
 impl Store {
     /// A consistent read of one item, mapped to its record.
-    pub(crate) async fn get<T: serde::de::DeserializeOwned>(&self, key: &Key) -> Result<Option<T>, AppError> {
+    pub(crate) async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &Key,
+    ) -> Result<Option<T>, AppError> {
         let output = self
             .client
             .get_item()

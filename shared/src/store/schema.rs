@@ -5,8 +5,8 @@ use super::keys::{INDEXES, PK, SK, TTL};
 use aws_sdk_dynamodb::{
     error::DisplayErrorContext,
     types::{
-        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-        ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
     },
     Client,
 };
@@ -39,7 +39,13 @@ pub fn key_attributes() -> Vec<&'static str> {
 
 /// Creates the table (on-demand, with its indexes and TTL) unless it exists.
 pub async fn ensure_table(client: &Client, table: &str) -> Result<(), String> {
-    if client.describe_table().table_name(table).send().await.is_ok() {
+    if client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .is_ok()
+    {
         return Ok(());
     }
     let indexes = INDEXES.iter().map(|index| {
@@ -47,7 +53,11 @@ pub async fn ensure_table(client: &Client, table: &str) -> Result<(), String> {
             .index_name(index.name)
             .key_schema(key(index.pk, KeyType::Hash))
             .key_schema(key(index.sk, KeyType::Range))
-            .projection(Projection::builder().projection_type(ProjectionType::All).build())
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
             .build()
             .expect("name, keys and projection are set")
     });
@@ -57,7 +67,9 @@ pub async fn ensure_table(client: &Client, table: &str) -> Result<(), String> {
         .billing_mode(BillingMode::PayPerRequest)
         .key_schema(key(PK, KeyType::Hash))
         .key_schema(key(SK, KeyType::Range))
-        .set_attribute_definitions(Some(key_attributes().into_iter().map(string_attribute).collect()))
+        .set_attribute_definitions(Some(
+            key_attributes().into_iter().map(string_attribute).collect(),
+        ))
         .set_global_secondary_indexes(Some(indexes.collect()))
         .send()
         .await
@@ -84,7 +96,9 @@ mod tests {
     use serde_yaml::Value;
 
     fn template_table() -> Value {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))
+                .unwrap();
         let template: Value = serde_yaml::from_str(&text).unwrap();
         template["Resources"]["Table"]["Properties"].clone()
     }
@@ -111,7 +125,10 @@ mod tests {
         assert_eq!(names(&table["KeySchema"], "AttributeName"), vec![PK, SK]);
         assert_eq!(names(&table["KeySchema"], "KeyType"), vec!["HASH", "RANGE"]);
         assert_eq!(table["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
-        assert_eq!(table["TimeToLiveSpecification"]["AttributeName"].as_str(), Some(TTL));
+        assert_eq!(
+            table["TimeToLiveSpecification"]["AttributeName"].as_str(),
+            Some(TTL)
+        );
 
         let indexes = table["GlobalSecondaryIndexes"].as_sequence().unwrap();
         assert_eq!(indexes.len(), INDEXES.len());
@@ -120,9 +137,18 @@ mod tests {
                 .iter()
                 .find(|i| i["IndexName"].as_str() == Some(ours.name))
                 .unwrap_or_else(|| panic!("index {} missing from template.yaml", ours.name));
-            assert_eq!(names(&declared["KeySchema"], "AttributeName"), vec![ours.pk, ours.sk]);
-            assert_eq!(names(&declared["KeySchema"], "KeyType"), vec!["HASH", "RANGE"]);
-            assert_eq!(declared["Projection"]["ProjectionType"].as_str(), Some("ALL"));
+            assert_eq!(
+                names(&declared["KeySchema"], "AttributeName"),
+                vec![ours.pk, ours.sk]
+            );
+            assert_eq!(
+                names(&declared["KeySchema"], "KeyType"),
+                vec!["HASH", "RANGE"]
+            );
+            assert_eq!(
+                declared["Projection"]["ProjectionType"].as_str(),
+                Some("ALL")
+            );
         }
     }
 }

@@ -84,9 +84,13 @@ impl Store {
                     reasons.resize(count, Reason::None);
                     Err(TransactError::Cancelled(reasons))
                 }
-                other => Err(TransactError::Failed(AppError::internal(DisplayErrorContext(other)))),
+                other => Err(TransactError::Failed(AppError::internal(
+                    DisplayErrorContext(other),
+                ))),
             },
-            Err(other) => Err(TransactError::Failed(AppError::internal(DisplayErrorContext(other)))),
+            Err(other) => Err(TransactError::Failed(AppError::internal(
+                DisplayErrorContext(other),
+            ))),
         }
     }
 
@@ -115,18 +119,28 @@ impl Store {
     }
 
     /// Deletes a guard unless it guards someone else (never another's).
-    pub(crate) fn delete_guard(&self, key: &Key, owner_attribute: &str, owner: u64) -> TransactWriteItem {
+    pub(crate) fn delete_guard(
+        &self,
+        key: &Key,
+        owner_attribute: &str,
+        owner: u64,
+    ) -> TransactWriteItem {
         let delete = Delete::builder()
             .table_name(self.table())
             .set_key(Some(key_item(key)))
-            .condition_expression(format!("attribute_not_exists(pk) OR {owner_attribute} = :owner"))
+            .condition_expression(format!(
+                "attribute_not_exists(pk) OR {owner_attribute} = :owner"
+            ))
             .set_expression_attribute_values(Some(values([(":owner", super::items::n(owner))])))
             .build()
             .expect("table, key and condition are set");
         TransactWriteItem::builder().delete(delete).build()
     }
 
-    pub(crate) fn update(&self, update: aws_sdk_dynamodb::types::builders::UpdateBuilder) -> TransactWriteItem {
+    pub(crate) fn update(
+        &self,
+        update: aws_sdk_dynamodb::types::builders::UpdateBuilder,
+    ) -> TransactWriteItem {
         let update: Update = update
             .table_name(self.table())
             .build()

@@ -68,7 +68,11 @@ impl Store {
         };
         let guard = |what: &str, value: &str| {
             let key = keys::unique(what, &user::uniqueness_key(value));
-            to_item(&GuardRecord { pk: key.pk, sk: key.sk, owner_id: id })
+            to_item(&GuardRecord {
+                pk: key.pk,
+                sk: key.sk,
+                owner_id: id,
+            })
         };
         let audit = AuditEntry::new(
             actor,
@@ -95,7 +99,9 @@ impl Store {
     }
 
     pub async fn user(&self, id: Id) -> Result<Option<user::User>, AppError> {
-        Ok(self.get::<UserRecord>(&keys::user(id)).await?.map(Into::into))
+        Ok(self
+            .get::<UserRecord>(&keys::user(id))
+            .await?
+            .map(Into::into))
     }
-
 }
