@@ -7,7 +7,8 @@
 
 mod admin;
 
-use axum::Router;
+use kobatela_local::routes;
+
 use shared::{store::audit::Actor, SharedState};
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
@@ -32,15 +33,6 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Every function's routes, as API Gateway would route them.
-pub fn routes(state: &SharedState) -> Router {
-    health::router()
-        .merge(users::router(state.clone()))
-        .merge(apikeys::router(state.clone()))
-        .merge(mandates::router(state.clone()))
-        .merge(spend::router(state.clone()))
 }
 
 fn setting<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {

@@ -1,1 +1,574 @@
+//! Helpers for the black-box tests: an HTTP client for the running
+//! `kobatela-local`, fixtures made through the API as a client would, and
+//! read-only checks of the stored state in the emulator (balances, audit
+//! entries, stray items).
+//!
+//! Environment (set by `local/integration.sh`): `KOBATELA_BASE_URL`,
+//! `KOBATELA_ADMIN_KEY`, `KOBATELA_TABLE`, `KOBATELA_API_KEY_PEPPER`,
+//! `AWS_ENDPOINT_URL` and the dummy AWS credentials.
 
+use aws_sdk_dynamodb::types::AttributeValue;
+use reqwest::{header::HeaderMap, Method, StatusCode};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+pub fn env(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run the tests with `make test`"))
+}
+
+/// A client of the API with one key.
+#[derive(Clone)]
+pub struct Api {
+    http: reqwest::Client,
+    base: String,
+    key: Option<String>,
+}
+
+/// A response, read whole.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub text: String,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The error code of an error reply ("" if none).
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    pub fn id(&self) -> u64 {
+        self.body["id"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no id in {} {}", self.status, self.text))
+    }
+
+    /// Asserts the status, showing the body if it differs.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Reply {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected reply: {}",
+            self.text
+        );
+        self
+    }
+
+    /// Asserts an error reply: status, code, and the contract's shape.
+    #[track_caller]
+    pub fn expect_error(self, status: u16, code: &str) -> Reply {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected reply: {}",
+            self.text
+        );
+        assert_eq!(self.code(), code, "unexpected reply: {}", self.text);
+        assert!(self.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+        self
+    }
+}
+
+impl Api {
+    pub fn admin() -> Api {
+        Api::with_key(Some(env("KOBATELA_ADMIN_KEY")))
+    }
+
+    pub fn anonymous() -> Api {
+        Api::with_key(None)
+    }
+
+    pub fn with_key(key: Option<String>) -> Api {
+        Api {
+            http: reqwest::Client::new(),
+            base: env("KOBATELA_BASE_URL"),
+            key,
+        }
+    }
+
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<String>,
+    ) -> Reply {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(key) = &self.key {
+            request = request.header("authorization", format!("Bearer {key}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
+        }
+        let response = request.send().await.expect("kobatela-local answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body reads");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            text,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, &[], None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send(Method::POST, path, &[], Some(body.to_string()))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send(Method::DELETE, path, &[], None).await
+    }
+
+    /// `POST /spend/purchases` with an `Idempotency-Key`.
+    pub async fn purchase(&self, key: &str, body: Value) -> Reply {
+        self.send(
+            Method::POST,
+            "/spend/purchases",
+            &[("idempotency-key", key)],
+            Some(body.to_string()),
+        )
+        .await
+    }
+}
+
+/// A name no other test (or earlier run on the same emulator) uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+pub async fn create_user(admin: &Api, prefix: &str) -> u64 {
+    let name = unique(prefix);
+    admin
+        .post(
+            "/users",
+            json!({"username": name, "email": format!("{name}@example.com")}),
+        )
+        .await
+        .expect(201)
+        .id()
+}
+
+/// A `user` key bound to `user_id`.
+pub async fn user_key(admin: &Api, user_id: u64) -> Api {
+    let reply = admin
+        .post(
+            "/apikeys",
+            json!({"name": unique("key"), "scope": "user", "user_id": user_id}),
+        )
+        .await
+        .expect(201);
+    Api::with_key(Some(reply.body["key"].as_str().unwrap().to_string()))
+}
+
+/// A funded mandate and everything around it: sender, beneficiary, a
+/// category, a merchant in it that the beneficiary is allowed to use.
+#[derive(Debug, Clone)]
+pub struct MandateSetup {
+    pub sender: u64,
+    pub beneficiary: u64,
+    pub category: u64,
+    pub merchant: u64,
+    pub mandate: u64,
+}
+
+impl MandateSetup {
+    pub async fn new(admin: &Api, total: &str) -> MandateSetup {
+        MandateSetup::with_terms(admin, total, json!({})).await
+    }
+
+    /// `extra` is merged into the `POST /mandates` body.
+    pub async fn with_terms(admin: &Api, total: &str, extra: Value) -> MandateSetup {
+        let sender = create_user(admin, "sender").await;
+        let beneficiary = create_user(admin, "beneficiary").await;
+        let category = admin
+            .post(
+                "/spend/categories",
+                json!({"code": unique("CAT"), "label": "Pharmacy"}),
+            )
+            .await
+            .expect(201)
+            .id();
+        let merchant = admin
+            .post(
+                "/spend/merchants",
+                json!({"name": unique("merchant"), "category_id": category}),
+            )
+            .await
+            .expect(201)
+            .id();
+        admin
+            .post(
+                "/spend/allow",
+                json!({"owner_id": beneficiary, "merchant_id": merchant}),
+            )
+            .await
+            .expect(201);
+        let mut body = json!({
+            "sender_id": sender,
+            "beneficiary_id": beneficiary,
+            "total_amount": total,
+            "currency": "USD",
+            "expires_at": "2099-12-31T23:59:59Z",
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let mandate = admin.post("/mandates", body).await.expect(201).id();
+        MandateSetup {
+            sender,
+            beneficiary,
+            category,
+            merchant,
+            mandate,
+        }
+    }
+
+    /// A purchase body spending this mandate.
+    pub fn purchase(&self, amount: &str) -> Value {
+        json!({
+            "sender_id": self.sender,
+            "beneficiary_id": self.beneficiary,
+            "merchant_id": self.merchant,
+            "amount": amount,
+            "currency": "USD",
+        })
+    }
+}
+
+/// Direct, read-only access to the emulator's table, to check stored state.
+pub struct Table {
+    client: aws_sdk_dynamodb::Client,
+    name: String,
+}
+
+impl Table {
+    pub async fn new() -> Table {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Table {
+            client: aws_sdk_dynamodb::Client::new(&config),
+            name: env("KOBATELA_TABLE"),
+        }
+    }
+
+    /// Every item whose `attribute` equals `value` (a number), all pages.
+    pub async fn items_where(
+        &self,
+        attribute: &str,
+        value: u64,
+    ) -> Vec<HashMap<String, AttributeValue>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.name)
+                .filter_expression("#a = :v")
+                .expression_attribute_names("#a", attribute)
+                .expression_attribute_values(":v", AttributeValue::N(value.to_string()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan works");
+            items.extend(page.items.unwrap_or_default());
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return items;
+            }
+        }
+    }
+
+    /// Items of one partition key prefix (`PURCHASE#`, `AUDIT#USAGE_MANDATE#7`…)
+    /// whose `attribute` is `value`.
+    pub async fn count(&self, pk_prefix: &str, attribute: &str, value: u64) -> usize {
+        self.items_where(attribute, value)
+            .await
+            .iter()
+            .filter(|item| item["pk"].as_s().is_ok_and(|pk| pk.starts_with(pk_prefix)))
+            .count()
+    }
+
+    /// The purchases of one mandate.
+    pub async fn purchases_of(&self, mandate: u64) -> Vec<HashMap<String, AttributeValue>> {
+        self.items_where("mandate_id", mandate)
+            .await
+            .into_iter()
+            .filter(|item| {
+                item["pk"]
+                    .as_s()
+                    .is_ok_and(|pk| pk.starts_with("PURCHASE#"))
+            })
+            .collect()
+    }
+
+    /// The audit actions recorded for one entity, oldest first.
+    pub async fn audit_actions(&self, entity: &str, id: u64) -> Vec<String> {
+        let page = self
+            .client
+            .query()
+            .table_name(&self.name)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(format!("AUDIT#{entity}#{id}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("query works");
+        page.items()
+            .iter()
+            .map(|item| item["action"].as_s().unwrap().clone())
+            .collect()
+    }
+
+    /// Every item in the table (for "nothing else was written" checks).
+    pub async fn item_count(&self) -> usize {
+        let mut count = 0;
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.name)
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan works");
+            count += page.count as usize;
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return count;
+            }
+        }
+    }
+}
+
+/// Sum of the `amount` fields (cents) of purchase items.
+pub fn cents_of(items: &[HashMap<String, AttributeValue>]) -> i64 {
+    items
+        .iter()
+        .map(|item| item["amount_cents"].as_n().unwrap().parse::<i64>().unwrap())
+        .sum()
+}
+
+/// The whole API in this process, on a fresh table of its own, with no
+/// expiry schedule running: for tests that need to control when the sweep
+/// runs, or to see every DynamoDB call.
+pub struct InProcess {
+    pub state: shared::SharedState,
+    pub table: String,
+    pub admin_key: String,
+    app: axum::Router,
+}
+
+impl InProcess {
+    /// A fresh table `prefix-<uuid>` and an admin key (id 1) on it.
+    pub async fn new(prefix: &str) -> InProcess {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        InProcess::with_client(prefix, aws_sdk_dynamodb::Client::new(&config), &[]).await
+    }
+
+    /// Same, with a client of the caller's (interceptors) and extra settings.
+    pub async fn with_client(
+        prefix: &str,
+        client: aws_sdk_dynamodb::Client,
+        settings: &[(&str, &str)],
+    ) -> InProcess {
+        let table = unique(prefix);
+        shared::store::schema::ensure_table(&client, &table)
+            .await
+            .expect("table created");
+        let pepper = env("KOBATELA_API_KEY_PEPPER");
+        let config = shared::config::Config::from_lookup(|name| match name {
+            "KOBATELA_TABLE" => Some(table.clone()),
+            "KOBATELA_API_KEY_PEPPER" => Some(pepper.clone()),
+            other => settings
+                .iter()
+                .find(|(k, _)| *k == other)
+                .map(|(_, v)| v.to_string()),
+        })
+        .expect("valid config");
+        let state = shared::AppState::new(config, client);
+        let admin_key = shared::auth::generate_secret();
+        let new = shared::store::apikeys::NewApiKey {
+            name: "in-process-admin".into(),
+            scope: shared::domain::access::Role::Admin,
+            user_id: None,
+            expires_at: None,
+            hash: state.auth.hash(&admin_key),
+            prefix: shared::auth::visible_prefix(&admin_key),
+        };
+        state
+            .store
+            .create_api_key(new, &shared::store::audit::Actor::System)
+            .await
+            .expect("admin key created");
+        let app = shared::http::app(kobatela_local::routes(&state));
+        InProcess {
+            state,
+            table,
+            admin_key,
+            app,
+        }
+    }
+
+    /// One request through the real router, as the admin.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Reply {
+        use tower::ServiceExt;
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {}", self.admin_key));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let request = request
+            .body(axum::body::Body::from(body))
+            .expect("request builds");
+        let response = self
+            .app
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("router answers");
+        let status = StatusCode::from_u16(response.status().as_u16()).expect("status");
+        let mut headers = HeaderMap::new();
+        for (name, value) in response.headers() {
+            if let (Ok(name), Ok(value)) = (
+                reqwest::header::HeaderName::from_bytes(name.as_str().as_bytes()),
+                reqwest::header::HeaderValue::from_bytes(value.as_bytes()),
+            ) {
+                headers.insert(name, value);
+            }
+        }
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        let text = String::from_utf8(bytes.to_vec()).expect("utf-8 body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            text,
+            body,
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.call("POST", path, &[], Some(body)).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.call("GET", path, &[], None).await
+    }
+
+    /// Users, a merchant the beneficiary may use, and a mandate of `total`.
+    pub async fn mandate_setup(&self, total: &str) -> MandateSetup {
+        let user = |prefix: &str| {
+            let name = unique(prefix);
+            json!({"username": name, "email": format!("{name}@example.com")})
+        };
+        let sender = self.post("/users", user("sender")).await.expect(201).id();
+        let beneficiary = self
+            .post("/users", user("beneficiary"))
+            .await
+            .expect(201)
+            .id();
+        let category = self
+            .post(
+                "/spend/categories",
+                json!({"code": unique("CAT"), "label": "Pharmacy"}),
+            )
+            .await
+            .expect(201)
+            .id();
+        let merchant = self
+            .post(
+                "/spend/merchants",
+                json!({"name": unique("m"), "category_id": category}),
+            )
+            .await
+            .expect(201)
+            .id();
+        self.post(
+            "/spend/allow",
+            json!({"owner_id": beneficiary, "merchant_id": merchant}),
+        )
+        .await
+        .expect(201);
+        let mandate = self
+            .post(
+                "/mandates",
+                json!({"sender_id": sender, "beneficiary_id": beneficiary, "total_amount": total, "expires_at": "2099-12-31T23:59:59Z"}),
+            )
+            .await
+            .expect(201)
+            .id();
+        MandateSetup {
+            sender,
+            beneficiary,
+            category,
+            merchant,
+            mandate,
+        }
+    }
+}
+
+impl Table {
+    /// The table of an in-process API.
+    pub async fn named(name: &str) -> Table {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Table {
+            client: aws_sdk_dynamodb::Client::new(&config),
+            name: name.to_string(),
+        }
+    }
+
+    /// Moves a mandate's expiry into the past, as if its date had come:
+    /// the API refuses past dates, and tests must not wait for real time.
+    pub async fn backdate_mandate(&self, mandate: u64) {
+        let past = "2020-01-01T00:00:00.000000Z";
+        self.client
+            .update_item()
+            .table_name(&self.name)
+            .key("pk", AttributeValue::S(format!("MANDATE#{mandate}")))
+            .key("sk", AttributeValue::S("MANDATE".into()))
+            .update_expression("SET expires_at = :past, expiry_sk = :sk")
+            .condition_expression("attribute_exists(expiry_pk)")
+            .expression_attribute_values(":past", AttributeValue::S(past.into()))
+            .expression_attribute_values(":sk", AttributeValue::S(format!("{past}#{mandate:020}")))
+            .send()
+            .await
+            .expect("an ACTIVE mandate to backdate");
+    }
+}

@@ -117,7 +117,7 @@ impl MandateTerms {
         MandateParties {
             sender_id: self.sender_id,
             beneficiary_id: self.beneficiary_id,
-            currency: self.currency.clone(),
+            currency: self.currency,
         }
     }
 }
@@ -162,7 +162,7 @@ impl Mandate {
         MandateParties {
             sender_id: self.sender_id,
             beneficiary_id: self.beneficiary_id,
-            currency: self.currency.clone(),
+            currency: self.currency,
         }
     }
 

@@ -33,7 +33,7 @@ impl PurchaseRequest {
         MandateParties {
             sender_id: self.sender_id,
             beneficiary_id: self.beneficiary_id,
-            currency: self.currency.clone(),
+            currency: self.currency,
         }
     }
 }
@@ -87,7 +87,7 @@ impl Debit {
             category_id: self.category_id,
             mandate_id: self.mandate_id,
             amount: self.amount,
-            currency: request.currency.clone(),
+            currency: request.currency,
             status: PurchaseStatus::Completed,
             created_at: now,
             updated_at: now,

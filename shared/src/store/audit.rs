@@ -74,13 +74,10 @@ impl AuditEntry {
         }
     }
 
-    fn record(&self) -> AuditRecord {
-        let key = keys::audit(
-            self.entity,
-            self.entity_id,
-            self.at,
-            &uuid::Uuid::new_v4().simple().to_string(),
-        );
+    /// `order` ranks entries written in one transaction (same `at`).
+    fn record(&self, order: u8) -> AuditRecord {
+        let unique = format!("{order:02}#{}", uuid::Uuid::new_v4().simple());
+        let key = keys::audit(self.entity, self.entity_id, self.at, &unique);
         AuditRecord {
             pk: key.pk,
             sk: key.sk,
@@ -97,7 +94,17 @@ impl AuditEntry {
 impl Store {
     /// The transaction item that appends `entry`.
     pub(crate) fn audit(&self, entry: &AuditEntry) -> Result<TransactWriteItem, AppError> {
-        Ok(self.put_new(to_item(&entry.record())?))
+        self.audit_nth(entry, 0)
+    }
+
+    /// Same, for the `order`-th entry of one entity in one transaction, so
+    /// that the trail reads in the order things happened.
+    pub(crate) fn audit_nth(
+        &self,
+        entry: &AuditEntry,
+        order: u8,
+    ) -> Result<TransactWriteItem, AppError> {
+        Ok(self.put_new(to_item(&entry.record(order))?))
     }
 
     /// Every audit entry of one entity, oldest first (for support tools and tests).

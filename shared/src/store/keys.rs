@@ -13,7 +13,7 @@
 //! | one-ACTIVE guard    | `ACTIVE_MANDATE#{sender}#{beneficiary}#{currency}` | `GUARD` |
 //! | purchase            | `PURCHASE#{id}`                     | `PURCHASE`      |
 //! | idempotency record  | `IDEMPOTENCY#{sha256 of scope}`     | `IDEMPOTENCY`   |
-//! | audit entry         | `AUDIT#{entity}#{id}`               | `{at}#{uuid}`   |
+//! | audit entry         | `AUDIT#{entity}#{id}`               | `{at}#{nn}#{uuid}` |
 //!
 //! Sparse GSIs (projection ALL): `gsi1` mandates by sender, `gsi2` mandates by
 //! beneficiary, `gsi3` all items of a kind (mandates, API keys), each sorted by

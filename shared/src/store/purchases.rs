@@ -336,7 +336,7 @@ impl Store {
                 GUARD_OWNER,
                 mandate.id.get(),
             ));
-            items.push(self.audit(&consumed)?);
+            items.push(self.audit_nth(&consumed, 1)?);
         }
         Ok(items)
     }

@@ -1,0 +1,13 @@
+//! The routes of every HTTP function in one router, as API Gateway routes
+//! them: what `kobatela-local` serves and in-process tests call.
+
+use axum::Router;
+use shared::SharedState;
+
+pub fn routes(state: &SharedState) -> Router {
+    health::router()
+        .merge(users::router(state.clone()))
+        .merge(apikeys::router(state.clone()))
+        .merge(mandates::router(state.clone()))
+        .merge(spend::router(state.clone()))
+}
