@@ -39,14 +39,12 @@ pub fn key_attributes() -> Vec<&'static str> {
 
 /// Creates the table (on-demand, with its indexes and TTL) unless it exists.
 pub async fn ensure_table(client: &Client, table: &str) -> Result<(), String> {
-    if client
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .is_ok()
-    {
-        return Ok(());
+    match client.describe_table().table_name(table).send().await {
+        Ok(_) => return Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) => {}
+        Err(e) => return Err(format!("reading table {table}: {}", DisplayErrorContext(e))),
     }
     let indexes = INDEXES.iter().map(|index| {
         GlobalSecondaryIndex::builder()

@@ -68,7 +68,12 @@ impl Store {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(output) => {
+                // What it cost, for whoever tunes capacity (DynamoDB prices a
+                // transactional write at 2 WCU per started KiB per item).
+                tracing::debug!(consumed = ?output.consumed_capacity(), items = count, "transaction");
+                Ok(())
+            }
             Err(SdkError::ServiceError(e)) => match e.into_err() {
                 TransactWriteItemsError::TransactionCanceledException(cancelled) => {
                     let mut reasons: Vec<Reason> = cancelled

@@ -1,0 +1,740 @@
+//! Every file of `events/` through the real handler code, in-process: what
+//! `sam local invoke -e events/<fn>/<file>.json` would do, without Docker.
+//!
+//! The files are replayed in the order of their numbers (`01-…` to `17-…`,
+//! across folders) on a fresh table, so ids are 1, 2, 3… in creation order and
+//! each file can name the ids made by the ones before it. HTTP events go
+//! through `lambda_http`'s own API Gateway v2 parsing and the function's whole
+//! app (`shared::http::app`); the scheduled event goes through
+//! `mandate_expiry::handle`.
+//!
+//! `events/`, the table of expectations below and `template.yaml` cannot drift
+//! apart: a file without an expectation, an expectation without a file, an
+//! unknown folder, or a route of the template without an event file fails.
+//!
+//! Needs the emulator (`AWS_ENDPOINT_URL` and the dummy credentials); the
+//! checks of files against the table and the template do not.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use axum::Router;
+use serde_json::{json, Value};
+use shared::{
+    auth::{generate_secret, visible_prefix},
+    config::Config,
+    domain::{access::Role, ids::Id},
+    store::{apikeys::NewApiKey, audit::Actor, schema::ensure_table},
+    AppState, SharedState,
+};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+};
+use tower::ServiceExt;
+
+/// The folders of `events/`: one per function (the template's `Binary`).
+const FUNCTIONS: &[&str] = &[
+    "health",
+    "users",
+    "apikeys",
+    "mandates",
+    "spend",
+    "mandate-expiry",
+];
+
+/// The one function invoked by a schedule rather than over HTTP.
+const SCHEDULED_FUNCTION: &str = "mandate-expiry";
+
+/// What replaying one file must give.
+struct Expected {
+    file: &'static str,
+    outcome: Outcome,
+    /// Checks of the response body (JSON; `Null` when the body is empty).
+    check: fn(&Value),
+}
+
+enum Outcome {
+    /// An HTTP event: the response status.
+    Status(u16),
+    /// The scheduled event: `check` sees the handler's return value.
+    Scheduled,
+}
+
+fn id(value: &Value) -> u64 {
+    value["id"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no id in {value}"))
+}
+
+/// The expectation of every file, by file name. Ids follow from the order:
+/// the admin key made before the replay is API key 1.
+fn expectations() -> Vec<Expected> {
+    vec![
+        Expected {
+            file: "01-health-get.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                assert_eq!(
+                    b,
+                    &json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")})
+                )
+            },
+        },
+        Expected {
+            file: "02-users-create-sender.json",
+            outcome: Outcome::Status(201),
+            check: |b| {
+                assert_eq!(id(b), 1);
+                assert_eq!(b["username"], "amina");
+                assert_eq!(b["email"], "amina@example.com");
+                assert_eq!(b["is_active"], true);
+                assert!(b["created_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+            },
+        },
+        Expected {
+            file: "03-users-create-beneficiary.json",
+            outcome: Outcome::Status(201),
+            check: |b| {
+                assert_eq!(id(b), 2);
+                assert_eq!(b["username"], "moussa");
+                assert_eq!(b["email"], "moussa@example.com");
+            },
+        },
+        Expected {
+            file: "04-users-get.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                assert_eq!(id(b), 1);
+                assert_eq!(b["username"], "amina");
+            },
+        },
+        Expected {
+            file: "05-apikeys-create.json",
+            outcome: Outcome::Status(201),
+            check: |b| {
+                assert_eq!(id(b), 2);
+                assert_eq!(b["name"], "amina-app");
+                assert_eq!(b["scope"], "user");
+                assert_eq!(b["user_id"], 1);
+                assert_eq!(b["revoked_at"], Value::Null);
+                let key = b["key"].as_str().expect("the secret is shown at creation");
+                assert!(key.starts_with("kob_") && key.len() == 68, "{key}");
+                assert_eq!(b["prefix"].as_str(), Some(&key[..12]));
+            },
+        },
+        Expected {
+            file: "06-apikeys-list.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                let items = b["items"].as_array().expect("a page");
+                let ids: Vec<u64> = items.iter().map(id).collect();
+                assert_eq!(ids, vec![2, 1], "newest first: {b}");
+                assert_eq!(items[0]["scope"], "user");
+                assert_eq!(items[1]["scope"], "admin");
+                for item in items {
+                    assert!(
+                        item.get("key").is_none(),
+                        "a listed key shows its secret: {item}"
+                    );
+                    assert!(
+                        item.get("hash").is_none(),
+                        "a listed key shows its hash: {item}"
+                    );
+                }
+                assert_eq!(b["next_cursor"], Value::Null);
+            },
+        },
+        Expected {
+            file: "07-spend-create-category.json",
+            outcome: Outcome::Status(201),
+            check: |b| {
+                assert_eq!(id(b), 1);
+                assert_eq!(b["code"], "PHARMACY");
+                assert_eq!(b["label"], "Pharmacy");
+            },
+        },
+        Expected {
+            file: "08-spend-create-merchant.json",
+            outcome: Outcome::Status(201),
+            check: |b| {
+                assert_eq!(id(b), 1);
+                assert_eq!(b["name"], "Pharmacie du Fleuve");
+                assert_eq!(b["category_id"], 1);
+                assert_eq!(b["is_certified"], false);
+            },
+        },
+        Expected {
+            file: "09-spend-allow-merchant.json",
+            outcome: Outcome::Status(201),
+            check: |b| assert_eq!(b, &json!({"status": "added"})),
+        },
+        Expected {
+            file: "10-mandates-create.json",
+            outcome: Outcome::Status(201),
+            check: |b| {
+                assert_eq!(id(b), 1);
+                assert_eq!(b["sender_id"], 1);
+                assert_eq!(b["beneficiary_id"], 2);
+                assert_eq!(b["total_amount"], "100.00");
+                assert_eq!(b["total_spent"], "0.00");
+                assert_eq!(b["currency"], "USD");
+                assert_eq!(b["allowed_category_id"], 1);
+                assert_eq!(b["allowed_merchant_id"], Value::Null);
+                assert_eq!(b["status"], "ACTIVE");
+                assert!(b["expires_at"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("2099-12-31T23:59:59")));
+            },
+        },
+        Expected {
+            file: "11-mandates-get.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                assert_eq!(id(b), 1);
+                assert_eq!(b["total_amount"], "100.00", "before the purchase");
+                assert_eq!(b["total_spent"], "0.00", "before the purchase");
+                assert_eq!(b["status"], "ACTIVE");
+            },
+        },
+        Expected {
+            file: "12-mandates-list.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                let items = b["items"].as_array().expect("a page");
+                assert_eq!(items.iter().map(id).collect::<Vec<_>>(), vec![1]);
+                assert_eq!(items[0]["sender_id"], 1);
+                assert_eq!(items[0]["status"], "ACTIVE");
+                assert_eq!(b["next_cursor"], Value::Null);
+            },
+        },
+        Expected {
+            file: "13-spend-create-purchase.json",
+            outcome: Outcome::Status(201),
+            check: |b| {
+                assert_eq!(id(b), 1);
+                assert_eq!(b["amount"], "25.50");
+                assert_eq!(b["currency"], "USD");
+                assert_eq!(b["mandate_id"], 1);
+                assert_eq!(b["sender_id"], 1);
+                assert_eq!(b["beneficiary_id"], 2);
+                assert_eq!(b["merchant_id"], 1);
+                assert_eq!(b["category_id"], 1, "the merchant's category");
+                assert_eq!(b["status"], "COMPLETED");
+            },
+        },
+        Expected {
+            file: "14-spend-get-purchase.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                assert_eq!(id(b), 1);
+                assert_eq!(b["amount"], "25.50");
+                assert_eq!(b["mandate_id"], 1);
+            },
+        },
+        Expected {
+            file: "15-mandates-cleanup.json",
+            outcome: Outcome::Status(202),
+            check: |b| assert_eq!(b, &json!({"expired": 0})),
+        },
+        Expected {
+            file: "16-apikeys-revoke.json",
+            outcome: Outcome::Status(204),
+            check: |b| assert_eq!(b, &Value::Null, "204 has no body"),
+        },
+        Expected {
+            file: "17-mandate-expiry-scheduled.json",
+            outcome: Outcome::Scheduled,
+            check: |b| assert_eq!(b, &json!({"expired": 0})),
+        },
+    ]
+}
+
+/// One file of `events/`.
+struct EventFile {
+    name: String,
+    /// Its folder under `events/` (the function it is for).
+    function: String,
+    path: PathBuf,
+    json: Value,
+}
+
+fn events_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../events")
+}
+
+fn collect(dir: &Path, into: &mut Vec<PathBuf>) {
+    let entries =
+        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()));
+    for entry in entries {
+        let path = entry.expect("directory entry").path();
+        if path.is_dir() {
+            collect(&path, into);
+        } else if path.extension().is_some_and(|e| e == "json") {
+            into.push(path);
+        }
+    }
+}
+
+/// Every `*.json` under `events/`, by file name; fails on an unknown folder
+/// or two files of the same name.
+fn event_files() -> Vec<EventFile> {
+    let root = events_dir();
+    let mut paths = Vec::new();
+    collect(&root, &mut paths);
+    let mut files: Vec<EventFile> = paths
+        .into_iter()
+        .map(|path| {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let function = path
+                .parent()
+                .unwrap()
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            assert!(
+                FUNCTIONS.contains(&function.as_str()),
+                "events/{function}/{name}: the folder {function:?} is not a function (one of {FUNCTIONS:?})"
+            );
+            let text = std::fs::read_to_string(&path).unwrap();
+            let json = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{}: not JSON: {e}", path.display()));
+            EventFile {
+                name,
+                function,
+                path,
+                json,
+            }
+        })
+        .collect();
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    for pair in files.windows(2) {
+        assert_ne!(pair[0].name, pair[1].name, "two event files share a name");
+    }
+    assert!(!files.is_empty(), "no event files under {}", root.display());
+    files
+}
+
+#[test]
+fn every_event_file_has_an_expectation_and_every_expectation_a_file() {
+    let files: BTreeSet<String> = event_files().into_iter().map(|f| f.name).collect();
+    let expected: Vec<&str> = expectations().iter().map(|e| e.file).collect();
+    let expected_set: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
+    assert_eq!(
+        expected.len(),
+        expected_set.len(),
+        "the table names a file twice"
+    );
+    let unexpected: Vec<_> = files.difference(&expected_set).collect();
+    let missing: Vec<_> = expected_set.difference(&files).collect();
+    assert!(
+        unexpected.is_empty(),
+        "event files with no expectation: {unexpected:?}"
+    );
+    assert!(
+        missing.is_empty(),
+        "expectations naming no event file: {missing:?}"
+    );
+}
+
+#[test]
+fn events_are_numbered_in_replay_order() {
+    for (index, file) in event_files().iter().enumerate() {
+        let number = format!("{:02}-", index + 1);
+        assert!(
+            file.name.starts_with(&number),
+            "{}: expected the number {number} (files are numbered 01- onwards, without gaps)",
+            file.name
+        );
+    }
+}
+
+/// An API Gateway v2 route key matches a concrete path (`{id}` = one segment).
+fn path_matches(route_path: &str, path: &str) -> bool {
+    let route: Vec<&str> = route_path.split('/').collect();
+    let concrete: Vec<&str> = path.split('/').collect();
+    route.len() == concrete.len()
+        && route
+            .iter()
+            .zip(&concrete)
+            .all(|(r, c)| (r.starts_with('{') && r.ends_with('}') && !c.is_empty()) || r == c)
+}
+
+/// The template's functions: `Binary` → (HTTP route keys, has a schedule).
+fn template_functions() -> BTreeMap<String, (BTreeSet<String>, bool)> {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"))
+            .unwrap();
+    let template: serde_yaml::Value = serde_yaml::from_str(&text).expect("template.yaml parses");
+    let resources = template["Resources"].as_mapping().expect("Resources");
+    let mut functions = BTreeMap::new();
+    for (name, resource) in resources {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name:?} has no Metadata.BuildProperties.Binary"))
+            .to_string();
+        let mut routes = BTreeSet::new();
+        let mut scheduled = false;
+        if let Some(events) = resource["Properties"]["Events"].as_mapping() {
+            for event in events.values() {
+                match event["Type"].as_str() {
+                    Some("HttpApi") => {
+                        let method = event["Properties"]["Method"].as_str().expect("Method");
+                        let path = event["Properties"]["Path"].as_str().expect("Path");
+                        routes.insert(format!("{} {path}", method.to_uppercase()));
+                    }
+                    Some("Schedule") => scheduled = true,
+                    other => panic!("{name:?}: event type {other:?} is not covered by events/"),
+                }
+            }
+        }
+        assert!(
+            functions
+                .insert(binary.clone(), (routes, scheduled))
+                .is_none(),
+            "two functions build {binary}"
+        );
+    }
+    functions
+}
+
+#[test]
+fn events_cover_every_route_and_match_the_template() {
+    let functions = template_functions();
+    let files = event_files();
+    let folders: BTreeSet<&str> = FUNCTIONS.iter().copied().collect();
+    let binaries: BTreeSet<&str> = functions.keys().map(String::as_str).collect();
+    assert_eq!(
+        folders, binaries,
+        "the folders of events/ and the template's functions differ"
+    );
+
+    let mut covered: BTreeSet<(String, String)> = BTreeSet::new();
+    for file in &files {
+        let (routes, scheduled) = &functions[&file.function];
+        let where_ = format!("events/{}/{}", file.function, file.name);
+        if file.function == SCHEDULED_FUNCTION {
+            assert!(
+                *scheduled,
+                "{where_}: the template does not schedule {}",
+                file.function
+            );
+            assert_eq!(file.json["detail-type"], "Scheduled Event", "{where_}");
+            assert_eq!(file.json["source"], "aws.events", "{where_}");
+            covered.insert((file.function.clone(), "schedule".into()));
+            continue;
+        }
+        let route = file.json["routeKey"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{where_}: no routeKey"));
+        assert!(
+            routes.contains(route),
+            "{where_}: route {route:?} is not a route of the {} function in template.yaml ({routes:?})",
+            file.function
+        );
+        let context = &file.json["requestContext"];
+        assert_eq!(
+            context["routeKey"].as_str(),
+            Some(route),
+            "{where_}: requestContext.routeKey"
+        );
+        let (method, route_path) = route.split_once(' ').unwrap();
+        assert_eq!(
+            context["http"]["method"].as_str(),
+            Some(method),
+            "{where_}: method"
+        );
+        let raw_path = file.json["rawPath"].as_str().expect("rawPath");
+        assert!(
+            path_matches(route_path, raw_path),
+            "{where_}: rawPath {raw_path} is not {route}"
+        );
+        assert_eq!(
+            context["http"]["path"].as_str(),
+            Some(raw_path),
+            "{where_}: requestContext.http.path"
+        );
+        assert_eq!(
+            context["stage"], "$default",
+            "{where_}: the API serves the $default stage"
+        );
+        assert!(
+            context["requestId"]
+                .as_str()
+                .is_some_and(|id| !id.is_empty()),
+            "{where_}: no requestContext.requestId"
+        );
+        covered.insert((file.function.clone(), route.to_string()));
+    }
+    for (binary, (routes, scheduled)) in &functions {
+        for route in routes {
+            assert!(
+                covered.contains(&(binary.clone(), route.clone())),
+                "route {route} of {binary} in template.yaml has no file in events/{binary}/"
+            );
+        }
+        if *scheduled {
+            assert!(
+                covered.contains(&(binary.clone(), "schedule".into())),
+                "the schedule of {binary} has no file in events/{binary}/"
+            );
+        }
+    }
+}
+
+/// Reads a setting from the environment, if set and not blank.
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// A fresh state on a new table of the emulator.
+async fn fresh_state() -> SharedState {
+    let table = format!("events-{}", uuid::Uuid::new_v4().simple());
+    let pepper =
+        env_var("KOBATELA_API_KEY_PEPPER").unwrap_or_else(|| "events-test-pepper-".repeat(3));
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    ensure_table(&client, &table)
+        .await
+        .expect("the emulator creates the table");
+    let config = Config::from_lookup(|name| match name {
+        "KOBATELA_TABLE" => Some(table.clone()),
+        "KOBATELA_API_KEY_PEPPER" => Some(pepper.clone()),
+        _ => None,
+    })
+    .expect("config");
+    AppState::new(config, client)
+}
+
+/// The function's whole app, as `run_on_lambda` serves it.
+fn app_of(function: &str, state: &SharedState) -> Router {
+    let routes = match function {
+        "health" => health::router(),
+        "users" => users::router(state.clone()),
+        "apikeys" => apikeys::router(state.clone()),
+        "mandates" => mandates::router(state.clone()),
+        "spend" => spend::router(state.clone()),
+        other => panic!("{other} is not an HTTP function"),
+    };
+    shared::http::app(routes)
+}
+
+struct Answer {
+    status: u16,
+    headers: http::HeaderMap,
+    text: String,
+    body: Value,
+}
+
+async fn call(app: Router, request: http::Request<lambda_http::Body>) -> Answer {
+    let response = app
+        .oneshot(request)
+        .await
+        .expect("the router is infallible");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("the body reads");
+    let text = String::from_utf8(bytes.to_vec()).expect("the body is UTF-8");
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("the body is not JSON ({e}): {text}"))
+    };
+    Answer {
+        status,
+        headers,
+        text,
+        body,
+    }
+}
+
+/// The event with `Authorization: Bearer <secret>` in place of the placeholder.
+fn with_key(event: &Value, secret: &str) -> String {
+    let mut event = event.clone();
+    if event["headers"].get("authorization").is_some() {
+        event["headers"]["authorization"] = Value::String(format!("Bearer {secret}"));
+    }
+    event.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_file_replays_through_its_handler() {
+    let state = fresh_state().await;
+    let secret = generate_secret();
+    let admin = state
+        .store
+        .create_api_key(
+            NewApiKey {
+                name: "events-admin".into(),
+                scope: Role::Admin,
+                user_id: None,
+                expires_at: None,
+                hash: state.auth.hash(&secret),
+                prefix: visible_prefix(&secret),
+            },
+            &Actor::System,
+        )
+        .await
+        .expect("the admin key is created");
+    assert_eq!(admin.id.get(), 1, "a fresh table starts its ids at 1");
+
+    let expectations: BTreeMap<&str, Expected> =
+        expectations().into_iter().map(|e| (e.file, e)).collect();
+    let files = event_files();
+    let mut bodies: BTreeMap<String, Value> = BTreeMap::new();
+    for file in &files {
+        let where_ = format!("events/{}/{}", file.function, file.name);
+        let expected = expectations
+            .get(file.name.as_str())
+            .unwrap_or_else(|| panic!("{where_} has no expectation in this test"));
+        let body = match expected.outcome {
+            Outcome::Scheduled => {
+                assert_eq!(
+                    file.function, SCHEDULED_FUNCTION,
+                    "{where_}: only {SCHEDULED_FUNCTION} is scheduled"
+                );
+                let event: EventBridgeEvent = serde_json::from_value(file.json.clone())
+                    .unwrap_or_else(|e| panic!("{where_}: not an EventBridge event: {e}"));
+                let result = mandate_expiry::handle(&state, event)
+                    .await
+                    .unwrap_or_else(|e| panic!("{where_}: the handler failed: {e}"));
+                println!("{where_}: {result}");
+                result
+            }
+            Outcome::Status(status) => {
+                assert_ne!(
+                    file.function, SCHEDULED_FUNCTION,
+                    "{where_}: {SCHEDULED_FUNCTION} is not HTTP"
+                );
+                let request = lambda_http::request::from_str(&with_key(&file.json, &secret))
+                    .unwrap_or_else(|e| {
+                        panic!("{}: not an API Gateway event: {e}", file.path.display())
+                    });
+                let answer = call(app_of(&file.function, &state), request).await;
+                println!("{where_}: {} {}", answer.status, answer.text);
+                assert_eq!(
+                    answer.status, status,
+                    "{where_}: unexpected status: {}",
+                    answer.text
+                );
+                let request_id = file.json["requestContext"]["requestId"].as_str().unwrap();
+                assert_eq!(
+                    answer
+                        .headers
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok()),
+                    Some(request_id),
+                    "{where_}: x-request-id is not the API Gateway request id"
+                );
+                if !answer.text.is_empty() {
+                    assert_eq!(
+                        answer
+                            .headers
+                            .get("content-type")
+                            .and_then(|v| v.to_str().ok()),
+                        Some("application/json"),
+                        "{where_}: content type"
+                    );
+                }
+                answer.body
+            }
+        };
+        (expected.check)(&body);
+        bodies.insert(file.name.clone(), body);
+    }
+
+    // Reads answer what the writes before them answered.
+    let body = |name: &str| {
+        bodies
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} was not replayed"))
+    };
+    assert_eq!(
+        body("04-users-get.json"),
+        body("02-users-create-sender.json")
+    );
+    assert_eq!(
+        body("11-mandates-get.json"),
+        body("10-mandates-create.json")
+    );
+    assert_eq!(
+        body("12-mandates-list.json")["items"][0],
+        *body("10-mandates-create.json")
+    );
+    assert_eq!(
+        body("14-spend-get-purchase.json"),
+        body("13-spend-create-purchase.json")
+    );
+
+    // The purchase debited the mandate, through the handler and in the store.
+    let mandate_id = Id::new(1).unwrap();
+    let read = lambda_http::request::from_str(&with_key(
+        &event_files()
+            .into_iter()
+            .find(|f| f.name == "11-mandates-get.json")
+            .unwrap()
+            .json,
+        &secret,
+    ))
+    .unwrap();
+    let after = call(app_of("mandates", &state), read).await;
+    assert_eq!(after.status, 200, "{}", after.text);
+    assert_eq!(after.body["total_amount"], "74.50", "{}", after.text);
+    assert_eq!(after.body["total_spent"], "25.50", "{}", after.text);
+    assert_eq!(after.body["status"], "ACTIVE", "{}", after.text);
+    let stored = state
+        .store
+        .mandate(mandate_id)
+        .await
+        .unwrap()
+        .expect("mandate 1 is stored");
+    assert_eq!(stored.balance.to_string(), "74.50");
+    assert_eq!(stored.spent.to_string(), "25.50");
+
+    let actions: Vec<String> = state
+        .store
+        .audit_trail("USAGE_MANDATE", mandate_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.action)
+        .collect();
+    assert_eq!(
+        actions,
+        vec!["USAGE_MANDATE_CREATED", "USAGE_MANDATE_DEBITED"]
+    );
+
+    // 16 revoked the key 05 made: it no longer works (not even from the cache).
+    let user_secret = body("05-apikeys-create.json")["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let revoked = state
+        .store
+        .api_key_by_hash(&state.auth.hash(&user_secret))
+        .await
+        .unwrap()
+        .expect("key 2 is stored");
+    assert_eq!(revoked.id.get(), 2);
+    assert!(revoked.revoked_at.is_some(), "key 2 is not revoked");
+    let read_user = lambda_http::request::from_str(&with_key(
+        &event_files()
+            .into_iter()
+            .find(|f| f.name == "04-users-get.json")
+            .unwrap()
+            .json,
+        &user_secret,
+    ))
+    .unwrap();
+    let refused = call(app_of("users", &state), read_user).await;
+    assert_eq!(refused.status, 401, "{}", refused.text);
+    assert_eq!(
+        refused.body["error"]["code"], "UNAUTHORIZED",
+        "{}",
+        refused.text
+    );
+}
