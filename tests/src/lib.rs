@@ -158,10 +158,36 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 
-pub async fn create_user(admin: &Api, prefix: &str) -> u64 {
+/// Who fixtures are made through, as the admin: over HTTP or in-process.
+pub trait AdminApi {
+    fn post_json(&self, path: &str, body: Value)
+        -> impl std::future::Future<Output = Reply> + Send;
+}
+
+impl AdminApi for Api {
+    fn post_json(
+        &self,
+        path: &str,
+        body: Value,
+    ) -> impl std::future::Future<Output = Reply> + Send {
+        Api::post(self, path, body)
+    }
+}
+
+impl AdminApi for InProcess {
+    fn post_json(
+        &self,
+        path: &str,
+        body: Value,
+    ) -> impl std::future::Future<Output = Reply> + Send {
+        InProcess::post(self, path, body)
+    }
+}
+
+pub async fn create_user(admin: &impl AdminApi, prefix: &str) -> u64 {
     let name = unique(prefix);
     admin
-        .post(
+        .post_json(
             "/users",
             json!({"username": name, "email": format!("{name}@example.com")}),
         )
@@ -194,16 +220,16 @@ pub struct MandateSetup {
 }
 
 impl MandateSetup {
-    pub async fn new(admin: &Api, total: &str) -> MandateSetup {
+    pub async fn new(admin: &impl AdminApi, total: &str) -> MandateSetup {
         MandateSetup::with_terms(admin, total, json!({})).await
     }
 
     /// `extra` is merged into the `POST /mandates` body.
-    pub async fn with_terms(admin: &Api, total: &str, extra: Value) -> MandateSetup {
+    pub async fn with_terms(admin: &impl AdminApi, total: &str, extra: Value) -> MandateSetup {
         let sender = create_user(admin, "sender").await;
         let beneficiary = create_user(admin, "beneficiary").await;
         let category = admin
-            .post(
+            .post_json(
                 "/spend/categories",
                 json!({"code": unique("CAT"), "label": "Pharmacy"}),
             )
@@ -211,7 +237,7 @@ impl MandateSetup {
             .expect(201)
             .id();
         let merchant = admin
-            .post(
+            .post_json(
                 "/spend/merchants",
                 json!({"name": unique("merchant"), "category_id": category}),
             )
@@ -219,7 +245,7 @@ impl MandateSetup {
             .expect(201)
             .id();
         admin
-            .post(
+            .post_json(
                 "/spend/allow",
                 json!({"owner_id": beneficiary, "merchant_id": merchant}),
             )
@@ -235,7 +261,7 @@ impl MandateSetup {
         for (k, v) in extra.as_object().unwrap() {
             body[k] = v.clone();
         }
-        let mandate = admin.post("/mandates", body).await.expect(201).id();
+        let mandate = admin.post_json("/mandates", body).await.expect(201).id();
         MandateSetup {
             sender,
             beneficiary,
@@ -490,57 +516,6 @@ impl InProcess {
 
     pub async fn get(&self, path: &str) -> Reply {
         self.call("GET", path, &[], None).await
-    }
-
-    /// Users, a merchant the beneficiary may use, and a mandate of `total`.
-    pub async fn mandate_setup(&self, total: &str) -> MandateSetup {
-        let user = |prefix: &str| {
-            let name = unique(prefix);
-            json!({"username": name, "email": format!("{name}@example.com")})
-        };
-        let sender = self.post("/users", user("sender")).await.expect(201).id();
-        let beneficiary = self
-            .post("/users", user("beneficiary"))
-            .await
-            .expect(201)
-            .id();
-        let category = self
-            .post(
-                "/spend/categories",
-                json!({"code": unique("CAT"), "label": "Pharmacy"}),
-            )
-            .await
-            .expect(201)
-            .id();
-        let merchant = self
-            .post(
-                "/spend/merchants",
-                json!({"name": unique("m"), "category_id": category}),
-            )
-            .await
-            .expect(201)
-            .id();
-        self.post(
-            "/spend/allow",
-            json!({"owner_id": beneficiary, "merchant_id": merchant}),
-        )
-        .await
-        .expect(201);
-        let mandate = self
-            .post(
-                "/mandates",
-                json!({"sender_id": sender, "beneficiary_id": beneficiary, "total_amount": total, "expires_at": "2099-12-31T23:59:59Z"}),
-            )
-            .await
-            .expect(201)
-            .id();
-        MandateSetup {
-            sender,
-            beneficiary,
-            category,
-            merchant,
-            mandate,
-        }
     }
 }
 

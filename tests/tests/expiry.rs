@@ -51,10 +51,10 @@ async fn cleanup_expires_each_overdue_mandate_once_even_when_runs_overlap() {
     let api = InProcess::new("expiry").await;
     let table = Table::named(&api.table).await;
     let overdue = [
-        api.mandate_setup("10.00").await,
-        api.mandate_setup("20.00").await,
+        MandateSetup::new(&api, "10.00").await,
+        MandateSetup::new(&api, "20.00").await,
     ];
-    let current = api.mandate_setup("30.00").await;
+    let current = MandateSetup::new(&api, "30.00").await;
     for s in &overdue {
         table.backdate_mandate(s.mandate).await;
     }
@@ -109,7 +109,7 @@ async fn cleanup_expires_each_overdue_mandate_once_even_when_runs_overlap() {
 async fn a_purchase_notices_expiry() {
     let api = InProcess::new("expiry").await;
     let table = Table::named(&api.table).await;
-    let s = api.mandate_setup("10.00").await;
+    let s = MandateSetup::new(&api, "10.00").await;
     table.backdate_mandate(s.mandate).await;
 
     let key = unique("k");
@@ -150,7 +150,7 @@ async fn a_purchase_notices_expiry() {
 async fn an_overdue_mandate_does_not_block_a_new_one() {
     let api = InProcess::new("expiry").await;
     let table = Table::named(&api.table).await;
-    let s = api.mandate_setup("10.00").await;
+    let s = MandateSetup::new(&api, "10.00").await;
     table.backdate_mandate(s.mandate).await;
     let body = json!({"sender_id": s.sender, "beneficiary_id": s.beneficiary, "total_amount": "5", "expires_at": "2099-01-01T00:00:00Z"});
     let fresh = api.post("/mandates", body.clone()).await.expect(201);
