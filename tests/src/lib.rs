@@ -7,7 +7,7 @@
 //! `KOBATELA_ADMIN_KEY`, `KOBATELA_TABLE`, `KOBATELA_API_KEY_PEPPER`,
 //! `AWS_ENDPOINT_URL` and the dummy AWS credentials.
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::{operation::scan::builders::ScanFluentBuilder, types::AttributeValue};
 use reqwest::{header::HeaderMap, Method, StatusCode};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -35,6 +35,31 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Reads a response of an in-process router whole.
+    pub async fn read(response: axum::response::Response) -> Reply {
+        let status = StatusCode::from_u16(response.status().as_u16()).expect("status");
+        let mut headers = HeaderMap::new();
+        for (name, value) in response.headers() {
+            if let (Ok(name), Ok(value)) = (
+                reqwest::header::HeaderName::from_bytes(name.as_str().as_bytes()),
+                reqwest::header::HeaderValue::from_bytes(value.as_bytes()),
+            ) {
+                headers.insert(name, value);
+            }
+        }
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        let text = String::from_utf8(bytes.to_vec()).expect("utf-8 body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            text,
+            body,
+        }
+    }
+
     /// The error code of an error reply ("" if none).
     pub fn code(&self) -> &str {
         self.body["error"]["code"].as_str().unwrap_or("")
@@ -298,22 +323,15 @@ impl Table {
         }
     }
 
-    /// Every item whose `attribute` equals `value` (a number), all pages.
-    pub async fn items_where(
+    /// Every item that `filter` (a scan with its filter set) keeps, all pages.
+    async fn scan_all(
         &self,
-        attribute: &str,
-        value: u64,
+        filter: impl Fn(ScanFluentBuilder) -> ScanFluentBuilder,
     ) -> Vec<HashMap<String, AttributeValue>> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.name)
-                .filter_expression("#a = :v")
-                .expression_attribute_names("#a", attribute)
-                .expression_attribute_values(":v", AttributeValue::N(value.to_string()))
+            let page = filter(self.client.scan().table_name(&self.name))
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()
@@ -325,6 +343,46 @@ impl Table {
                 return items;
             }
         }
+    }
+
+    /// Every item whose `attribute` equals `value` (a number), all pages.
+    pub async fn items_where(
+        &self,
+        attribute: &str,
+        value: u64,
+    ) -> Vec<HashMap<String, AttributeValue>> {
+        self.scan_all(|scan| {
+            scan.filter_expression("#a = :v")
+                .expression_attribute_names("#a", attribute)
+                .expression_attribute_values(":v", AttributeValue::N(value.to_string()))
+        })
+        .await
+    }
+
+    /// Every item whose partition key starts with `pk_prefix` (`PURCHASE#`,
+    /// `IDEMPOTENCY#`…), all pages.
+    pub async fn items_with_prefix(&self, pk_prefix: &str) -> Vec<HashMap<String, AttributeValue>> {
+        self.scan_all(|scan| {
+            scan.filter_expression("begins_with(pk, :prefix)")
+                .expression_attribute_values(":prefix", AttributeValue::S(pk_prefix.into()))
+        })
+        .await
+    }
+
+    /// The item stored under `key` (consistent read), if any.
+    pub async fn item(
+        &self,
+        key: HashMap<String, AttributeValue>,
+    ) -> Option<HashMap<String, AttributeValue>> {
+        self.client
+            .get_item()
+            .table_name(&self.name)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get_item works")
+            .item
     }
 
     /// Items of one partition key prefix (`PURCHASE#`, `AUDIT#USAGE_MANDATE#7`…)
@@ -487,27 +545,7 @@ impl InProcess {
             .oneshot(request)
             .await
             .expect("router answers");
-        let status = StatusCode::from_u16(response.status().as_u16()).expect("status");
-        let mut headers = HeaderMap::new();
-        for (name, value) in response.headers() {
-            if let (Ok(name), Ok(value)) = (
-                reqwest::header::HeaderName::from_bytes(name.as_str().as_bytes()),
-                reqwest::header::HeaderValue::from_bytes(value.as_bytes()),
-            ) {
-                headers.insert(name, value);
-            }
-        }
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .expect("body");
-        let text = String::from_utf8(bytes.to_vec()).expect("utf-8 body");
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            text,
-            body,
-        }
+        Reply::read(response).await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {
@@ -516,6 +554,30 @@ impl InProcess {
 
     pub async fn get(&self, path: &str) -> Reply {
         self.call("GET", path, &[], None).await
+    }
+
+    /// `POST /spend/purchases` with an `Idempotency-Key`.
+    pub async fn purchase(&self, key: &str, body: Value) -> Reply {
+        self.call(
+            "POST",
+            "/spend/purchases",
+            &[("idempotency-key", key)],
+            Some(body),
+        )
+        .await
+    }
+
+    /// A mandate's balance and spent total, as the store reads them.
+    pub async fn mandate_money(&self, mandate: u64) -> (String, String) {
+        let id = shared::domain::ids::Id::new(mandate).expect("a mandate id");
+        let found = self
+            .state
+            .store
+            .mandate(id)
+            .await
+            .expect("the store reads")
+            .expect("the mandate is stored");
+        (found.balance.to_string(), found.spent.to_string())
     }
 }
 

@@ -2,29 +2,26 @@
 //! `sam local invoke -e events/<fn>/<file>.json` would do, without Docker.
 //!
 //! The files are replayed in the order of their numbers (`01-…` to `17-…`,
-//! across folders) on a fresh table, so ids are 1, 2, 3… in creation order and
-//! each file can name the ids made by the ones before it. HTTP events go
-//! through `lambda_http`'s own API Gateway v2 parsing and the function's whole
-//! app (`shared::http::app`); the scheduled event goes through
-//! `mandate_expiry::handle`.
+//! across folders) on a fresh table (`kobatela_tests::InProcess`: its state
+//! and admin key, not its merged router), so ids are 1, 2, 3… in creation
+//! order and each file can name the ids made by the ones before it. HTTP
+//! events go through `lambda_http`'s own API Gateway v2 parsing and the
+//! function's whole app (`shared::http::app`); the scheduled event goes
+//! through `mandate_expiry::handle`.
 //!
 //! `events/`, the table of expectations below and `template.yaml` cannot drift
 //! apart: a file without an expectation, an expectation without a file, an
 //! unknown folder, or a route of the template without an event file fails.
 //!
-//! Needs the emulator (`AWS_ENDPOINT_URL` and the dummy credentials); the
-//! checks of files against the table and the template do not.
+//! Needs the emulator (`AWS_ENDPOINT_URL`, the dummy credentials and
+//! `KOBATELA_API_KEY_PEPPER`); the checks of files against the table and
+//! the template do not.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use axum::Router;
+use kobatela_tests::{InProcess, Reply, Table};
 use serde_json::{json, Value};
-use shared::{
-    auth::{generate_secret, visible_prefix},
-    config::Config,
-    domain::{access::Role, ids::Id},
-    store::{apikeys::NewApiKey, audit::Actor, schema::ensure_table},
-    AppState, SharedState,
-};
+use shared::SharedState;
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
@@ -484,30 +481,6 @@ fn events_cover_every_route_and_match_the_template() {
     }
 }
 
-/// Reads a setting from the environment, if set and not blank.
-fn env_var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-/// A fresh state on a new table of the emulator.
-async fn fresh_state() -> SharedState {
-    let table = format!("events-{}", uuid::Uuid::new_v4().simple());
-    let pepper =
-        env_var("KOBATELA_API_KEY_PEPPER").unwrap_or_else(|| "events-test-pepper-".repeat(3));
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let client = aws_sdk_dynamodb::Client::new(&sdk);
-    ensure_table(&client, &table)
-        .await
-        .expect("the emulator creates the table");
-    let config = Config::from_lookup(|name| match name {
-        "KOBATELA_TABLE" => Some(table.clone()),
-        "KOBATELA_API_KEY_PEPPER" => Some(pepper.clone()),
-        _ => None,
-    })
-    .expect("config");
-    AppState::new(config, client)
-}
-
 /// The function's whole app, as `run_on_lambda` serves it.
 fn app_of(function: &str, state: &SharedState) -> Router {
     let routes = match function {
@@ -521,35 +494,21 @@ fn app_of(function: &str, state: &SharedState) -> Router {
     shared::http::app(routes)
 }
 
-struct Answer {
-    status: u16,
-    headers: http::HeaderMap,
-    text: String,
-    body: Value,
-}
-
-async fn call(app: Router, request: http::Request<lambda_http::Body>) -> Answer {
+/// One request through `app`; the body must be JSON or empty (`Null`).
+async fn call(app: Router, request: http::Request<lambda_http::Body>) -> Reply {
     let response = app
         .oneshot(request)
         .await
         .expect("the router is infallible");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .expect("the body reads");
-    let text = String::from_utf8(bytes.to_vec()).expect("the body is UTF-8");
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("the body is not JSON ({e}): {text}"))
-    };
-    Answer {
-        status,
-        headers,
-        text,
-        body,
+    let reply = Reply::read(response).await;
+    if let Err(e) = serde_json::from_str::<Value>(&reply.text) {
+        assert!(
+            reply.text.is_empty(),
+            "the body is not JSON ({e}): {}",
+            reply.text
+        );
     }
+    reply
 }
 
 /// The event with `Authorization: Bearer <secret>` in place of the placeholder.
@@ -563,23 +522,14 @@ fn with_key(event: &Value, secret: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_file_replays_through_its_handler() {
-    let state = fresh_state().await;
-    let secret = generate_secret();
+    let api = InProcess::new("events").await;
+    let (state, secret) = (&api.state, &api.admin_key);
     let admin = state
         .store
-        .create_api_key(
-            NewApiKey {
-                name: "events-admin".into(),
-                scope: Role::Admin,
-                user_id: None,
-                expires_at: None,
-                hash: state.auth.hash(&secret),
-                prefix: visible_prefix(&secret),
-            },
-            &Actor::System,
-        )
+        .api_key_by_hash(&state.auth.hash(secret))
         .await
-        .expect("the admin key is created");
+        .unwrap()
+        .expect("the admin key is stored");
     assert_eq!(admin.id.get(), 1, "a fresh table starts its ids at 1");
 
     let expectations: BTreeMap<&str, Expected> =
@@ -599,7 +549,7 @@ async fn every_event_file_replays_through_its_handler() {
                 );
                 let event: EventBridgeEvent = serde_json::from_value(file.json.clone())
                     .unwrap_or_else(|e| panic!("{where_}: not an EventBridge event: {e}"));
-                let result = mandate_expiry::handle(&state, event)
+                let result = mandate_expiry::handle(state, event)
                     .await
                     .unwrap_or_else(|e| panic!("{where_}: the handler failed: {e}"));
                 println!("{where_}: {result}");
@@ -610,14 +560,15 @@ async fn every_event_file_replays_through_its_handler() {
                     file.function, SCHEDULED_FUNCTION,
                     "{where_}: {SCHEDULED_FUNCTION} is not HTTP"
                 );
-                let request = lambda_http::request::from_str(&with_key(&file.json, &secret))
+                let request = lambda_http::request::from_str(&with_key(&file.json, secret))
                     .unwrap_or_else(|e| {
                         panic!("{}: not an API Gateway event: {e}", file.path.display())
                     });
-                let answer = call(app_of(&file.function, &state), request).await;
-                println!("{where_}: {} {}", answer.status, answer.text);
+                let answer = call(app_of(&file.function, state), request).await;
+                println!("{where_}: {} {}", answer.status.as_u16(), answer.text);
                 assert_eq!(
-                    answer.status, status,
+                    answer.status.as_u16(),
+                    status,
                     "{where_}: unexpected status: {}",
                     answer.text
                 );
@@ -671,40 +622,28 @@ async fn every_event_file_replays_through_its_handler() {
     );
 
     // The purchase debited the mandate, through the handler and in the store.
-    let mandate_id = Id::new(1).unwrap();
     let read = lambda_http::request::from_str(&with_key(
         &event_files()
             .into_iter()
             .find(|f| f.name == "11-mandates-get.json")
             .unwrap()
             .json,
-        &secret,
+        secret,
     ))
     .unwrap();
-    let after = call(app_of("mandates", &state), read).await;
+    let after = call(app_of("mandates", state), read).await;
     assert_eq!(after.status, 200, "{}", after.text);
     assert_eq!(after.body["total_amount"], "74.50", "{}", after.text);
     assert_eq!(after.body["total_spent"], "25.50", "{}", after.text);
     assert_eq!(after.body["status"], "ACTIVE", "{}", after.text);
-    let stored = state
-        .store
-        .mandate(mandate_id)
-        .await
-        .unwrap()
-        .expect("mandate 1 is stored");
-    assert_eq!(stored.balance.to_string(), "74.50");
-    assert_eq!(stored.spent.to_string(), "25.50");
-
-    let actions: Vec<String> = state
-        .store
-        .audit_trail("USAGE_MANDATE", mandate_id)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.action)
-        .collect();
     assert_eq!(
-        actions,
+        api.mandate_money(1).await,
+        ("74.50".to_string(), "25.50".to_string())
+    );
+
+    let table = Table::named(&api.table).await;
+    assert_eq!(
+        table.audit_actions("USAGE_MANDATE", 1).await,
         vec!["USAGE_MANDATE_CREATED", "USAGE_MANDATE_DEBITED"]
     );
 
@@ -730,7 +669,7 @@ async fn every_event_file_replays_through_its_handler() {
         &user_secret,
     ))
     .unwrap();
-    let refused = call(app_of("users", &state), read_user).await;
+    let refused = call(app_of("users", state), read_user).await;
     assert_eq!(refused.status, 401, "{}", refused.text);
     assert_eq!(
         refused.body["error"]["code"], "UNAUTHORIZED",

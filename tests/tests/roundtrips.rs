@@ -1,11 +1,10 @@
 //! What a purchase costs, measured, and the retry path on
 //! `TransactionConflict`, proven by fault injection.
 //!
-//! Each test builds its own state in-process on a fresh table of the emulator,
-//! with a DynamoDB client carrying a `Meter` interceptor, and drives the API
-//! through the functions' own apps (`shared::http::app(spend::router(..))`…)
-//! with `tower::ServiceExt::oneshot`. So the meter counts exactly the requests
-//! of this state's handlers, whatever else runs on the emulator.
+//! Each test builds its own API in-process on a fresh table of the emulator
+//! (`kobatela_tests::InProcess`), with a DynamoDB client carrying a `Meter`
+//! interceptor. So the meter counts exactly the requests of this state's
+//! handlers, whatever else runs on the emulator.
 //!
 //! - Steady state: round trips per purchase by operation, and write units:
 //!   the emulator's `ConsumedCapacity` (moto answers an empty list) and
@@ -15,7 +14,8 @@
 //!   `TransactWriteItems` calls to a tiny local server answering exactly what
 //!   DynamoDB answers then, instead of the emulator.
 //!
-//! Needs the emulator (`AWS_ENDPOINT_URL` and the dummy credentials).
+//! Needs the emulator (`AWS_ENDPOINT_URL`, the dummy credentials) and
+//! `KOBATELA_API_KEY_PEPPER`.
 
 use aws_sdk_dynamodb::{
     operation::transact_write_items::{
@@ -41,19 +41,14 @@ use aws_smithy_runtime_api::{
 };
 use aws_smithy_types::config_bag::ConfigBag;
 use axum::{
-    body::{Body, Bytes},
+    body::Bytes,
     http::{HeaderMap, StatusCode},
     response::IntoResponse,
     Router,
 };
+use kobatela_tests::{cents_of, InProcess, MandateSetup, Table};
 use serde_json::{json, Value};
-use shared::{
-    auth::{generate_secret, visible_prefix},
-    config::Config,
-    domain::{access::Role, ids::Id},
-    store::{apikeys::NewApiKey, audit::Actor, schema::ensure_table, transact::Backoff},
-    AppState, SharedState,
-};
+use shared::store::transact::Backoff;
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{
@@ -61,7 +56,6 @@ use std::{
         Arc, Mutex,
     },
 };
-use tower::ServiceExt;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -315,10 +309,10 @@ fn transactional_wcu(size: usize) -> u64 {
 }
 
 /// The size of every item of every recorded transaction, with its kind.
-/// Stored items are sized as they are now (read with a client the meter does
-/// not count): after the write, which for a debit differs from before it only
-/// by a few digits.
-async fn item_sizes(tally: &Tally, plain: &Client, table: &str) -> Vec<Vec<(&'static str, usize)>> {
+/// Stored items are sized as they are now (read through `Table`, whose client
+/// the meter does not count): after the write, which for a debit differs from
+/// before it only by a few digits.
+async fn item_sizes(tally: &Tally, table: &Table) -> Vec<Vec<(&'static str, usize)>> {
     let mut stored_sizes: HashMap<String, usize> = HashMap::new();
     let mut transactions = Vec::new();
     for items in &tally.transactions {
@@ -334,15 +328,7 @@ async fn item_sizes(tally: &Tally, plain: &Client, table: &str) -> Vec<Vec<(&'st
                     let size = match stored_sizes.get(&id) {
                         Some(size) => *size,
                         None => {
-                            let found = plain
-                                .get_item()
-                                .table_name(table)
-                                .set_key(Some(key.clone()))
-                                .consistent_read(true)
-                                .send()
-                                .await
-                                .expect("the emulator answers")
-                                .item;
+                            let found = table.item(key.clone()).await;
                             // A deleted item is priced at the minimum.
                             assert!(
                                 found.is_some() || *kind == "Delete",
@@ -439,280 +425,56 @@ fn conflict_response(request: &[u8]) -> axum::response::Response {
 }
 
 // ---------------------------------------------------------------------------
-// State, fixture and calls.
+// State and calls.
 
 struct Harness {
-    state: SharedState,
+    api: InProcess,
     meter: Meter,
-    /// A client of the same emulator that the meter does not see.
-    plain: Client,
-    table: String,
-    admin: String,
+    /// The same table, read with a client the meter does not see.
+    table: Table,
     conflict_hits: Arc<AtomicU64>,
 }
 
-/// A fresh table, a state whose client carries the meter, an admin key.
+/// A fresh in-process API whose DynamoDB client carries the meter.
 async fn harness() -> Harness {
-    let table = format!("roundtrips-{}", uuid::Uuid::new_v4().simple());
-    let pepper = std::env::var("KOBATELA_API_KEY_PEPPER")
-        .ok()
-        .filter(|p| !p.trim().is_empty())
-        .unwrap_or_else(|| "roundtrips-test-pepper-".repeat(2));
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let plain = Client::new(&sdk);
-    ensure_table(&plain, &table)
-        .await
-        .expect("the emulator creates the table");
-
     let meter = Meter::default();
     let (server, conflict_hits) = start_conflict_server().await;
     *meter.0.conflict_server.lock().unwrap() = Some(server);
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let metered = Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(&sdk)
             .interceptor(meter.clone())
             .build(),
     );
-    let config = Config::from_lookup(|name| match name {
-        "KOBATELA_TABLE" => Some(table.clone()),
-        "KOBATELA_API_KEY_PEPPER" => Some(pepper.clone()),
-        "KOBATELA_ID_BLOCK" => Some(ID_BLOCK.to_string()),
+    let id_block = ID_BLOCK.to_string();
+    let settings = [
+        ("KOBATELA_ID_BLOCK", id_block.as_str()),
         // The longest allowed: the steady state must not re-read the key.
-        "KOBATELA_KEY_CACHE_SECONDS" => Some("60".into()),
-        _ => None,
-    })
-    .expect("config");
-    assert_eq!(config.id_block, ID_BLOCK);
-    let state = AppState::new(config, metered);
-
-    let admin = generate_secret();
-    state
-        .store
-        .create_api_key(
-            NewApiKey {
-                name: "roundtrips-admin".into(),
-                scope: Role::Admin,
-                user_id: None,
-                expires_at: None,
-                hash: state.auth.hash(&admin),
-                prefix: visible_prefix(&admin),
-            },
-            &Actor::System,
-        )
-        .await
-        .expect("the admin key is created");
+        ("KOBATELA_KEY_CACHE_SECONDS", "60"),
+    ];
+    let api = InProcess::with_client("roundtrips", metered, &settings).await;
+    assert_eq!(api.state.config.id_block, ID_BLOCK);
+    let table = Table::named(&api.table).await;
     Harness {
-        state,
+        api,
         meter,
-        plain,
         table,
-        admin,
         conflict_hits,
     }
 }
 
-struct Reply {
-    status: u16,
-    text: String,
-    body: Value,
-}
-
-/// The ids of one funded mandate and its parties.
-struct Fixture {
-    sender: u64,
-    beneficiary: u64,
-    merchant: u64,
-    mandate: Id,
-}
-
 impl Harness {
-    fn app(&self, function: &str) -> Router {
-        let state = self.state.clone();
-        shared::http::app(match function {
-            "users" => users::router(state),
-            "spend" => spend::router(state),
-            "mandates" => mandates::router(state),
-            other => panic!("no function {other}"),
-        })
-    }
-
-    async fn call(
-        &self,
-        function: &str,
-        method: &str,
-        path: &str,
-        idempotency_key: Option<&str>,
-        body: Option<Value>,
-    ) -> Reply {
-        let mut request = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("authorization", format!("Bearer {}", self.admin));
-        if let Some(key) = idempotency_key {
-            request = request.header("idempotency-key", key);
-        }
-        let request = match body {
-            Some(body) => request
-                .header("content-type", "application/json")
-                .body(Body::from(body.to_string())),
-            None => request.body(Body::empty()),
-        }
-        .unwrap();
-        let response = self
-            .app(function)
-            .oneshot(request)
-            .await
-            .expect("the router is infallible");
-        let status = response.status().as_u16();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply { status, text, body }
-    }
-
-    async fn create(&self, function: &str, path: &str, body: Value) -> u64 {
-        let reply = self.call(function, "POST", path, None, Some(body)).await;
-        assert_eq!(reply.status, 201, "POST {path}: {}", reply.text);
-        reply.body["id"].as_u64().unwrap_or(0)
-    }
-
-    /// Users, a category, a merchant in it the beneficiary may use, and a
-    /// mandate of `total`, all through the functions' routes.
-    async fn fixture(&self, total: &str) -> Fixture {
-        let sender = self
-            .create(
-                "users",
-                "/users",
-                json!({"username": "sender", "email": "sender@example.com"}),
-            )
-            .await;
-        let beneficiary = self
-            .create(
-                "users",
-                "/users",
-                json!({"username": "beneficiary", "email": "beneficiary@example.com"}),
-            )
-            .await;
-        let category = self
-            .create(
-                "spend",
-                "/spend/categories",
-                json!({"code": "PHARMACY", "label": "Pharmacy"}),
-            )
-            .await;
-        let merchant = self
-            .create(
-                "spend",
-                "/spend/merchants",
-                json!({"name": "Pharmacie du Fleuve", "category_id": category}),
-            )
-            .await;
-        let allow = self
-            .call(
-                "spend",
-                "POST",
-                "/spend/allow",
-                None,
-                Some(json!({"owner_id": beneficiary, "merchant_id": merchant})),
-            )
-            .await;
-        assert_eq!(allow.status, 201, "{}", allow.text);
-        let mandate = self
-            .create(
-                "mandates",
-                "/mandates",
-                json!({
-                    "sender_id": sender,
-                    "beneficiary_id": beneficiary,
-                    "total_amount": total,
-                    "currency": "USD",
-                    "expires_at": "2099-12-31T23:59:59Z",
-                }),
-            )
-            .await;
-        Fixture {
-            sender,
-            beneficiary,
-            merchant,
-            mandate: Id::new(mandate).expect("a mandate id"),
-        }
-    }
-
-    async fn purchase(&self, fixture: &Fixture, key: &str, amount: &str) -> Reply {
-        let body = json!({
-            "sender_id": fixture.sender,
-            "beneficiary_id": fixture.beneficiary,
-            "merchant_id": fixture.merchant,
-            "amount": amount,
-            "currency": "USD",
-        });
-        self.call("spend", "POST", "/spend/purchases", Some(key), Some(body))
-            .await
-    }
-
-    /// The mandate's balance and spent total, as stored.
-    async fn money(&self, mandate: Id) -> (String, String) {
-        let found = self
-            .state
-            .store
-            .mandate(mandate)
-            .await
-            .unwrap()
-            .expect("the mandate is stored");
-        (found.balance.to_string(), found.spent.to_string())
-    }
-
-    /// Every item of the table whose partition key starts with `prefix`.
-    async fn items(&self, prefix: &str) -> Vec<Item> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .plain
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("begins_with(pk, :prefix)")
-                .expression_attribute_values(":prefix", AttributeValue::S(prefix.into()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .expect("the emulator scans");
-            items.extend(page.items.unwrap_or_default());
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return items;
-            }
-        }
-    }
-
     /// The purchases of `mandate`: how many, and their sum in cents.
-    async fn purchases_of(&self, mandate: Id) -> (usize, i64) {
-        let purchases: Vec<Item> = self
-            .items("PURCHASE#")
-            .await
-            .into_iter()
-            .filter(|item| {
-                item.get("mandate_id").and_then(|v| v.as_n().ok())
-                    == Some(&mandate.get().to_string())
-            })
-            .collect();
-        let cents = purchases
-            .iter()
-            .map(|item| item["amount_cents"].as_n().unwrap().parse::<i64>().unwrap())
-            .sum();
-        (purchases.len(), cents)
+    async fn purchases_of(&self, mandate: u64) -> (usize, i64) {
+        let purchases = self.table.purchases_of(mandate).await;
+        (purchases.len(), cents_of(&purchases))
     }
 
-    async fn debits_of(&self, mandate: Id) -> usize {
-        self.state
-            .store
-            .audit_trail("USAGE_MANDATE", mandate)
-            .await
-            .unwrap()
+    async fn debits_of(&self, mandate: u64) -> usize {
+        let actions = self.table.audit_actions("USAGE_MANDATE", mandate).await;
+        actions
             .iter()
-            .filter(|r| r.action == "USAGE_MANDATE_DEBITED")
+            .filter(|a| *a == "USAGE_MANDATE_DEBITED")
             .count()
     }
 }
@@ -728,16 +490,19 @@ fn per(total: u64, n: u64) -> f64 {
 async fn steady_state_purchase_costs_three_round_trips() {
     const N: u64 = 20;
     let h = harness().await;
-    let fixture = h.fixture("1000.00").await;
+    let fixture = MandateSetup::new(&h.api, "1000.00").await;
 
     // Warm-up: caches the API key and reserves a block of purchase ids.
-    let warm = h.purchase(&fixture, "warm-up", "1.00").await;
+    let warm = h.api.purchase("warm-up", fixture.purchase("1.00")).await;
     assert_eq!(warm.status, 201, "{}", warm.text);
     let first_id = warm.body["id"].as_u64().unwrap();
     h.meter.reset();
 
     for i in 0..N {
-        let reply = h.purchase(&fixture, &format!("steady-{i}"), "1.00").await;
+        let reply = h
+            .api
+            .purchase(&format!("steady-{i}"), fixture.purchase("1.00"))
+            .await;
         assert_eq!(reply.status, 201, "purchase {i}: {}", reply.text);
         assert_eq!(
             reply.body["id"].as_u64(),
@@ -765,7 +530,7 @@ async fn steady_state_purchase_costs_three_round_trips() {
         others.iter().map(|o| format!(", {o}")).collect::<String>(),
     );
 
-    let sizes = item_sizes(&tally, &h.plain, &h.table).await;
+    let sizes = item_sizes(&tally, &h.table).await;
     let units: Vec<u64> = sizes
         .iter()
         .map(|items| items.iter().map(|(_, size)| transactional_wcu(*size)).sum())
@@ -828,7 +593,7 @@ async fn steady_state_purchase_costs_three_round_trips() {
 
     // The money: 21 purchases of 1.00.
     assert_eq!(
-        h.money(fixture.mandate).await,
+        h.api.mandate_money(fixture.mandate).await,
         ("979.00".to_string(), "21.00".to_string())
     );
     assert_eq!(h.purchases_of(fixture.mandate).await, (21, 2100));
@@ -845,7 +610,7 @@ async fn injected_conflict_decodes_as_transaction_conflict() {
             TransactWriteItem::builder()
                 .put(
                     Put::builder()
-                        .table_name(&h.table)
+                        .table_name(&h.api.table)
                         .item("pk", AttributeValue::S("PROBE#1".into()))
                         .item("sk", AttributeValue::S("PROBE".into()))
                         .build()
@@ -855,7 +620,7 @@ async fn injected_conflict_decodes_as_transaction_conflict() {
             TransactWriteItem::builder()
                 .update(
                     Update::builder()
-                        .table_name(&h.table)
+                        .table_name(&h.api.table)
                         .key("pk", AttributeValue::S("PROBE#2".into()))
                         .key("sk", AttributeValue::S("PROBE".into()))
                         .update_expression("SET n = :n")
@@ -870,6 +635,7 @@ async fn injected_conflict_decodes_as_transaction_conflict() {
     h.meter.conflict_next(2);
 
     let error = h
+        .api
         .state
         .store
         .client()
@@ -893,6 +659,7 @@ async fn injected_conflict_decodes_as_transaction_conflict() {
         .is_some_and(|m| m.contains("TransactionConflict")));
 
     let store_error = h
+        .api
         .state
         .store
         .transact(items())
@@ -912,7 +679,7 @@ async fn injected_conflict_decodes_as_transaction_conflict() {
     );
     assert_eq!(h.meter.executions(TRANSACT), 2);
     assert!(
-        h.items("PROBE#").await.is_empty(),
+        h.table.items_with_prefix("PROBE#").await.is_empty(),
         "a conflicted write reached the emulator"
     );
 }
@@ -921,14 +688,17 @@ async fn injected_conflict_decodes_as_transaction_conflict() {
 async fn a_purchase_retries_conflicts_and_debits_once() {
     const K: u64 = 3;
     let h = harness().await;
-    let fixture = h.fixture("100.00").await;
+    let fixture = MandateSetup::new(&h.api, "100.00").await;
     h.meter.reset();
     h.meter.conflict_next(K);
 
-    let reply = h.purchase(&fixture, "conflicted", "10.00").await;
+    let reply = h
+        .api
+        .purchase("conflicted", fixture.purchase("10.00"))
+        .await;
     assert_eq!(reply.status, 201, "{}", reply.text);
     assert_eq!(reply.body["amount"], "10.00");
-    assert_eq!(reply.body["mandate_id"], fixture.mandate.get());
+    assert_eq!(reply.body["mandate_id"], fixture.mandate);
 
     assert_eq!(
         h.meter.executions(TRANSACT),
@@ -949,17 +719,20 @@ async fn a_purchase_retries_conflicts_and_debits_once() {
     );
 
     assert_eq!(
-        h.money(fixture.mandate).await,
+        h.api.mandate_money(fixture.mandate).await,
         ("90.00".to_string(), "10.00".to_string())
     );
     assert_eq!(h.purchases_of(fixture.mandate).await, (1, 1000));
     assert_eq!(h.debits_of(fixture.mandate).await, 1);
 
     // A retry of the same request replays the answer and debits nothing more.
-    let again = h.purchase(&fixture, "conflicted", "10.00").await;
-    assert_eq!((again.status, &again.text), (201, &reply.text));
+    let again = h
+        .api
+        .purchase("conflicted", fixture.purchase("10.00"))
+        .await;
+    assert_eq!((again.status.as_u16(), &again.text), (201, &reply.text));
     assert_eq!(
-        h.money(fixture.mandate).await,
+        h.api.mandate_money(fixture.mandate).await,
         ("90.00".to_string(), "10.00".to_string())
     );
     assert_eq!(h.debits_of(fixture.mandate).await, 1);
@@ -968,16 +741,15 @@ async fn a_purchase_retries_conflicts_and_debits_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purchase_that_always_conflicts_is_busy_and_debits_nothing() {
     let h = harness().await;
-    let fixture = h.fixture("100.00").await;
+    let fixture = MandateSetup::new(&h.api, "100.00").await;
     h.meter.reset();
     h.meter.conflict_next(u64::MAX);
 
-    let busy = h.purchase(&fixture, "always-conflicted", "10.00").await;
-    assert_eq!(busy.status, 503, "{}", busy.text);
-    assert_eq!(busy.body["error"]["code"], "SERVICE_BUSY", "{}", busy.text);
-    assert!(busy.body["error"]["message"]
-        .as_str()
-        .is_some_and(|m| !m.is_empty()));
+    let busy = h
+        .api
+        .purchase("always-conflicted", fixture.purchase("10.00"))
+        .await;
+    busy.expect_error(503, "SERVICE_BUSY");
     let attempts = u64::from(Backoff::PURCHASE_ATTEMPTS);
     assert_eq!(
         h.meter.executions(TRANSACT),
@@ -988,19 +760,22 @@ async fn a_purchase_that_always_conflicts_is_busy_and_debits_nothing() {
     assert_eq!(h.conflict_hits.load(Ordering::SeqCst), attempts);
 
     assert_eq!(
-        h.money(fixture.mandate).await,
+        h.api.mandate_money(fixture.mandate).await,
         ("100.00".to_string(), "0.00".to_string())
     );
     assert_eq!(h.purchases_of(fixture.mandate).await, (0, 0));
     assert_eq!(h.debits_of(fixture.mandate).await, 0);
     assert!(
-        h.items("IDEMPOTENCY#").await.is_empty(),
+        h.table.items_with_prefix("IDEMPOTENCY#").await.is_empty(),
         "the key was consumed by a failed purchase"
     );
 
     // Once the contention is over, the same request with the same key succeeds.
     h.meter.conflict_next(0);
-    let retried = h.purchase(&fixture, "always-conflicted", "10.00").await;
+    let retried = h
+        .api
+        .purchase("always-conflicted", fixture.purchase("10.00"))
+        .await;
     assert_eq!(retried.status, 201, "{}", retried.text);
     assert_eq!(retried.body["amount"], "10.00");
     assert_eq!(
@@ -1009,7 +784,7 @@ async fn a_purchase_that_always_conflicts_is_busy_and_debits_nothing() {
         "no conflict after the fault is off"
     );
     assert_eq!(
-        h.money(fixture.mandate).await,
+        h.api.mandate_money(fixture.mandate).await,
         ("90.00".to_string(), "10.00".to_string())
     );
     assert_eq!(h.purchases_of(fixture.mandate).await, (1, 1000));
