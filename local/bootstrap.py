@@ -26,6 +26,8 @@ DLQ = "kobatela-psp-events-dlq"
 QUEUE = "kobatela-psp-events"
 MAX_RECEIVE_COUNT = 5
 VISIBILITY_TIMEOUT = 60
+QUEUE_RETENTION_SECONDS = 345600  # 4 days, as PspEventsQueue
+DLQ_RETENTION_SECONDS = 1209600  # 14 days, as PspEventsDeadLetterQueue
 
 
 def check_loopback(endpoint: str) -> None:
@@ -57,6 +59,37 @@ def ensure_bucket(s3) -> None:
     except ClientError as err:
         if err.response.get("Error", {}).get("Code") not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
             raise
+    # The properties of ProofBucket; each call is idempotent.
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_encryption(
+        Bucket=BUCKET,
+        ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+    )
+    s3.put_public_access_block(
+        Bucket=BUCKET,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    s3.put_bucket_ownership_controls(
+        Bucket=BUCKET, OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    )
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=BUCKET,
+        LifecycleConfiguration={
+            "Rules": [
+                {
+                    "ID": "AbortIncompleteMultipartUploads",
+                    "Status": "Enabled",
+                    "Filter": {"Prefix": ""},
+                    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+                }
+            ]
+        },
+    )
 
 
 def ensure_queue(sqs, name: str, attributes: dict[str, str]) -> str:
@@ -83,13 +116,22 @@ def main(argv: list[str] | None = None) -> int:
 
     ensure_bucket(s3)
 
-    dlq_url = ensure_queue(sqs, DLQ, {})
+    dlq_url = ensure_queue(
+        sqs,
+        DLQ,
+        {"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS), "SqsManagedSseEnabled": "true"},
+    )
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT})
     queue_url = ensure_queue(
         sqs,
         QUEUE,
-        {"RedrivePolicy": redrive, "VisibilityTimeout": str(VISIBILITY_TIMEOUT)},
+        {
+            "RedrivePolicy": redrive,
+            "VisibilityTimeout": str(VISIBILITY_TIMEOUT),
+            "MessageRetentionPeriod": str(QUEUE_RETENTION_SECONDS),
+            "SqsManagedSseEnabled": "true",
+        },
     )
 
     print(f"bootstrap: s3://{BUCKET}, {queue_url} (dead letters: {dlq_url})", flush=True)

@@ -23,7 +23,17 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from bootstrap import BUCKET, DLQ, QUEUE, MAX_RECEIVE_COUNT, VISIBILITY_TIMEOUT, REGION, check_loopback
+sys.dont_write_bytecode = True  # keep local/ free of __pycache__
+from bootstrap import (  # noqa: E402
+    BUCKET,
+    DLQ,
+    MAX_RECEIVE_COUNT,
+    QUEUE,
+    QUEUE_RETENTION_SECONDS,
+    REGION,
+    VISIBILITY_TIMEOUT,
+    check_loopback,
+)
 
 TRANSACTIONS = 40
 CLIENTS = 16
@@ -49,6 +59,8 @@ def check_bootstrap(endpoint: str) -> list[str]:
     buckets = {b["Name"] for b in s3.list_buckets()["Buckets"]}
     if BUCKET not in buckets:
         errors.append(f"bucket {BUCKET} missing (have {sorted(buckets)})")
+    elif s3.get_bucket_versioning(Bucket=BUCKET).get("Status") != "Enabled":
+        errors.append(f"bucket {BUCKET} is not versioned")
     try:
         dlq_url = sqs.get_queue_url(QueueName=DLQ)["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -61,6 +73,8 @@ def check_bootstrap(endpoint: str) -> list[str]:
         redrive = json.loads(attrs.get("RedrivePolicy", "{}"))
         if redrive.get("deadLetterTargetArn") != dlq_arn or int(redrive.get("maxReceiveCount", 0)) != MAX_RECEIVE_COUNT:
             errors.append(f"queue {QUEUE} has redrive policy {redrive}")
+        if int(attrs.get("MessageRetentionPeriod", 0)) != QUEUE_RETENTION_SECONDS:
+            errors.append(f"queue {QUEUE} has MessageRetentionPeriod {attrs.get('MessageRetentionPeriod')}")
         if int(attrs.get("VisibilityTimeout", 0)) != VISIBILITY_TIMEOUT:
             errors.append(f"queue {QUEUE} has VisibilityTimeout {attrs.get('VisibilityTimeout')}")
     except ClientError as err:

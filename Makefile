@@ -1,0 +1,103 @@
+# Local development and tests for the Kobatela payments API.
+# `make help` lists the targets. The local AWS stack is moto's server mode
+# (local/moto_server.py), installed into .venv from PyPI on first use.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+SUBMAKE := $(MAKE) --no-print-directory
+ENSURE_VENV := bash -c 'set -euo pipefail; source local/stack.sh; ensure_venv'
+CARGO_LAMBDA_VERSION := 1.9.2
+LAMBDA_FUNCTIONS := health users apikeys mandates spend mandate-expiry
+
+.PHONY: help dev test fmt-check clippy unit cfn-lint integration lint build \
+	build-lambda lambda-check bench moto-selftest venv clean
+
+help:
+	@echo 'Kobatela: local development and tests'
+	@echo ''
+	@echo '  make dev            run every function in one process (kobatela-local, 127.0.0.1:3000)'
+	@echo '                      against the local AWS stack (moto on 127.0.0.1:5005, reused if running)'
+	@echo '  make test           fmt-check, clippy, unit, cfn-lint, integration (stops at the first failure)'
+	@echo '  make fmt-check      cargo fmt --all -- --check'
+	@echo '  make clippy         cargo clippy --workspace --all-targets -- -D warnings'
+	@echo '  make unit           cargo test --workspace --exclude kobatela-tests'
+	@echo '  make cfn-lint       cfn-lint template.yaml'
+	@echo '  make integration    black-box tests against a fresh moto + kobatela-local (ARGS go to cargo test)'
+	@echo '  make lint           fmt-check, clippy, cfn-lint'
+	@echo '  make build          cargo build --workspace'
+	@echo '  make build-lambda   cargo lambda build --release --x86-64 (cargo-lambda from PyPI into .venv)'
+	@echo '  make lambda-check   build-lambda, then check each function has target/lambda/<name>/bootstrap;'
+	@echo '                      slow, not part of make test. Builds x86_64 (the only Rust target here);'
+	@echo '                      template.yaml deploys arm64'
+	@echo '  make bench          release binary sizes, kobatela-local start-up time, round-trip counters'
+	@echo '  make moto-selftest  check the emulator: bootstrap resources and atomic concurrent transactions'
+	@echo '  make venv           create .venv (pinned moto[server] and cfn-lint)'
+	@echo '  make clean          cargo clean and remove .local-state (keeps .venv)'
+	@echo ''
+	@echo 'make dev honours KOBATELA_LOCAL_ADDR, KOBATELA_MOTO_PORT, KOBATELA_TABLE, KOBATELA_ADMIN_KEY,'
+	@echo 'KOBATELA_API_KEY_PEPPER, KOBATELA_SWEEP_SECONDS and RUST_LOG (see local/dev.sh).'
+
+dev:
+	bash local/dev.sh
+
+test:
+	$(SUBMAKE) fmt-check
+	$(SUBMAKE) clippy
+	$(SUBMAKE) unit
+	$(SUBMAKE) cfn-lint
+	$(SUBMAKE) integration
+
+fmt-check:
+	cargo fmt --all -- --check
+
+clippy:
+	cargo clippy --workspace --all-targets -- -D warnings
+
+unit:
+	cargo test --workspace --exclude kobatela-tests
+
+venv:
+	@$(ENSURE_VENV)
+
+cfn-lint: venv
+	@test -f template.yaml || { echo 'cfn-lint: template.yaml is missing' >&2; exit 1; }
+	.venv/bin/cfn-lint template.yaml
+
+integration:
+	bash local/integration.sh $(ARGS)
+
+lint:
+	$(SUBMAKE) fmt-check
+	$(SUBMAKE) clippy
+	$(SUBMAKE) cfn-lint
+
+build:
+	cargo build --workspace
+
+.venv/bin/cargo-lambda:
+	@$(ENSURE_VENV)
+	.venv/bin/python -m pip install --quiet --disable-pip-version-check 'cargo-lambda==$(CARGO_LAMBDA_VERSION)'
+
+# cargo finds the `cargo-lambda` executable as the subcommand `cargo lambda`
+# once .venv/bin is on PATH (which also gives it the ziglang linker it uses).
+build-lambda: .venv/bin/cargo-lambda
+	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --x86-64
+
+lambda-check: build-lambda
+	@missing=0; for f in $(LAMBDA_FUNCTIONS); do \
+		b="target/lambda/$$f/bootstrap"; \
+		if [[ -f "$$b" ]]; then printf '%-16s %10d bytes\n' "$$f" "$$(stat -c %s "$$b")"; \
+		else echo "missing $$b" >&2; missing=1; fi; \
+	done; exit $$missing
+
+bench:
+	bash local/bench.sh
+
+moto-selftest:
+	bash local/moto_selftest.sh
+
+clean:
+	cargo clean
+	rm -rf .local-state

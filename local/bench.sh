@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# make bench:
+#   (a) release build of every Lambda binary and kobatela-local, and their sizes;
+#   (b) cold start of the release kobatela-local against the emulator: wall time
+#       from process start to the first 200 on /health, 5 runs, min and median;
+#   (c) the round-trip counter test (kobatela-tests, test target `roundtrips`),
+#       release build, with its numbers printed (--nocapture).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=local/stack.sh
+source local/stack.sh
+
+BINARIES=(health users apikeys mandates spend mandate-expiry kobatela-local)
+RUNS="${KOBATELA_BENCH_RUNS:-5}"
+START_TIMEOUT_S="${KOBATELA_BENCH_START_TIMEOUT:-30}"
+
+ensure_venv
+mkdir -p "$KOB_STATE"
+
+# ---- (a) release binaries ----------------------------------------------------------
+pkg_args=()
+for b in "${BINARIES[@]}"; do
+    pkg_args+=(-p "$b")
+done
+cargo build --release "${pkg_args[@]}"
+# Built now so that (c) measures no compile time against a running server.
+cargo test --release -p kobatela-tests --test roundtrips --no-run
+
+echo
+echo "== release binary sizes (target/release) =="
+printf '%-16s %12s %10s\n' binary bytes KiB
+total=0
+for b in "${BINARIES[@]}"; do
+    f="target/release/$b"
+    [[ -f "$f" ]] || kob_die "missing $f"
+    size="$(stat -c %s "$f")"
+    total=$((total + size))
+    printf '%-16s %12d %10s\n' "$b" "$size" "$(awk -v s="$size" 'BEGIN { printf "%.1f", s / 1024 }')"
+done
+printf '%-16s %12d %10s\n' total "$total" "$(awk -v s="$total" 'BEGIN { printf "%.1f", s / 1024 }')"
+
+# ---- shared environment, as in local/integration.sh -------------------------------
+moto_port="$(free_port)"
+start_moto "$moto_port"
+export KOBATELA_TABLE=kobatela-bench
+export KOBATELA_SWEEP_SECONDS=1
+export RUST_LOG="${RUST_LOG:-info}"
+KOBATELA_API_KEY_PEPPER="$(random_hex 32)"
+KOBATELA_ADMIN_KEY="kob_test_$(random_hex 16)"
+export KOBATELA_API_KEY_PEPPER KOBATELA_ADMIN_KEY
+APP_LOG="$KOB_STATE/kobatela-local-bench.log"
+: >"$APP_LOG"
+
+# ---- (b) cold start to first 200 on /health --------------------------------------
+echo
+echo "== kobatela-local (release) start to first 200 on /health, $RUNS runs, same emulator =="
+times_ms=()
+for ((run = 1; run <= RUNS; run++)); do
+    app_port="$(free_port)"
+    url="http://127.0.0.1:$app_port/health"
+    export KOBATELA_LOCAL_ADDR="127.0.0.1:$app_port"
+    t0="$(date +%s%N)"
+    target/release/kobatela-local >>"$APP_LOG" 2>&1 &
+    app_pid=$!
+    kob_track_pid "$app_pid"
+    deadline_ns=$((t0 + START_TIMEOUT_S * 1000000000))
+    t1=""
+    while :; do
+        if [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url" 2>/dev/null || true)" == "200" ]]; then
+            t1="$(date +%s%N)"
+            break
+        fi
+        if ! kob_alive "$app_pid"; then
+            tail -n 50 "$APP_LOG" >&2 || true
+            kob_die "kobatela-local exited during start-up (run $run)"
+        fi
+        if (($(date +%s%N) > deadline_ns)); then
+            tail -n 50 "$APP_LOG" >&2 || true
+            kob_die "no 200 on $url within ${START_TIMEOUT_S}s (run $run)"
+        fi
+    done
+    ms="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1e6 }')"
+    times_ms+=("$ms")
+    printf 'run %d: %s ms\n' "$run" "$ms"
+    kob_stop_pid "$app_pid"
+done
+mapfile -t sorted < <(printf '%s\n' "${times_ms[@]}" | sort -n)
+start_min="${sorted[0]}"
+start_median="$(printf '%s\n' "${sorted[@]}" | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }')"
+echo "start-up: min ${start_min} ms, median ${start_median} ms (first run includes creating the table)"
+
+# ---- (c) round trips -----------------------------------------------------------------
+echo
+echo "== round-trip counters (cargo test --release -p kobatela-tests --test roundtrips) =="
+app_port="$(free_port)"
+export KOBATELA_LOCAL_ADDR="127.0.0.1:$app_port"
+export KOBATELA_BASE_URL="http://127.0.0.1:$app_port"
+target/release/kobatela-local >>"$APP_LOG" 2>&1 &
+app_pid=$!
+kob_track_pid "$app_pid"
+wait_http "$KOBATELA_BASE_URL/health" 60 "$app_pid" || {
+    tail -n 50 "$APP_LOG" >&2 || true
+    exit 1
+}
+set +e
+cargo test --release -p kobatela-tests --test roundtrips -- --nocapture
+rt_status=$?
+set -e
+if ((rt_status != 0)); then
+    tail -n 100 "$APP_LOG" >&2 || true
+fi
+
+# ---- summary ---------------------------------------------------------------------------
+echo
+echo "== bench summary =="
+printf 'release binaries: %d, %d bytes in all (%s KiB); kobatela-local %d bytes\n' \
+    "${#BINARIES[@]}" "$total" "$(awk -v s="$total" 'BEGIN { printf "%.1f", s / 1024 }')" \
+    "$(stat -c %s target/release/kobatela-local)"
+printf 'kobatela-local start to first 200 on /health: min %s ms, median %s ms over %d runs\n' \
+    "$start_min" "$start_median" "$RUNS"
+if ((rt_status == 0)); then
+    echo "round-trip test: passed (numbers above)"
+else
+    echo "round-trip test: FAILED (status $rt_status)"
+fi
+exit "$rt_status"

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# make integration: the black-box tests (crate kobatela-tests) against a fresh
+# emulator and a fresh kobatela-local, both on free loopback ports, both
+# stopped at exit. Extra arguments go to the test binaries (after `--`), e.g.
+#   bash local/integration.sh spend_
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=local/stack.sh
+source local/stack.sh
+
+HEALTH_TIMEOUT="${KOBATELA_HEALTH_TIMEOUT:-60}"
+APP_LOG="$KOB_STATE/kobatela-local-test.log"
+
+ensure_venv
+mkdir -p "$KOB_STATE"
+
+# Build first, so that build time does not count against the start-up waits.
+cargo build -p kobatela-local
+cargo test -p kobatela-tests --no-run
+
+moto_port="$(free_port)"
+start_moto "$moto_port"
+
+app_port="$(free_port)"
+export KOBATELA_LOCAL_ADDR="127.0.0.1:$app_port"
+export KOBATELA_BASE_URL="http://127.0.0.1:$app_port"
+export KOBATELA_TABLE=kobatela-test
+export KOBATELA_SWEEP_SECONDS=1
+export RUST_LOG="${RUST_LOG:-info}"
+# Secrets of this run only; never printed.
+KOBATELA_API_KEY_PEPPER="$(random_hex 32)"
+KOBATELA_ADMIN_KEY="kob_test_$(random_hex 16)"
+export KOBATELA_API_KEY_PEPPER KOBATELA_ADMIN_KEY
+
+print_app_log() {
+    echo "---- last 100 lines of $APP_LOG ----" >&2
+    tail -n 100 "$APP_LOG" >&2 || true
+    echo "---- end of $APP_LOG ----" >&2
+}
+
+target/debug/kobatela-local >"$APP_LOG" 2>&1 &
+app_pid=$!
+kob_track_pid "$app_pid"
+if ! wait_http "$KOBATELA_BASE_URL/health" "$HEALTH_TIMEOUT" "$app_pid"; then
+    print_app_log
+    exit 1
+fi
+kob_log "kobatela-local answers on $KOBATELA_BASE_URL (pid $app_pid, log $APP_LOG)"
+
+set +e
+cargo test -p kobatela-tests -- --test-threads=4 "$@"
+status=$?
+set -e
+
+if ((status != 0)); then
+    print_app_log
+fi
+exit "$status"
