@@ -1,7 +1,7 @@
 //! Every file of `events/` through the real handler code, in-process: what
 //! `sam local invoke -e events/<fn>/<file>.json` would do, without Docker.
 //!
-//! The files are replayed in the order of their numbers (`01-…` to `17-…`,
+//! The files are replayed in the order of their numbers (`01-…`, `02-…`,
 //! across folders) on a fresh table (`kobatela_tests::InProcess`: its state
 //! and admin key, not its merged router), so ids are 1, 2, 3… in creation
 //! order and each file can name the ids made by the ones before it. HTTP
@@ -242,6 +242,16 @@ fn expectations() -> Vec<Expected> {
             outcome: Outcome::Scheduled,
             check: |b| assert_eq!(b, &json!({"expired": 0})),
         },
+        Expected {
+            file: "18-health-unmatched-route.json",
+            outcome: Outcome::Status(404),
+            check: |b| assert_eq!(b["error"]["code"], "NOT_FOUND"),
+        },
+        Expected {
+            file: "19-users-wrong-method.json",
+            outcome: Outcome::Status(405),
+            check: |b| assert_eq!(b["error"]["code"], "METHOD_NOT_ALLOWED"),
+        },
     ]
 }
 
@@ -347,6 +357,12 @@ fn events_are_numbered_in_replay_order() {
 
 /// An API Gateway v2 route key matches a concrete path (`{id}` = one segment).
 fn path_matches(route_path: &str, path: &str) -> bool {
+    // A greedy `{name+}` takes the rest of the path, as in API Gateway.
+    if let Some(prefix) = route_path.strip_suffix("{proxy+}") {
+        return path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| !rest.is_empty());
+    }
     let route: Vec<&str> = route_path.split('/').collect();
     let concrete: Vec<&str> = path.split('/').collect();
     route.len() == concrete.len()
@@ -377,11 +393,20 @@ fn template_functions() -> BTreeMap<String, (BTreeSet<String>, bool)> {
         if let Some(events) = resource["Properties"]["Events"].as_mapping() {
             for event in events.values() {
                 match event["Type"].as_str() {
-                    Some("HttpApi") => {
-                        let method = event["Properties"]["Method"].as_str().expect("Method");
-                        let path = event["Properties"]["Path"].as_str().expect("Path");
-                        routes.insert(format!("{} {path}", method.to_uppercase()));
-                    }
+                    // Without Path and Method, SAM routes `$default` (what no
+                    // other route matches) to the function.
+                    Some("HttpApi") => match (
+                        event["Properties"]["Method"].as_str(),
+                        event["Properties"]["Path"].as_str(),
+                    ) {
+                        (None, None) => {
+                            routes.insert("$default".to_string());
+                        }
+                        (Some(method), Some(path)) => {
+                            routes.insert(format!("{} {path}", method.to_uppercase()));
+                        }
+                        other => panic!("{name:?}: HttpApi event with {other:?}"),
+                    },
                     Some("Schedule") => scheduled = true,
                     other => panic!("{name:?}: event type {other:?} is not covered by events/"),
                 }
@@ -437,17 +462,20 @@ fn events_cover_every_route_and_match_the_template() {
             Some(route),
             "{where_}: requestContext.routeKey"
         );
-        let (method, route_path) = route.split_once(' ').unwrap();
-        assert_eq!(
-            context["http"]["method"].as_str(),
-            Some(method),
-            "{where_}: method"
-        );
         let raw_path = file.json["rawPath"].as_str().expect("rawPath");
-        assert!(
-            path_matches(route_path, raw_path),
-            "{where_}: rawPath {raw_path} is not {route}"
-        );
+        if let Some((method, route_path)) = route.split_once(' ') {
+            if method != "ANY" {
+                assert_eq!(
+                    context["http"]["method"].as_str(),
+                    Some(method),
+                    "{where_}: method"
+                );
+            }
+            assert!(
+                path_matches(route_path, raw_path),
+                "{where_}: rawPath {raw_path} is not {route}"
+            );
+        }
         assert_eq!(
             context["http"]["path"].as_str(),
             Some(raw_path),
