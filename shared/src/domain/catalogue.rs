@@ -37,24 +37,3 @@ pub struct UsageGrants {
     pub merchant: bool,
     pub category: bool,
 }
-
-/// Unique names are compared case-insensitively ("Pharmacie" and "PHARMACIE"
-/// are the same merchant), so guards are keyed by this form.
-pub fn uniqueness_key(name: &str) -> String {
-    name.trim().to_lowercase()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uniqueness_ignores_case_and_outer_space() {
-        assert_eq!(
-            uniqueness_key(" Pharmacie du Fleuve "),
-            "pharmacie du fleuve"
-        );
-        assert_eq!(uniqueness_key("PHARMACY"), uniqueness_key("pharmacy"));
-        assert_ne!(uniqueness_key("pharma cy"), uniqueness_key("pharmacy"));
-    }
-}

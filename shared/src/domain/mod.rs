@@ -9,4 +9,5 @@ pub mod mandate;
 pub mod money;
 pub mod purchase;
 pub mod time;
+pub mod unique;
 pub mod user;

@@ -59,11 +59,6 @@ pub fn parse_email(input: &str) -> Result<String, &'static str> {
     Ok(format!("{local}@{}", domain.to_ascii_lowercase()))
 }
 
-/// Usernames and e-mails are unique case-insensitively.
-pub fn uniqueness_key(value: &str) -> String {
-    value.to_lowercase()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,10 +101,5 @@ mod tests {
         }
         let long = format!("{}@{}.com", "a".repeat(64), "b".repeat(187));
         assert!(long.len() > 255 && parse_email(&long).is_err());
-    }
-
-    #[test]
-    fn uniqueness_is_case_insensitive() {
-        assert_eq!(uniqueness_key("Amina"), uniqueness_key("AMINA"));
     }
 }

@@ -3,12 +3,12 @@
 use super::{
     audit::{action, entity, Actor, AuditEntry},
     ids,
-    items::to_item,
+    items::{to_item, unique_guard},
     keys, read, Store,
 };
 use crate::{
     domain::{
-        catalogue::{uniqueness_key, AllowanceTarget, Category, Merchant},
+        catalogue::{AllowanceTarget, Category, Merchant},
         error::ErrorCode,
         ids::Id,
         time::Timestamp,
@@ -55,13 +55,6 @@ impl From<MerchantRecord> for Merchant {
 }
 
 #[derive(Debug, Serialize)]
-struct GuardRecord {
-    pk: String,
-    sk: String,
-    owner_id: Id,
-}
-
-#[derive(Debug, Serialize)]
 struct AllowanceRecord {
     pk: String,
     sk: String,
@@ -81,15 +74,6 @@ pub enum AllowOutcome {
 }
 
 impl Store {
-    fn guard(&self, what: &str, value: &str, owner: Id) -> Result<super::items::Item, AppError> {
-        let key = keys::unique(what, &uniqueness_key(value));
-        to_item(&GuardRecord {
-            pk: key.pk,
-            sk: key.sk,
-            owner_id: owner,
-        })
-    }
-
     pub async fn create_category(
         &self,
         code: String,
@@ -125,7 +109,7 @@ impl Store {
         );
         let items = vec![
             self.put_new(to_item(&record)?),
-            self.put_new(self.guard("CATEGORY_CODE", &category.code, id)?),
+            self.put_new(unique_guard("CATEGORY_CODE", &category.code, id)?),
             self.audit(&audit)?,
         ];
         match self.transact(items).await {
@@ -175,7 +159,7 @@ impl Store {
         );
         let mut items = vec![
             self.put_new(to_item(&record)?),
-            self.put_new(self.guard("MERCHANT_NAME", &record.name, id)?),
+            self.put_new(unique_guard("MERCHANT_NAME", &record.name, id)?),
             self.audit(&audit)?,
         ];
         if let Some(category) = category_id {

@@ -44,3 +44,26 @@ pub fn values<const N: usize>(
 ) -> HashMap<String, AttributeValue> {
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
+
+/// A uniqueness guard: written with `attribute_not_exists(pk)` in the same
+/// transaction as the item it guards, so a second claim of the value fails.
+#[derive(serde::Serialize)]
+struct GuardRecord {
+    pk: String,
+    sk: String,
+    owner_id: crate::domain::ids::Id,
+}
+
+/// The guard of unique `value` (of kind `what`), owned by `owner`.
+pub fn unique_guard(
+    what: &str,
+    value: &str,
+    owner: crate::domain::ids::Id,
+) -> Result<Item, AppError> {
+    let key = super::keys::unique(what, &crate::domain::unique::uniqueness_key(value));
+    to_item(&GuardRecord {
+        pk: key.pk,
+        sk: key.sk,
+        owner_id: owner,
+    })
+}

@@ -3,7 +3,7 @@
 use super::{
     audit::{action, entity, Actor, AuditEntry},
     ids,
-    items::to_item,
+    items::{to_item, unique_guard},
     keys, Store,
 };
 use crate::{
@@ -37,13 +37,6 @@ impl From<UserRecord> for user::User {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct GuardRecord {
-    pk: String,
-    sk: String,
-    owner_id: Id,
-}
-
 pub struct NewUser {
     pub username: String,
     pub email: String,
@@ -66,14 +59,6 @@ impl Store {
             created_at: now,
             updated_at: now,
         };
-        let guard = |what: &str, value: &str| {
-            let key = keys::unique(what, &user::uniqueness_key(value));
-            to_item(&GuardRecord {
-                pk: key.pk,
-                sk: key.sk,
-                owner_id: id,
-            })
-        };
         let audit = AuditEntry::new(
             actor,
             action::USER_CREATED,
@@ -84,8 +69,8 @@ impl Store {
         );
         let items = vec![
             self.put_new(to_item(&record)?),
-            self.put_new(guard("USERNAME", &record.username)?),
-            self.put_new(guard("EMAIL", &record.email)?),
+            self.put_new(unique_guard("USERNAME", &record.username, id)?),
+            self.put_new(unique_guard("EMAIL", &record.email, id)?),
             self.audit(&audit)?,
         ];
         match self.transact(items).await {
