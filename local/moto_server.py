@@ -67,6 +67,20 @@ def _read_body(environ: dict[str, Any]) -> bytes:
     return b""
 
 
+def _forget_tracked_models() -> None:
+    """Drop moto's list of every model object ever built.
+
+    moto appends each model instance to a class-level list for its dashboard,
+    and TransactWriteItems deep-copies whole tables for its rollback, so every
+    transaction would keep a copy of the table alive: memory grows with the
+    square of the table (a long session reached 24 GB and was OOM-killed).
+    The server's state lives in its backends, not in these lists.
+    """
+    from moto.core.model_instances import reset_model_data
+
+    reset_model_data()
+
+
 class SerialisedApp:
     """WSGI middleware: one request at a time through the wrapped app."""
 
@@ -86,6 +100,7 @@ class SerialisedApp:
                 close = getattr(result, "close", None)
                 if close is not None:
                     close()
+                _forget_tracked_models()
         return collected
 
 

@@ -1,7 +1,7 @@
 //! The one error type handlers and adapters return. It maps to the contract's
 //! shape `{"error": {"code", "message", "details"?}}` (see `http`).
 
-use crate::domain::error::ErrorCode;
+use crate::domain::{error::ErrorCode, mandate::MandateRefusal, purchase::PurchaseRefusal};
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -59,6 +59,21 @@ impl AppError {
             error["details"] = details.clone();
         }
         serde_json::json!({ "error": error })
+    }
+}
+
+impl From<PurchaseRefusal> for AppError {
+    fn from(refusal: PurchaseRefusal) -> AppError {
+        AppError::new(refusal.code(), refusal.message())
+    }
+}
+
+impl From<MandateRefusal> for AppError {
+    fn from(refusal: MandateRefusal) -> AppError {
+        match refusal.code() {
+            ErrorCode::ValidationError => AppError::field(refusal.field(), refusal.message()),
+            code => AppError::new(code, refusal.message()),
+        }
     }
 }
 

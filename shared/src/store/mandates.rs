@@ -148,18 +148,13 @@ impl Store {
         terms: MandateTerms,
         actor: &Actor,
     ) -> Result<Mandate, AppError> {
-        let refused = |r: crate::domain::mandate::MandateRefusal| match r.code() {
-            ErrorCode::ValidationError => AppError::field(r.field(), r.message()),
-            code => AppError::new(code, r.message()),
-        };
-        check_terms(&terms, Timestamp::now()).map_err(refused)?;
+        check_terms(&terms, Timestamp::now())?;
         self.check_mandate_references(&terms).await?;
 
         let id = self.next_id(ids::MANDATE).await?;
-        // One retry: a guard left by an overdue mandate is cleared, then we try again.
         for attempt in 0..2 {
             let now = Timestamp::now();
-            let mandate = open_mandate(id, terms.clone(), now).map_err(refused)?;
+            let mandate = open_mandate(id, terms.clone(), now)?;
             let guard_key = keys::active_mandate(&mandate.parties());
             let guard = ActiveGuardRecord {
                 pk: guard_key.pk.clone(),
@@ -189,14 +184,13 @@ impl Store {
             ];
             match self.transact(items).await {
                 Ok(()) => return Ok(mandate),
+                // The guard is taken. If by an overdue mandate, expire it
+                // (once) and try again; otherwise this is a conflict.
                 Err(e) if e.failed_condition(1) => {
                     if attempt == 0 && self.expire_if_overdue(&guard_key, actor).await? {
                         continue;
                     }
-                    return Err(AppError::new(
-                        ErrorCode::MandateConflict,
-                        "An ACTIVE mandate already exists for this sender, beneficiary and currency.",
-                    ));
+                    break;
                 }
                 Err(e) => return Err(e.unexpected()),
             }

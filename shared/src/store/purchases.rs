@@ -93,12 +93,6 @@ impl TryFrom<PurchaseRecord> for Purchase {
     }
 }
 
-impl From<PurchaseRefusal> for AppError {
-    fn from(refusal: PurchaseRefusal) -> AppError {
-        AppError::new(refusal.code(), refusal.message())
-    }
-}
-
 /// What one pass of reads found, and the decision on it.
 enum Snapshot {
     /// The key was used before: answer what was stored.
