@@ -28,4 +28,14 @@ impl AppState {
         let config = Config::from_env()?;
         Ok(AppState::new(config, Store::client_from_env().await))
     }
+
+    /// A Lambda function's start: logging, then the state, or the logged
+    /// reason it refuses to start (returned, so `main` exits non-zero).
+    pub async fn for_lambda() -> Result<SharedState, String> {
+        crate::telemetry::init();
+        AppState::from_env().await.map_err(|reason| {
+            tracing::error!(%reason, "refusing to start");
+            reason
+        })
+    }
 }

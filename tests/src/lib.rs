@@ -51,6 +51,11 @@ impl Reply {
             .await
             .expect("body");
         let text = String::from_utf8(bytes.to_vec()).expect("utf-8 body");
+        Reply::new(status, headers, text)
+    }
+
+    /// A reply whose body is `text` (JSON, or `Null` if it is not).
+    fn new(status: StatusCode, headers: HeaderMap, text: String) -> Reply {
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         Reply {
             status,
@@ -144,13 +149,7 @@ impl Api {
         let status = response.status();
         let headers = response.headers().clone();
         let text = response.text().await.expect("body reads");
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            text,
-            body,
-        }
+        Reply::new(status, headers, text)
     }
 
     pub async fn get(&self, path: &str) -> Reply {

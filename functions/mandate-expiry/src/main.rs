@@ -3,11 +3,7 @@ use lambda_runtime::{service_fn, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::telemetry::init();
-    let state = shared::AppState::from_env().await.map_err(|reason| {
-        tracing::error!(%reason, "refusing to start");
-        reason
-    })?;
+    let state = shared::AppState::for_lambda().await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<EventBridgeEvent>| {
         let state = state.clone();
         async move {

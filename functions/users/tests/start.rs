@@ -1,6 +1,6 @@
 //! The function refuses to start without its secrets, and says why without
-//! echoing any secret. (All HTTP functions start through the same
-//! `shared::http::run_on_lambda`.)
+//! echoing any secret. Every function starts through the same
+//! `shared::AppState::for_lambda`, so this binary stands for all of them.
 
 use std::process::Command;
 

@@ -36,11 +36,7 @@ pub fn app(routes: Router) -> Router {
 pub async fn run_on_lambda(
     routes: fn(crate::SharedState) -> Router,
 ) -> Result<(), lambda_http::Error> {
-    crate::telemetry::init();
-    let state = crate::AppState::from_env().await.map_err(|reason| {
-        tracing::error!(%reason, "refusing to start");
-        reason
-    })?;
+    let state = crate::AppState::for_lambda().await?;
     lambda_http::run(app(routes(state))).await
 }
 
