@@ -43,6 +43,15 @@ impl AppError {
         AppError::new(ErrorCode::Forbidden, "This API key may not do this.")
     }
 
+    /// `Ok` if the caller may do this, else 403 `FORBIDDEN`.
+    pub fn permit(allowed: bool) -> AppResult<()> {
+        if allowed {
+            Ok(())
+        } else {
+            Err(AppError::forbidden())
+        }
+    }
+
     /// A failure that is not the caller's: logged here, never shown to them.
     pub fn internal(cause: impl fmt::Display) -> AppError {
         tracing::error!(error = %cause, "internal error");

@@ -32,14 +32,6 @@ pub fn router(state: SharedState) -> Router {
         .with_state(state)
 }
 
-fn admin_only(caller: &Principal) -> Result<(), AppError> {
-    if caller.is_admin() {
-        Ok(())
-    } else {
-        Err(AppError::forbidden())
-    }
-}
-
 /// A key request, parsed: `user_id` is required for `user` keys and refused
 /// for the others; an expiry must be in the future.
 struct KeyRequest {
@@ -86,7 +78,7 @@ async fn create(
     caller: Principal,
     JsonBody(body): JsonBody,
 ) -> Result<Response, AppError> {
-    admin_only(&caller)?;
+    AppError::permit(caller.is_admin())?;
     let request = parse_request(&body)?;
     let secret = generate_secret();
     let new = NewApiKey {
@@ -108,7 +100,7 @@ async fn list(
     caller: Principal,
     QueryMap(query): QueryMap,
 ) -> Result<Response, AppError> {
-    admin_only(&caller)?;
+    AppError::permit(caller.is_admin())?;
     let page = PageRequest::parse(
         query.get("limit").map(String::as_str),
         query.get("cursor").map(String::as_str),
@@ -122,7 +114,7 @@ async fn revoke(
     caller: Principal,
     PathId(id): PathId,
 ) -> Result<Response, AppError> {
-    admin_only(&caller)?;
+    AppError::permit(caller.is_admin())?;
     let hash = state.store.revoke_api_key(id, &(&caller).into()).await?;
     state.auth.forget(&hash);
     Ok(StatusCode::NO_CONTENT.into_response())

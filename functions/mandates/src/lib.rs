@@ -63,13 +63,10 @@ async fn create(
     caller: Principal,
     JsonBody(body): JsonBody,
 ) -> Result<Response, AppError> {
-    if caller.role == Role::Support {
-        return Err(AppError::forbidden());
-    }
+    // Support creates no mandate: say so before looking at the body.
+    AppError::permit(caller.role != Role::Support)?;
     let terms = parse_terms(&body, &state)?;
-    if !caller.acts_for(terms.sender_id) {
-        return Err(AppError::forbidden());
-    }
+    AppError::permit(caller.acts_for(terms.sender_id))?;
     let mandate = state.store.create_mandate(terms, &(&caller).into()).await?;
     Ok(json(StatusCode::CREATED, &mandate))
 }
@@ -133,9 +130,7 @@ async fn cleanup(
     State(state): State<SharedState>,
     caller: Principal,
 ) -> Result<Response, AppError> {
-    if !matches!(caller.role, Role::Admin | Role::Support) {
-        return Err(AppError::forbidden());
-    }
+    AppError::permit(caller.is_staff())?;
     let expired = state
         .store
         .expire_overdue(Timestamp::now(), &(&caller).into())

@@ -44,9 +44,7 @@ async fn create_category(
     caller: Principal,
     JsonBody(body): JsonBody,
 ) -> Result<Response, AppError> {
-    if !caller.is_admin() {
-        return Err(AppError::forbidden());
-    }
+    AppError::permit(caller.is_admin())?;
     let mut f = Fields::of(&body)?;
     let code = f.required("code", parse::text(1, 64));
     let label = f.required("label", parse::text(1, 255));
@@ -63,9 +61,7 @@ async fn create_merchant(
     caller: Principal,
     JsonBody(body): JsonBody,
 ) -> Result<Response, AppError> {
-    if !caller.is_admin() {
-        return Err(AppError::forbidden());
-    }
+    AppError::permit(caller.is_admin())?;
     let mut f = Fields::of(&body)?;
     let name = f.required("name", parse::text(1, 255));
     let category_id = f.optional("category_id", Id::from_json);
@@ -105,9 +101,7 @@ async fn allow(
         _ => None,
     };
     let (owner_id, target) = f.finish(|| Some((owner_id?, target?)))?;
-    if !caller.acts_for(owner_id) {
-        return Err(AppError::forbidden());
-    }
+    AppError::permit(caller.acts_for(owner_id))?;
     let (status, text) = match state
         .store
         .allow(owner_id, target, &(&caller).into())
@@ -151,9 +145,7 @@ async fn purchase(
     JsonBody(body): JsonBody,
 ) -> Result<Response, AppError> {
     let request = parse_purchase(&body, &state)?;
-    if !caller.acts_for(request.beneficiary_id) {
-        return Err(AppError::forbidden());
-    }
+    AppError::permit(caller.acts_for(request.beneficiary_id))?;
     let scope = Scope {
         route: PURCHASE_ROUTE,
         principal: caller.key_id,

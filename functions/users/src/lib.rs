@@ -31,9 +31,7 @@ async fn create(
     caller: Principal,
     JsonBody(body): JsonBody,
 ) -> Result<Response, AppError> {
-    if !caller.reads_everything() {
-        return Err(AppError::forbidden());
-    }
+    AppError::permit(caller.is_staff())?;
     let mut f = Fields::of(&body)?;
     let username = f.required("username", |v| {
         v.as_str()

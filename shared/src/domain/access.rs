@@ -67,8 +67,9 @@ impl Principal {
         self.role == Role::Admin
     }
 
-    /// Admin and support read everything.
-    pub fn reads_everything(&self) -> bool {
+    /// Admin and support: the operators. They read everything and run the
+    /// operational actions (creating users, expiry cleanup).
+    pub fn is_staff(&self) -> bool {
         matches!(self.role, Role::Admin | Role::Support)
     }
 
@@ -84,12 +85,12 @@ impl Principal {
 
     /// May this caller read a resource whose parties are `parties`?
     pub fn may_read(&self, parties: &[Id]) -> bool {
-        self.reads_everything() || self.user_id.is_some_and(|u| parties.contains(&u))
+        self.is_staff() || self.user_id.is_some_and(|u| parties.contains(&u))
     }
 
     /// For lists: the user every listed item must involve (None: no limit).
     pub fn party_limit(&self) -> Option<Id> {
-        if self.reads_everything() {
+        if self.is_staff() {
             None
         } else {
             self.user_id
@@ -126,6 +127,7 @@ mod tests {
         assert!(!support.is_admin());
         assert!(!support.acts_for(id(5)));
         assert!(support.may_read(&[id(5)]));
+        assert!(support.is_staff() && !principal(Role::User, Some(5)).is_staff());
         assert_eq!(support.party_limit(), None);
     }
 
