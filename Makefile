@@ -87,7 +87,7 @@ build-lambda: .venv/bin/cargo-lambda
 
 lambda-check: build-lambda
 	@missing=0; for f in $(LAMBDA_FUNCTIONS); do \
-		b="target/lambda/$$f/bootstrap"; \
+		b="$${CARGO_TARGET_DIR:-target}/lambda/$$f/bootstrap"; \
 		if [[ -f "$$b" ]]; then printf '%-16s %10d bytes\n' "$$f" "$$(stat -c %s "$$b")"; \
 		else echo "missing $$b" >&2; missing=1; fi; \
 	done; exit $$missing

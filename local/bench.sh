@@ -27,11 +27,11 @@ cargo build --release "${pkg_args[@]}"
 cargo test --release -p kobatela-tests --test roundtrips --no-run
 
 echo
-echo "== release binary sizes (target/release) =="
+echo "== release binary sizes ($KOB_TARGET/release) =="
 printf '%-16s %12s %10s\n' binary bytes KiB
 total=0
 for b in "${BINARIES[@]}"; do
-    f="target/release/$b"
+    f="$KOB_TARGET/release/$b"
     [[ -f "$f" ]] || kob_die "missing $f"
     size="$(stat -c %s "$f")"
     total=$((total + size))
@@ -60,7 +60,7 @@ for ((run = 1; run <= RUNS; run++)); do
     url="http://127.0.0.1:$app_port/health"
     export KOBATELA_LOCAL_ADDR="127.0.0.1:$app_port"
     t0="$(date +%s%N)"
-    target/release/kobatela-local >>"$APP_LOG" 2>&1 &
+    "$KOB_TARGET/release/kobatela-local" >>"$APP_LOG" 2>&1 &
     app_pid=$!
     kob_track_pid "$app_pid"
     deadline_ns=$((t0 + START_TIMEOUT_S * 1000000000))
@@ -95,7 +95,7 @@ echo "== round-trip counters (cargo test --release -p kobatela-tests --test roun
 app_port="$(free_port)"
 export KOBATELA_LOCAL_ADDR="127.0.0.1:$app_port"
 export KOBATELA_BASE_URL="http://127.0.0.1:$app_port"
-target/release/kobatela-local >>"$APP_LOG" 2>&1 &
+"$KOB_TARGET/release/kobatela-local" >>"$APP_LOG" 2>&1 &
 app_pid=$!
 kob_track_pid "$app_pid"
 wait_http "$KOBATELA_BASE_URL/health" 60 "$app_pid" || {
@@ -115,7 +115,7 @@ echo
 echo "== bench summary =="
 printf 'release binaries: %d, %d bytes in all (%s KiB); kobatela-local %d bytes\n' \
     "${#BINARIES[@]}" "$total" "$(awk -v s="$total" 'BEGIN { printf "%.1f", s / 1024 }')" \
-    "$(stat -c %s target/release/kobatela-local)"
+    "$(stat -c %s "$KOB_TARGET/release/kobatela-local")"
 printf 'kobatela-local start to first 200 on /health: min %s ms, median %s ms over %d runs\n' \
     "$start_min" "$start_median" "$RUNS"
 if ((rt_status == 0)); then

@@ -71,7 +71,7 @@ kob_log "kobatela-local on http://$ADDR (table $KOBATELA_TABLE, emulator $AWS_EN
 # Started as a tracked job and waited for (not exec, not a plain foreground
 # command): bash runs the INT/TERM trap only once `wait` returns, so SIGTERM to
 # this script still stops kobatela-local and then the emulator.
-target/debug/kobatela-local &
+"$KOB_TARGET/debug/kobatela-local" &
 app_pid=$!
 kob_track_pid "$app_pid"
 set +e

@@ -38,7 +38,7 @@ print_app_log() {
     echo "---- end of $APP_LOG ----" >&2
 }
 
-target/debug/kobatela-local >"$APP_LOG" 2>&1 &
+"$KOB_TARGET/debug/kobatela-local" >"$APP_LOG" 2>&1 &
 app_pid=$!
 kob_track_pid "$app_pid"
 if ! wait_http "$KOBATELA_BASE_URL/health" "$HEALTH_TIMEOUT" "$app_pid"; then

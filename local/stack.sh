@@ -7,7 +7,8 @@
 # `set -euo pipefail`.
 #
 # Sourcing it:
-#   - sets KOB_ROOT (the repo root), KOB_STATE (.local-state) and KOB_VENV (.venv),
+#   - sets KOB_ROOT (the repo root), KOB_STATE (.local-state), KOB_VENV (.venv)
+#     and KOB_TARGET (cargo's target folder: CARGO_TARGET_DIR or target/),
 #   - installs ONE cleanup trap (EXIT, plus INT/TERM which exit through EXIT)
 #     that stops every process registered with kob_track_pid, newest first,
 #     with TERM and then KILL after a bounded wait. Nothing else is touched.
@@ -34,6 +35,10 @@ KOB_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 KOB_STATE="$KOB_ROOT/.local-state"
 KOB_VENV="$KOB_ROOT/.venv"
 KOB_PY="$KOB_VENV/bin/python"
+# Where cargo puts what it builds: CARGO_TARGET_DIR if set (relative to the
+# repo root, where every script runs), else target/.
+KOB_TARGET="${CARGO_TARGET_DIR:-target}"
+case "$KOB_TARGET" in /*) ;; *) KOB_TARGET="$KOB_ROOT/$KOB_TARGET" ;; esac
 
 # Pinned: known to work on this machine.
 KOB_PIP_PINS=('moto[server]==5.2.5' 'cfn-lint==1.58.0')
