@@ -266,7 +266,7 @@ impl<'de> Deserialize<'de> for Amount {
 /// decimal parser, so `Deserialize` follows the same rules as `from_json`.
 struct AmountText;
 
-impl Visitor<'_> for AmountText {
+impl<'de> Visitor<'de> for AmountText {
     type Value = String;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -293,8 +293,10 @@ impl Visitor<'_> for AmountText {
         Ok(value.to_string())
     }
 
-    /// `f64`'s `Display` is the shortest text that reads back as the same
-    /// float, so `10.5` stays `10.5` rather than `10.4999…`.
+    /// serde_json (with `arbitrary_precision`) calls this only when the
+    /// number's own text is exactly the shortest text of this `f64`, so that
+    /// text comes back unchanged; any other number arrives as its text,
+    /// through `visit_map` below.
     fn visit_f64<E: de::Error>(self, value: f64) -> Result<String, E> {
         if value.is_finite() {
             Ok(value.to_string())
@@ -302,7 +304,23 @@ impl Visitor<'_> for AmountText {
             Err(E::custom(MoneyError::NotANumber))
         }
     }
+
+    /// serde_json (with `arbitrary_precision`) hands a number over as a
+    /// one-entry map holding the number's own text: read that text, so the
+    /// amount never passes through `f64`.
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<String, A::Error> {
+        match map.next_key::<String>()? {
+            Some(key) if key == JSON_NUMBER_TOKEN => {
+                let text: String = map.next_value()?;
+                Ok(text)
+            }
+            _ => Err(de::Error::custom(MoneyError::NotANumber)),
+        }
+    }
 }
+
+/// The key under which serde_json's `arbitrary_precision` passes a number's text.
+const JSON_NUMBER_TOKEN: &str = "$serde_json::private::Number";
 
 /// Exact conversion of decimal text to cents, without a fixed-precision type
 /// in between: `Decimal::from_str` silently rounds beyond 28 digits, which
@@ -450,6 +468,57 @@ mod tests {
             Amount::parse(dec("1000000000000000")),
             Err(MoneyError::TooLarge)
         );
+    }
+
+    /// Numbers as a client sends them, parsed from text: their own digits
+    /// decide, never an `f64` approximation of them.
+    #[test]
+    fn json_number_text_is_exact() {
+        let from_text = |body: &str| {
+            let value: serde_json::Value = serde_json::from_str(body).unwrap();
+            Money::from_json(&value["amount"]).map(|m| m.to_string())
+        };
+        // f64 would read this as 99999999999999.984375.
+        assert_eq!(
+            from_text(r#"{"amount": 99999999999999.99}"#),
+            Ok("99999999999999.99".into())
+        );
+        assert_eq!(
+            from_text(r#"{"amount": 999999999999999.99}"#),
+            Ok("999999999999999.99".into())
+        );
+        assert_eq!(
+            from_text(r#"{"amount": "999999999999999.99"}"#),
+            Ok("999999999999999.99".into())
+        );
+        // f64 would read this as 10.0 and let it through.
+        assert_eq!(
+            from_text(r#"{"amount": 10.0000000000000001}"#),
+            Err(MoneyError::TooManyDecimals)
+        );
+        assert_eq!(
+            from_text(r#"{"amount": "10.0000000000000001"}"#),
+            Err(MoneyError::TooManyDecimals)
+        );
+        // f64 would round this to 1e15 - 0.125, or to 1e15 exactly.
+        assert_eq!(
+            from_text(r#"{"amount": 999999999999999.999}"#),
+            Err(MoneyError::TooManyDecimals)
+        );
+        assert_eq!(
+            from_text(r#"{"amount": 1000000000000000.00}"#),
+            Err(MoneyError::TooLarge)
+        );
+        assert_eq!(from_text(r#"{"amount": 0.01}"#), Ok("0.01".into()));
+        assert_eq!(
+            from_text(r#"{"amount": 1.00000000000000000000000000001e1}"#),
+            Err(MoneyError::TooManyDecimals)
+        );
+        // Amount's Deserialize reads the same text.
+        let amount: Amount = serde_json::from_str("99999999999999.99").unwrap();
+        assert_eq!(amount.minor_units(), 9_999_999_999_999_999);
+        assert!(serde_json::from_str::<Amount>("10.0000000000000001").is_err());
+        assert!(serde_json::from_str::<Amount>("0").is_err());
     }
 
     #[test]
