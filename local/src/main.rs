@@ -85,8 +85,12 @@ async fn expiry_schedule(state: SharedState, every: Duration) {
             .expire_overdue(shared::domain::time::Timestamp::now(), &Actor::System)
             .await
         {
-            Ok(0) => {}
-            Ok(expired) => tracing::info!(expired, "mandate expiry sweep"),
+            Ok(sweep) if sweep == Default::default() => {}
+            Ok(sweep) => tracing::info!(
+                expired = sweep.expired,
+                skipped = sweep.skipped,
+                "mandate expiry sweep"
+            ),
             Err(e) => tracing::warn!(error = %e, "mandate expiry sweep failed"),
         }
     }

@@ -52,6 +52,19 @@ impl AppError {
         }
     }
 
+    /// 503: DynamoDB stayed contended or throttled through every retry.
+    /// Nothing was changed; the HTTP layer adds `Retry-After`.
+    pub fn busy() -> AppError {
+        AppError::new(
+            ErrorCode::ServiceBusy,
+            "The service is busy; nothing was changed. Retry shortly (with the same Idempotency-Key, if any).",
+        )
+    }
+
+    pub fn is_busy(&self) -> bool {
+        self.code == ErrorCode::ServiceBusy
+    }
+
     /// A failure that is not the caller's: logged here, never shown to them.
     pub fn internal(cause: impl fmt::Display) -> AppError {
         tracing::error!(error = %cause, "internal error");

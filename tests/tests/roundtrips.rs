@@ -666,7 +666,7 @@ async fn injected_conflict_decodes_as_transaction_conflict() {
         .await
         .expect_err("the conflict server cancels the transaction");
     assert!(
-        store_error.is_conflict(),
+        store_error.is_busy(),
         "the store does not see a conflict: {store_error:?}"
     );
     assert!(!store_error.failed_condition(0) && !store_error.failed_condition(1));
@@ -750,11 +750,11 @@ async fn a_purchase_that_always_conflicts_is_busy_and_debits_nothing() {
         .purchase("always-conflicted", fixture.purchase("10.00"))
         .await;
     busy.expect_error(503, "SERVICE_BUSY");
-    let attempts = u64::from(Backoff::PURCHASE_ATTEMPTS);
+    let attempts = u64::from(Backoff::ATTEMPTS);
     assert_eq!(
         h.meter.executions(TRANSACT),
         attempts,
-        "bounded by Backoff::PURCHASE_ATTEMPTS"
+        "bounded by Backoff::ATTEMPTS"
     );
     assert_eq!(h.meter.conflicted(), attempts);
     assert_eq!(h.conflict_hits.load(Ordering::SeqCst), attempts);

@@ -1,21 +1,24 @@
 //! The scheduled mandate expiry (risk R5): every 5 minutes EventBridge runs
 //! this, and every overdue ACTIVE mandate becomes EXPIRED, with its guard
 //! freed and a `USAGE_MANDATE_EXPIRED` audit entry. Idempotent and safe to
-//! overlap: each expiry is a conditional write.
+//! overlap: each expiry is a conditional write. A mandate that cannot be
+//! expired this run (contention, throttling) is skipped and counted; the next
+//! run picks it up.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde_json::{json, Value};
 use shared::{domain::time::Timestamp, error::AppError, store::audit::Actor, AppState};
 
 pub async fn handle(state: &AppState, event: EventBridgeEvent) -> Result<Value, AppError> {
-    let expired = state
+    let sweep = state
         .store
         .expire_overdue(Timestamp::now(), &Actor::System)
         .await?;
     tracing::info!(
-        expired,
+        expired = sweep.expired,
+        skipped = sweep.skipped,
         event_id = event.id.as_deref().unwrap_or("-"),
         "mandate expiry sweep"
     );
-    Ok(json!({ "expired": expired }))
+    Ok(json!({ "expired": sweep.expired, "skipped": sweep.skipped }))
 }

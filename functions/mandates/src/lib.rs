@@ -131,12 +131,12 @@ async fn cleanup(
     caller: Principal,
 ) -> Result<Response, AppError> {
     AppError::permit(caller.is_staff())?;
-    let expired = state
+    let sweep = state
         .store
         .expire_overdue(Timestamp::now(), &(&caller).into())
         .await?;
     Ok(json(
         StatusCode::ACCEPTED,
-        &serde_json::json!({ "expired": expired }),
+        &serde_json::json!({ "expired": sweep.expired, "skipped": sweep.skipped }),
     ))
 }

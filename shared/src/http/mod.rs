@@ -14,6 +14,9 @@ use axum::{
 };
 use serde::Serialize;
 
+/// How long a client should wait before retrying a 503 `SERVICE_BUSY`.
+pub const RETRY_AFTER_SECONDS: &str = "1";
+
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
@@ -67,6 +70,13 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status =
             StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        json(status, &self.body())
+        let mut response = json(status, &self.body());
+        if self.is_busy() {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
+        response
     }
 }

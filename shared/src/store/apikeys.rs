@@ -80,6 +80,11 @@ pub struct NewApiKey {
 
 impl Store {
     pub async fn create_api_key(&self, new: NewApiKey, actor: &Actor) -> Result<ApiKey, AppError> {
+        self.retry_busy("create API key", || self.try_create_api_key(&new, actor))
+            .await
+    }
+
+    async fn try_create_api_key(&self, new: &NewApiKey, actor: &Actor) -> Result<ApiKey, AppError> {
         if let Some(user) = new.user_id {
             if self.user(user).await?.is_none() {
                 return Err(AppError::new(ErrorCode::UserNotFound, "User not found."));
@@ -92,10 +97,10 @@ impl Store {
             pk: key.pk,
             sk: key.sk,
             id,
-            name: new.name,
+            name: new.name.clone(),
             scope: new.scope,
             user_id: new.user_id,
-            prefix: new.prefix,
+            prefix: new.prefix.clone(),
             created_at: now,
             expires_at: new.expires_at,
             revoked_at: None,
@@ -106,7 +111,7 @@ impl Store {
         let pointer = PointerRecord {
             pk: pointer_key.pk,
             sk: pointer_key.sk,
-            hash: new.hash,
+            hash: new.hash.clone(),
         };
         let audit = AuditEntry::new(
             actor,
@@ -156,6 +161,11 @@ impl Store {
     /// Revokes key `id`; answers its hash so caches can drop it. Revoking a
     /// revoked key changes nothing and is not an error.
     pub async fn revoke_api_key(&self, id: Id, actor: &Actor) -> Result<String, AppError> {
+        self.retry_busy("revoke API key", || self.try_revoke_api_key(id, actor))
+            .await
+    }
+
+    async fn try_revoke_api_key(&self, id: Id, actor: &Actor) -> Result<String, AppError> {
         let not_found = || AppError::new(ErrorCode::ApiKeyNotFound, "API key not found.");
         let pointer = self
             .get::<PointerRecord>(&keys::api_key_id(id))

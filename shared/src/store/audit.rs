@@ -129,7 +129,7 @@ impl Store {
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(|e| AppError::internal(aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+                .map_err(super::retry::aws_error)?;
             for item in page.items().iter().cloned() {
                 records.push(from_item(item)?);
             }

@@ -80,13 +80,25 @@ impl Store {
         label: String,
         actor: &Actor,
     ) -> Result<Category, AppError> {
+        self.retry_busy("create category", || {
+            self.try_create_category(&code, &label, actor)
+        })
+        .await
+    }
+
+    async fn try_create_category(
+        &self,
+        code: &str,
+        label: &str,
+        actor: &Actor,
+    ) -> Result<Category, AppError> {
         let id = self.next_id(ids::CATEGORY).await?;
         let now = Timestamp::now();
         let key = keys::category(id);
         let category = Category {
             id,
-            code,
-            label,
+            code: code.to_string(),
+            label: label.to_string(),
             created_at: now,
             updated_at: now,
         };
@@ -136,6 +148,19 @@ impl Store {
         is_certified: bool,
         actor: &Actor,
     ) -> Result<Merchant, AppError> {
+        self.retry_busy("create merchant", || {
+            self.try_create_merchant(&name, category_id, is_certified, actor)
+        })
+        .await
+    }
+
+    async fn try_create_merchant(
+        &self,
+        name: &str,
+        category_id: Option<Id>,
+        is_certified: bool,
+        actor: &Actor,
+    ) -> Result<Merchant, AppError> {
         let id = self.next_id(ids::MERCHANT).await?;
         let now = Timestamp::now();
         let key = keys::merchant(id);
@@ -143,7 +168,7 @@ impl Store {
             pk: key.pk,
             sk: key.sk,
             id,
-            name,
+            name: name.to_string(),
             category_id,
             is_certified,
             created_at: now,
@@ -189,6 +214,16 @@ impl Store {
     /// Allows `owner` to spend at a merchant or in a category. The owner and
     /// the target must exist; allowing twice is not an error.
     pub async fn allow(
+        &self,
+        owner: Id,
+        target: AllowanceTarget,
+        actor: &Actor,
+    ) -> Result<AllowOutcome, AppError> {
+        self.retry_busy("allow", || self.try_allow(owner, target, actor))
+            .await
+    }
+
+    async fn try_allow(
         &self,
         owner: Id,
         target: AllowanceTarget,

@@ -154,7 +154,7 @@ impl Store {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| AppError::internal(aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+            .map_err(super::retry::aws_error)?;
         match output.item {
             Some(item) => IdempotencyRecord::from_live_item(item, now),
             None => Ok(None),

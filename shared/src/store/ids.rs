@@ -57,7 +57,7 @@ impl Store {
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await
-            .map_err(|e| AppError::internal(aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+            .map_err(super::retry::aws_error)?;
         let high: u64 = output
             .attributes()
             .and_then(|a| a.get("high"))

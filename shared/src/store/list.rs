@@ -9,7 +9,7 @@ use super::{
     Store,
 };
 use crate::{domain::ids::Id, error::AppError};
-use aws_sdk_dynamodb::{error::DisplayErrorContext, types::AttributeValue};
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::HashMap;
 
@@ -143,7 +143,7 @@ impl Store {
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(|e| AppError::internal(DisplayErrorContext(e)))?;
+                .map_err(super::retry::aws_error)?;
             items.extend(output.items.unwrap_or_default());
             start = output.last_evaluated_key;
             if items.len() >= wanted || start.is_none() {

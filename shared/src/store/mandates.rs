@@ -8,6 +8,7 @@ use super::{
     keys::{self, Key},
     list::{Filters, Listed, Page, PageRequest},
     read::take,
+    transact::Backoff,
     Store,
 };
 use crate::{
@@ -23,10 +24,7 @@ use crate::{
     },
     error::AppError,
 };
-use aws_sdk_dynamodb::{
-    error::DisplayErrorContext,
-    types::{TransactWriteItem, Update},
-};
+use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
 /// A mandate as stored. Money is integer cents so that DynamoDB's conditions
@@ -149,56 +147,99 @@ impl Store {
         actor: &Actor,
     ) -> Result<Mandate, AppError> {
         check_terms(&terms, Timestamp::now())?;
-        self.check_mandate_references(&terms).await?;
-
-        let id = self.next_id(ids::MANDATE).await?;
-        for attempt in 0..2 {
-            let now = Timestamp::now();
-            let mandate = open_mandate(id, terms.clone(), now)?;
-            let guard_key = keys::active_mandate(&mandate.parties());
-            let guard = ActiveGuardRecord {
-                pk: guard_key.pk.clone(),
-                sk: guard_key.sk.clone(),
-                mandate_id: id,
-            };
-            let audit = AuditEntry::new(
-                actor,
-                action::MANDATE_CREATED,
-                entity::MANDATE,
-                id,
-                serde_json::json!({
-                    "sender_id": mandate.sender_id,
-                    "beneficiary_id": mandate.beneficiary_id,
-                    "total_amount": mandate.balance,
-                    "currency": mandate.currency,
-                    "allowed_category_id": mandate.allowed_category_id,
-                    "allowed_merchant_id": mandate.allowed_merchant_id,
-                    "expires_at": mandate.expires_at,
-                }),
-                now,
-            );
-            let items = vec![
-                self.put_new(to_item(&MandateRecord::new(&mandate))?),
-                self.put_new(to_item(&guard)?),
-                self.audit(&audit)?,
-            ];
-            match self.transact(items).await {
-                Ok(()) => return Ok(mandate),
-                // The guard is taken. If by an overdue mandate, expire it
-                // (once) and try again; otherwise this is a conflict.
-                Err(e) if e.failed_condition(1) => {
-                    if attempt == 0 && self.expire_if_overdue(&guard_key, actor).await? {
-                        continue;
-                    }
-                    break;
-                }
-                Err(e) => return Err(e.unexpected()),
+        self.retry_busy("check mandate references", || {
+            self.check_mandate_references(&terms)
+        })
+        .await?;
+        let id = self
+            .retry_busy("allocate mandate id", || self.next_id(ids::MANDATE))
+            .await?;
+        let mut backoff = Backoff::new(Backoff::ATTEMPTS);
+        loop {
+            match self.try_create_mandate(id, &terms, actor).await {
+                Ok(Some(mandate)) => return Ok(mandate),
+                // The guard was freed meanwhile, or we were busy: again.
+                Ok(None) => {}
+                Err(e) if e.is_busy() => {}
+                Err(e) => return Err(e),
+            }
+            if !backoff.wait().await {
+                tracing::warn!(mandate = %id, "mandate creation gave up: busy");
+                return Err(AppError::busy());
             }
         }
-        Err(AppError::new(
-            ErrorCode::MandateConflict,
-            "An ACTIVE mandate already exists for this sender, beneficiary and currency.",
-        ))
+    }
+
+    /// One attempt at writing the mandate under its one-ACTIVE guard.
+    /// `None`: the guard was held by a mandate that is no longer ACTIVE (it
+    /// expired just now, by us or by the sweep): try again. Only a live
+    /// ACTIVE mandate is a 409.
+    async fn try_create_mandate(
+        &self,
+        id: Id,
+        terms: &MandateTerms,
+        actor: &Actor,
+    ) -> Result<Option<Mandate>, AppError> {
+        let now = Timestamp::now();
+        let mandate = open_mandate(id, terms.clone(), now)?;
+        let guard_key = keys::active_mandate(&mandate.parties());
+        let guard = ActiveGuardRecord {
+            pk: guard_key.pk.clone(),
+            sk: guard_key.sk.clone(),
+            mandate_id: id,
+        };
+        let audit = AuditEntry::new(
+            actor,
+            action::MANDATE_CREATED,
+            entity::MANDATE,
+            id,
+            serde_json::json!({
+                "sender_id": mandate.sender_id,
+                "beneficiary_id": mandate.beneficiary_id,
+                "total_amount": mandate.balance,
+                "currency": mandate.currency,
+                "allowed_category_id": mandate.allowed_category_id,
+                "allowed_merchant_id": mandate.allowed_merchant_id,
+                "expires_at": mandate.expires_at,
+            }),
+            now,
+        );
+        let items = vec![
+            self.put_new(to_item(&MandateRecord::new(&mandate))?),
+            self.put_new(to_item(&guard)?),
+            self.audit(&audit)?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(Some(mandate)),
+            Err(e) if e.failed_condition(1) => {
+                if self.guard_is_live(&guard_key, actor).await? {
+                    Err(AppError::new(
+                        ErrorCode::MandateConflict,
+                        "An ACTIVE mandate already exists for this sender, beneficiary and currency.",
+                    ))
+                } else {
+                    Ok(None)
+                }
+            }
+            Err(e) => Err(e.unexpected()),
+        }
+    }
+
+    /// Whether the guard at `guard_key` belongs to a live ACTIVE mandate. An
+    /// overdue one is expired here (or was, by someone else): not live.
+    async fn guard_is_live(&self, guard_key: &Key, actor: &Actor) -> Result<bool, AppError> {
+        let Some(guard) = self.get::<ActiveGuardRecord>(guard_key).await? else {
+            return Ok(false);
+        };
+        let now = Timestamp::now();
+        match self.mandate(guard.mandate_id).await? {
+            Some(mandate) if mandate.is_overdue(now) => {
+                self.expire(mandate.id, actor, now).await?;
+                Ok(false)
+            }
+            Some(mandate) => Ok(mandate.status == MandateStatus::Active),
+            None => Ok(false),
+        }
     }
 
     /// Sender, beneficiary, and the restricting merchant or category exist.
@@ -237,20 +278,6 @@ impl Store {
             ));
         }
         Ok(())
-    }
-
-    /// Expires the mandate behind `guard_key` if it is overdue; true if it did.
-    async fn expire_if_overdue(&self, guard_key: &Key, actor: &Actor) -> Result<bool, AppError> {
-        let Some(guard) = self.get::<ActiveGuardRecord>(guard_key).await? else {
-            return Ok(false);
-        };
-        let now = Timestamp::now();
-        match self.mandate(guard.mandate_id).await? {
-            Some(mandate) if mandate.is_overdue(now) => {
-                self.expire(&mandate, actor, now, Vec::new()).await
-            }
-            _ => Ok(false),
-        }
     }
 
     pub async fn mandate(&self, id: Id) -> Result<Option<Mandate>, AppError> {
@@ -326,12 +353,17 @@ impl Store {
             .update_expression(
                 "SET #status = :expired, updated_at = :now REMOVE expiry_pk, expiry_sk",
             )
-            .condition_expression("#status = :active AND expires_at <= :now")
+            // The balance as read: the audit entry records what the mandate
+            // really had, or the expiry fails and is decided again.
+            .condition_expression(
+                "#status = :active AND expires_at <= :now AND balance_cents = :balance",
+            )
             .expression_attribute_names("#status", "status")
             .set_expression_attribute_values(Some(values([
                 (":expired", s(MandateStatus::Expired.as_str())),
                 (":active", s(MandateStatus::Active.as_str())),
                 (":now", s(now.to_string())),
+                (":balance", n(mandate.balance.minor_units())),
             ])));
         let audit = AuditEntry::new(
             actor,
@@ -352,60 +384,107 @@ impl Store {
         ])
     }
 
-    /// Expires one mandate (with `extra` items in the same transaction). False
-    /// if it was no longer ACTIVE and due: someone else got there first.
+    /// Expires mandate `id` if it is ACTIVE and due at `now`, from a
+    /// consistent read (the index it was found in may be stale); false if it
+    /// was not (any more). A change under us (a debit, another sweep) or a
+    /// busy answer reads it again, bounded; then `SERVICE_BUSY`.
     pub(crate) async fn expire(
         &self,
-        mandate: &Mandate,
+        id: Id,
         actor: &Actor,
         now: Timestamp,
-        extra: Vec<TransactWriteItem>,
     ) -> Result<bool, AppError> {
-        let mut items = self.expiry_items(mandate, actor, now)?;
-        items.extend(extra);
-        match self.transact(items).await {
-            Ok(()) => Ok(true),
-            Err(e) if e.failed_condition(0) => Ok(false),
-            Err(e) => Err(e.unexpected()),
+        let mut backoff = Backoff::new(Backoff::ATTEMPTS);
+        loop {
+            let outcome = match self.mandate(id).await {
+                Ok(Some(mandate)) if mandate.is_overdue(now) => {
+                    match self
+                        .transact(self.expiry_items(&mandate, actor, now)?)
+                        .await
+                    {
+                        Ok(()) => return Ok(true),
+                        Err(e) if e.failed_condition(0) || e.is_busy() => Ok(()),
+                        Err(e) => Err(e.unexpected()),
+                    }
+                }
+                Ok(_) => return Ok(false),
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Err(e) if !e.is_busy() => return Err(e),
+                _ if !backoff.wait().await => return Err(AppError::busy()),
+                _ => {}
+            }
         }
     }
 
     /// Expires every ACTIVE mandate whose date has passed (risk R5): reads the
     /// sparse index page by page; each expiry is conditional, so overlapping
-    /// runs and repeated runs expire each mandate exactly once.
-    pub async fn expire_overdue(&self, now: Timestamp, actor: &Actor) -> Result<u32, AppError> {
-        let mut expired = 0;
+    /// runs and repeated runs expire each mandate exactly once. A mandate
+    /// that cannot be expired this time (busy, or an unreadable index entry)
+    /// is logged and skipped: the next run tries again, and the others go on.
+    pub async fn expire_overdue(&self, now: Timestamp, actor: &Actor) -> Result<Sweep, AppError> {
+        let mut sweep = Sweep::default();
         let mut start = None;
         loop {
             let output = self
-                .client
-                .query()
-                .table_name(self.table())
-                .index_name(keys::GSI_ACTIVE_BY_EXPIRY.name)
-                .key_condition_expression("#pk = :pk AND #sk <= :due")
-                .expression_attribute_names("#pk", keys::GSI_ACTIVE_BY_EXPIRY.pk)
-                .expression_attribute_names("#sk", keys::GSI_ACTIVE_BY_EXPIRY.sk)
-                .set_expression_attribute_values(Some(values([
-                    (":pk", s(keys::ACTIVE_MANDATES)),
-                    // '~' sorts after the '#id' suffix of every key due at `now`.
-                    (":due", s(format!("{now}#~"))),
-                ])))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| AppError::internal(DisplayErrorContext(e)))?;
+                .retry_busy("read the expiry index", || async {
+                    self.client
+                        .query()
+                        .table_name(self.table())
+                        .index_name(keys::GSI_ACTIVE_BY_EXPIRY.name)
+                        .key_condition_expression("#pk = :pk AND #sk <= :due")
+                        .expression_attribute_names("#pk", keys::GSI_ACTIVE_BY_EXPIRY.pk)
+                        .expression_attribute_names("#sk", keys::GSI_ACTIVE_BY_EXPIRY.sk)
+                        .set_expression_attribute_values(Some(values([
+                            (":pk", s(keys::ACTIVE_MANDATES)),
+                            // '~' sorts after the '#id' suffix of every key due at `now`.
+                            (":due", s(format!("{now}#~"))),
+                        ])))
+                        .set_exclusive_start_key(start.clone())
+                        .send()
+                        .await
+                        .map_err(super::retry::aws_error)
+                })
+                .await?;
             for item in output.items.unwrap_or_default() {
-                let mandate = Mandate::try_from(super::items::from_item::<MandateRecord>(item)?)?;
-                if mandate.is_overdue(now) && self.expire(&mandate, actor, now, Vec::new()).await? {
-                    expired += 1;
+                let id = match super::items::from_item::<IndexedMandate>(item) {
+                    Ok(indexed) => indexed.id,
+                    Err(e) => {
+                        tracing::error!(error = %e, "unreadable entry in the expiry index: skipped");
+                        sweep.skipped += 1;
+                        continue;
+                    }
+                };
+                match self.expire(id, actor, now).await {
+                    Ok(true) => sweep.expired += 1,
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(mandate = %id, error = %e, "could not expire this run: skipped");
+                        sweep.skipped += 1;
+                    }
                 }
             }
             start = output.last_evaluated_key;
             if start.is_none() {
-                return Ok(expired);
+                return Ok(sweep);
             }
         }
     }
+}
+
+/// What one expiry sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sweep {
+    pub expired: u32,
+    /// Mandates left for the next run (busy, or unreadable in the index).
+    pub skipped: u32,
+}
+
+/// What the sweep needs of an entry of the expiry index: the mandate's id.
+#[derive(Debug, Deserialize)]
+struct IndexedMandate {
+    id: Id,
 }
 
 /// Reads the guard of `parties` out of a batch read.

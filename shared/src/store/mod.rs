@@ -13,6 +13,7 @@ pub mod list;
 pub mod mandates;
 pub mod purchases;
 pub mod read;
+pub mod retry;
 pub mod schema;
 pub mod transact;
 pub mod users;
@@ -41,7 +42,13 @@ impl Store {
     /// `AWS_ENDPOINT_URL` for the local emulator).
     pub async fn client_from_env() -> Client {
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Client::new(&config)
+        Client::from_conf(Store::client_config(&config).build())
+    }
+
+    /// The DynamoDB client settings every function uses (tests add their
+    /// interceptors to the same): our retry policy on top of `sdk`.
+    pub fn client_config(sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::config::Builder {
+        aws_sdk_dynamodb::config::Builder::from(sdk).retry_config(retry::sdk_retry_config())
     }
 
     pub fn client(&self) -> &Client {

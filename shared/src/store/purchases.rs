@@ -110,6 +110,8 @@ enum Snapshot {
 impl Store {
     /// Makes (or replays) the purchase `request` under idempotency `scope`.
     /// Answers the response to send: 201 with the purchase, or the refusal.
+    /// A lost race or a throttled call decides again from a fresh read, with
+    /// bounded backoff; then 503 `SERVICE_BUSY`, nothing debited.
     pub async fn purchase(
         &self,
         request: &PurchaseRequest,
@@ -117,84 +119,99 @@ impl Store {
         fingerprint: &str,
         actor: &Actor,
     ) -> Result<StoredResponse, AppError> {
-        let mut backoff = Backoff::new(Backoff::PURCHASE_ATTEMPTS);
+        let mut backoff = Backoff::new(Backoff::ATTEMPTS);
         let mut purchase_id = None;
         loop {
-            let now = Timestamp::now();
-            // `retry_index`: the item whose failed condition means "decide again".
-            let (response, items, retry_index) =
-                match self.read_for_purchase(request, scope, now).await? {
-                    Snapshot::Replay(record) => return record.replay(fingerprint),
-                    Snapshot::Authorised { debit, mandate } => {
-                        let id = match purchase_id {
-                            Some(id) => id,
-                            None => *purchase_id.insert(self.next_id(ids::PURCHASE).await?),
-                        };
-                        let purchase = debit.purchase(id, request, now);
-                        let response = StoredResponse {
-                            status: 201,
-                            body: serde_json::to_string(&purchase).map_err(AppError::internal)?,
-                        };
-                        let record = IdempotencyRecord::new(
-                            scope,
-                            fingerprint.to_string(),
-                            response.clone(),
-                            now,
-                        );
-                        let mut items = vec![
-                            self.idempotency_put(&record, now)?,
-                            self.debit(&mandate, &debit, now),
-                            self.put_new(to_item(&PurchaseRecord::new(&purchase))?),
-                        ];
-                        items.extend(self.debit_audit(&mandate, &purchase, &debit, actor, now)?);
-                        (response, items, Some(1))
-                    }
-                    Snapshot::Refused { refusal, mandate } => {
-                        let response = StoredResponse {
-                            status: refusal.code().status(),
-                            body: AppError::from(refusal).body().to_string(),
-                        };
-                        let record = IdempotencyRecord::new(
-                            scope,
-                            fingerprint.to_string(),
-                            response.clone(),
-                            now,
-                        );
-                        let mut items = vec![self.idempotency_put(&record, now)?];
-                        let mut expiry_index = None;
-                        if let (PurchaseRefusal::MandateExpired { .. }, Some(mandate)) =
-                            (refusal, &mandate)
-                        {
-                            expiry_index = Some(items.len());
-                            items.extend(self.expiry_items(mandate, actor, now)?);
-                        }
-                        (response, items, expiry_index)
-                    }
-                };
-            match self.transact(items).await {
-                Ok(()) => return Ok(response),
-                // The same key was used meanwhile: answer what was stored.
-                Err(e) if e.failed_condition(0) => {
-                    if let Some(record) = self.idempotency_record(scope, now).await? {
-                        return record.replay(fingerprint);
-                    }
-                }
-                // The mandate changed under us (another purchase, the sweep):
-                // decide again from a fresh read.
-                Err(e) if e.is_conflict() || retry_index.is_some_and(|i| e.failed_condition(i)) => {
-                }
-                Err(e) => return Err(e.unexpected()),
+            match self
+                .try_purchase(request, scope, fingerprint, actor, &mut purchase_id)
+                .await
+            {
+                Ok(Some(response)) => return Ok(response),
+                Ok(None) => {}
+                Err(e) if e.is_busy() => {}
+                Err(e) => return Err(e),
             }
             if !backoff.wait().await {
                 tracing::warn!(
                     attempts = backoff.attempts(),
-                    "purchase gave up after repeated conflicts"
+                    "purchase gave up: the mandate stayed contended or throttled"
                 );
                 return Err(AppError::new(
                     ErrorCode::ServiceBusy,
                     "The mandate is busy; nothing was debited. Retry with the same Idempotency-Key.",
                 ));
             }
+        }
+    }
+
+    /// One read-decide-write pass. `None`: the mandate changed under us
+    /// (another purchase, the sweep): decide again.
+    async fn try_purchase(
+        &self,
+        request: &PurchaseRequest,
+        scope: &Scope,
+        fingerprint: &str,
+        actor: &Actor,
+        purchase_id: &mut Option<Id>,
+    ) -> Result<Option<StoredResponse>, AppError> {
+        let snapshot = self
+            .read_for_purchase(request, scope, Timestamp::now())
+            .await?;
+        let id = match (&snapshot, *purchase_id) {
+            (Snapshot::Authorised { .. }, None) => {
+                Some(*purchase_id.insert(self.next_id(ids::PURCHASE).await?))
+            }
+            (_, id) => id,
+        };
+        // Taken just before the transaction is sent: the debit's `expires_at >
+        // now` condition must not use the time of the reads.
+        let now = Timestamp::now();
+        // `retry_index`: the item whose failed condition means "decide again".
+        let (response, items, retry_index) = match snapshot {
+            Snapshot::Replay(record) => return record.replay(fingerprint).map(Some),
+            Snapshot::Authorised { debit, mandate } => {
+                let id = id.ok_or_else(|| AppError::internal("purchase without an id"))?;
+                let purchase = debit.purchase(id, request, now);
+                let response = StoredResponse {
+                    status: 201,
+                    body: serde_json::to_string(&purchase).map_err(AppError::internal)?,
+                };
+                let record =
+                    IdempotencyRecord::new(scope, fingerprint.to_string(), response.clone(), now);
+                let mut items = vec![
+                    self.idempotency_put(&record, now)?,
+                    self.debit(&mandate, &debit, now),
+                    self.put_new(to_item(&PurchaseRecord::new(&purchase))?),
+                ];
+                items.extend(self.debit_audit(&mandate, &purchase, &debit, actor, now)?);
+                (response, items, Some(1))
+            }
+            Snapshot::Refused { refusal, mandate } => {
+                let response = StoredResponse {
+                    status: refusal.code().status(),
+                    body: AppError::from(refusal).body().to_string(),
+                };
+                let record =
+                    IdempotencyRecord::new(scope, fingerprint.to_string(), response.clone(), now);
+                let mut items = vec![self.idempotency_put(&record, now)?];
+                let mut expiry_index = None;
+                if let (PurchaseRefusal::MandateExpired { .. }, Some(mandate)) = (refusal, &mandate)
+                {
+                    expiry_index = Some(items.len());
+                    items.extend(self.expiry_items(mandate, actor, now)?);
+                }
+                (response, items, expiry_index)
+            }
+        };
+        match self.transact(items).await {
+            Ok(()) => Ok(Some(response)),
+            // The same key was used meanwhile: answer what was stored.
+            Err(e) if e.failed_condition(0) => match self.idempotency_record(scope, now).await? {
+                Some(record) => record.replay(fingerprint).map(Some),
+                None => Ok(None),
+            },
+            Err(e) if e.is_busy() || retry_index.is_some_and(|i| e.failed_condition(i)) => Ok(None),
+            Err(e) => Err(e.unexpected()),
         }
     }
 

@@ -6,7 +6,7 @@ use super::{
     Store,
 };
 use crate::error::AppError;
-use aws_sdk_dynamodb::{error::DisplayErrorContext, types::KeysAndAttributes};
+use aws_sdk_dynamodb::types::KeysAndAttributes;
 use std::collections::HashMap;
 
 impl Store {
@@ -23,7 +23,7 @@ impl Store {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| AppError::internal(DisplayErrorContext(e)))?;
+            .map_err(super::retry::aws_error)?;
         output.item.map(from_item).transpose()
     }
 
@@ -55,7 +55,7 @@ impl Store {
                 .set_request_items(Some(request_items))
                 .send()
                 .await
-                .map_err(|e| AppError::internal(DisplayErrorContext(e)))?;
+                .map_err(super::retry::aws_error)?;
             if let Some(mut responses) = output.responses {
                 for item in responses.remove(self.table()).unwrap_or_default() {
                     if let Some(key) = key_of(&item) {
@@ -64,8 +64,10 @@ impl Store {
                 }
             }
             pending = output.unprocessed_keys.filter(|u| !u.is_empty());
+            // Keys left unprocessed: the table is over its read throughput.
             if pending.is_some() && !backoff.wait().await {
-                return Err(AppError::internal("batch read left keys unprocessed"));
+                tracing::warn!("batch read left keys unprocessed after every retry");
+                return Err(AppError::busy());
             }
         }
         Ok(found)

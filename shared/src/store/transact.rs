@@ -1,5 +1,5 @@
 //! `TransactWriteItems` with its cancellation reasons decoded, and the bounded,
-//! jittered backoff used when a transaction loses a race.
+//! jittered backoff used when a transaction loses a race or is throttled.
 
 use super::{
     items::{key_item, values, Item},
@@ -8,7 +8,7 @@ use super::{
 };
 use crate::error::AppError;
 use aws_sdk_dynamodb::{
-    error::{DisplayErrorContext, SdkError},
+    error::SdkError,
     operation::transact_write_items::TransactWriteItemsError,
     types::{ConditionCheck, Delete, Put, ReturnConsumedCapacity, TransactWriteItem, Update},
 };
@@ -22,8 +22,9 @@ pub enum Reason {
     None,
     /// Its condition expression was false.
     ConditionFailed,
-    /// Another transaction was writing the same item: retry from a fresh read.
-    Conflict,
+    /// Another transaction was writing the same item, or the table was
+    /// throttled: nothing was written; retry from a fresh read.
+    Busy(String),
     Other(String),
 }
 
@@ -36,8 +37,14 @@ pub enum TransactError {
 }
 
 impl TransactError {
-    pub fn is_conflict(&self) -> bool {
-        matches!(self, TransactError::Cancelled(r) if r.contains(&Reason::Conflict))
+    /// Contended or throttled: nothing was written, trying again is safe.
+    pub fn is_busy(&self) -> bool {
+        match self {
+            TransactError::Cancelled(reasons) => {
+                reasons.iter().any(|r| matches!(r, Reason::Busy(_)))
+            }
+            TransactError::Failed(e) => e.is_busy(),
+        }
     }
 
     /// True if item `index` failed its condition.
@@ -45,8 +52,12 @@ impl TransactError {
         matches!(self, TransactError::Cancelled(r) if r.get(index) == Some(&Reason::ConditionFailed))
     }
 
-    /// For cancellations no caller expected: an internal error.
+    /// For outcomes the caller does not handle itself: `SERVICE_BUSY` when
+    /// busy (for `retry_busy`), else an internal error.
     pub fn unexpected(self) -> AppError {
+        if self.is_busy() {
+            return AppError::busy();
+        }
         match self {
             TransactError::Cancelled(reasons) => {
                 AppError::internal(format!("transaction cancelled unexpectedly: {reasons:?}"))
@@ -57,13 +68,17 @@ impl TransactError {
 }
 
 impl Store {
-    /// Runs one all-or-nothing transaction.
+    /// Runs one all-or-nothing transaction. Its client request token makes
+    /// the SDK's own retry of it idempotent: if a first try landed but its
+    /// answer was lost (a timeout), DynamoDB answers the retry with success
+    /// and writes nothing again.
     pub async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TransactError> {
         let count = items.len();
         let result = self
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
+            .client_request_token(uuid::Uuid::new_v4().to_string())
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
@@ -82,20 +97,18 @@ impl Store {
                         .map(|r| match r.code() {
                             None | Some("None") => Reason::None,
                             Some("ConditionalCheckFailed") => Reason::ConditionFailed,
-                            Some("TransactionConflict") => Reason::Conflict,
+                            Some(code) if super::retry::is_busy_reason(code) => {
+                                Reason::Busy(code.to_string())
+                            }
                             Some(other) => Reason::Other(other.to_string()),
                         })
                         .collect();
                     reasons.resize(count, Reason::None);
                     Err(TransactError::Cancelled(reasons))
                 }
-                other => Err(TransactError::Failed(AppError::internal(
-                    DisplayErrorContext(other),
-                ))),
+                other => Err(TransactError::Failed(super::retry::aws_error(other))),
             },
-            Err(other) => Err(TransactError::Failed(AppError::internal(
-                DisplayErrorContext(other),
-            ))),
+            Err(other) => Err(TransactError::Failed(super::retry::aws_error(other))),
         }
     }
 
@@ -161,9 +174,10 @@ pub struct Backoff {
 }
 
 impl Backoff {
-    /// Enough attempts that a purchase which fits the balance is not refused
-    /// because of contention, bounded so that a request always ends.
-    pub const PURCHASE_ATTEMPTS: u32 = 12;
+    /// Enough attempts that a write which fits (a purchase within the
+    /// balance) is not refused because of contention, bounded so that a
+    /// request always ends (about 2 s of waiting at most).
+    pub const ATTEMPTS: u32 = 12;
 
     pub fn new(max_attempts: u32) -> Backoff {
         Backoff {
@@ -209,8 +223,22 @@ mod tests {
         assert!(e.failed_condition(1));
         assert!(!e.failed_condition(0));
         assert!(!e.failed_condition(5));
-        assert!(!e.is_conflict());
-        assert!(TransactError::Cancelled(vec![Reason::Conflict]).is_conflict());
+        assert!(!e.is_busy());
         assert_eq!(e.unexpected().status(), 500);
+        for code in [
+            "TransactionConflict",
+            "ThrottlingError",
+            "ProvisionedThroughputExceeded",
+        ] {
+            let busy = TransactError::Cancelled(vec![Reason::None, Reason::Busy(code.into())]);
+            assert!(busy.is_busy(), "{code}");
+            assert_eq!(
+                busy.unexpected().code,
+                crate::domain::error::ErrorCode::ServiceBusy
+            );
+        }
+        let failed = TransactError::Failed(AppError::busy());
+        assert!(failed.is_busy());
+        assert_eq!(failed.unexpected().status(), 503);
     }
 }

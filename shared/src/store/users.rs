@@ -46,6 +46,11 @@ pub struct NewUser {
 impl Store {
     /// Creates a user and its two uniqueness guards in one transaction.
     pub async fn create_user(&self, new: NewUser, actor: &Actor) -> Result<user::User, AppError> {
+        self.retry_busy("create user", || self.try_create_user(&new, actor))
+            .await
+    }
+
+    async fn try_create_user(&self, new: &NewUser, actor: &Actor) -> Result<user::User, AppError> {
         let id = self.next_id(ids::USER).await?;
         let now = Timestamp::now();
         let key = keys::user(id);
@@ -53,8 +58,8 @@ impl Store {
             pk: key.pk,
             sk: key.sk,
             id,
-            username: new.username,
-            email: new.email,
+            username: new.username.clone(),
+            email: new.email.clone(),
             is_active: new.is_active,
             created_at: now,
             updated_at: now,

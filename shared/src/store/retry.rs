@@ -1,0 +1,120 @@
+//! Contention and throttling. DynamoDB answers "not now" in two ways: a
+//! transaction cancelled because another one holds an item
+//! (`TransactionConflict`) or because the table is over its throughput (a
+//! throttling cancellation reason), and whole calls refused for throughput
+//! (`ThrottlingException`, `ProvisionedThroughputExceededException`,
+//! `RequestLimitExceeded`). Every one of them means "nothing was written,
+//! try again": they become `SERVICE_BUSY`, which [`Store::retry_busy`]
+//! retries with bounded, jittered backoff and finally answers as 503 with
+//! `Retry-After`. The SDK's own retry layer (configured in
+//! [`sdk_retry_config`]) retries each call a little first.
+
+use super::{transact::Backoff, Store};
+use crate::error::{AppError, AppResult};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_smithy_types::retry::RetryConfig;
+use std::{future::Future, time::Duration};
+
+/// Error codes of whole calls that mean "throughput exceeded or contended".
+const BUSY_ERRORS: [&str; 5] = [
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "TransactionConflictException",
+    "TransactionInProgressException",
+];
+
+/// Cancellation reasons of one transaction item that mean the same.
+const BUSY_REASONS: [&str; 4] = [
+    "TransactionConflict",
+    "ThrottlingError",
+    "ProvisionedThroughputExceeded",
+    "RequestLimitExceeded",
+];
+
+/// True for an error code of a whole call that means "try again later".
+pub fn is_busy_error(code: Option<&str>) -> bool {
+    code.is_some_and(|code| BUSY_ERRORS.contains(&code))
+}
+
+/// True for a transaction cancellation reason that means "try again later".
+pub fn is_busy_reason(code: &str) -> bool {
+    BUSY_REASONS.contains(&code)
+}
+
+/// A failed SDK call as the store reports it: `SERVICE_BUSY` when DynamoDB
+/// was contended or throttled (nothing was written), else an internal error
+/// (logged, never shown).
+pub fn aws_error<E: ProvideErrorMetadata + std::error::Error>(error: E) -> AppError {
+    if is_busy_error(error.code()) {
+        tracing::warn!(code = error.code().unwrap_or("-"), "DynamoDB busy");
+        return AppError::busy();
+    }
+    AppError::internal(DisplayErrorContext(error))
+}
+
+/// The SDK's retries of one call, before ours: a few quick attempts. The
+/// SDK's default waits a second before its first retry, too long for a
+/// request that a client is waiting for; our backoff takes over after.
+pub fn sdk_retry_config() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(3)
+        .with_initial_backoff(Duration::from_millis(20))
+        .with_max_backoff(Duration::from_millis(200))
+}
+
+impl Store {
+    /// Runs `attempt` again while it answers `SERVICE_BUSY`, with bounded,
+    /// jittered backoff; then answers `SERVICE_BUSY` for good. Every write
+    /// path runs in it: a busy attempt wrote nothing, so trying again is safe.
+    pub async fn retry_busy<T, F, Fut>(&self, what: &'static str, mut attempt: F) -> AppResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = AppResult<T>>,
+    {
+        let mut backoff = Backoff::new(Backoff::ATTEMPTS);
+        loop {
+            match attempt().await {
+                Err(e) if e.is_busy() => {
+                    if !backoff.wait().await {
+                        tracing::warn!(what, attempts = backoff.attempts(), "gave up: busy");
+                        return Err(e);
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_codes() {
+        for code in BUSY_ERRORS {
+            assert!(is_busy_error(Some(code)));
+        }
+        for code in [
+            None,
+            Some("ValidationException"),
+            Some("ResourceNotFoundException"),
+        ] {
+            assert!(!is_busy_error(code), "{code:?}");
+        }
+        for code in BUSY_REASONS {
+            assert!(is_busy_reason(code));
+        }
+        for code in ["None", "ConditionalCheckFailed", "ValidationError"] {
+            assert!(!is_busy_reason(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn sdk_retries_are_few_and_quick() {
+        let config = sdk_retry_config();
+        assert_eq!(config.max_attempts(), 3);
+        assert!(config.initial_backoff() <= Duration::from_millis(50));
+    }
+}
