@@ -83,7 +83,7 @@ impl Authenticator {
             Some(key) => key,
             None => {
                 let key = store
-                    .api_key_by_hash(&hash)
+                    .retry_busy("read API key", || store.api_key_by_hash(&hash))
                     .await?
                     .ok_or_else(|| unauthorized("Invalid API key."))?;
                 self.remember(hash, key.clone());

@@ -13,6 +13,11 @@ pub fn init() {
     let _ = if on_lambda {
         builder.json().without_time().with_ansi(false).try_init()
     } else {
-        builder.compact().try_init()
+        // Colour only for a person at a terminal: a log file or a pipe
+        // (CI, `make dev > log`) gets plain text.
+        builder
+            .compact()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .try_init()
     };
 }

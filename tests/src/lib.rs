@@ -7,6 +7,8 @@
 //! `KOBATELA_ADMIN_KEY`, `KOBATELA_TABLE`, `KOBATELA_API_KEY_PEPPER`,
 //! `AWS_ENDPOINT_URL` and the dummy AWS credentials.
 
+pub mod faults;
+
 use aws_sdk_dynamodb::{operation::scan::builders::ScanFluentBuilder, types::AttributeValue};
 use reqwest::{header::HeaderMap, Method, StatusCode};
 use serde_json::{json, Value};
@@ -471,7 +473,10 @@ impl InProcess {
     /// A fresh table `prefix-<uuid>` and an admin key (id 1) on it.
     pub async fn new(prefix: &str) -> InProcess {
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        InProcess::with_client(prefix, aws_sdk_dynamodb::Client::new(&config), &[]).await
+        let client = aws_sdk_dynamodb::Client::from_conf(
+            shared::store::Store::client_config(&config).build(),
+        );
+        InProcess::with_client(prefix, client, &[]).await
     }
 
     /// Same, with a client of the caller's (interceptors) and extra settings.
@@ -588,6 +593,29 @@ impl Table {
             client: aws_sdk_dynamodb::Client::new(&config),
             name: name.to_string(),
         }
+    }
+
+    /// Writes an item of string attributes as given (for tests that need
+    /// what the API never writes, such as a corrupt index entry).
+    pub async fn put(&self, item: Value) {
+        let item = item
+            .as_object()
+            .expect("an object")
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    AttributeValue::S(v.as_str().expect("strings").to_string()),
+                )
+            })
+            .collect();
+        self.client
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(item))
+            .send()
+            .await
+            .expect("put_item works");
     }
 
     /// Moves a mandate's expiry into the past, as if its date had come:

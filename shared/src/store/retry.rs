@@ -111,6 +111,53 @@ mod tests {
         }
     }
 
+    fn offline_store() -> Store {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .build();
+        Store::new(aws_sdk_dynamodb::Client::from_conf(config), "t", 1)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_busy_attempts_then_gives_up() {
+        let store = offline_store();
+        let calls = std::cell::Cell::new(0);
+        let recovered = store
+            .retry_busy("test", || {
+                calls.set(calls.get() + 1);
+                let n = calls.get();
+                async move {
+                    if n < 3 {
+                        Err(AppError::busy())
+                    } else {
+                        Ok(n)
+                    }
+                }
+            })
+            .await;
+        assert_eq!(recovered, Ok(3));
+
+        calls.set(0);
+        let exhausted: AppResult<()> = store
+            .retry_busy("test", || {
+                calls.set(calls.get() + 1);
+                async { Err(AppError::busy()) }
+            })
+            .await;
+        assert!(exhausted.unwrap_err().is_busy());
+        assert_eq!(calls.get(), Backoff::ATTEMPTS);
+
+        calls.set(0);
+        let refused: AppResult<()> = store
+            .retry_busy("test", || {
+                calls.set(calls.get() + 1);
+                async { Err(AppError::forbidden()) }
+            })
+            .await;
+        assert_eq!(refused.unwrap_err().status(), 403);
+        assert_eq!(calls.get(), 1, "only busy answers are retried");
+    }
+
     #[test]
     fn sdk_retries_are_few_and_quick() {
         let config = sdk_retry_config();

@@ -1,0 +1,319 @@
+//! Fault injection for DynamoDB, through the SDK's interceptor: what real
+//! DynamoDB answers under contention or throttling, and the emulator never
+//! does. A chosen request is sent to a tiny local server instead of the
+//! emulator, which answers exactly DynamoDB's error for the chosen fault, so
+//! a faulted request writes nothing.
+//!
+//! ```ignore
+//! let faults = Faults::start().await;
+//! let client = faults.client().await;           // production settings + the injector
+//! faults.inject(Fault::ALL[0], 3);              // the next 3 matching attempts fail
+//! faults.inject_forever(Fault::ALL[3]);         // every matching attempt fails
+//! faults.clear();
+//! ```
+
+use aws_sdk_dynamodb::{operation::transact_write_items::TransactWriteItemsInput, Client};
+use aws_smithy_runtime_api::{
+    box_error::BoxError,
+    client::{
+        interceptors::{
+            context::{
+                BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextMut,
+            },
+            Intercept,
+        },
+        orchestrator::Metadata,
+        runtime_components::RuntimeComponents,
+    },
+};
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
+use axum::{
+    body::Bytes,
+    extract::Path,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::post,
+    Router,
+};
+use serde_json::{json, Value};
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Arc, Mutex,
+};
+
+/// One way DynamoDB says "not now".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// `TransactWriteItems` cancelled with this reason on its Update items
+    /// (on its first item if it has none), `None` on the others.
+    Cancelled(&'static str),
+    /// `TransactWriteItems` cancelled with this reason on item `index` only.
+    CancelledAt(&'static str, usize),
+    /// Any call refused whole with this error.
+    Refused(&'static str),
+}
+
+impl Fault {
+    /// Every contention and throttling answer the service must survive.
+    pub const ALL: [Fault; 6] = [
+        Fault::Cancelled("TransactionConflict"),
+        Fault::Cancelled("ThrottlingError"),
+        Fault::Cancelled("ProvisionedThroughputExceeded"),
+        Fault::Refused("ThrottlingException"),
+        Fault::Refused("ProvisionedThroughputExceededException"),
+        Fault::Refused("RequestLimitExceeded"),
+    ];
+
+    fn path(&self) -> String {
+        match self {
+            Fault::Cancelled(code) => format!("/cancel/{code}/updates"),
+            Fault::CancelledAt(code, index) => format!("/cancel/{code}/{index}"),
+            Fault::Refused(code) => format!("/refuse/{code}"),
+        }
+    }
+
+    fn applies_to(&self, operation: &str) -> bool {
+        match self {
+            Fault::Cancelled(_) | Fault::CancelledAt(..) => operation == "TransactWriteItems",
+            Fault::Refused(_) => true,
+        }
+    }
+}
+
+/// Which requests a fault hits.
+#[derive(Debug, Clone)]
+struct Plan {
+    fault: Fault,
+    /// Only transactions writing an item whose `pk` is this.
+    touching: Option<String>,
+    /// Attempts still to fail (`u64::MAX`: all).
+    remaining: u64,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    server: Mutex<String>,
+    plan: Mutex<Option<Plan>>,
+    injected: AtomicU64,
+}
+
+/// The injector: an SDK interceptor plus the server answering for DynamoDB.
+#[derive(Debug, Clone, Default)]
+pub struct Faults(Arc<Inner>);
+
+/// Marks one execution as chosen by the plan (kept across its attempts).
+#[derive(Debug, Clone)]
+struct Chosen(String);
+
+impl Storable for Chosen {
+    type Storer = StoreReplace<Self>;
+}
+
+impl Faults {
+    /// Starts the fault server on a free loopback port.
+    pub async fn start() -> Faults {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free loopback port");
+        let address = listener.local_addr().expect("bound");
+        let app = Router::new()
+            .route("/cancel/{code}/{at}", post(cancel))
+            .route("/refuse/{code}", post(refuse));
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .await
+                .expect("the fault server runs");
+        });
+        let faults = Faults::default();
+        *faults.0.server.lock().unwrap() = format!("http://{address}");
+        faults
+    }
+
+    /// A DynamoDB client with the service's own settings and this injector.
+    pub async fn client(&self) -> Client {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Client::from_conf(
+            shared::store::Store::client_config(&sdk)
+                .interceptor(self.clone())
+                .build(),
+        )
+    }
+
+    /// The next `times` attempts of matching calls fail with `fault`.
+    pub fn inject(&self, fault: Fault, times: u64) {
+        self.plan(fault, None, times);
+    }
+
+    /// Every attempt of a matching call fails with `fault`, until `clear`.
+    pub fn inject_forever(&self, fault: Fault) {
+        self.plan(fault, None, u64::MAX);
+    }
+
+    /// Every attempt of a transaction writing the item with this `pk` fails.
+    pub fn inject_touching(&self, fault: Fault, pk: &str) {
+        self.plan(fault, Some(pk.to_string()), u64::MAX);
+    }
+
+    fn plan(&self, fault: Fault, touching: Option<String>, remaining: u64) {
+        *self.0.plan.lock().unwrap() = Some(Plan {
+            fault,
+            touching,
+            remaining,
+        });
+    }
+
+    pub fn clear(&self) {
+        *self.0.plan.lock().unwrap() = None;
+    }
+
+    /// Attempts answered by the fault server so far; resets the count.
+    pub fn take_injected(&self) -> u64 {
+        self.0.injected.swap(0, Ordering::SeqCst)
+    }
+}
+
+fn operation(cfg: &ConfigBag) -> String {
+    cfg.load::<Metadata>()
+        .map(|m| m.name().to_string())
+        .unwrap_or_default()
+}
+
+/// The partition keys a transaction writes.
+fn written_pks(input: &TransactWriteItemsInput) -> Vec<String> {
+    let pk = |item: Option<
+        &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+    >| {
+        item.and_then(|i| i.get("pk"))
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+    };
+    input
+        .transact_items()
+        .iter()
+        .filter_map(|item| {
+            pk(item.put().map(|p| p.item()))
+                .or_else(|| pk(item.update().map(|u| u.key())))
+                .or_else(|| pk(item.delete().map(|d| d.key())))
+                .or_else(|| pk(item.condition_check().map(|c| c.key())))
+        })
+        .collect()
+}
+
+impl Intercept for Faults {
+    fn name(&self) -> &'static str {
+        "kobatela-tests faults"
+    }
+
+    fn read_before_serialization(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(plan) = self.0.plan.lock().unwrap().clone() else {
+            return Ok(());
+        };
+        if !plan.fault.applies_to(&operation(cfg)) {
+            return Ok(());
+        }
+        if let Some(pk) = &plan.touching {
+            let touches = context
+                .input()
+                .downcast_ref::<TransactWriteItemsInput>()
+                .is_some_and(|input| written_pks(input).contains(pk));
+            if !touches {
+                return Ok(());
+            }
+        }
+        cfg.interceptor_state().store_put(Chosen(plan.fault.path()));
+        Ok(())
+    }
+
+    fn modify_before_transmit(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(Chosen(path)) = cfg.load::<Chosen>().cloned() else {
+            return Ok(());
+        };
+        {
+            let mut plan = self.0.plan.lock().unwrap();
+            match plan.as_mut() {
+                Some(p) if p.remaining > 0 => {
+                    if p.remaining != u64::MAX {
+                        p.remaining -= 1;
+                    }
+                }
+                _ => return Ok(()),
+            }
+        }
+        let server = self.0.server.lock().unwrap().clone();
+        context.request_mut().set_uri(format!("{server}{path}"))?;
+        self.0.injected.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+fn dynamodb_error(type_name: &str, body: Value) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        [
+            ("x-amzn-errortype", type_name.to_string()),
+            ("content-type", "application/x-amz-json-1.0".to_string()),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// A transaction cancelled as DynamoDB cancels it: one reason per item.
+async fn cancel(Path((code, at)): Path<(String, String)>, request: Bytes) -> Response {
+    let request: Value = serde_json::from_slice(&request).unwrap_or(Value::Null);
+    let items = request["TransactItems"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let hit = |index: usize, item: &Value| match at.as_str() {
+        "updates" => {
+            item.get("Update").is_some()
+                || (index == 0 && !items.iter().any(|i| i.get("Update").is_some()))
+        }
+        n => n.parse::<usize>().ok() == Some(index),
+    };
+    let codes: Vec<&str> = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| if hit(i, item) { code.as_str() } else { "None" })
+        .collect();
+    let reasons: Vec<Value> = codes
+        .iter()
+        .map(|c| match *c {
+            "None" => json!({"Code": "None"}),
+            c => json!({"Code": c, "Message": "injected by kobatela-tests"}),
+        })
+        .collect();
+    dynamodb_error(
+        "TransactionCanceledException",
+        json!({
+            "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+            "Message": format!(
+                "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]",
+                codes.join(", ")
+            ),
+            "CancellationReasons": reasons,
+        }),
+    )
+}
+
+/// A whole call refused with `code`.
+async fn refuse(Path(code): Path<String>) -> Response {
+    dynamodb_error(
+        &code,
+        json!({
+            "__type": format!("com.amazonaws.dynamodb.v20120810#{code}"),
+            "message": "injected by kobatela-tests",
+        }),
+    )
+}

@@ -1,0 +1,496 @@
+//! Contention and throttling on every write path, by fault injection through
+//! the SDK interceptor (`kobatela_tests::faults`): the emulator never answers
+//! `TransactionConflict` or throttling, real DynamoDB does.
+//!
+//! For each path and each of the six answers of `Fault::ALL` (three
+//! cancellation reasons, three whole-call errors):
+//! - recovers: the first 4 attempts fail, then the call answers as without
+//!   faults, and writes exactly what a clean call writes (item count);
+//! - exhausted: every attempt fails; the answer is 503 `SERVICE_BUSY` with
+//!   `Retry-After`, after at least `Backoff::ATTEMPTS` attempts, and the
+//!   table is exactly as before (item count, balances).
+//!
+//! The sweep and `/mandates/cleanup` skip a mandate they cannot expire and
+//! go on with the others; `POST /mandates` racing the expiry of the old
+//! mandate never answers a false 409.
+//!
+//! Each test has its own table (`InProcess`), so item counts are exact.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use kobatela_tests::{
+    create_user,
+    faults::{Fault, Faults},
+    unique, InProcess, MandateSetup, Reply, Table,
+};
+use serde_json::{json, Value};
+use shared::store::transact::Backoff;
+use std::future::Future;
+
+/// Attempts that fail before the "recovers" case succeeds: more than the
+/// SDK's own 3, so our retry loop is exercised too.
+const RECOVERED_AFTER: u64 = 4;
+
+struct Harness {
+    api: InProcess,
+    faults: Faults,
+    table: Table,
+}
+
+async fn harness(name: &str) -> Harness {
+    let faults = Faults::start().await;
+    let api = InProcess::with_client(name, faults.client().await, &[]).await;
+    let table = Table::named(&api.table).await;
+    Harness { api, faults, table }
+}
+
+/// Runs `act` once per context: the first clean (the reference), then for
+/// every fault a "recovers" and an "exhausted" run. `after` checks the state
+/// after a successful run (it sees that run's context and reply).
+async fn under_every_fault<C: Clone, F, Fut>(
+    h: &Harness,
+    path: &str,
+    contexts: Vec<C>,
+    ok: u16,
+    act: F,
+) where
+    F: Fn(C) -> Fut,
+    Fut: Future<Output = Reply>,
+{
+    assert_eq!(contexts.len(), 1 + 2 * Fault::ALL.len(), "{path}: contexts");
+    let mut contexts = contexts.into_iter();
+    let before = h.table.item_count().await;
+    act(contexts.next().unwrap()).await.expect(ok);
+    let clean_writes = h.table.item_count().await - before;
+
+    for fault in Fault::ALL {
+        let before = h.table.item_count().await;
+        h.faults.inject(fault, RECOVERED_AFTER);
+        let reply = act(contexts.next().unwrap()).await;
+        h.faults.clear();
+        assert_eq!(
+            reply.status.as_u16(),
+            ok,
+            "{path} under {fault:?} should recover: {}",
+            reply.text
+        );
+        assert_eq!(
+            h.faults.take_injected(),
+            RECOVERED_AFTER,
+            "{path} {fault:?}"
+        );
+        assert_eq!(
+            h.table.item_count().await - before,
+            clean_writes,
+            "{path} under {fault:?} wrote other than a clean call"
+        );
+
+        let before = h.table.item_count().await;
+        h.faults.inject_forever(fault);
+        let reply = act(contexts.next().unwrap()).await;
+        h.faults.clear();
+        let reply = reply.expect_error(503, "SERVICE_BUSY");
+        assert_eq!(
+            reply
+                .headers
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap()),
+            Some("1"),
+            "{path} {fault:?}"
+        );
+        let injected = h.faults.take_injected();
+        assert!(
+            injected >= u64::from(Backoff::ATTEMPTS),
+            "{path} under {fault:?} gave up after {injected} attempts"
+        );
+        assert_eq!(
+            h.table.item_count().await,
+            before,
+            "{path} under {fault:?} changed the table although it answered 503"
+        );
+    }
+}
+
+fn contexts<C: Clone>(value: C) -> Vec<C> {
+    vec![value; 1 + 2 * Fault::ALL.len()]
+}
+
+#[tokio::test]
+async fn purchases_survive_contention_and_throttling() {
+    let h = &harness("busy-purchase").await;
+    let s = MandateSetup::new(&h.api, "1000.00").await;
+    // One purchase first: its id counter exists, so no test run creates it.
+    h.api
+        .purchase(&unique("k"), s.purchase("1.00"))
+        .await
+        .expect(201);
+    let keys: Vec<String> = (0..13).map(|_| unique("k")).collect();
+    under_every_fault(h, "POST /spend/purchases", keys.clone(), 201, |key| {
+        let body = s.purchase("1.00");
+        async move { h.api.purchase(&key, body).await }
+    })
+    .await;
+    // The first, the clean one and six recovered: 8.00; nothing for the six 503s.
+    assert_eq!(
+        h.api.mandate_money(s.mandate).await,
+        ("992.00".into(), "8.00".into())
+    );
+    // A 503 stored nothing under its key: the client's retry debits once.
+    let retried = h
+        .api
+        .purchase(&keys[2], s.purchase("1.00"))
+        .await
+        .expect(201);
+    let again = h
+        .api
+        .purchase(&keys[2], s.purchase("1.00"))
+        .await
+        .expect(201);
+    assert_eq!(retried.text, again.text);
+    assert_eq!(
+        h.api.mandate_money(s.mandate).await,
+        ("991.00".into(), "9.00".into())
+    );
+}
+
+#[tokio::test]
+async fn mandate_creation_survives_contention_and_throttling() {
+    let h = &harness("busy-mandate").await;
+    // One mandate first: its id counter exists, so no test run creates it.
+    MandateSetup::new(&h.api, "1.00").await;
+    let mut pairs = Vec::new();
+    for _ in 0..13 {
+        pairs.push((
+            create_user(&h.api, "s").await,
+            create_user(&h.api, "b").await,
+        ));
+    }
+    under_every_fault(
+        h,
+        "POST /mandates",
+        pairs,
+        201,
+        |(sender, beneficiary)| async move {
+            h.api
+                .post(
+                    "/mandates",
+                    json!({"sender_id": sender, "beneficiary_id": beneficiary,
+                       "total_amount": "10.00", "expires_at": "2099-01-01T00:00:00Z"}),
+                )
+                .await
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn users_and_api_keys_survive_contention_and_throttling() {
+    let h = &harness("busy-users").await;
+    create_user(&h.api, "first").await;
+    under_every_fault(h, "POST /users", contexts(()), 201, |()| async {
+        let name = unique("u");
+        h.api
+            .post(
+                "/users",
+                json!({"username": name, "email": format!("{name}@example.com")}),
+            )
+            .await
+    })
+    .await;
+    under_every_fault(h, "POST /apikeys", contexts(()), 201, |()| async {
+        h.api
+            .post(
+                "/apikeys",
+                json!({"name": unique("key"), "scope": "support"}),
+            )
+            .await
+    })
+    .await;
+
+    let mut keys = Vec::new();
+    for _ in 0..13 {
+        let made = h
+            .api
+            .post(
+                "/apikeys",
+                json!({"name": unique("key"), "scope": "support"}),
+            )
+            .await
+            .expect(201);
+        keys.push((made.id(), made.body["key"].as_str().unwrap().to_string()));
+    }
+    // A revocation changes an item and adds an audit entry.
+    under_every_fault(
+        h,
+        "DELETE /apikeys/{id}",
+        keys.clone(),
+        204,
+        |(id, _)| async move {
+            h.api
+                .call("DELETE", &format!("/apikeys/{id}"), &[], None)
+                .await
+        },
+    )
+    .await;
+    // The keys whose revocation answered 503 still work; the others do not.
+    for (i, (_, secret)) in keys.iter().enumerate() {
+        let revoked = i == 0 || i % 2 == 1;
+        let status = h
+            .api
+            .state
+            .auth
+            .authenticate(&h.api.state.store, Some(&format!("Bearer {secret}")))
+            .await
+            .map(|_| 200)
+            .unwrap_or_else(|e| e.status());
+        assert_eq!(status, if revoked { 401 } else { 200 }, "key {i}");
+    }
+}
+
+#[tokio::test]
+async fn the_catalogue_survives_contention_and_throttling() {
+    let h = &harness("busy-catalogue").await;
+    let owner = create_user(&h.api, "owner").await;
+    let category = h
+        .api
+        .post(
+            "/spend/categories",
+            json!({"code": unique("C"), "label": "Food"}),
+        )
+        .await
+        .expect(201)
+        .id();
+    h.api
+        .post(
+            "/spend/merchants",
+            json!({"name": unique("m"), "category_id": category}),
+        )
+        .await
+        .expect(201);
+    under_every_fault(h, "POST /spend/categories", contexts(()), 201, |()| async {
+        h.api
+            .post(
+                "/spend/categories",
+                json!({"code": unique("C"), "label": "Food"}),
+            )
+            .await
+    })
+    .await;
+    under_every_fault(h, "POST /spend/merchants", contexts(()), 201, |()| async {
+        h.api
+            .post(
+                "/spend/merchants",
+                json!({"name": unique("m"), "category_id": category}),
+            )
+            .await
+    })
+    .await;
+    let mut merchants = Vec::new();
+    for _ in 0..13 {
+        merchants.push(
+            h.api
+                .post("/spend/merchants", json!({"name": unique("m")}))
+                .await
+                .expect(201)
+                .id(),
+        );
+    }
+    under_every_fault(
+        h,
+        "POST /spend/allow",
+        merchants,
+        201,
+        |merchant| async move {
+            h.api
+                .post(
+                    "/spend/allow",
+                    json!({"owner_id": owner, "merchant_id": merchant}),
+                )
+                .await
+        },
+    )
+    .await;
+}
+
+fn scheduled_event() -> EventBridgeEvent {
+    serde_json::from_value(
+        json!({"version": "0", "id": "t", "detail-type": "Scheduled Event",
+        "source": "aws.events", "account": "1", "time": "2030-01-01T00:00:00Z",
+        "region": "us-east-1", "resources": [], "detail": {}}),
+    )
+    .unwrap()
+}
+
+/// Runs the sweep as the schedule does, or as `/mandates/cleanup` does.
+async fn sweep(h: &Harness, by_cleanup: bool) -> Result<Value, Reply> {
+    if by_cleanup {
+        let reply = h.api.post("/mandates/cleanup", json!({})).await;
+        if reply.status.as_u16() == 202 {
+            Ok(reply.body)
+        } else {
+            Err(reply)
+        }
+    } else {
+        match mandate_expiry::handle(&h.api.state, scheduled_event()).await {
+            Ok(value) => Ok(value),
+            Err(e) => Err(Reply::read(axum::response::IntoResponse::into_response(e)).await),
+        }
+    }
+}
+
+async fn status_of(h: &Harness, mandate: u64) -> String {
+    h.api
+        .get(&format!("/mandates/{mandate}"))
+        .await
+        .expect(200)
+        .body["status"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn expired_entries(h: &Harness, mandate: u64) -> usize {
+    h.table
+        .audit_actions("USAGE_MANDATE", mandate)
+        .await
+        .iter()
+        .filter(|a| *a == "USAGE_MANDATE_EXPIRED")
+        .count()
+}
+
+/// Two overdue mandates; the first cannot be written this run.
+async fn sweep_skips_and_goes_on(by_cleanup: bool) {
+    let h = &harness(if by_cleanup {
+        "busy-cleanup"
+    } else {
+        "busy-sweep"
+    })
+    .await;
+    for fault in Fault::ALL {
+        let stuck = MandateSetup::new(&h.api, "10.00").await.mandate;
+        let free = MandateSetup::new(&h.api, "20.00").await.mandate;
+        h.table.backdate_mandate(stuck).await;
+        h.table.backdate_mandate(free).await;
+
+        h.faults.inject_touching(fault, &format!("MANDATE#{stuck}"));
+        let run = sweep(h, by_cleanup).await;
+        h.faults.clear();
+        let run = run.unwrap_or_else(|r| panic!("{fault:?}: the run failed: {}", r.text));
+        assert_eq!(run["expired"], 1, "{fault:?}: {run}");
+        assert_eq!(run["skipped"], 1, "{fault:?}: {run}");
+        assert!(h.faults.take_injected() >= u64::from(Backoff::ATTEMPTS));
+        assert_eq!(status_of(h, stuck).await, "ACTIVE", "{fault:?}");
+        assert_eq!(status_of(h, free).await, "EXPIRED", "{fault:?}");
+
+        // The next run picks it up; each is expired exactly once.
+        h.faults.inject(fault, RECOVERED_AFTER);
+        let run = sweep(h, by_cleanup).await;
+        h.faults.clear();
+        let run = run.unwrap_or_else(|r| panic!("{fault:?}: the run failed: {}", r.text));
+        assert_eq!(
+            (run["expired"].clone(), run["skipped"].clone()),
+            (json!(1), json!(0))
+        );
+        assert_eq!(status_of(h, stuck).await, "EXPIRED");
+        assert_eq!(expired_entries(h, stuck).await, 1);
+        assert_eq!(expired_entries(h, free).await, 1);
+    }
+
+    // The index itself unreadable through every retry: 503 / an error, and
+    // nothing changed.
+    let overdue = MandateSetup::new(&h.api, "5.00").await.mandate;
+    h.table.backdate_mandate(overdue).await;
+    for fault in Fault::ALL
+        .into_iter()
+        .filter(|f| matches!(f, Fault::Refused(_)))
+    {
+        let before = h.table.item_count().await;
+        h.faults.inject_forever(fault);
+        let run = sweep(h, by_cleanup).await;
+        h.faults.clear();
+        let reply = run
+            .expect_err("the index could not be read")
+            .expect_error(503, "SERVICE_BUSY");
+        if by_cleanup {
+            assert_eq!(reply.headers.get("retry-after").unwrap(), "1");
+        }
+        assert_eq!(h.table.item_count().await, before);
+        assert_eq!(status_of(h, overdue).await, "ACTIVE");
+    }
+}
+
+#[tokio::test]
+async fn the_scheduled_sweep_skips_what_it_cannot_expire_and_goes_on() {
+    sweep_skips_and_goes_on(false).await;
+}
+
+#[tokio::test]
+async fn cleanup_skips_what_it_cannot_expire_and_goes_on() {
+    sweep_skips_and_goes_on(true).await;
+}
+
+#[tokio::test]
+async fn an_unreadable_index_entry_is_skipped_not_fatal() {
+    let h = &harness("junk-index").await;
+    let overdue = MandateSetup::new(&h.api, "10.00").await.mandate;
+    h.table.backdate_mandate(overdue).await;
+    // An entry of the expiry index that is not a mandate (no id).
+    h.table
+        .put(json!({"pk": "JUNK#1", "sk": "JUNK",
+                    "expiry_pk": shared::store::keys::ACTIVE_MANDATES,
+                    "expiry_sk": "2000-01-01T00:00:00.000000Z#junk"}))
+        .await;
+    for _ in 0..2 {
+        let run = sweep(h, false).await.unwrap();
+        assert_eq!(run["skipped"], 1, "{run}");
+    }
+    assert_eq!(status_of(h, overdue).await, "EXPIRED");
+    assert_eq!(expired_entries(h, overdue).await, 1);
+}
+
+#[tokio::test]
+async fn a_new_mandate_never_gets_a_false_conflict() {
+    let h = &harness("false-409").await;
+    // The guard looks taken (the transaction is cancelled on it), but when
+    // read again it is free: someone freed it meanwhile. Not a 409.
+    let s = MandateSetup::new(&h.api, "10.00").await;
+    let other = create_user(&h.api, "other").await;
+    h.faults
+        .inject(Fault::CancelledAt("ConditionalCheckFailed", 1), 1);
+    h.api
+        .post(
+            "/mandates",
+            json!({"sender_id": s.sender, "beneficiary_id": other,
+                   "total_amount": "5.00", "expires_at": "2099-01-01T00:00:00Z"}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(h.faults.take_injected(), 1);
+
+    // The old mandate of the same parties is overdue: expired, not a 409;
+    // raced by the sweep, round after round.
+    let mut old = s.mandate;
+    for round in 0..8 {
+        h.table.backdate_mandate(old).await;
+        let (created, _) = tokio::join!(
+            h.api.post(
+                "/mandates",
+                json!({"sender_id": s.sender, "beneficiary_id": s.beneficiary,
+                       "total_amount": "5.00", "expires_at": "2099-01-01T00:00:00Z"}),
+            ),
+            sweep(h, round % 2 == 0),
+        );
+        let created = created.expect(201);
+        assert_eq!(status_of(h, old).await, "EXPIRED");
+        assert_eq!(expired_entries(h, old).await, 1, "round {round}");
+        old = created.id();
+    }
+    // A live ACTIVE mandate is a real conflict.
+    h.api
+        .post(
+            "/mandates",
+            json!({"sender_id": s.sender, "beneficiary_id": s.beneficiary,
+                   "total_amount": "5.00", "expires_at": "2099-01-01T00:00:00Z"}),
+        )
+        .await
+        .expect_error(409, "MANDATE_CONFLICT");
+}
