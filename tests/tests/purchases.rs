@@ -242,6 +242,61 @@ async fn every_refusal_changes_nothing() {
 }
 
 #[tokio::test]
+async fn idempotency_follows_the_user_and_the_parsed_request() {
+    let admin = Api::admin();
+    let table = Table::new().await;
+    let s = MandateSetup::new(&admin, "30.00").await;
+    let phone = user_key(&admin, s.beneficiary).await;
+    let tablet = user_key(&admin, s.beneficiary).await;
+    let key = unique("key");
+    let body = |amount: serde_json::Value, currency: Option<&str>| {
+        let mut b = s.purchase("1");
+        b["amount"] = amount;
+        match currency {
+            Some(c) => b["currency"] = json!(c),
+            None => {
+                b.as_object_mut().unwrap().remove("currency");
+            }
+        }
+        b
+    };
+
+    let first = phone
+        .purchase(&key, body(json!(10), Some("USD")))
+        .await
+        .expect(201);
+    // The same purchase, written otherwise, from the user's other key: the
+    // first answer again, byte for byte, and no second debit.
+    for (amount, currency) in [
+        (json!("10.00"), Some("usd")),
+        (serde_json::from_str("10.0").unwrap(), None),
+        (json!("1e1"), Some("USD")),
+    ] {
+        let replay = tablet.purchase(&key, body(amount, currency)).await;
+        assert_eq!(replay.status.as_u16(), 201, "{}", replay.text);
+        assert_eq!(replay.text, first.text);
+    }
+    // Another amount or merchant under the same key: refused.
+    tablet
+        .purchase(&key, body(json!("10.01"), None))
+        .await
+        .expect_error(422, "IDEMPOTENCY_KEY_REUSED");
+    let mut other_merchant = body(json!(10), None);
+    other_merchant["merchant_id"] = json!(s.merchant + 1_000_000);
+    phone
+        .purchase(&key, other_merchant)
+        .await
+        .expect_error(422, "IDEMPOTENCY_KEY_REUSED");
+    // A staff key's scope stays its own: the admin's same key is a new purchase.
+    admin
+        .purchase(&key, body(json!(10), None))
+        .await
+        .expect(201);
+    assert_eq!(balance(&admin, s.mandate).await.0, "10.00");
+    assert_eq!(cents_of(&table.purchases_of(s.mandate).await), 2_000);
+}
+
+#[tokio::test]
 async fn idempotency_replays_and_refuses_reuse() {
     let admin = Api::admin();
     let table = Table::new().await;

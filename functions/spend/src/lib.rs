@@ -148,12 +148,17 @@ async fn purchase(
     AppError::permit(caller.acts_for(request.beneficiary_id))?;
     let scope = Scope {
         route: PURCHASE_ROUTE,
-        principal: caller.key_id,
+        owner: caller.idempotency_owner(),
         key,
     };
     let response = state
         .store
-        .purchase(&request, &scope, &fingerprint(&body), &(&caller).into())
+        .purchase(
+            &request,
+            &scope,
+            &fingerprint(&request.canonical()),
+            &(&caller).into(),
+        )
         .await?;
     Ok(stored(response))
 }

@@ -53,6 +53,22 @@ impl ApiKey {
     }
 }
 
+/// The owner of an idempotency key's scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdempotencyOwner {
+    User(Id),
+    ApiKey(Id),
+}
+
+impl std::fmt::Display for IdempotencyOwner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IdempotencyOwner::User(id) => write!(f, "user:{id}"),
+            IdempotencyOwner::ApiKey(id) => write!(f, "apikey:{id}"),
+        }
+    }
+}
+
 /// The caller of a request, from its API key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Principal {
@@ -86,6 +102,16 @@ impl Principal {
     /// May this caller read a resource whose parties are `parties`?
     pub fn may_read(&self, parties: &[Id]) -> bool {
         self.is_staff() || self.user_id.is_some_and(|u| parties.contains(&u))
+    }
+
+    /// Who an `Idempotency-Key` belongs to. A `user` key's requests are the
+    /// user's: a retry from the user's second device, or after a key
+    /// rotation, is the same request. A staff key's are its own.
+    pub fn idempotency_owner(&self) -> IdempotencyOwner {
+        match (self.role, self.user_id) {
+            (Role::User, Some(user)) => IdempotencyOwner::User(user),
+            _ => IdempotencyOwner::ApiKey(self.key_id),
+        }
     }
 
     /// For lists: the user every listed item must involve (None: no limit).
@@ -143,6 +169,29 @@ mod tests {
         // A user key without a user (never stored) can do nothing.
         let unbound = principal(Role::User, None);
         assert!(!unbound.acts_for(id(7)) && !unbound.may_read(&[id(7)]));
+    }
+
+    #[test]
+    fn idempotency_belongs_to_the_user_or_to_the_staff_key() {
+        let phone = principal(Role::User, Some(7));
+        let mut tablet = phone;
+        tablet.key_id = id(99);
+        assert_eq!(phone.idempotency_owner(), IdempotencyOwner::User(id(7)));
+        assert_eq!(tablet.idempotency_owner(), phone.idempotency_owner());
+        let admin = principal(Role::Admin, None);
+        assert_eq!(
+            admin.idempotency_owner(),
+            IdempotencyOwner::ApiKey(admin.key_id)
+        );
+        let support = principal(Role::Support, None);
+        assert_eq!(
+            support.idempotency_owner(),
+            IdempotencyOwner::ApiKey(support.key_id)
+        );
+        assert_ne!(
+            IdempotencyOwner::User(id(1)).to_string(),
+            IdempotencyOwner::ApiKey(id(1)).to_string()
+        );
     }
 
     #[test]

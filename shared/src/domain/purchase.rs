@@ -28,6 +28,19 @@ pub struct PurchaseRequest {
 }
 
 impl PurchaseRequest {
+    /// The request in canonical form, for idempotency fingerprints: two
+    /// bodies that parse to the same purchase give the same value.
+    pub fn canonical(&self) -> serde_json::Value {
+        serde_json::json!({
+            "sender_id": self.sender_id,
+            "beneficiary_id": self.beneficiary_id,
+            "merchant_id": self.merchant_id,
+            "amount": self.amount,
+            "currency": self.currency,
+            "category_id": self.category_id,
+        })
+    }
+
     /// The only mandate this purchase may spend (risk R1).
     pub fn parties(&self) -> MandateParties {
         MandateParties {
@@ -247,6 +260,25 @@ mod tests {
             currency: usd(),
             category_id: None,
         }
+    }
+
+    #[test]
+    fn canonical_form_ignores_how_a_request_was_written() {
+        let base = request("10").canonical();
+        assert_eq!(request("10.00").canonical(), base);
+        assert_eq!(request("1e1").canonical(), base);
+        assert_eq!(base["amount"], "10.00");
+        assert_eq!(base["currency"], "USD");
+        assert_ne!(request("10.01").canonical(), base);
+        let mut other = request("10");
+        other.merchant_id = id(51);
+        assert_ne!(other.canonical(), base);
+        let mut other = request("10");
+        other.beneficiary_id = id(3);
+        assert_ne!(other.canonical(), base);
+        let mut other = request("10");
+        other.category_id = Some(id(7));
+        assert_ne!(other.canonical(), base);
     }
 
     const GRANTED: UsageGrants = UsageGrants {

@@ -1,7 +1,8 @@
 //! Idempotency records, stored with the effect in the same transaction (design
-//! rule 3). Scope = route + principal + `Idempotency-Key`; the record keeps the
-//! first response (status and body, byte for byte) and a hash of the request
-//! body, and expires by DynamoDB TTL.
+//! rule 3). Scope = route + owner (the acting user for a `user` key, the key
+//! for staff) + `Idempotency-Key`; the record keeps the first response
+//! (status and body, byte for byte) and a fingerprint of the parsed request,
+//! and expires by DynamoDB TTL.
 
 use super::{
     items::{from_item, key_item, n, to_item, values, Item},
@@ -9,7 +10,7 @@ use super::{
     Store,
 };
 use crate::{
-    domain::{error::ErrorCode, ids::Id, time::Timestamp},
+    domain::{access::IdempotencyOwner, error::ErrorCode, time::Timestamp},
     error::AppError,
 };
 use aws_sdk_dynamodb::types::TransactWriteItem;
@@ -31,7 +32,7 @@ pub fn valid_key(key: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope {
     pub route: &'static str,
-    pub principal: Id,
+    pub owner: IdempotencyOwner,
     pub key: String,
 }
 
@@ -40,7 +41,7 @@ impl Scope {
         let mut hash = Sha256::new();
         for part in [
             self.route.as_bytes(),
-            self.principal.to_string().as_bytes(),
+            self.owner.to_string().as_bytes(),
             self.key.as_bytes(),
         ] {
             hash.update((part.len() as u64).to_be_bytes());
@@ -50,11 +51,12 @@ impl Scope {
     }
 }
 
-/// Fingerprint of a request body: the same JSON, however it is spaced or its
-/// keys ordered, gives the same fingerprint.
-pub fn fingerprint(body: &serde_json::Value) -> String {
+/// Fingerprint of a request in its parsed, canonical form (amounts as
+/// `"10.00"`, currencies upper case, defaults filled in): `10`, `10.0` and
+/// `"10.00"` are the same request; spacing and key order never matter.
+pub fn fingerprint(canonical: &serde_json::Value) -> String {
     // serde_json's default map is ordered by key, so this text is canonical.
-    hex::encode(Sha256::digest(body.to_string().as_bytes()))
+    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
 }
 
 /// A response as first sent, replayed for every retry of the same request.
@@ -165,12 +167,13 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::ids::Id;
     use serde_json::json;
 
     fn scope(key: &str) -> Scope {
         Scope {
             route: "POST /spend/purchases",
-            principal: Id::new(1).unwrap(),
+            owner: IdempotencyOwner::ApiKey(Id::new(1).unwrap()),
             key: key.into(),
         }
     }
@@ -188,7 +191,11 @@ mod tests {
     fn scope_separates_route_principal_and_key() {
         let base = scope("abc").storage_key();
         let mut other_principal = scope("abc");
-        other_principal.principal = Id::new(2).unwrap();
+        other_principal.owner = IdempotencyOwner::ApiKey(Id::new(2).unwrap());
+        // User 1 and API key 1 are different owners.
+        let mut user = scope("abc");
+        user.owner = IdempotencyOwner::User(Id::new(1).unwrap());
+        assert_ne!(base, user.storage_key());
         let mut other_route = scope("abc");
         other_route.route = "POST /transactions";
         assert_ne!(base, scope("abd").storage_key());
