@@ -31,7 +31,17 @@ const CACHE_CAPACITY: usize = 10_000;
 pub struct Authenticator {
     pepper: Secret,
     ttl: Duration,
-    cache: Mutex<HashMap<String, (ApiKey, Instant)>>,
+    cache: Mutex<HashMap<String, Cached>>,
+}
+
+/// A verified key, and whether its user (for a `user` key) was active, as
+/// read at `at`: deactivation, like revocation, reaches every container
+/// within the cache TTL.
+#[derive(Clone)]
+struct Cached {
+    key: ApiKey,
+    user_active: bool,
+    at: Instant,
 }
 
 /// A new random key: 256 bits, hex, with the `kob_` prefix.
@@ -79,35 +89,45 @@ impl Authenticator {
             .ok_or_else(|| unauthorized("Missing or invalid Authorization header."))?;
         let hash = self.hash(secret);
         let now = Timestamp::now();
-        let key = match self.cached(&hash) {
-            Some(key) => key,
+        let (key, user_active) = match self.cached(&hash) {
+            Some(cached) => (cached.key, cached.user_active),
             None => {
                 let key = store
                     .retry_busy("read API key", || store.api_key_by_hash(&hash))
                     .await?
                     .ok_or_else(|| unauthorized("Invalid API key."))?;
-                self.remember(hash, key.clone());
-                key
+                let user_active = match key.user_id {
+                    Some(user) => store
+                        .retry_busy("read key's user", || store.user(user))
+                        .await?
+                        .is_some_and(|u| u.is_active),
+                    None => true,
+                };
+                self.remember(hash, key.clone(), user_active);
+                (key, user_active)
             }
         };
         if !key.is_usable(now) {
             return Err(unauthorized("Invalid API key."));
         }
-        Ok(key.principal())
+        match key.user_id {
+            Some(user) if !user_active => Err(AppError::user_inactive(user)),
+            _ => Ok(key.principal()),
+        }
     }
 
-    fn cached(&self, hash: &str) -> Option<ApiKey> {
+    fn cached(&self, hash: &str) -> Option<Cached> {
         let cache = self
             .cache
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         cache
             .get(hash)
-            .filter(|(_, at)| at.elapsed() < self.ttl)
-            .map(|(key, _)| key.clone())
+            .filter(|cached| cached.at.elapsed() < self.ttl)
+            .cloned()
     }
 
-    fn remember(&self, hash: String, key: ApiKey) {
+    fn remember(&self, hash: String, key: ApiKey, user_active: bool) {
         if self.ttl.is_zero() {
             return;
         }
@@ -118,7 +138,22 @@ impl Authenticator {
         if cache.len() >= CACHE_CAPACITY {
             cache.clear();
         }
-        cache.insert(hash, (key, Instant::now()));
+        cache.insert(
+            hash,
+            Cached {
+                key,
+                user_active,
+                at: Instant::now(),
+            },
+        );
+    }
+
+    /// Drops every cached key of `user` (after (de)activating it here).
+    pub fn forget_user(&self, user: crate::domain::ids::Id) {
+        self.cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .retain(|_, cached| cached.key.user_id != Some(user));
     }
 
     /// Drops a key from this container's cache (after revoking it here).

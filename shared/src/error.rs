@@ -52,6 +52,11 @@ impl AppError {
         }
     }
 
+    /// 403: an inactive user cannot act nor be a party to something new.
+    pub fn user_inactive(user: crate::domain::ids::Id) -> AppError {
+        AppError::new(ErrorCode::UserInactive, format!("User {user} is inactive."))
+    }
+
     /// 503: DynamoDB stayed contended or throttled through every retry.
     /// Nothing was changed; the HTTP layer adds `Retry-After`.
     pub fn busy() -> AppError {

@@ -2,8 +2,9 @@
 //! the SDK interceptor (`kobatela_tests::faults`): the emulator never answers
 //! `TransactionConflict` or throttling, real DynamoDB does.
 //!
-//! For each path and each of the six answers of `Fault::ALL` (three
-//! cancellation reasons, three whole-call errors):
+//! For each write path (purchase, mandate, user create and PATCH, API key
+//! create and revoke, category, merchant, allow) and each of the six answers
+//! of `Fault::ALL` (three cancellation reasons, three whole-call errors):
 //! - recovers: the first 4 attempts fail, then the call answers as without
 //!   faults, and writes exactly what a clean call writes (item count);
 //! - exhausted: every attempt fails; the answer is 503 `SERVICE_BUSY` with
@@ -192,6 +193,21 @@ async fn users_and_api_keys_survive_contention_and_throttling() {
             .post(
                 "/users",
                 json!({"username": name, "email": format!("{name}@example.com")}),
+            )
+            .await
+    })
+    .await;
+    let mut users = Vec::new();
+    for _ in 0..13 {
+        users.push(create_user(&h.api, "u").await);
+    }
+    under_every_fault(h, "PATCH /users/{id}", users, 200, |user| async move {
+        h.api
+            .call(
+                "PATCH",
+                &format!("/users/{user}"),
+                &[],
+                Some(json!({"is_active": false})),
             )
             .await
     })

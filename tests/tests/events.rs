@@ -252,6 +252,14 @@ fn expectations() -> Vec<Expected> {
             outcome: Outcome::Status(405),
             check: |b| assert_eq!(b["error"]["code"], "METHOD_NOT_ALLOWED"),
         },
+        Expected {
+            file: "20-users-deactivate.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                assert_eq!(b["id"], 2);
+                assert_eq!(b["is_active"], false);
+            },
+        },
     ]
 }
 

@@ -1,4 +1,5 @@
-//! `POST /users`, `GET /users/{id}`.
+//! `POST /users`, `GET /users/{id}`, `PATCH /users/{id}` (deactivate or
+//! reactivate).
 
 use axum::{
     extract::State,
@@ -22,7 +23,7 @@ use shared::{
 pub fn router(state: SharedState) -> Router {
     Router::new()
         .route("/users", post(create))
-        .route("/users/{id}", get(read))
+        .route("/users/{id}", get(read).patch(set_active))
         .with_state(state)
 }
 
@@ -65,5 +66,26 @@ async fn read(
         return Err(not_found());
     }
     let user = state.store.user(id).await?.ok_or_else(not_found)?;
+    Ok(json(StatusCode::OK, &user))
+}
+
+/// `{is_active}`: staff deactivate or reactivate a user. The user's keys
+/// stop (or start) working at once in this container, within the key cache
+/// TTL (at most 60 s) everywhere.
+async fn set_active(
+    State(state): State<SharedState>,
+    caller: Principal,
+    PathId(id): PathId,
+    JsonBody(body): JsonBody,
+) -> Result<Response, AppError> {
+    AppError::permit(caller.is_staff())?;
+    let mut f = Fields::of(&body)?;
+    let is_active = f.required("is_active", parse::boolean);
+    let is_active = f.finish(|| is_active)?;
+    let user = state
+        .store
+        .set_user_active(id, is_active, &(&caller).into())
+        .await?;
+    state.auth.forget_user(id);
     Ok(json(StatusCode::OK, &user))
 }

@@ -52,6 +52,7 @@ error_codes! {
     MandateBalanceExceeded => ("MANDATE_BALANCE_EXCEEDED", 403),
     UnauthorizedUsage => ("UNAUTHORIZED_USAGE", 403),
     PurchaseNotFound => ("PURCHASE_NOT_FOUND", 404),
+    UserInactive => ("USER_INACTIVE", 403),
     ServiceBusy => ("SERVICE_BUSY", 503),
     InternalError => ("INTERNAL_ERROR", 500),
 }

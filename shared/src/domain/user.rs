@@ -13,6 +13,13 @@ pub struct User {
     pub updated_at: Timestamp,
 }
 
+/// An inactive user can neither act (its `user` keys are refused) nor be a
+/// party to a new mandate or purchase; what exists stays readable by staff.
+/// Answers the first inactive one of `parties`.
+pub fn first_inactive<'a>(parties: impl IntoIterator<Item = &'a User>) -> Option<Id> {
+    parties.into_iter().find(|u| !u.is_active).map(|u| u.id)
+}
+
 pub const MAX_USERNAME_CHARS: usize = 100;
 pub const MAX_EMAIL_CHARS: usize = 255;
 
@@ -62,6 +69,27 @@ pub fn parse_email(input: &str) -> Result<String, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn user(id: u64, is_active: bool) -> User {
+        let at = Timestamp::parse("2030-01-01T00:00:00Z").unwrap();
+        User {
+            id: Id::new(id).unwrap(),
+            username: format!("u{id}"),
+            email: format!("u{id}@example.com"),
+            is_active,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    #[test]
+    fn an_inactive_party_is_named() {
+        let (a, b, c) = (user(1, true), user(2, false), user(3, false));
+        assert_eq!(first_inactive([&a]), None);
+        assert_eq!(first_inactive([] as [&User; 0]), None);
+        assert_eq!(first_inactive([&a, &b]), Some(b.id));
+        assert_eq!(first_inactive([&c, &b]), Some(c.id));
+    }
 
     #[test]
     fn usernames() {

@@ -155,6 +155,8 @@ pub mod entity {
 /// Actions, as the audit recommended (risk R3).
 pub mod action {
     pub const USER_CREATED: &str = "USER_CREATED";
+    pub const USER_DEACTIVATED: &str = "USER_DEACTIVATED";
+    pub const USER_REACTIVATED: &str = "USER_REACTIVATED";
     pub const API_KEY_CREATED: &str = "API_KEY_CREATED";
     pub const API_KEY_REVOKED: &str = "API_KEY_REVOKED";
     pub const CATEGORY_CREATED: &str = "SPEND_CATEGORY_CREATED";

@@ -9,6 +9,7 @@ use super::{
     list::{Filters, Listed, Page, PageRequest},
     read::take,
     transact::Backoff,
+    users::take_user,
     Store,
 };
 use crate::{
@@ -21,6 +22,7 @@ use crate::{
         },
         money::Money,
         time::Timestamp,
+        user::first_inactive,
     },
     error::AppError,
 };
@@ -251,20 +253,23 @@ impl Store {
         let mut wanted = vec![sender.clone(), beneficiary.clone()];
         wanted.extend(merchant.clone());
         wanted.extend(category.clone());
-        let found = self.get_many(&wanted).await?;
-        let missing = |key: &Option<Key>| key.as_ref().is_some_and(|k| !found.contains_key(k));
-        if !found.contains_key(&sender) {
+        let mut found = self.get_many(&wanted).await?;
+        let Some(sender) = take_user(&mut found, terms.sender_id)? else {
             return Err(AppError::new(
                 ErrorCode::UserNotFound,
                 "Sender user does not exist.",
             ));
-        }
-        if !found.contains_key(&beneficiary) {
+        };
+        let Some(beneficiary) = take_user(&mut found, terms.beneficiary_id)? else {
             return Err(AppError::new(
                 ErrorCode::UserNotFound,
                 "Beneficiary user does not exist.",
             ));
+        };
+        if let Some(inactive) = first_inactive([&sender, &beneficiary]) {
+            return Err(AppError::user_inactive(inactive));
         }
+        let missing = |key: &Option<Key>| key.as_ref().is_some_and(|k| !found.contains_key(k));
         if missing(&merchant) {
             return Err(AppError::new(
                 ErrorCode::MerchantNotFound,

@@ -15,6 +15,7 @@ use super::{
     keys,
     mandates::{take_guard, take_mandate, GUARD_OWNER},
     transact::Backoff,
+    users::take_user,
     Store,
 };
 use crate::{
@@ -29,6 +30,7 @@ use crate::{
             authorize_purchase, Debit, Purchase, PurchaseRefusal, PurchaseRequest, PurchaseStatus,
         },
         time::Timestamp,
+        user::first_inactive,
     },
     error::AppError,
 };
@@ -232,12 +234,21 @@ impl Store {
                 keys::merchant(request.merchant_id),
                 keys::active_mandate(&request.parties()),
                 merchant_grant.clone(),
+                keys::user(request.sender_id),
+                keys::user(request.beneficiary_id),
             ])
             .await?;
         if let Some(item) = found.remove(&idempotency_key) {
             if let Some(record) = IdempotencyRecord::from_live_item(item, now)? {
                 return Ok(Snapshot::Replay(record));
             }
+        }
+        // An inactive party: refused, and not remembered under the key, so
+        // that the same request works again once the user is reactivated.
+        let sender = take_user(&mut found, request.sender_id)?;
+        let beneficiary = take_user(&mut found, request.beneficiary_id)?;
+        if let Some(inactive) = first_inactive(sender.iter().chain(beneficiary.iter())) {
+            return Err(AppError::user_inactive(inactive));
         }
         let merchant = take_merchant(&mut found, request.merchant_id)?;
         let guard = take_guard(&mut found, &request.parties())?;

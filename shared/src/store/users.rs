@@ -3,14 +3,18 @@
 use super::{
     audit::{action, entity, Actor, AuditEntry},
     ids,
-    items::{to_item, unique_guard},
-    keys, Store,
+    items::{key_item, s, to_item, unique_guard, values, Item},
+    keys::{self, Key},
+    read::take,
+    Store,
 };
 use crate::{
     domain::{error::ErrorCode, ids::Id, time::Timestamp, user},
     error::AppError,
 };
+use aws_sdk_dynamodb::types::{AttributeValue, Update};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct UserRecord {
@@ -88,10 +92,83 @@ impl Store {
         }
     }
 
+    /// Deactivates or reactivates a user, audited in the same transaction.
+    /// Setting the state it already has changes nothing and is not an error.
+    pub async fn set_user_active(
+        &self,
+        id: Id,
+        is_active: bool,
+        actor: &Actor,
+    ) -> Result<user::User, AppError> {
+        self.retry_busy("set user active", || {
+            self.try_set_user_active(id, is_active, actor)
+        })
+        .await
+    }
+
+    async fn try_set_user_active(
+        &self,
+        id: Id,
+        is_active: bool,
+        actor: &Actor,
+    ) -> Result<user::User, AppError> {
+        let Some(current) = self.user(id).await? else {
+            return Err(AppError::new(ErrorCode::UserNotFound, "User not found."));
+        };
+        if current.is_active == is_active {
+            return Ok(current);
+        }
+        let now = Timestamp::now();
+        let update = Update::builder()
+            .set_key(Some(key_item(&keys::user(id))))
+            .update_expression("SET is_active = :active, updated_at = :now")
+            .condition_expression("attribute_exists(pk) AND is_active = :was")
+            .set_expression_attribute_values(Some(values([
+                (":active", AttributeValue::Bool(is_active)),
+                (":was", AttributeValue::Bool(current.is_active)),
+                (":now", s(now.to_string())),
+            ])));
+        let action = if is_active {
+            action::USER_REACTIVATED
+        } else {
+            action::USER_DEACTIVATED
+        };
+        let audit = AuditEntry::new(
+            actor,
+            action,
+            entity::USER,
+            id,
+            serde_json::json!({"is_active": is_active}),
+            now,
+        );
+        match self
+            .transact(vec![self.update(update), self.audit(&audit)?])
+            .await
+        {
+            Ok(()) => Ok(user::User {
+                is_active,
+                updated_at: now,
+                ..current
+            }),
+            // Changed meanwhile (another PATCH): `retry_busy` decides again
+            // from a fresh read.
+            Err(e) if e.failed_condition(0) => Err(AppError::busy()),
+            Err(e) => Err(e.unexpected()),
+        }
+    }
+
     pub async fn user(&self, id: Id) -> Result<Option<user::User>, AppError> {
         Ok(self
             .get::<UserRecord>(&keys::user(id))
             .await?
             .map(Into::into))
     }
+}
+
+/// Reads user `id` out of a batch read.
+pub(crate) fn take_user(
+    found: &mut HashMap<Key, Item>,
+    id: Id,
+) -> Result<Option<user::User>, AppError> {
+    Ok(take::<UserRecord>(found, &keys::user(id))?.map(Into::into))
 }
