@@ -179,6 +179,17 @@ impl Api {
     }
 }
 
+/// A mandate's `(total_amount, total_spent, status)` as the API answers them.
+pub async fn mandate_balance(api: &Api, mandate: u64) -> (String, String, String) {
+    let m = api
+        .get(&format!("/mandates/{mandate}"))
+        .await
+        .expect(200)
+        .body;
+    let text = |field: &str| m[field].as_str().unwrap_or_default().to_string();
+    (text("total_amount"), text("total_spent"), text("status"))
+}
+
 /// A name no other test (or earlier run on the same emulator) uses.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())

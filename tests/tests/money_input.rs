@@ -3,7 +3,7 @@
 //! for strings. (With `arbitrary_precision`, `serde_json` keeps a number's
 //! text, so the bodies below go over the wire exactly as written.)
 
-use kobatela_tests::{cents_of, unique, Api, MandateSetup, Table};
+use kobatela_tests::{cents_of, mandate_balance, unique, Api, MandateSetup, Table};
 use serde_json::{json, Value};
 
 /// A JSON number exactly as written (not through `f64`).
@@ -14,15 +14,8 @@ fn number(text: &str) -> Value {
 }
 
 async fn money_of(admin: &Api, mandate: u64) -> (String, String) {
-    let m = admin
-        .get(&format!("/mandates/{mandate}"))
-        .await
-        .expect(200)
-        .body;
-    (
-        m["total_amount"].as_str().unwrap().to_string(),
-        m["total_spent"].as_str().unwrap().to_string(),
-    )
+    let (total, spent, _) = mandate_balance(admin, mandate).await;
+    (total, spent)
 }
 
 /// One test, so that nothing else in this binary writes to the table while

@@ -2,21 +2,10 @@
 //! path, risk R1 (a mandate is spent only by its own sender), every refusal
 //! leaving the money and the records as they were, idempotency, and scopes.
 
-use kobatela_tests::{cents_of, create_user, unique, user_key, Api, MandateSetup, Table};
+use kobatela_tests::{
+    cents_of, create_user, mandate_balance as balance, unique, user_key, Api, MandateSetup, Table,
+};
 use serde_json::json;
-
-async fn balance(admin: &Api, mandate: u64) -> (String, String, String) {
-    let m = admin
-        .get(&format!("/mandates/{mandate}"))
-        .await
-        .expect(200)
-        .body;
-    (
-        m["total_amount"].as_str().unwrap().to_string(),
-        m["total_spent"].as_str().unwrap().to_string(),
-        m["status"].as_str().unwrap().to_string(),
-    )
-}
 
 #[tokio::test]
 async fn purchase_debits_the_mandate_and_consumes_it_at_zero() {
