@@ -27,11 +27,21 @@ pub const KEY_PREFIX: &str = "kob_";
 const VISIBLE_PREFIX_LEN: usize = 12;
 /// Cached keys at most; beyond that the cache starts over.
 const CACHE_CAPACITY: usize = 10_000;
+/// How long an unknown key is remembered as unknown: a flood of bad keys
+/// costs one table read per key and container, not one per request. Safe
+/// because issued keys are random 256-bit secrets (no one creates a key whose
+/// secret was tried before); the admin key of `KOBATELA_ADMIN_KEY` exists
+/// before serving starts.
+const UNKNOWN_TTL: Duration = Duration::from_secs(10);
+/// Unknown keys remembered at most; beyond that that cache starts over.
+const UNKNOWN_CAPACITY: usize = 10_000;
 
 pub struct Authenticator {
     pepper: Secret,
     ttl: Duration,
     cache: Mutex<HashMap<String, (ApiKey, Instant)>>,
+    /// Hashes of keys the table did not have, and when that was read.
+    unknown: Mutex<HashMap<String, Instant>>,
 }
 
 /// A new random key: 256 bits, hex, with the `kob_` prefix.
@@ -58,6 +68,7 @@ impl Authenticator {
             pepper,
             ttl,
             cache: Mutex::new(HashMap::new()),
+            unknown: Mutex::new(HashMap::new()),
         }
     }
 
@@ -82,10 +93,13 @@ impl Authenticator {
         let key = match self.cached(&hash) {
             Some(key) => key,
             None => {
-                let key = store
-                    .api_key_by_hash(&hash)
-                    .await?
-                    .ok_or_else(|| unauthorized("Invalid API key."))?;
+                if self.known_unknown(&hash) {
+                    return Err(unauthorized("Invalid API key."));
+                }
+                let Some(key) = store.api_key_by_hash(&hash).await? else {
+                    self.remember_unknown(hash);
+                    return Err(unauthorized("Invalid API key."));
+                };
                 self.remember(hash, key.clone());
                 key
             }
@@ -119,6 +133,29 @@ impl Authenticator {
             cache.clear();
         }
         cache.insert(hash, (key, Instant::now()));
+    }
+
+    fn known_unknown(&self, hash: &str) -> bool {
+        let ttl = self.ttl.min(UNKNOWN_TTL);
+        self.unknown
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(hash)
+            .is_some_and(|at| at.elapsed() < ttl)
+    }
+
+    fn remember_unknown(&self, hash: String) {
+        if self.ttl.min(UNKNOWN_TTL).is_zero() {
+            return;
+        }
+        let mut unknown = self
+            .unknown
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if unknown.len() >= UNKNOWN_CAPACITY {
+            unknown.clear();
+        }
+        unknown.insert(hash, Instant::now());
     }
 
     /// Drops a key from this container's cache (after revoking it here).
