@@ -5,16 +5,15 @@
 use shared::{
     auth::{generate_secret, visible_prefix},
     domain::access::Role,
-    store::{apikeys::NewApiKey, audit::Actor, schema::ensure_table, Store},
+    store::{apikeys::NewApiKey, audit::Actor, schema::ensure_table},
     AppState, SharedState,
 };
 
 /// State from the environment, with the table created if it is missing.
 pub async fn state_with_table() -> Result<SharedState, String> {
-    let config = shared::config::Config::from_env()?;
-    let client = Store::client_from_env().await;
-    ensure_table(&client, &config.table).await?;
-    Ok(AppState::new(config, client))
+    let state = AppState::from_env().await?;
+    ensure_table(state.store.client(), state.store.table()).await?;
+    Ok(state)
 }
 
 /// Shortest secret accepted from `KOBATELA_ADMIN_KEY`.
@@ -72,11 +71,10 @@ async fn new_admin_key(
 }
 
 /// `kobatela-local create-admin-key NAME`: the first admin key of a deployment
-/// (run with the deployment's KOBATELA_TABLE, KOBATELA_API_KEY_PEPPER and AWS
-/// credentials). Prints the key once.
+/// (run with the deployment's KOBATELA_TABLE, AWS credentials and its pepper:
+/// KOBATELA_API_KEY_PEPPER_PARAM names the SSM parameter). Prints the key once.
 pub async fn create(name: &str) -> Result<(), String> {
-    let config = shared::config::Config::from_env()?;
-    let state = AppState::new(config, Store::client_from_env().await);
+    let state = AppState::from_env().await?;
     let secret = new_admin_key(&state, name, None).await?;
     println!("{secret}");
     Ok(())

@@ -27,11 +27,21 @@ pub const KEY_PREFIX: &str = "kob_";
 const VISIBLE_PREFIX_LEN: usize = 12;
 /// Cached keys at most; beyond that the cache starts over.
 const CACHE_CAPACITY: usize = 10_000;
+/// How long an unknown key is remembered as unknown: a flood of bad keys
+/// costs one table read per key and container, not one per request. Safe
+/// because issued keys are random 256-bit secrets (no one creates a key whose
+/// secret was tried before); the admin key of `KOBATELA_ADMIN_KEY` exists
+/// before serving starts.
+const UNKNOWN_TTL: Duration = Duration::from_secs(10);
+/// Unknown keys remembered at most; beyond that that cache starts over.
+const UNKNOWN_CAPACITY: usize = 10_000;
 
 pub struct Authenticator {
     pepper: Secret,
     ttl: Duration,
     cache: Mutex<HashMap<String, Cached>>,
+    /// Hashes of keys the table did not have, and when that was read.
+    unknown: Mutex<HashMap<String, Instant>>,
 }
 
 /// A verified key, and whether its user (for a `user` key) was active, as
@@ -68,6 +78,7 @@ impl Authenticator {
             pepper,
             ttl,
             cache: Mutex::new(HashMap::new()),
+            unknown: Mutex::new(HashMap::new()),
         }
     }
 
@@ -92,10 +103,16 @@ impl Authenticator {
         let (key, user_active) = match self.cached(&hash) {
             Some(cached) => (cached.key, cached.user_active),
             None => {
-                let key = store
+                if self.known_unknown(&hash) {
+                    return Err(unauthorized("Invalid API key."));
+                }
+                let Some(key) = store
                     .retry_busy("read API key", || store.api_key_by_hash(&hash))
                     .await?
-                    .ok_or_else(|| unauthorized("Invalid API key."))?;
+                else {
+                    self.remember_unknown(hash);
+                    return Err(unauthorized("Invalid API key."));
+                };
                 let user_active = match key.user_id {
                     Some(user) => store
                         .retry_busy("read key's user", || store.user(user))
@@ -154,6 +171,29 @@ impl Authenticator {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .retain(|_, cached| cached.key.user_id != Some(user));
+    }
+
+    fn known_unknown(&self, hash: &str) -> bool {
+        let ttl = self.ttl.min(UNKNOWN_TTL);
+        self.unknown
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(hash)
+            .is_some_and(|at| at.elapsed() < ttl)
+    }
+
+    fn remember_unknown(&self, hash: String) {
+        if self.ttl.min(UNKNOWN_TTL).is_zero() {
+            return;
+        }
+        let mut unknown = self
+            .unknown
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if unknown.len() >= UNKNOWN_CAPACITY {
+            unknown.clear();
+        }
+        unknown.insert(hash, Instant::now());
     }
 
     /// Drops a key from this container's cache (after revoking it here).

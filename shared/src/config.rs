@@ -1,5 +1,6 @@
-//! Configuration from the environment, read once per cold start. A function
-//! refuses to start without its secrets: there is no default.
+//! Settings from the environment, read once per cold start. Secrets are not
+//! settings: `crate::secrets` reads them (SSM on Lambda), and only the
+//! functions that need one ask for it.
 
 use crate::domain::currency::CurrencyList;
 use std::time::Duration;
@@ -8,8 +9,6 @@ use std::time::Duration;
 pub struct Config {
     /// The single DynamoDB table (`KOBATELA_TABLE`).
     pub table: String,
-    /// HMAC pepper for API keys (`KOBATELA_API_KEY_PEPPER`). Never logged.
-    pub api_key_pepper: Secret,
     /// Accepted currencies (`KOBATELA_CURRENCIES`, default `USD,EUR`).
     pub currencies: CurrencyList,
     /// How long a container trusts a verified API key before reading it again
@@ -45,16 +44,12 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("table", &self.table)
-            .field("api_key_pepper", &self.api_key_pepper)
             .field("currencies", &self.currencies)
             .field("key_cache_ttl", &self.key_cache_ttl)
             .field("id_block", &self.id_block)
             .finish()
     }
 }
-
-/// Shortest pepper accepted: 16 bytes of entropy at the very least.
-const MIN_PEPPER_LEN: usize = 32;
 
 impl Config {
     pub fn from_env() -> Result<Config, String> {
@@ -70,14 +65,6 @@ impl Config {
         };
         let table = non_empty("KOBATELA_TABLE")
             .ok_or("KOBATELA_TABLE is not set: the DynamoDB table name is required")?;
-        let pepper = non_empty("KOBATELA_API_KEY_PEPPER").ok_or(
-            "KOBATELA_API_KEY_PEPPER is not set: refusing to start without the API key pepper",
-        )?;
-        if pepper.len() < MIN_PEPPER_LEN {
-            return Err(format!(
-                "KOBATELA_API_KEY_PEPPER is too short: at least {MIN_PEPPER_LEN} characters are required"
-            ));
-        }
         let currencies = match non_empty("KOBATELA_CURRENCIES") {
             Some(list) => {
                 CurrencyList::parse(&list).map_err(|e| format!("KOBATELA_CURRENCIES: {e}"))?
@@ -90,7 +77,6 @@ impl Config {
             .map_err(|e| format!("KOBATELA_ID_BLOCK: {e}"))?;
         Ok(Config {
             table,
-            api_key_pepper: Secret::new(pepper),
             currencies,
             key_cache_ttl: Duration::from_secs(key_cache_seconds),
             id_block,
@@ -123,8 +109,6 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    const PEPPER: &str = "0123456789abcdef0123456789abcdef";
-
     fn config(vars: &[(&str, &str)]) -> Result<Config, String> {
         let vars: HashMap<String, String> = vars
             .iter()
@@ -135,7 +119,7 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let c = config(&[("KOBATELA_TABLE", "t"), ("KOBATELA_API_KEY_PEPPER", PEPPER)]).unwrap();
+        let c = config(&[("KOBATELA_TABLE", "t")]).unwrap();
         assert_eq!(c.table, "t");
         assert_eq!(c.key_cache_ttl, Duration::from_secs(30));
         assert_eq!(c.id_block, 20);
@@ -143,35 +127,15 @@ mod tests {
     }
 
     #[test]
-    fn refuses_to_start_without_a_pepper() {
-        for vars in [
-            vec![("KOBATELA_TABLE", "t")],
-            vec![("KOBATELA_TABLE", "t"), ("KOBATELA_API_KEY_PEPPER", "  ")],
-        ] {
-            let err = config(&vars).unwrap_err();
-            assert!(err.contains("KOBATELA_API_KEY_PEPPER is not set"), "{err}");
-        }
-        let err = config(&[
-            ("KOBATELA_TABLE", "t"),
-            ("KOBATELA_API_KEY_PEPPER", "short"),
-        ])
-        .unwrap_err();
-        assert!(
-            err.contains("too short") && !err.contains("short\""),
-            "{err}"
-        );
-    }
-
-    #[test]
     fn refuses_to_start_without_a_table() {
-        assert!(config(&[("KOBATELA_API_KEY_PEPPER", PEPPER)])
+        assert!(config(&[("KOBATELA_CURRENCIES", "USD")])
             .unwrap_err()
             .contains("KOBATELA_TABLE"));
     }
 
     #[test]
     fn key_cache_is_capped_at_a_minute() {
-        let base = [("KOBATELA_TABLE", "t"), ("KOBATELA_API_KEY_PEPPER", PEPPER)];
+        let base = [("KOBATELA_TABLE", "t")];
         let mut vars = base.to_vec();
         vars.push(("KOBATELA_KEY_CACHE_SECONDS", "61"));
         assert!(config(&vars).is_err());
@@ -181,25 +145,15 @@ mod tests {
     }
 
     #[test]
-    fn debug_hides_the_pepper() {
-        let c = config(&[("KOBATELA_TABLE", "t"), ("KOBATELA_API_KEY_PEPPER", PEPPER)]).unwrap();
-        assert!(!format!("{c:?}").contains(PEPPER));
+    fn debug_hides_secrets() {
+        let secret = Secret::new("0123456789abcdef0123456789abcdef");
+        assert_eq!(format!("{secret:?}"), "Secret(***)");
     }
 
     #[test]
     fn currencies_from_env() {
-        let c = config(&[
-            ("KOBATELA_TABLE", "t"),
-            ("KOBATELA_API_KEY_PEPPER", PEPPER),
-            ("KOBATELA_CURRENCIES", "usd, xof"),
-        ])
-        .unwrap();
+        let c = config(&[("KOBATELA_TABLE", "t"), ("KOBATELA_CURRENCIES", "usd, xof")]).unwrap();
         assert_eq!(c.currencies, CurrencyList::parse("USD,XOF").unwrap());
-        assert!(config(&[
-            ("KOBATELA_TABLE", "t"),
-            ("KOBATELA_API_KEY_PEPPER", PEPPER),
-            ("KOBATELA_CURRENCIES", "dollars"),
-        ])
-        .is_err());
+        assert!(config(&[("KOBATELA_TABLE", "t"), ("KOBATELA_CURRENCIES", "dollars"),]).is_err());
     }
 }

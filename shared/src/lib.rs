@@ -1,6 +1,6 @@
 //! Kobatela's shared crate: the domain rules (`domain`, pure) and the adapters
 //! every function uses (`store` for DynamoDB, `auth`, `http`, `config`,
-//! `telemetry`). Function crates stay thin: parse, call the domain, persist,
+//! `secrets`, `telemetry`). Function crates stay thin: parse, call the domain, persist,
 //! answer.
 
 pub mod app;
@@ -9,6 +9,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod secrets;
 pub mod store;
 pub mod telemetry;
 

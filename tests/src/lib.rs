@@ -503,14 +503,13 @@ impl InProcess {
         let pepper = env("KOBATELA_API_KEY_PEPPER");
         let config = shared::config::Config::from_lookup(|name| match name {
             "KOBATELA_TABLE" => Some(table.clone()),
-            "KOBATELA_API_KEY_PEPPER" => Some(pepper.clone()),
             other => settings
                 .iter()
                 .find(|(k, _)| *k == other)
                 .map(|(_, v)| v.to_string()),
         })
         .expect("valid config");
-        let state = shared::AppState::new(config, client);
+        let state = shared::AppState::new(config, shared::config::Secret::new(pepper), client);
         let admin_key = shared::auth::generate_secret();
         let new = shared::store::apikeys::NewApiKey {
             name: "in-process-admin".into(),

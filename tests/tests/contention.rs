@@ -346,7 +346,7 @@ async fn sweep(h: &Harness, by_cleanup: bool) -> Result<Value, Reply> {
             Err(reply)
         }
     } else {
-        match mandate_expiry::handle(&h.api.state, scheduled_event()).await {
+        match mandate_expiry::handle(&h.api.state.store, scheduled_event()).await {
             Ok(value) => Ok(value),
             Err(e) => Err(Reply::read(axum::response::IntoResponse::into_response(e)).await),
         }

@@ -585,7 +585,7 @@ async fn every_event_file_replays_through_its_handler() {
                 );
                 let event: EventBridgeEvent = serde_json::from_value(file.json.clone())
                     .unwrap_or_else(|e| panic!("{where_}: not an EventBridge event: {e}"));
-                let result = mandate_expiry::handle(state, event)
+                let result = mandate_expiry::handle(&state.store, event)
                     .await
                     .unwrap_or_else(|e| panic!("{where_}: the handler failed: {e}"));
                 println!("{where_}: {result}");

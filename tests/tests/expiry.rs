@@ -66,7 +66,7 @@ async fn cleanup_expires_each_overdue_mandate_once_even_when_runs_overlap() {
     let (a, b, scheduled) = tokio::join!(
         api.post("/mandates/cleanup", json!({})),
         api.post("/mandates/cleanup", json!({})),
-        mandate_expiry::handle(&api.state, event),
+        mandate_expiry::handle(&api.state.store, event),
     );
     let a = a.expect(202).body["expired"].as_u64().unwrap();
     let b = b.expect(202).body["expired"].as_u64().unwrap();

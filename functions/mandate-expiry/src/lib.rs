@@ -7,11 +7,16 @@
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde_json::{json, Value};
-use shared::{domain::time::Timestamp, error::AppError, store::audit::Actor, AppState};
+use shared::{
+    domain::time::Timestamp,
+    error::AppError,
+    store::{audit::Actor, Store},
+};
 
-pub async fn handle(state: &AppState, event: EventBridgeEvent) -> Result<Value, AppError> {
-    let sweep = state
-        .store
+/// Needs the store only: the sweep authenticates no one, so it does not get
+/// the API key pepper.
+pub async fn handle(store: &Store, event: EventBridgeEvent) -> Result<Value, AppError> {
+    let sweep = store
         .expire_overdue(Timestamp::now(), &Actor::System)
         .await?;
     tracing::info!(

@@ -3,11 +3,11 @@ use lambda_runtime::{service_fn, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let state = shared::AppState::for_lambda().await?;
+    let store = shared::app::store_for_lambda().await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<EventBridgeEvent>| {
-        let state = state.clone();
+        let store = store.clone();
         async move {
-            mandate_expiry::handle(&state, event.payload)
+            mandate_expiry::handle(&store, event.payload)
                 .await
                 .map_err(lambda_runtime::Error::from)
         }

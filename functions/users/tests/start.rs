@@ -1,6 +1,8 @@
 //! The function refuses to start without its secrets, and says why without
 //! echoing any secret. Every function starts through the same
-//! `shared::AppState::for_lambda`, so this binary stands for all of them.
+//! `shared::AppState::for_lambda`, so this binary stands for all that
+//! authenticate. Reading a parameter (present, or missing) from the emulator
+//! is in tests/tests/secrets.rs.
 
 use std::process::Command;
 
@@ -36,5 +38,52 @@ fn refuses_a_weak_pepper_without_echoing_it() {
         text.contains("KOBATELA_API_KEY_PEPPER is too short"),
         "{text}"
     );
+    assert!(!text.contains("hunter2"), "{text}");
+}
+
+/// On Lambda the pepper is an SSM parameter: if it cannot be read, the
+/// function refuses to start, naming the parameter (never a value).
+#[test]
+fn refuses_to_start_when_its_ssm_parameter_cannot_be_read() {
+    let (started, text) = start(&[
+        ("KOBATELA_TABLE", "t"),
+        (
+            "KOBATELA_API_KEY_PEPPER_PARAM",
+            "/kobatela/test/api-key-pepper",
+        ),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        // Nothing listens on port 1: SSM is unreachable.
+        ("AWS_ENDPOINT_URL_SSM", "http://127.0.0.1:1"),
+        ("AWS_MAX_ATTEMPTS", "1"),
+    ]);
+    assert!(!started, "{text}");
+    assert!(
+        text.contains(
+            "cannot read the API key pepper from SSM parameter /kobatela/test/api-key-pepper \
+             (KOBATELA_API_KEY_PEPPER_PARAM): SSM could not be reached"
+        ),
+        "{text}"
+    );
+}
+
+/// With the value and the parameter both set, which one counts would be a
+/// guess: refused, without echoing the value.
+#[test]
+fn refuses_a_pepper_given_twice() {
+    let (started, text) = start(&[
+        ("KOBATELA_TABLE", "t"),
+        (
+            "KOBATELA_API_KEY_PEPPER",
+            "hunter2-0123456789abcdef0123456789",
+        ),
+        (
+            "KOBATELA_API_KEY_PEPPER_PARAM",
+            "/kobatela/test/api-key-pepper",
+        ),
+    ]);
+    assert!(!started);
+    assert!(text.contains("both KOBATELA_API_KEY_PEPPER and"), "{text}");
     assert!(!text.contains("hunter2"), "{text}");
 }
