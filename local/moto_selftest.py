@@ -6,6 +6,15 @@
     of 100 under the condition `balance >= 10`: exactly 10 must succeed and the
     balance must end at 0. A non-serialised moto typically lets more through.
 
+(c) a cancelled transaction (a put of a new item, an update and a delete of
+    existing items, then a failing condition) changes nothing: same item
+    count, same values, same secondary-index answer; the cancellation reasons
+    name the failing item. A transaction that fails validation (one item named
+    twice) also changes nothing;
+(d) a transaction costs its own items, not the table: the mean time of a
+    transaction on a table of SEED_ITEMS items stays within a small factor of
+    the same on a near-empty table.
+
 Usage: python local/moto_selftest.py --endpoint http://127.0.0.1:PORT [--skip-bootstrap-check]
 Exit status 0 when every check passes.
 """
@@ -155,6 +164,138 @@ def check_transactions(endpoint: str) -> list[str]:
     return errors
 
 
+SEED_ITEMS = 5000
+TIMED_TRANSACTIONS = 40
+
+
+def _scan_all(ddb, table: str) -> list[dict]:
+    items, kwargs = [], {"TableName": table, "ConsistentRead": True}
+    while True:
+        page = ddb.scan(**kwargs)
+        items += page["Items"]
+        if "LastEvaluatedKey" not in page:
+            return sorted(items, key=lambda i: (i["pk"]["S"], i["sk"]["S"]))
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _make_table(ddb, table: str) -> None:
+    ddb.create_table(
+        TableName=table,
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+            {"AttributeName": "g", "AttributeType": "S"},
+        ],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "byg",
+                "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def check_rollback(endpoint: str) -> list[str]:
+    table = f"selftest-rb-{uuid.uuid4().hex[:8]}"
+    ddb = client("dynamodb", endpoint)
+    _make_table(ddb, table)
+    errors: list[str] = []
+    try:
+        for name, bal in (("a", 50), ("b", 5), ("c", 7)):
+            ddb.put_item(TableName=table, Item={"pk": {"S": "m"}, "sk": {"S": name}, "g": {"S": "x"},
+                                               "balance": {"N": str(bal)}})
+        before = _scan_all(ddb, table)
+        gsi_before = ddb.query(TableName=table, IndexName="byg", KeyConditionExpression="g = :g",
+                               ExpressionAttributeValues={":g": {"S": "x"}})["Count"]
+
+        def key(sk: str) -> dict:
+            return {"pk": {"S": "m"}, "sk": {"S": sk}}
+
+        cancelled_items = [
+            {"Put": {"TableName": table, "Item": {**key("new"), "g": {"S": "x"}, "balance": {"N": "1"}},
+                     "ConditionExpression": "attribute_not_exists(pk)"}},
+            {"Update": {"TableName": table, "Key": key("a"), "UpdateExpression": "SET balance = balance - :v, g = :y",
+                        "ExpressionAttributeValues": {":v": {"N": "10"}, ":y": {"S": "y"}}}},
+            {"Delete": {"TableName": table, "Key": key("c")}},
+            {"Update": {"TableName": table, "Key": key("b"), "UpdateExpression": "SET balance = balance - :v",
+                        "ConditionExpression": "balance >= :v", "ExpressionAttributeValues": {":v": {"N": "10"}}}},
+        ]
+        try:
+            ddb.transact_write_items(TransactItems=cancelled_items)
+            errors.append("a transaction with a failing condition succeeded")
+        except ClientError as err:
+            reasons = [r.get("Code", "None") for r in err.response.get("CancellationReasons", [])]
+            if err.response["Error"]["Code"] != "TransactionCanceledException":
+                errors.append(f"cancelled transaction raised {err.response['Error']['Code']}")
+            if reasons != ["None", "None", "None", "ConditionalCheckFailed"]:
+                errors.append(f"cancellation reasons {reasons}")
+        # Validation failure after writes began: the same item named twice.
+        try:
+            ddb.transact_write_items(TransactItems=[cancelled_items[2], cancelled_items[1],
+                                                    {"Delete": {"TableName": table, "Key": key("a")}}])
+            errors.append("a transaction naming one item twice succeeded")
+        except ClientError:
+            pass
+        after = _scan_all(ddb, table)
+        gsi_after = ddb.query(TableName=table, IndexName="byg", KeyConditionExpression="g = :g",
+                              ExpressionAttributeValues={":g": {"S": "x"}})["Count"]
+        if after != before:
+            errors.append(f"items changed by failed transactions: {before} -> {after}")
+        if gsi_after != gsi_before:
+            errors.append(f"index answer changed by failed transactions: {gsi_before} -> {gsi_after}")
+        # And a good transaction still writes every item.
+        ddb.transact_write_items(TransactItems=cancelled_items[:3])
+        done = {i["sk"]["S"]: int(i["balance"]["N"]) for i in _scan_all(ddb, table)}
+        if done != {"a": 40, "b": 5, "new": 1}:
+            errors.append(f"successful transaction left {done}")
+    finally:
+        ddb.delete_table(TableName=table)
+    if not errors:
+        print(f"rollback: {len(before)} items and the index unchanged after a cancelled and an invalid transaction")
+    return errors
+
+
+def _time_transactions(ddb, table: str) -> float:
+    import time
+
+    t0 = time.perf_counter()
+    for i in range(TIMED_TRANSACTIONS):
+        ddb.transact_write_items(TransactItems=[
+            {"Put": {"TableName": table, "Item": {"pk": {"S": f"t{i}"}, "sk": {"S": "p"}, "g": {"S": "t"}},
+                     "ConditionExpression": "attribute_not_exists(pk)"}},
+            {"Update": {"TableName": table, "Key": {"pk": {"S": "seed0"}, "sk": {"S": "s"}},
+                        "UpdateExpression": "SET n = :n", "ExpressionAttributeValues": {":n": {"N": str(i)}}}},
+        ])
+    return (time.perf_counter() - t0) / TIMED_TRANSACTIONS * 1000
+
+
+def check_cost(endpoint: str) -> list[str]:
+    table = f"selftest-cost-{uuid.uuid4().hex[:8]}"
+    ddb = client("dynamodb", endpoint)
+    _make_table(ddb, table)
+    try:
+        ddb.put_item(TableName=table, Item={"pk": {"S": "seed0"}, "sk": {"S": "s"}, "g": {"S": "s"}})
+        small_ms = _time_transactions(ddb, table)
+        for start in range(1, SEED_ITEMS, 25):
+            ddb.batch_write_item(RequestItems={table: [
+                {"PutRequest": {"Item": {"pk": {"S": f"seed{j}"}, "sk": {"S": "s"}, "g": {"S": "s"},
+                                         "pad": {"S": "x" * 200}}}}
+                for j in range(start, min(start + 25, SEED_ITEMS))]})
+        for i in range(TIMED_TRANSACTIONS):
+            ddb.delete_item(TableName=table, Key={"pk": {"S": f"t{i}"}, "sk": {"S": "p"}})
+        large_ms = _time_transactions(ddb, table)
+    finally:
+        ddb.delete_table(TableName=table)
+    print(f"transaction cost: {small_ms:.2f} ms on a near-empty table, {large_ms:.2f} ms with {SEED_ITEMS} items")
+    # Whole-table copies made this ~100x slower at 5,000 items; allow noise.
+    if large_ms > 3 * small_ms + 2:
+        return [f"transaction cost grows with the table: {small_ms:.2f} ms -> {large_ms:.2f} ms"]
+    return []
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--endpoint", required=True)
@@ -165,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_bootstrap_check:
         errors += check_bootstrap(args.endpoint)
     errors += check_transactions(args.endpoint)
+    errors += check_rollback(args.endpoint)
+    errors += check_cost(args.endpoint)
     for e in errors:
         print(f"FAIL: {e}", file=sys.stderr)
     print("moto selftest: " + ("passed" if not errors else "FAILED"))
