@@ -100,7 +100,7 @@ pub(crate) fn merge(reads: Vec<PartitionRead>, limit: usize) -> (Vec<(Id, Key)>,
         .flat_map(|r| r.found)
         .filter(|(id, _)| frontier.is_none_or(|f| *id >= f))
         .collect();
-    all.sort_by(|a, b| b.0.cmp(&a.0));
+    all.sort_by_key(|(id, _)| std::cmp::Reverse(*id));
     all.dedup_by_key(|(id, _)| *id);
     if all.len() > limit {
         all.truncate(limit);
