@@ -84,6 +84,14 @@ impl Config {
     }
 }
 
+/// Shards of the kind and expiry indexes (`KOBATELA_INDEX_SHARDS`, 1–64,
+/// default 8). Stored keys depend on it: a bad value stops the process rather
+/// than silently reading the wrong shards.
+pub fn index_shards(value: Option<&str>) -> u64 {
+    parse_number(value.map(str::to_string), 8, 1..=64)
+        .unwrap_or_else(|e| panic!("KOBATELA_INDEX_SHARDS {e}"))
+}
+
 fn parse_number(
     value: Option<String>,
     default: u64,

@@ -95,6 +95,8 @@ struct Inner {
     server: Mutex<String>,
     plan: Mutex<Option<Plan>>,
     injected: AtomicU64,
+    /// Calls (not attempts) by operation name, since the last reset.
+    executions: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 /// The injector: an SDK interceptor plus the server answering for DynamoDB.
@@ -166,6 +168,21 @@ impl Faults {
         *self.0.plan.lock().unwrap() = None;
     }
 
+    /// Calls of `operation` (`Query`, `BatchGetItem`…) since `reset_counts`.
+    pub fn executions(&self, operation: &str) -> u64 {
+        self.0
+            .executions
+            .lock()
+            .unwrap()
+            .get(operation)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn reset_counts(&self) {
+        self.0.executions.lock().unwrap().clear();
+    }
+
     /// Attempts answered by the fault server so far; resets the count.
     pub fn take_injected(&self) -> u64 {
         self.0.injected.swap(0, Ordering::SeqCst)
@@ -210,6 +227,13 @@ impl Intercept for Faults {
         _components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        *self
+            .0
+            .executions
+            .lock()
+            .unwrap()
+            .entry(operation(cfg))
+            .or_default() += 1;
         let Some(plan) = self.0.plan.lock().unwrap().clone() else {
             return Ok(());
         };

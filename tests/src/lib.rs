@@ -541,11 +541,28 @@ impl InProcess {
         headers: &[(&str, &str)],
         body: Option<Value>,
     ) -> Reply {
+        let auth = format!("Bearer {}", self.admin_key);
+        let mut all = vec![("authorization", auth.as_str())];
+        all.extend_from_slice(headers);
+        self.send(method, path, &all, body).await
+    }
+
+    /// One request through the real router with another API key.
+    pub async fn call_as(&self, key: &str, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let auth = format!("Bearer {key}");
+        self.send(method, path, &[("authorization", auth.as_str())], body)
+            .await
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Reply {
         use tower::ServiceExt;
-        let mut request = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("authorization", format!("Bearer {}", self.admin_key));
+        let mut request = http::Request::builder().method(method).uri(path);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }

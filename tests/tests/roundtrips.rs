@@ -74,11 +74,16 @@ const ID_BLOCK: u64 = 100;
 /// One item of a `TransactWriteItems` request, for pricing.
 #[derive(Debug, Clone)]
 enum PricedItem {
-    /// A Put: its size, from the request.
-    Put(usize),
+    /// A Put: its size and its attribute names, from the request.
+    Put(usize, Vec<String>),
     /// An Update, Delete or ConditionCheck: DynamoDB prices the stored item,
-    /// which the request does not carry; read it back to price it.
-    Stored { kind: &'static str, key: Item },
+    /// which the request does not carry; read it back to price it. `written`:
+    /// the attributes an Update sets or removes.
+    Stored {
+        kind: &'static str,
+        key: Item,
+        written: Vec<String>,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -242,18 +247,74 @@ impl Intercept for Meter {
 
 fn priced_item(item: &TransactWriteItem) -> PricedItem {
     if let Some(put) = item.put() {
-        return PricedItem::Put(item_size(put.item()));
+        return PricedItem::Put(item_size(put.item()), put.item().keys().cloned().collect());
     }
-    let (kind, key) = if let Some(update) = item.update() {
-        ("Update", update.key().clone())
+    let (kind, key, written) = if let Some(update) = item.update() {
+        ("Update", update.key().clone(), written_attributes(update))
     } else if let Some(delete) = item.delete() {
-        ("Delete", delete.key().clone())
+        ("Delete", delete.key().clone(), Vec::new())
     } else if let Some(check) = item.condition_check() {
-        ("ConditionCheck", check.key().clone())
+        ("ConditionCheck", check.key().clone(), Vec::new())
     } else {
-        ("?", Item::new())
+        ("?", Item::new(), Vec::new())
     };
-    PricedItem::Stored { kind, key }
+    PricedItem::Stored { kind, key, written }
+}
+
+/// The attributes an update expression sets or removes (`#name`s resolved).
+fn written_attributes(update: &Update) -> Vec<String> {
+    let names = update.expression_attribute_names();
+    let mut written = Vec::new();
+    let mut clause = "";
+    for token in update
+        .update_expression()
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|t| !t.is_empty())
+    {
+        match token {
+            "SET" | "REMOVE" | "ADD" | "DELETE" => clause = token,
+            _ if token.starts_with(':') || "=+-".contains(token) => {}
+            name if clause == "SET" || clause == "REMOVE" => {
+                let name = names
+                    .and_then(|n| n.get(name))
+                    .cloned()
+                    .unwrap_or_else(|| name.to_string());
+                if name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+                    written.push(name);
+                }
+            }
+            _ => {}
+        }
+    }
+    written.sort();
+    written.dedup();
+    written
+}
+
+/// Index entries a transaction item writes, by the table definition
+/// (`shared::store::keys::INDEXES` and their projections): a Put or Delete
+/// of an item that carries an index's key, or an Update of an indexed item
+/// that changes an attribute the index holds (its keys or a projected one).
+/// Each entry under 1 KiB costs 1 WCU.
+fn index_writes(item: &PricedItem, stored: Option<&Item>) -> u64 {
+    shared::store::keys::INDEXES
+        .iter()
+        .filter(|index| match item {
+            PricedItem::Put(_, attributes) => attributes.iter().any(|a| a == index.pk),
+            PricedItem::Stored { kind: "Delete", .. } => {
+                stored.is_some_and(|s| s.contains_key(index.pk))
+            }
+            PricedItem::Stored {
+                kind: "Update",
+                written,
+                ..
+            } => {
+                stored.is_some_and(|s| s.contains_key(index.pk))
+                    && written.iter().any(|a| index.projects(a))
+            }
+            PricedItem::Stored { .. } => false,
+        })
+        .count() as u64
 }
 
 // ---------------------------------------------------------------------------
@@ -319,8 +380,8 @@ async fn item_sizes(tally: &Tally, table: &Table) -> Vec<Vec<(&'static str, usiz
         let mut sizes = Vec::new();
         for item in items {
             match item {
-                PricedItem::Put(size) => sizes.push(("Put", *size)),
-                PricedItem::Stored { kind, key } => {
+                PricedItem::Put(size, _) => sizes.push(("Put", *size)),
+                PricedItem::Stored { kind, key, .. } => {
                     let mut parts: Vec<String> =
                         key.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
                     parts.sort();
@@ -561,6 +622,46 @@ async fn steady_state_purchase_costs_three_round_trips() {
         per(priced, N),
         items as f64 / sizes.len().max(1) as f64,
         first.join(", "),
+    );
+
+    // Index writes, by the table definition: a purchase that leaves money on
+    // the mandate changes only its balance, spent total and time, which no
+    // index holds; the purchase, idempotency record and audit entry carry
+    // no index key.
+    let mut index_units = 0;
+    for item in tally.transactions.iter().flatten() {
+        let stored = match item {
+            PricedItem::Stored { key, .. } => h.table.item(key.clone()).await,
+            PricedItem::Put(..) => None,
+        };
+        index_units += index_writes(item, stored.as_ref());
+    }
+    println!(
+        "purchase index writes: {:.2} per purchase; write units in all: {:.2} per purchase",
+        per(index_units, N),
+        per(priced + index_units, N)
+    );
+    let debit = tally
+        .transactions
+        .iter()
+        .flatten()
+        .find_map(|item| match item {
+            PricedItem::Stored {
+                kind: "Update",
+                written,
+                ..
+            } => Some(written.clone()),
+            _ => None,
+        });
+    assert_eq!(
+        debit.as_deref(),
+        Some(&["balance_cents", "spent_cents", "updated_at"].map(String::from)[..]),
+        "the debit's written attributes, as read from its update expression"
+    );
+    assert_eq!(index_units, 0, "a purchase wrote index entries");
+    assert!(
+        priced + index_units <= 8 * N,
+        "over 8 write units per purchase"
     );
 
     let ops = &tally.executions;

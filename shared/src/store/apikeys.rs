@@ -104,7 +104,7 @@ impl Store {
             created_at: now,
             expires_at: new.expires_at,
             revoked_at: None,
-            gsi3pk: keys::KIND_API_KEY.into(),
+            gsi3pk: keys::sharded_partition(keys::KIND_API_KEY, id),
             gsi3sk: keys::id_sort_key(id),
         };
         let pointer_key = keys::api_key_id(id);
@@ -148,7 +148,10 @@ impl Store {
     }
 
     pub async fn api_keys(&self, page: PageRequest) -> Result<Page<ApiKey>, AppError> {
-        let partitions = [(keys::GSI_BY_KIND, keys::KIND_API_KEY.to_string())];
+        let partitions: Vec<_> = keys::all_shards(keys::KIND_API_KEY)
+            .into_iter()
+            .map(|p| (keys::GSI_BY_KIND, p))
+            .collect();
         let page = self
             .list::<ApiKeyRecord>(&partitions, &Filters::new(), page)
             .await?;

@@ -15,9 +15,19 @@
 //! | idempotency record  | `IDEMPOTENCY#{sha256 of scope}`     | `IDEMPOTENCY`   |
 //! | audit entry         | `AUDIT#{entity}#{id}`               | `{at}#{nn}#{uuid}` |
 //!
-//! Sparse GSIs (projection ALL): `gsi1` mandates by sender, `gsi2` mandates by
-//! beneficiary, `gsi3` all items of a kind (mandates, API keys), each sorted by
-//! zero-padded id; `active_by_expiry` holds only ACTIVE mandates, by expiry.
+//! Sparse GSIs: `gsi1` mandates by sender, `gsi2` mandates by beneficiary,
+//! `gsi3` all items of a kind (mandates, API keys), each sorted by zero-padded
+//! id; `active_by_expiry` holds only ACTIVE mandates, by expiry.
+//!
+//! No write puts items under one system-wide partition: `gsi3` and
+//! `active_by_expiry` partitions carry a shard, `{kind}#{id % shards}`, and
+//! readers query every shard and merge. The shard count (`KOBATELA_INDEX_SHARDS`,
+//! default 8) must stay the same for stored data: changing it needs a backfill
+//! that rewrites `gsi3pk`/`expiry_pk` of every mandate and API key.
+//!
+//! Projections hold only keys and attributes that rarely change (status and
+//! the parties, used by list filters): a purchase's balance update then writes
+//! no index entry. Lists read the page's items from the table afterwards.
 
 use crate::domain::{ids::Id, mandate::MandateParties, time::Timestamp};
 
@@ -25,25 +35,34 @@ pub const PK: &str = "pk";
 pub const SK: &str = "sk";
 pub const TTL: &str = "ttl";
 
+/// Non-key attributes the list indexes carry: the list filters' attributes,
+/// which a purchase never writes.
+pub const LIST_PROJECTION: Projected =
+    Projected::Include(&["status", "sender_id", "beneficiary_id"]);
+
 pub const GSI_BY_SENDER: Index = Index {
     name: "gsi1",
     pk: "gsi1pk",
     sk: "gsi1sk",
+    projection: LIST_PROJECTION,
 };
 pub const GSI_BY_BENEFICIARY: Index = Index {
     name: "gsi2",
     pk: "gsi2pk",
     sk: "gsi2sk",
+    projection: LIST_PROJECTION,
 };
 pub const GSI_BY_KIND: Index = Index {
     name: "gsi3",
     pk: "gsi3pk",
     sk: "gsi3sk",
+    projection: LIST_PROJECTION,
 };
 pub const GSI_ACTIVE_BY_EXPIRY: Index = Index {
     name: "active_by_expiry",
     pk: "expiry_pk",
     sk: "expiry_sk",
+    projection: Projected::KeysOnly,
 };
 pub const INDEXES: [Index; 4] = [
     GSI_BY_SENDER,
@@ -57,6 +76,52 @@ pub struct Index {
     pub name: &'static str,
     pub pk: &'static str,
     pub sk: &'static str,
+    pub projection: Projected,
+}
+
+/// What an index copies from the table besides the keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Projected {
+    KeysOnly,
+    Include(&'static [&'static str]),
+}
+
+impl Index {
+    /// Whether writing `attribute` on an item in this index rewrites its entry.
+    pub fn projects(&self, attribute: &str) -> bool {
+        attribute == self.pk
+            || attribute == self.sk
+            || attribute == PK
+            || attribute == SK
+            || matches!(self.projection, Projected::Include(names) if names.contains(&attribute))
+    }
+}
+
+/// Default number of shards of the kind and expiry indexes.
+pub const DEFAULT_INDEX_SHARDS: u64 = 8;
+
+/// The shard count, from `KOBATELA_INDEX_SHARDS` (1–64) or the default; read
+/// once. See the module comment: changing it needs a backfill.
+pub fn index_shards() -> u64 {
+    static SHARDS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *SHARDS.get_or_init(|| {
+        crate::config::index_shards(std::env::var("KOBATELA_INDEX_SHARDS").ok().as_deref())
+    })
+}
+
+/// The shard of `id` among `shards`.
+pub fn shard_of(id: Id, shards: u64) -> u64 {
+    id.get() % shards
+}
+
+/// `{kind}#{shard}`: the sharded partition of `id` in a kind/expiry index.
+pub fn sharded_partition(kind: &str, id: Id) -> String {
+    format!("{kind}#{}", shard_of(id, index_shards()))
+}
+
+/// Every partition of a sharded kind, for readers.
+pub fn all_shards(kind: &str) -> Vec<String> {
+    (0..index_shards()).map(|i| format!("{kind}#{i}")).collect()
 }
 
 /// A primary key.
@@ -196,6 +261,31 @@ mod tests {
         assert!(expiry_sort_key(early, small) < expiry_sort_key(early, big));
         // Everything that expires at `now` sorts at or before `now#~`.
         assert!(expiry_sort_key(early, big) <= format!("{early}#~"));
+    }
+
+    #[test]
+    fn shards_cover_every_id_once() {
+        let id = Id::new(8 * 3 + 5).unwrap();
+        assert_eq!(shard_of(id, 8), 5);
+        assert_eq!(shard_of(Id::new(8).unwrap(), 8), 0);
+        let all = all_shards(KIND_MANDATE);
+        assert_eq!(all.len() as u64, index_shards());
+        for n in 1..100 {
+            let p = sharded_partition(KIND_MANDATE, Id::new(n).unwrap());
+            assert_eq!(all.iter().filter(|s| **s == p).count(), 1);
+        }
+    }
+
+    #[test]
+    fn balance_writes_touch_no_index() {
+        for index in INDEXES {
+            for attribute in ["balance_cents", "spent_cents", "updated_at"] {
+                assert!(!index.projects(attribute), "{} {attribute}", index.name);
+            }
+            assert!(index.projects(index.pk));
+        }
+        assert!(GSI_BY_KIND.projects("status"));
+        assert!(!GSI_ACTIVE_BY_EXPIRY.projects("status"));
     }
 
     #[test]

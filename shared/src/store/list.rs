@@ -1,11 +1,12 @@
 //! Keyset pagination over the list indexes, newest first. The cursor is the
 //! last id returned; each page reads ids below it. Because every list index
 //! sorts by zero-padded id, one cursor works across several partitions (a
-//! user's mandates as sender and as beneficiary, merged).
+//! user's mandates as sender and as beneficiary, merged; the shards of a
+//! sharded index, merged).
 
 use super::{
-    items::{from_item, s, Item},
-    keys::{id_sort_key, Index},
+    items::{from_item, key_of, s, Item},
+    keys::{id_sort_key, Index, Key},
     Store,
 };
 use crate::{domain::ids::Id, error::AppError};
@@ -72,43 +73,90 @@ pub trait Listed {
     fn id(&self) -> Id;
 }
 
+/// Query pages one list request may read in all (but at least one per
+/// partition): filters that drop many items end a page short, with a cursor.
+pub const MAX_QUERY_PAGES: usize = 5;
+
+/// The Query calls a list over `partitions` partitions makes at most.
+pub fn query_budget(partitions: usize) -> usize {
+    partitions.max(MAX_QUERY_PAGES)
+}
+
+/// What one partition's queries found: matching ids (with their table keys)
+/// and, if the partition was not read to its end, the id it stopped at.
+#[derive(Debug, Default)]
+pub(crate) struct PartitionRead {
+    pub found: Vec<(Id, Key)>,
+    pub stopped_at: Option<Id>,
+}
+
+/// Merges partition reads into one page, newest first. Below the highest
+/// `stopped_at`, some partition was not read, so the page ends there and the
+/// cursor resumes there: every id is returned once, none is skipped.
+pub(crate) fn merge(reads: Vec<PartitionRead>, limit: usize) -> (Vec<(Id, Key)>, Option<Id>) {
+    let frontier = reads.iter().filter_map(|r| r.stopped_at).max();
+    let mut all: Vec<(Id, Key)> = reads
+        .into_iter()
+        .flat_map(|r| r.found)
+        .filter(|(id, _)| frontier.is_none_or(|f| *id >= f))
+        .collect();
+    all.sort_by_key(|(id, _)| std::cmp::Reverse(*id));
+    all.dedup_by_key(|(id, _)| *id);
+    if all.len() > limit {
+        all.truncate(limit);
+        let last = all.last().map(|(id, _)| *id);
+        return (all, last);
+    }
+    (all, frontier)
+}
+
 impl Store {
-    /// One page from the union of `partitions`, newest first.
+    /// One page from the union of `partitions`, newest first: at most
+    /// `query_budget` Query calls on the index, then one consistent
+    /// `BatchGetItem` for the page's items.
     pub(crate) async fn list<R: DeserializeOwned + Listed>(
         &self,
         partitions: &[(Index, String)],
         filters: &Filters,
         page: PageRequest,
     ) -> Result<Page<R>, AppError> {
-        let mut all: Vec<R> = Vec::new();
+        let pages_each = (MAX_QUERY_PAGES / partitions.len().max(1)).max(1);
+        let mut reads = Vec::new();
         for (index, partition) in partitions {
-            for item in self.query_newest(*index, partition, filters, page).await? {
-                all.push(from_item::<R>(item)?);
+            reads.push(
+                self.query_newest(*index, partition, filters, page, pages_each)
+                    .await?,
+            );
+        }
+        let (found, cursor) = merge(reads, page.limit);
+        let keys: Vec<Key> = found.iter().map(|(_, k)| k.clone()).collect();
+        let mut items = self.get_many(&keys).await?;
+        let mut records = Vec::new();
+        for key in &keys {
+            // The index lags the table: re-check the filters on the item.
+            let Some(item) = items.remove(key) else {
+                continue;
+            };
+            if filters.iter().all(|(a, v)| item.get(*a) == Some(v)) {
+                records.push(from_item::<R>(item)?);
             }
         }
-        all.sort_by_key(|t| std::cmp::Reverse(t.id()));
-        all.dedup_by_key(|t| t.id());
-        let more = all.len() > page.limit;
-        all.truncate(page.limit);
-        let next_cursor = if more {
-            all.last().map(|t| t.id().to_string())
-        } else {
-            None
-        };
         Ok(Page {
-            items: all,
-            next_cursor,
+            items: records,
+            next_cursor: cursor.map(|id| id.to_string()),
         })
     }
 
-    /// Up to `limit + 1` matching items of one partition, newest first.
+    /// Up to `limit + 1` matching entries of one partition, newest first, in
+    /// at most `max_pages` Query calls.
     async fn query_newest(
         &self,
         index: Index,
         partition: &str,
         filters: &Filters,
         page: PageRequest,
-    ) -> Result<Vec<Item>, AppError> {
+        max_pages: usize,
+    ) -> Result<PartitionRead, AppError> {
         let wanted = page.limit + 1;
         let mut names = HashMap::from([("#pk".to_string(), index.pk.to_string())]);
         let mut values = HashMap::from([(":pk".to_string(), s(partition))]);
@@ -126,9 +174,9 @@ impl Store {
         }
         let filter = (!filter_parts.is_empty()).then(|| filter_parts.join(" AND "));
 
-        let mut items = Vec::new();
+        let mut read = PartitionRead::default();
         let mut start = None;
-        loop {
+        for _ in 0..max_pages {
             let output = self
                 .client
                 .query()
@@ -139,19 +187,33 @@ impl Store {
                 .set_expression_attribute_names(Some(names.clone()))
                 .set_expression_attribute_values(Some(values.clone()))
                 .scan_index_forward(false)
-                .limit((wanted - items.len()).max(10) as i32)
+                .limit((wanted.saturating_sub(read.found.len())).max(10) as i32)
                 .set_exclusive_start_key(start)
                 .send()
                 .await
                 .map_err(super::retry::aws_error)?;
-            items.extend(output.items.unwrap_or_default());
+            for item in output.items.unwrap_or_default() {
+                let key =
+                    key_of(&item).ok_or_else(|| AppError::internal("index entry without key"))?;
+                read.found.push((sort_key_id(&item, index)?, key));
+            }
             start = output.last_evaluated_key;
-            if items.len() >= wanted || start.is_none() {
-                items.truncate(wanted);
-                return Ok(items);
+            if read.found.len() >= wanted || start.is_none() {
+                break;
             }
         }
+        read.stopped_at = start.as_ref().map(|k| sort_key_id(k, index)).transpose()?;
+        Ok(read)
     }
+}
+
+/// The id in an index entry's zero-padded sort key.
+fn sort_key_id(item: &Item, index: Index) -> Result<Id, AppError> {
+    item.get(index.sk)
+        .and_then(|v| v.as_s().ok())
+        .and_then(|text| text.parse::<u64>().ok())
+        .and_then(Id::new)
+        .ok_or_else(|| AppError::internal(format!("{}: sort key is not an id", index.name)))
 }
 
 #[cfg(test)]
@@ -186,5 +248,56 @@ mod tests {
         );
         assert!(PageRequest::parse(Some("-1"), None).is_err());
         assert!(PageRequest::parse(None, Some("0")).is_err());
+    }
+
+    fn id(n: u64) -> Id {
+        Id::new(n).unwrap()
+    }
+
+    fn read(ids: &[u64], stopped_at: Option<u64>) -> PartitionRead {
+        PartitionRead {
+            found: ids
+                .iter()
+                .map(|&n| (id(n), super::super::keys::mandate(id(n))))
+                .collect(),
+            stopped_at: stopped_at.map(id),
+        }
+    }
+
+    fn ids(found: &[(Id, Key)]) -> Vec<u64> {
+        found.iter().map(|(i, _)| i.get()).collect()
+    }
+
+    #[test]
+    fn merge_orders_newest_first_and_drops_duplicates() {
+        let (found, cursor) = merge(vec![read(&[9, 5, 2], None), read(&[8, 5, 1], None)], 10);
+        assert_eq!(ids(&found), vec![9, 8, 5, 2, 1]);
+        assert_eq!(cursor, None);
+    }
+
+    #[test]
+    fn merge_cuts_at_the_limit() {
+        let (found, cursor) = merge(vec![read(&[9, 5, 2], None), read(&[8, 4], None)], 3);
+        assert_eq!(ids(&found), vec![9, 8, 5]);
+        assert_eq!(cursor, Some(id(5)));
+    }
+
+    #[test]
+    fn merge_stops_where_an_unfinished_partition_stopped() {
+        // Partition 2 was read only down to 6: ids below 6 may be missing
+        // from it, so the page ends at 6 and the cursor resumes there.
+        let (found, cursor) = merge(vec![read(&[9, 5, 2], None), read(&[7], Some(6))], 10);
+        assert_eq!(ids(&found), vec![9, 7]);
+        assert_eq!(cursor, Some(id(6)));
+        // A short, even empty, page still moves the cursor down.
+        let (found, cursor) = merge(vec![read(&[], Some(40)), read(&[], Some(30))], 10);
+        assert!(found.is_empty());
+        assert_eq!(cursor, Some(id(40)));
+    }
+
+    #[test]
+    fn budget_allows_one_query_per_shard() {
+        assert_eq!(query_budget(1), MAX_QUERY_PAGES);
+        assert_eq!(query_budget(8), 8);
     }
 }

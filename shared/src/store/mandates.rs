@@ -85,9 +85,9 @@ impl MandateRecord {
             gsi1sk: keys::id_sort_key(m.id),
             gsi2pk: keys::beneficiary_partition(m.beneficiary_id),
             gsi2sk: keys::id_sort_key(m.id),
-            gsi3pk: keys::KIND_MANDATE.into(),
+            gsi3pk: keys::sharded_partition(keys::KIND_MANDATE, m.id),
             gsi3sk: keys::id_sort_key(m.id),
-            expiry_pk: active.then(|| keys::ACTIVE_MANDATES.into()),
+            expiry_pk: active.then(|| keys::sharded_partition(keys::ACTIVE_MANDATES, m.id)),
             expiry_sk: active.then(|| keys::expiry_sort_key(m.expires_at, m.id)),
         }
     }
@@ -306,31 +306,37 @@ impl Store {
         if let Some(status) = filter.status {
             filters.push(("status", s(status.as_str())));
         }
+        // A `user` caller sees only mandates it is a party to: a counterparty
+        // filter names the other side, so the caller fills the empty one.
+        let (mut sender, mut beneficiary) = (filter.sender_id, filter.beneficiary_id);
+        if let Some(party) = filter.party {
+            match (sender, beneficiary) {
+                (Some(s), Some(b)) if party != s && party != b => return Ok(empty),
+                (Some(s), None) if party != s => beneficiary = Some(party),
+                (None, Some(b)) if party != b => sender = Some(party),
+                _ => {}
+            }
+        }
         // Pick the narrowest partition(s); the other conditions become filters.
-        let partitions = match (filter.sender_id, filter.beneficiary_id, filter.party) {
-            (Some(sender), beneficiary, party) => {
-                if party.is_some_and(|p| p != sender && Some(p) != beneficiary) {
-                    return Ok(empty);
-                }
+        let partitions = match (sender, beneficiary, filter.party) {
+            (Some(sender), beneficiary, _) => {
                 if let Some(b) = beneficiary {
                     filters.push(("beneficiary_id", n(b)));
                 }
                 vec![(keys::GSI_BY_SENDER, keys::sender_partition(sender))]
             }
-            (None, Some(beneficiary), party) => {
-                if party.is_some_and(|p| p != beneficiary) {
-                    return Ok(empty);
-                }
-                vec![(
-                    keys::GSI_BY_BENEFICIARY,
-                    keys::beneficiary_partition(beneficiary),
-                )]
-            }
+            (None, Some(beneficiary), _) => vec![(
+                keys::GSI_BY_BENEFICIARY,
+                keys::beneficiary_partition(beneficiary),
+            )],
             (None, None, Some(party)) => vec![
                 (keys::GSI_BY_SENDER, keys::sender_partition(party)),
                 (keys::GSI_BY_BENEFICIARY, keys::beneficiary_partition(party)),
             ],
-            (None, None, None) => vec![(keys::GSI_BY_KIND, keys::KIND_MANDATE.to_string())],
+            (None, None, None) => keys::all_shards(keys::KIND_MANDATE)
+                .into_iter()
+                .map(|p| (keys::GSI_BY_KIND, p))
+                .collect(),
         };
         let page = self
             .list::<MandateRecord>(&partitions, &filters, page)
@@ -423,58 +429,59 @@ impl Store {
         }
     }
 
-    /// Expires every ACTIVE mandate whose date has passed (risk R5): reads the
-    /// sparse index page by page; each expiry is conditional, so overlapping
-    /// runs and repeated runs expire each mandate exactly once. A mandate
-    /// that cannot be expired this time (busy, or an unreadable index entry)
-    /// is logged and skipped: the next run tries again, and the others go on.
+    /// Expires every ACTIVE mandate whose date has passed (risk R5): reads
+    /// every shard of the sparse, keys-only index page by page; each expiry
+    /// reads its mandate consistently and is conditional, so overlapping runs
+    /// and repeated runs expire each mandate exactly once. A mandate that
+    /// cannot be expired this time (busy, or an unreadable index entry) is
+    /// logged and skipped: the next run tries again, and the others go on.
     pub async fn expire_overdue(&self, now: Timestamp, actor: &Actor) -> Result<Sweep, AppError> {
         let mut sweep = Sweep::default();
-        let mut start = None;
-        loop {
-            let output = self
-                .retry_busy("read the expiry index", || async {
-                    self.client
-                        .query()
-                        .table_name(self.table())
-                        .index_name(keys::GSI_ACTIVE_BY_EXPIRY.name)
-                        .key_condition_expression("#pk = :pk AND #sk <= :due")
-                        .expression_attribute_names("#pk", keys::GSI_ACTIVE_BY_EXPIRY.pk)
-                        .expression_attribute_names("#sk", keys::GSI_ACTIVE_BY_EXPIRY.sk)
-                        .set_expression_attribute_values(Some(values([
-                            (":pk", s(keys::ACTIVE_MANDATES)),
-                            // '~' sorts after the '#id' suffix of every key due at `now`.
-                            (":due", s(format!("{now}#~"))),
-                        ])))
-                        .set_exclusive_start_key(start.clone())
-                        .send()
-                        .await
-                        .map_err(super::retry::aws_error)
-                })
-                .await?;
-            for item in output.items.unwrap_or_default() {
-                let id = match super::items::from_item::<IndexedMandate>(item) {
-                    Ok(indexed) => indexed.id,
-                    Err(e) => {
-                        tracing::error!(error = %e, "unreadable entry in the expiry index: skipped");
+        for shard in keys::all_shards(keys::ACTIVE_MANDATES) {
+            let mut start = None;
+            loop {
+                let output = self
+                    .retry_busy("read the expiry index", || async {
+                        self.client
+                            .query()
+                            .table_name(self.table())
+                            .index_name(keys::GSI_ACTIVE_BY_EXPIRY.name)
+                            .key_condition_expression("#pk = :pk AND #sk <= :due")
+                            .expression_attribute_names("#pk", keys::GSI_ACTIVE_BY_EXPIRY.pk)
+                            .expression_attribute_names("#sk", keys::GSI_ACTIVE_BY_EXPIRY.sk)
+                            .set_expression_attribute_values(Some(values([
+                                (":pk", s(&shard)),
+                                // '~' sorts after the '#id' suffix of every key due at `now`.
+                                (":due", s(format!("{now}#~"))),
+                            ])))
+                            .set_exclusive_start_key(start.clone())
+                            .send()
+                            .await
+                            .map_err(super::retry::aws_error)
+                    })
+                    .await?;
+                for item in output.items.unwrap_or_default() {
+                    let Some(id) = indexed_mandate_id(&item) else {
+                        tracing::error!(?item, "unreadable entry in the expiry index: skipped");
                         sweep.skipped += 1;
                         continue;
-                    }
-                };
-                match self.expire(id, actor, now).await {
-                    Ok(true) => sweep.expired += 1,
-                    Ok(false) => {}
-                    Err(e) => {
-                        tracing::warn!(mandate = %id, error = %e, "could not expire this run: skipped");
-                        sweep.skipped += 1;
+                    };
+                    match self.expire(id, actor, now).await {
+                        Ok(true) => sweep.expired += 1,
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::warn!(mandate = %id, error = %e, "could not expire this run: skipped");
+                            sweep.skipped += 1;
+                        }
                     }
                 }
-            }
-            start = output.last_evaluated_key;
-            if start.is_none() {
-                return Ok(sweep);
+                start = output.last_evaluated_key;
+                if start.is_none() {
+                    break;
+                }
             }
         }
+        Ok(sweep)
     }
 }
 
@@ -486,10 +493,12 @@ pub struct Sweep {
     pub skipped: u32,
 }
 
-/// What the sweep needs of an entry of the expiry index: the mandate's id.
-#[derive(Debug, Deserialize)]
-struct IndexedMandate {
-    id: Id,
+/// The mandate an entry of the (keys-only) expiry index stands for: the id
+/// in its table key `MANDATE#{id}`.
+fn indexed_mandate_id(item: &super::items::Item) -> Option<Id> {
+    let pk = item.get(keys::PK)?.as_s().ok()?;
+    let key = Id::parse(pk.strip_prefix("MANDATE#")?).ok()?;
+    (keys::mandate(key).pk == *pk).then_some(key)
 }
 
 /// Reads the guard of `parties` out of a batch read.

@@ -1,7 +1,7 @@
 //! The table definition, for the local stack and tests. `template.yaml`
 //! declares the same table for AWS; a test below keeps the two identical.
 
-use super::keys::{INDEXES, PK, SK, TTL};
+use super::keys::{Projected, INDEXES, PK, SK, TTL};
 use aws_sdk_dynamodb::{
     error::DisplayErrorContext,
     types::{
@@ -25,6 +25,18 @@ fn string_attribute(name: &str) -> AttributeDefinition {
         .attribute_type(ScalarAttributeType::S)
         .build()
         .expect("name and type are set")
+}
+
+fn projection(projected: Projected) -> Projection {
+    match projected {
+        Projected::KeysOnly => Projection::builder()
+            .projection_type(ProjectionType::KeysOnly)
+            .build(),
+        Projected::Include(names) => Projection::builder()
+            .projection_type(ProjectionType::Include)
+            .set_non_key_attributes(Some(names.iter().map(|n| n.to_string()).collect()))
+            .build(),
+    }
 }
 
 /// Every key attribute of the table and its indexes (all strings).
@@ -51,11 +63,7 @@ pub async fn ensure_table(client: &Client, table: &str) -> Result<(), String> {
             .index_name(index.name)
             .key_schema(key(index.pk, KeyType::Hash))
             .key_schema(key(index.sk, KeyType::Range))
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::All)
-                    .build(),
-            )
+            .projection(projection(index.projection))
             .build()
             .expect("name, keys and projection are set")
     });
@@ -143,10 +151,23 @@ mod tests {
                 names(&declared["KeySchema"], "KeyType"),
                 vec!["HASH", "RANGE"]
             );
-            assert_eq!(
-                declared["Projection"]["ProjectionType"].as_str(),
-                Some("ALL")
-            );
+            let projection = &declared["Projection"];
+            match ours.projection {
+                Projected::KeysOnly => {
+                    assert_eq!(projection["ProjectionType"].as_str(), Some("KEYS_ONLY"));
+                    assert!(projection["NonKeyAttributes"].is_null());
+                }
+                Projected::Include(names) => {
+                    assert_eq!(projection["ProjectionType"].as_str(), Some("INCLUDE"));
+                    let declared: Vec<&str> = projection["NonKeyAttributes"]
+                        .as_sequence()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.as_str().unwrap())
+                        .collect();
+                    assert_eq!(declared, names, "{}", ours.name);
+                }
+            }
         }
     }
 }
