@@ -19,7 +19,7 @@ help:
 	@echo ''
 	@echo '  make dev            run every function in one process (kobatela-local, 127.0.0.1:3000)'
 	@echo '                      against the local AWS stack (moto on 127.0.0.1:5005, reused if running)'
-	@echo '  make test           fmt-check, clippy, unit, cfn-lint, integration (stops at the first failure)'
+	@echo '  make test           fmt-check, clippy, unit, cfn-lint, moto-selftest, integration (stops at the first failure)'
 	@echo '  make fmt-check      cargo fmt --all -- --check'
 	@echo '  make clippy         cargo clippy --workspace --all-targets -- -D warnings'
 	@echo '  make unit           cargo test --workspace --exclude kobatela-tests'
@@ -47,6 +47,7 @@ test:
 	$(SUBMAKE) clippy
 	$(SUBMAKE) unit
 	$(SUBMAKE) cfn-lint
+	$(SUBMAKE) moto-selftest
 	$(SUBMAKE) integration
 
 fmt-check:

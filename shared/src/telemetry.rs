@@ -1,23 +1,149 @@
-//! Logging. JSON lines on Lambda (CloudWatch adds the time), readable text
-//! locally. `RUST_LOG` filters; the default is `info`.
+//! Logging. On Lambda: one JSON object per line with `level`, `message`,
+//! `requestId` (from the runtime's span) and `function`, plus the event's own
+//! fields; an EMF metric document (`metrics`) is lifted to the top of its line
+//! so CloudWatch reads it. Locally: readable text, coloured only on a terminal.
+//! `RUST_LOG` filters; the default is `info`.
 
+use std::fmt;
+use std::io::IsTerminal;
+
+use serde_json::{Map, Value};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::{JsonFields, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
 
 pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let on_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
+    let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
     // A second init (tests, the local server) keeps the first subscriber.
-    let _ = if on_lambda {
-        builder.json().without_time().with_ansi(false).try_init()
-    } else {
-        // Colour only for a person at a terminal: a log file or a pipe
-        // (CI, `make dev > log`) gets plain text.
-        builder
+    let _ = match function {
+        Some(function) => builder
+            .fmt_fields(JsonFields::new())
+            .event_format(LambdaJson { function })
+            .try_init(),
+        None => builder
+            .with_target(false)
+            .with_ansi(std::io::stdout().is_terminal())
             .compact()
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-            .try_init()
+            .try_init(),
     };
+}
+
+/// One JSON object per event, fields of the enclosing spans (the runtime's
+/// `requestId`) flattened in, so every line can be filtered by request.
+pub struct LambdaJson {
+    pub function: String,
+}
+
+impl<S, N> FormatEvent<S, N> for LambdaJson
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut line = Map::new();
+        line.insert("level".into(), event.metadata().level().as_str().into());
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                let ext = span.extensions();
+                if let Some(fields) = ext.get::<FormattedFields<N>>() {
+                    merge_json(&mut line, &fields.fields);
+                }
+            }
+        }
+        let mut own = String::new();
+        ctx.format_fields(Writer::new(&mut own), event)?;
+        merge_json(&mut line, &own);
+        if let Some(Value::String(doc)) = line.remove(crate::metrics::EMF_FIELD) {
+            merge_json(&mut line, &doc);
+        }
+        line.insert("function".into(), self.function.clone().into());
+        line.entry("message").or_insert_with(|| "".into());
+        writeln!(writer, "{}", Value::Object(line))
+    }
+}
+
+fn merge_json(line: &mut Map<String, Value>, text: &str) {
+    if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(text) {
+        line.extend(fields);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn lambda_lines(emit: impl FnOnce()) -> Vec<Value> {
+        let out = Captured::default();
+        let sink = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .fmt_fields(JsonFields::new())
+            .event_format(LambdaJson {
+                function: "kob-spend".into(),
+            })
+            .with_writer(move || sink.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, emit);
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("each line is one JSON object"))
+            .collect()
+    }
+
+    #[test]
+    fn lambda_lines_carry_level_message_request_id_and_function() {
+        let lines = lambda_lines(|| {
+            // The span lambda_runtime opens around each invocation.
+            let span = tracing::info_span!("Lambda runtime invoke", requestId = "req-123");
+            let _in = span.enter();
+            tracing::warn!(code = "LIMIT_EXCEEDED", "purchase refused");
+        });
+        assert_eq!(lines.len(), 1);
+        let line = &lines[0];
+        assert_eq!(line["level"], "WARN");
+        assert_eq!(line["message"], "purchase refused");
+        assert_eq!(line["requestId"], "req-123");
+        assert_eq!(line["function"], "kob-spend");
+        assert_eq!(line["code"], "LIMIT_EXCEEDED");
+    }
+
+    #[test]
+    fn a_metric_is_an_emf_document_at_the_top_of_its_line() {
+        let lines = lambda_lines(|| {
+            let span = tracing::info_span!("Lambda runtime invoke", requestId = "req-9");
+            let _in = span.enter();
+            crate::metrics::count(crate::metrics::PURCHASES, 1, &[]);
+        });
+        let line = &lines[0];
+        assert_eq!(line["Purchases"], 1);
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "Kobatela"
+        );
+        assert!(line["_aws"]["Timestamp"].is_i64());
+        assert_eq!(line["requestId"], "req-9");
+        assert!(line.get("emf").is_none());
+    }
 }

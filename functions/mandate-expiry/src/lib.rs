@@ -19,6 +19,11 @@ pub async fn handle(store: &Store, event: EventBridgeEvent) -> Result<Value, App
     let sweep = store
         .expire_overdue(Timestamp::now(), &Actor::System)
         .await?;
+    shared::metrics::count(
+        shared::metrics::MANDATES_EXPIRED,
+        u64::from(sweep.expired),
+        &[],
+    );
     tracing::info!(
         expired = sweep.expired,
         skipped = sweep.skipped,

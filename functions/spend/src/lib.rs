@@ -20,9 +20,10 @@ use shared::{
         extract::{IdempotencyKey, PathId},
         json, stored,
     },
+    metrics,
     store::{
         catalogue::AllowOutcome,
-        idempotency::{fingerprint, Scope},
+        idempotency::{fingerprint, Scope, StoredResponse},
     },
     SharedState,
 };
@@ -159,8 +160,26 @@ async fn purchase(
             &fingerprint(&request.canonical()),
             &(&caller).into(),
         )
-        .await?;
-    Ok(stored(response))
+        .await;
+    count_purchase(&response);
+    Ok(stored(response?))
+}
+
+/// The purchase metrics: one per answer, refusals by error code (a 503 is
+/// counted where every 503 is, in `shared::http`).
+fn count_purchase(answer: &Result<StoredResponse, AppError>) {
+    let code = match answer {
+        Ok(response) if response.status == 201 => {
+            return metrics::count(metrics::PURCHASES, 1, &[]);
+        }
+        Ok(response) => serde_json::from_str::<serde_json::Value>(&response.body)
+            .ok()
+            .and_then(|body| body["error"]["code"].as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        Err(e) if e.is_busy() => return,
+        Err(e) => e.code.as_str().to_owned(),
+    };
+    metrics::count(metrics::PURCHASE_REFUSALS, 1, &[("code", &code)]);
 }
 
 async fn read_purchase(

@@ -25,6 +25,33 @@ fn refuses_to_start_without_its_pepper() {
         text.contains("KOBATELA_API_KEY_PEPPER is not set"),
         "{text}"
     );
+    // Logged, and readable as plain text: output that is not a terminal
+    // carries no colour codes.
+    assert!(text.contains("refusing to start"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "colour codes in piped logs: {text:?}"
+    );
+}
+
+#[test]
+fn logs_on_lambda_are_json_lines_with_level_message_and_function() {
+    let (started, text) = start(&[
+        ("KOBATELA_TABLE", "t"),
+        ("AWS_LAMBDA_FUNCTION_NAME", "kobatela-users"),
+    ]);
+    assert!(!started);
+    let line = text
+        .lines()
+        .find(|l| l.contains("refusing to start"))
+        .unwrap_or_else(|| panic!("no log line: {text}"));
+    let json: serde_json::Value = serde_json::from_str(line).expect("one JSON object per line");
+    assert_eq!(json["level"], "ERROR");
+    assert_eq!(json["function"], "kobatela-users");
+    assert!(
+        json["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{line}"
+    );
 }
 
 #[test]

@@ -72,6 +72,7 @@ impl IntoResponse for AppError {
             StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = json(status, &self.body());
         if self.is_busy() {
+            crate::metrics::count(crate::metrics::SERVICE_BUSY, 1, &[]);
             response.headers_mut().insert(
                 header::RETRY_AFTER,
                 HeaderValue::from_static(RETRY_AFTER_SECONDS),

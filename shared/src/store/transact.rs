@@ -192,6 +192,7 @@ impl Backoff {
         if self.attempt >= self.max_attempts {
             return false;
         }
+        crate::metrics::count(crate::metrics::CONTENTION_RETRIES, 1, &[]);
         let cap_ms = (5u64 << self.attempt.min(7)).min(400);
         let delay = rand::rng().random_range(0..=cap_ms);
         tokio::time::sleep(Duration::from_millis(delay)).await;
