@@ -10,9 +10,9 @@
 //!   the emulator's `ConsumedCapacity` (moto answers an empty list) and
 //!   DynamoDB's price computed from each `TransactWriteItems` request.
 //! - Conflicts: real DynamoDB cancels contended transactions with the reason
-//!   `TransactionConflict`; the emulator never does. The meter sends chosen
-//!   `TransactWriteItems` calls to a tiny local server answering exactly what
-//!   DynamoDB answers then, instead of the emulator.
+//!   `TransactionConflict`; the emulator never does. The fault injector
+//!   (`kobatela_tests::faults`) sends chosen `TransactWriteItems` calls to a
+//!   tiny local server answering exactly what DynamoDB answers then.
 //!
 //! Needs the emulator (`AWS_ENDPOINT_URL`, the dummy credentials) and
 //! `KOBATELA_API_KEY_PEPPER`.
@@ -30,8 +30,7 @@ use aws_smithy_runtime_api::{
         interceptors::{
             context::{
                 AfterDeserializationInterceptorContextRef,
-                BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextMut,
-                BeforeTransmitInterceptorContextRef,
+                BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
             },
             Intercept,
         },
@@ -40,21 +39,15 @@ use aws_smithy_runtime_api::{
     },
 };
 use aws_smithy_types::config_bag::ConfigBag;
-use axum::{
-    body::Bytes,
-    http::{HeaderMap, StatusCode},
-    response::IntoResponse,
-    Router,
+use kobatela_tests::{
+    cents_of,
+    faults::{Fault, Faults},
+    InProcess, MandateSetup, Table,
 };
-use kobatela_tests::{cents_of, InProcess, MandateSetup, Table};
-use serde_json::{json, Value};
 use shared::store::transact::Backoff;
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc, Mutex,
-    },
+    sync::{Arc, Mutex},
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -63,6 +56,9 @@ const TRANSACT: &str = "TransactWriteItems";
 const BATCH_GET: &str = "BatchGetItem";
 const GET: &str = "GetItem";
 const UPDATE: &str = "UpdateItem";
+
+/// DynamoDB's answer to a transaction that lost a race.
+const CONFLICT: Fault = Fault::Cancelled("TransactionConflict");
 
 /// Ids reserved per counter round trip in these tests (`KOBATELA_ID_BLOCK`).
 const ID_BLOCK: u64 = 100;
@@ -103,12 +99,6 @@ struct Tally {
 #[derive(Debug, Default)]
 struct MeterState {
     tally: Mutex<Tally>,
-    /// `TransactWriteItems` calls still to answer with a conflict (`u64::MAX`: all).
-    conflicts: AtomicU64,
-    /// Where conflicted calls go instead of the emulator.
-    conflict_server: Mutex<Option<String>>,
-    /// Calls sent to the conflict server.
-    conflicted: AtomicU64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -127,32 +117,10 @@ impl Meter {
 
     fn reset(&self) {
         self.tally(|t| *t = Tally::default());
-        self.0.conflicted.store(0, Ordering::SeqCst);
     }
 
     fn executions(&self, op: &str) -> u64 {
         self.tally(|t| t.executions.get(op).copied().unwrap_or(0))
-    }
-
-    /// Answers the next `n` transactions with a conflict (`u64::MAX`: all).
-    fn conflict_next(&self, n: u64) {
-        self.0.conflicts.store(n, Ordering::SeqCst);
-    }
-
-    fn conflicted(&self) -> u64 {
-        self.0.conflicted.load(Ordering::SeqCst)
-    }
-
-    /// Takes one conflict, if any is left.
-    fn take_conflict(&self) -> bool {
-        self.0
-            .conflicts
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| match left {
-                0 => None,
-                u64::MAX => Some(u64::MAX),
-                n => Some(n - 1),
-            })
-            .is_ok()
     }
 }
 
@@ -193,27 +161,6 @@ impl Intercept for Meter {
     ) -> Result<(), BoxError> {
         let op = operation(cfg);
         self.tally(|t| *t.attempts.entry(op).or_default() += 1);
-        Ok(())
-    }
-
-    fn modify_before_transmit(
-        &self,
-        context: &mut BeforeTransmitInterceptorContextMut<'_>,
-        _components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        if operation(cfg) != TRANSACT || !self.take_conflict() {
-            return Ok(());
-        }
-        let server = self
-            .0
-            .conflict_server
-            .lock()
-            .unwrap()
-            .clone()
-            .ok_or("a conflict was asked for, but no conflict server runs")?;
-        context.request_mut().set_uri(server)?;
-        self.0.conflicted.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
@@ -410,82 +357,6 @@ async fn item_sizes(tally: &Tally, table: &Table) -> Vec<Vec<(&'static str, usiz
 }
 
 // ---------------------------------------------------------------------------
-// The conflict server: answers like DynamoDB does when a transaction loses a
-// race, one cancellation reason per item (the Update items conflicted).
-
-/// Starts it on a free loopback port; answers its URI and how many requests it had.
-async fn start_conflict_server() -> (String, Arc<AtomicU64>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a free loopback port");
-    let address = listener.local_addr().unwrap();
-    let hits = Arc::new(AtomicU64::new(0));
-    let counted = hits.clone();
-    let app = Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
-        let counted = counted.clone();
-        async move {
-            let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
-            if target != Some("DynamoDB_20120810.TransactWriteItems") {
-                return (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("unexpected target {target:?}"),
-                )
-                    .into_response();
-            }
-            counted.fetch_add(1, Ordering::SeqCst);
-            conflict_response(&body)
-        }
-    });
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .await
-            .expect("the conflict server runs");
-    });
-    (format!("http://{address}/"), hits)
-}
-
-fn conflict_response(request: &[u8]) -> axum::response::Response {
-    let request: Value = serde_json::from_slice(request).unwrap_or(Value::Null);
-    let codes: Vec<&str> = request["TransactItems"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-        .iter()
-        .map(|item| {
-            if item.get("Update").is_some() {
-                "TransactionConflict"
-            } else {
-                "None"
-            }
-        })
-        .collect();
-    let reasons: Vec<Value> = codes
-        .iter()
-        .map(|code| match *code {
-            "None" => json!({"Code": "None"}),
-            code => json!({"Code": code, "Message": "Transaction is ongoing for the item"}),
-        })
-        .collect();
-    let body = json!({
-        "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
-        "Message": format!(
-            "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]",
-            codes.join(", ")
-        ),
-        "CancellationReasons": reasons,
-    });
-    (
-        StatusCode::BAD_REQUEST,
-        [
-            ("x-amzn-errortype", "TransactionCanceledException"),
-            ("content-type", "application/x-amz-json-1.0"),
-        ],
-        body.to_string(),
-    )
-        .into_response()
-}
-
-// ---------------------------------------------------------------------------
 // State and calls.
 
 struct Harness {
@@ -493,18 +364,20 @@ struct Harness {
     meter: Meter,
     /// The same table, read with a client the meter does not see.
     table: Table,
-    conflict_hits: Arc<AtomicU64>,
+    /// Sends chosen calls to a server answering as DynamoDB under contention.
+    faults: Faults,
 }
 
-/// A fresh in-process API whose DynamoDB client carries the meter.
+/// A fresh in-process API whose DynamoDB client (the service's settings)
+/// carries the meter and the fault injector.
 async fn harness() -> Harness {
     let meter = Meter::default();
-    let (server, conflict_hits) = start_conflict_server().await;
-    *meter.0.conflict_server.lock().unwrap() = Some(server);
+    let faults = Faults::start().await;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let metered = Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&sdk)
+        shared::store::Store::client_config(&sdk)
             .interceptor(meter.clone())
+            .interceptor(faults.clone())
             .build(),
     );
     let id_block = ID_BLOCK.to_string();
@@ -520,7 +393,7 @@ async fn harness() -> Harness {
         api,
         meter,
         table,
-        conflict_hits,
+        faults,
     }
 }
 
@@ -733,7 +606,7 @@ async fn injected_conflict_decodes_as_transaction_conflict() {
         ]
     };
     h.meter.reset();
-    h.meter.conflict_next(2);
+    h.faults.inject(CONFLICT, 2);
 
     let error = h
         .api
@@ -772,11 +645,10 @@ async fn injected_conflict_decodes_as_transaction_conflict() {
     );
     assert!(!store_error.failed_condition(0) && !store_error.failed_condition(1));
 
-    assert_eq!(h.meter.conflicted(), 2);
     assert_eq!(
-        h.conflict_hits.load(Ordering::SeqCst),
+        h.faults.take_injected(),
         2,
-        "the conflict server answered both"
+        "the fault server answered both"
     );
     assert_eq!(h.meter.executions(TRANSACT), 2);
     assert!(
@@ -791,7 +663,7 @@ async fn a_purchase_retries_conflicts_and_debits_once() {
     let h = harness().await;
     let fixture = MandateSetup::new(&h.api, "100.00").await;
     h.meter.reset();
-    h.meter.conflict_next(K);
+    h.faults.inject(CONFLICT, K);
 
     let reply = h
         .api
@@ -806,8 +678,7 @@ async fn a_purchase_retries_conflicts_and_debits_once() {
         K + 1,
         "K conflicts, then the commit"
     );
-    assert_eq!(h.meter.conflicted(), K);
-    assert_eq!(h.conflict_hits.load(Ordering::SeqCst), K);
+    assert_eq!(h.faults.take_injected(), K);
     assert_eq!(
         h.meter.executions(BATCH_GET),
         2 * (K + 1),
@@ -844,7 +715,7 @@ async fn a_purchase_that_always_conflicts_is_busy_and_debits_nothing() {
     let h = harness().await;
     let fixture = MandateSetup::new(&h.api, "100.00").await;
     h.meter.reset();
-    h.meter.conflict_next(u64::MAX);
+    h.faults.inject_forever(CONFLICT);
 
     let busy = h
         .api
@@ -857,8 +728,7 @@ async fn a_purchase_that_always_conflicts_is_busy_and_debits_nothing() {
         attempts,
         "bounded by Backoff::ATTEMPTS"
     );
-    assert_eq!(h.meter.conflicted(), attempts);
-    assert_eq!(h.conflict_hits.load(Ordering::SeqCst), attempts);
+    assert_eq!(h.faults.take_injected(), attempts);
 
     assert_eq!(
         h.api.mandate_money(fixture.mandate).await,
@@ -872,7 +742,7 @@ async fn a_purchase_that_always_conflicts_is_busy_and_debits_nothing() {
     );
 
     // Once the contention is over, the same request with the same key succeeds.
-    h.meter.conflict_next(0);
+    h.faults.clear();
     let retried = h
         .api
         .purchase("always-conflicted", fixture.purchase("10.00"))
@@ -880,8 +750,8 @@ async fn a_purchase_that_always_conflicts_is_busy_and_debits_nothing() {
     assert_eq!(retried.status, 201, "{}", retried.text);
     assert_eq!(retried.body["amount"], "10.00");
     assert_eq!(
-        h.meter.conflicted(),
-        attempts,
+        h.faults.take_injected(),
+        0,
         "no conflict after the fault is off"
     );
     assert_eq!(
