@@ -75,6 +75,10 @@ impl Config {
             .map_err(|e| format!("KOBATELA_KEY_CACHE_SECONDS: {e}"))?;
         let id_block = parse_number(non_empty("KOBATELA_ID_BLOCK"), 20, 1..=1000)
             .map_err(|e| format!("KOBATELA_ID_BLOCK: {e}"))?;
+        // Read by `store::keys` wherever it builds a sharded key; checked here
+        // so that a bad value refuses the start instead of failing a request.
+        parse_number(non_empty("KOBATELA_INDEX_SHARDS"), 8, 1..=64)
+            .map_err(|e| format!("KOBATELA_INDEX_SHARDS: {e}"))?;
         Ok(Config {
             table,
             currencies,
@@ -150,6 +154,16 @@ mod tests {
         vars.pop();
         vars.push(("KOBATELA_KEY_CACHE_SECONDS", "0"));
         assert_eq!(config(&vars).unwrap().key_cache_ttl, Duration::ZERO);
+    }
+
+    #[test]
+    fn a_bad_shard_count_refuses_the_start() {
+        for bad in ["0", "65", "eight"] {
+            let err =
+                config(&[("KOBATELA_TABLE", "t"), ("KOBATELA_INDEX_SHARDS", bad)]).unwrap_err();
+            assert!(err.starts_with("KOBATELA_INDEX_SHARDS"), "{err}");
+        }
+        assert!(config(&[("KOBATELA_TABLE", "t"), ("KOBATELA_INDEX_SHARDS", "16")]).is_ok());
     }
 
     #[test]
