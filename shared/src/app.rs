@@ -31,11 +31,7 @@ impl AppState {
         let config = Config::from_env()?;
         let sdk = sdk_config().await;
         let pepper = secrets::from_env(&secrets::API_KEY_PEPPER, &sdk).await?;
-        Ok(AppState::new(
-            config,
-            pepper,
-            aws_sdk_dynamodb::Client::new(&sdk),
-        ))
+        Ok(AppState::new(config, pepper, Store::new_client(&sdk)))
     }
 
     /// A Lambda function's start: logging, then the state, or the logged
@@ -51,7 +47,7 @@ impl AppState {
 pub async fn store_for_lambda() -> Result<Store, String> {
     crate::telemetry::init();
     let config = Config::from_env().map_err(refuse)?;
-    let client = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+    let client = Store::new_client(&sdk_config().await);
     Ok(Store::new(client, &config.table, config.id_block))
 }
 

@@ -484,10 +484,7 @@ impl InProcess {
     /// A fresh table `prefix-<uuid>` and an admin key (id 1) on it.
     pub async fn new(prefix: &str) -> InProcess {
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let client = aws_sdk_dynamodb::Client::from_conf(
-            shared::store::Store::client_config(&config).build(),
-        );
-        InProcess::with_client(prefix, client, &[]).await
+        InProcess::with_client(prefix, shared::store::Store::new_client(&config), &[]).await
     }
 
     /// Same, with a client of the caller's (interceptors) and extra settings.

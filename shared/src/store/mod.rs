@@ -38,11 +38,10 @@ impl Store {
         }
     }
 
-    /// A DynamoDB client from the standard AWS environment (region, credentials,
-    /// `AWS_ENDPOINT_URL` for the local emulator).
-    pub async fn client_from_env() -> Client {
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Client::from_conf(Store::client_config(&config).build())
+    /// The DynamoDB client of every function, from the standard AWS
+    /// configuration (region, credentials, `AWS_ENDPOINT_URL` locally).
+    pub fn new_client(sdk: &aws_config::SdkConfig) -> Client {
+        Client::from_conf(Store::client_config(sdk).build())
     }
 
     /// The DynamoDB client settings every function uses (tests add their
