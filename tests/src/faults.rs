@@ -189,7 +189,9 @@ impl Faults {
     }
 }
 
-fn operation(cfg: &ConfigBag) -> String {
+/// The DynamoDB operation (`Query`, `TransactWriteItems`…) of the call an
+/// interceptor hook is looking at; for every interceptor of the tests.
+pub fn operation(cfg: &ConfigBag) -> String {
     cfg.load::<Metadata>()
         .map(|m| m.name().to_string())
         .unwrap_or_default()

@@ -20,12 +20,11 @@ use aws_smithy_runtime_api::{
     box_error::BoxError,
     client::{
         interceptors::{context::BeforeSerializationInterceptorContextRef, Intercept},
-        orchestrator::Metadata,
         runtime_components::RuntimeComponents,
     },
 };
 use aws_smithy_types::config_bag::ConfigBag;
-use kobatela_tests::{unique, AdminApi, InProcess, MandateSetup, Reply, Table};
+use kobatela_tests::{faults::operation, unique, AdminApi, InProcess, MandateSetup, Reply, Table};
 use serde_json::{json, Value};
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -84,10 +83,7 @@ impl Intercept for Recorder {
         _components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let op = cfg
-            .load::<Metadata>()
-            .map(|m| m.name().to_string())
-            .unwrap_or_default();
+        let op = operation(cfg);
         let mut actions = Vec::new();
         let mut index = None;
         if let Some(input) = context.input().downcast_ref::<TransactWriteItemsInput>() {
@@ -137,6 +133,14 @@ async fn in_process(prefix: &str, recorder: &Recorder) -> InProcess {
     .await
 }
 
+/// The function API Gateway routes `path` to: its first segment.
+fn function_of(path: &str) -> &str {
+    path.trim_start_matches('/')
+        .split(['/', '?'])
+        .next()
+        .unwrap_or_default()
+}
+
 /// The in-process API, with every request labelled with the function that
 /// API Gateway would route it to (the first path segment).
 struct Routed<'a> {
@@ -152,25 +156,14 @@ impl Routed<'_> {
         headers: &[(&str, &str)],
         body: Option<Value>,
     ) -> Reply {
-        let function = path
-            .trim_start_matches('/')
-            .split(['/', '?'])
-            .next()
-            .unwrap();
-        self.recorder.on(function);
+        self.recorder.on(function_of(path));
         self.api.call(method, path, headers, body).await
     }
 }
 
 impl AdminApi for Routed<'_> {
     fn post_json(&self, path: &str, body: Value) -> impl Future<Output = Reply> + Send {
-        let function = path
-            .trim_start_matches('/')
-            .split(['/', '?'])
-            .next()
-            .unwrap()
-            .to_string();
-        self.recorder.on(&function);
+        self.recorder.on(function_of(path));
         self.api.post(path, body)
     }
 }

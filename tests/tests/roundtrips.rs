@@ -34,14 +34,13 @@ use aws_smithy_runtime_api::{
             },
             Intercept,
         },
-        orchestrator::Metadata,
         runtime_components::RuntimeComponents,
     },
 };
 use aws_smithy_types::config_bag::ConfigBag;
 use kobatela_tests::{
     cents_of,
-    faults::{Fault, Faults},
+    faults::{operation, Fault, Faults},
     InProcess, MandateSetup, Table,
 };
 use shared::store::transact::Backoff;
@@ -103,12 +102,6 @@ struct MeterState {
 
 #[derive(Debug, Clone, Default)]
 struct Meter(Arc<MeterState>);
-
-fn operation(cfg: &ConfigBag) -> String {
-    cfg.load::<Metadata>()
-        .map(|m| m.name().to_string())
-        .unwrap_or_else(|| "?".into())
-}
 
 impl Meter {
     fn tally<T>(&self, f: impl FnOnce(&mut Tally) -> T) -> T {
