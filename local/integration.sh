@@ -18,6 +18,9 @@ mkdir -p "$KOB_STATE"
 cargo build -p kobatela-local
 cargo test -p kobatela-tests --no-run
 
+# The emulator compares its fast JSON answers with moto's own (see
+# local/moto_server.py); a difference fails the run below.
+export KOBATELA_MOTO_CHECK_JSON=1
 moto_port="$(free_port)"
 start_moto "$moto_port"
 
@@ -54,5 +57,10 @@ set -e
 
 if ((status != 0)); then
     print_app_log
+fi
+if grep -q 'plain JSON differs' "$KOB_STATE/moto-$moto_port.log"; then
+    grep -m 5 'plain JSON differs' "$KOB_STATE/moto-$moto_port.log" >&2
+    kob_log "error: the emulator's plain JSON answers differ from moto's (above)"
+    status=1
 fi
 exit "$status"

@@ -296,6 +296,39 @@ def check_cost(endpoint: str) -> list[str]:
     return []
 
 
+def check_keep_alive(endpoint: str) -> list[str]:
+    """Three calls on one connection: the server keeps it open between them."""
+    import http.client
+    import urllib.parse
+
+    url = urllib.parse.urlsplit(endpoint)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    headers = {
+        "X-Amz-Target": "DynamoDB_20120810.ListTables",
+        "Content-Type": "application/x-amz-json-1.0",
+        "Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/dynamodb/aws4_request, "
+        "SignedHeaders=host, Signature=0",
+    }
+    errors = []
+    sockets = set()
+    try:
+        for _ in range(3):
+            conn.request("POST", "/", body=b"{}", headers=headers)
+            sockets.add(id(conn.sock))
+            response = conn.getresponse()
+            body = response.read()
+            if response.status != 200 or b"TableNames" not in body:
+                errors.append(f"keep-alive: ListTables answered {response.status}: {body[:200]!r}")
+            if (response.getheader("Connection") or "").lower() == "close":
+                errors.append("keep-alive: the emulator closes the connection after each answer")
+                break
+    finally:
+        conn.close()
+    if not errors and len(sockets) != 1:
+        errors.append(f"keep-alive: {len(sockets)} connections for 3 calls")
+    return errors
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--endpoint", required=True)
@@ -305,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     errors: list[str] = []
     if not args.skip_bootstrap_check:
         errors += check_bootstrap(args.endpoint)
+    errors += check_keep_alive(args.endpoint)
     errors += check_transactions(args.endpoint)
     errors += check_rollback(args.endpoint)
     errors += check_cost(args.endpoint)

@@ -16,7 +16,9 @@ Only loopback addresses are accepted for --host.
 from __future__ import annotations
 
 import argparse
+import base64
 import io
+import json
 import ipaddress
 import logging
 import os
@@ -172,6 +174,131 @@ def _rollback_touched_items_only() -> None:
     models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
+#: environ key set once a request's body has been read to its end, so the
+#: connection can carry the next request.
+BODY_READ = "kobatela.body_read"
+
+
+#: DynamoDB operations whose answers are items and counters only: plain JSON.
+FAST_JSON_OPERATIONS = frozenset(
+    {
+        "GetItem",
+        "BatchGetItem",
+        "Query",
+        "Scan",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "TransactGetItems",
+        "TransactWriteItems",
+    }
+)
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode("ascii")  # a B attribute
+    raise TypeError(f"not plain JSON: {type(value).__name__}")
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def _serialise_items_as_plain_json() -> None:
+    """Answer DynamoDB's item operations with json.dumps, not moto's serializer.
+
+    moto walks every answer through botocore's output shapes, attribute by
+    attribute: a third of the emulator's time per purchase. The answers of the
+    item operations are already DynamoDB JSON (moto builds them as such), so
+    dumping them gives the same document. Errors, table descriptions and every
+    other operation keep moto's serializer. With KOBATELA_MOTO_CHECK_JSON=1
+    (make moto-selftest, make integration) both run, moto's answer is sent and
+    any difference is logged as "plain JSON differs", which fails those runs.
+    """
+    from moto.core.responses import get_service_model
+    from moto.dynamodb.responses import DynamoHandler
+
+    if getattr(DynamoHandler.serialized, "_kobatela_patched", False):
+        return
+    original = DynamoHandler.serialized
+    check = os.environ.get("KOBATELA_MOTO_CHECK_JSON") == "1"
+    log = logging.getLogger("moto_server")
+
+    output_members: dict[str, frozenset[str]] = {}
+
+    def members(operation: str) -> frozenset[str]:
+        # The answer keeps only its output shape's members, as moto's does
+        # (DeleteItem's result carries an extra "ConsumedCapacityUnits").
+        if operation not in output_members:
+            shape = get_service_model("dynamodb").operation_model(operation).output_shape
+            output_members[operation] = frozenset(shape.members) if shape is not None else frozenset()
+        return output_members[operation]
+
+    def serialized(self: Any, action_result: Any) -> Any:
+        result = action_result.result
+        operation = self._get_action()
+        if not isinstance(result, dict) or operation not in FAST_JSON_OPERATIONS:
+            return original(self, action_result)
+        wanted = members(operation)
+        result = {k: v for k, v in result.items() if k in wanted}
+        try:
+            body = json.dumps(_without_nulls(result), separators=(",", ":"), default=_json_default)
+        except TypeError:
+            return original(self, action_result)
+        headers = {"Content-Type": "application/x-amz-json-1.0"}
+        headers.update(self.response_headers)
+        if check:
+            want = original(self, action_result)
+            if want[0] != 200 or json.loads(want[2]) != json.loads(body) or dict(want[1]) != headers:
+                log.error("plain JSON differs for %s: moto %s, plain %s", operation, want, body)
+                return want
+        return 200, headers, body
+
+    serialized._kobatela_patched = True  # type: ignore[attr-defined]
+    DynamoHandler.serialized = serialized  # type: ignore[method-assign]
+
+
+def _memoise_pure_lookups() -> None:
+    """Compute once what moto recomputes on every request from fixed inputs.
+
+    - the list of moto's service modules, read from the file system to route
+      each request to its service;
+    - the tokens of a condition expression, a function of its text alone (a
+      purchase's transaction carries several conditions, each lexed twice).
+    Both showed up at a few percent each of a purchase's emulator time.
+    """
+    from collections import deque
+
+    from moto import backends
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    if getattr(ConditionExpressionParser._lex_condition_expression, "_kobatela_patched", False):
+        return
+    modules = list(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: iter(modules)  # type: ignore[assignment]
+
+    lex = ConditionExpressionParser._lex_condition_expression
+    tokens: dict[str, tuple[Any, ...]] = {}
+
+    def lex_once(self: Any) -> Any:
+        text = self.condition_expression
+        known = tokens.get(text)
+        if known is None:
+            known = tuple(lex(self))  # a bad expression raises here, uncached
+            if len(tokens) < 10_000:
+                tokens[text] = known
+        # Later stages consume the deque and fill children: hand out fresh ones.
+        return deque(node._replace(children=[]) for node in known)
+
+    lex_once._kobatela_patched = True  # type: ignore[attr-defined]
+    ConditionExpressionParser._lex_condition_expression = lex_once  # type: ignore[method-assign]
+
+
 class SerialisedApp:
     """WSGI middleware: one request at a time through the wrapped app."""
 
@@ -182,6 +309,7 @@ class SerialisedApp:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         with self.lock:
             body = _read_body(environ)
+            environ[BODY_READ] = True
             environ["wsgi.input"] = io.BytesIO(body)
             environ["CONTENT_LENGTH"] = str(len(body))
             result = self.app(environ, start_response)
@@ -195,10 +323,72 @@ class SerialisedApp:
         return collected
 
 
+def keep_alive_handler(base: type) -> type:
+    """werkzeug's request handler, answering with HTTP/1.1 keep-alive.
+
+    werkzeug closes every connection after one answer (and, after each
+    answer, reads and discards whatever the client sent next), because
+    http.server cannot drain an unread request body. The AWS SDKs then open a
+    TCP connection, and this server a thread, per call: most of what a cheap
+    call costs. SerialisedApp reads each body to its end and hands back the
+    whole answer, so this handler can send it with its length and leave the
+    connection positioned at the next request.
+    """
+
+    class KeepAliveHandler(base):  # type: ignore[misc, valid-type]
+        def setup(self) -> None:
+            super().setup()
+            # Answers go out in one write; without this, Nagle's algorithm and
+            # the client's delayed ACK hold each answer on a kept-alive
+            # connection for up to 40 ms.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def run_wsgi(self) -> None:
+            if self.headers.get("Expect", "").strip().lower() == "100-continue":
+                self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            environ = self.make_environ()
+            answer: list[Any] = []
+
+            def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+                answer[:] = [status, headers]
+                return None
+
+            try:
+                body = b"".join(self.server.app(environ, start_response))
+                status, headers = answer
+            except Exception:  # noqa: BLE001 - answered as a 500, like werkzeug
+                logging.getLogger("moto_server").exception("request failed")
+                self.close_connection = True
+                self.send_error(500)
+                return
+            code = int(status.split(" ", 1)[0])
+            self.send_response(code, status.split(" ", 1)[1] if " " in status else "")
+            bodiless = self.command == "HEAD" or code in (204, 304) or 100 <= code < 200
+            for name, value in headers:
+                lower = name.lower()
+                # A HEAD answer keeps the length of what a GET would send.
+                if lower in ("connection", "transfer-encoding") or (lower == "content-length" and not bodiless):
+                    continue
+                self.send_header(name, value)
+            if not bodiless:
+                self.send_header("Content-Length", str(len(body)))
+            if not environ.get(BODY_READ):
+                self.send_header("Connection", "close")  # also ends the loop
+            # Headers and body in one write (end_headers would flush apart).
+            self._headers_buffer.append(b"\r\n")
+            if not bodiless:
+                self._headers_buffer.append(body)
+            self.flush_headers()
+
+    return KeepAliveHandler
+
+
 def build_app() -> SerialisedApp:
     from moto.server import DomainDispatcherApplication, create_backend_app
 
     _rollback_touched_items_only()
+    _serialise_items_as_plain_json()
+    _memoise_pure_lookups()
     return SerialisedApp(DomainDispatcherApplication(create_backend_app))
 
 
@@ -237,14 +427,12 @@ def main(argv: list[str] | None = None) -> int:
 
     app = build_app()
     try:
-        from moto.server import MotoRequestHandler
+        from moto.server import MotoRequestHandler as base_handler
     except ImportError:  # older moto: werkzeug's default handler
-        MotoRequestHandler = None  # noqa: N806
+        from werkzeug.serving import WSGIRequestHandler as base_handler
 
     print(f"moto (serialised) listening on http://{args.host}:{args.port}", flush=True)
-    kwargs: dict[str, Any] = {"threaded": True}
-    if MotoRequestHandler is not None:
-        kwargs["request_handler"] = MotoRequestHandler
+    kwargs: dict[str, Any] = {"threaded": True, "request_handler": keep_alive_handler(base_handler)}
     try:
         run_simple(args.host, args.port, app, **kwargs)
     except SystemExit:
