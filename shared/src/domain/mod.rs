@@ -1,12 +1,15 @@
 //! Pure business rules: no I/O, no AWS types. Every rule is unit-tested here.
 
 pub mod access;
+pub mod alert;
 pub mod catalogue;
 pub mod currency;
 pub mod error;
+pub mod escrow;
 pub mod ids;
 pub mod mandate;
 pub mod money;
+pub mod payment;
 pub mod purchase;
 pub mod time;
 pub mod unique;
