@@ -133,8 +133,16 @@ mod tests {
                 409,
             ),
             (ErrorCode::PaymentNotFound, "PAYMENT_NOT_FOUND", 404),
-            (ErrorCode::ProofAlreadyApproved, "PROOF_ALREADY_APPROVED", 409),
-            (ErrorCode::ProofAlreadyRejected, "PROOF_ALREADY_REJECTED", 409),
+            (
+                ErrorCode::ProofAlreadyApproved,
+                "PROOF_ALREADY_APPROVED",
+                409,
+            ),
+            (
+                ErrorCode::ProofAlreadyRejected,
+                "PROOF_ALREADY_REJECTED",
+                409,
+            ),
             (ErrorCode::PspEventNotFound, "PSP_EVENT_NOT_FOUND", 404),
             (ErrorCode::InvalidSignature, "INVALID_SIGNATURE", 401),
         ] {

@@ -637,3 +637,853 @@ fn geofence_problems(fence: Geofence) -> Vec<(&'static str, &'static str)> {
     problems
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::mandate::tests::{at, id};
+
+    const DEADLINE: &str = "2030-01-01T00:00:00Z";
+
+    fn amount(cents: i64) -> Amount {
+        Amount::from_minor_units(cents).unwrap()
+    }
+
+    fn money(cents: i64) -> Money {
+        Money::from_minor_units(cents).unwrap()
+    }
+
+    fn balances(funded: i64, available: i64, paid: i64, refunded: i64) -> EscrowBalances {
+        EscrowBalances {
+            funded: money(funded),
+            available: money(available),
+            paid: money(paid),
+            refunded: money(refunded),
+        }
+    }
+
+    /// A total of 10.00 and, for each status, balances it can really have.
+    fn escrow(status: EscrowStatus) -> EscrowState {
+        use EscrowStatus as S;
+        let balances = match status {
+            S::Draft => balances(400, 400, 0, 0),
+            S::Funded | S::Releasable => balances(1000, 600, 400, 0),
+            S::Released => balances(1000, 0, 1000, 0),
+            S::Refunded => balances(1000, 0, 400, 600),
+            S::Cancelled => balances(400, 0, 0, 400),
+        };
+        EscrowState {
+            status,
+            total: amount(1000),
+            deadline_at: at(DEADLINE),
+            balances,
+        }
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Expect {
+        To(EscrowStatus),
+        Unchanged,
+        Missed,
+        Refused(ErrorCode),
+    }
+
+    fn actions() -> [(&'static str, EscrowAction); 13] {
+        use EscrowAction as A;
+        [
+            (
+                "deposit part",
+                A::Deposit {
+                    amount: amount(100),
+                },
+            ),
+            (
+                "deposit rest",
+                A::Deposit {
+                    amount: amount(600),
+                },
+            ),
+            (
+                "deposit over",
+                A::Deposit {
+                    amount: amount(601),
+                },
+            ),
+            ("mark-delivered", A::MarkDelivered),
+            ("approve", A::ClientApprove),
+            ("reject", A::ClientReject),
+            (
+                "deadline before",
+                A::DeadlineCheck {
+                    now: at("2029-12-31T23:59:59.999999Z"),
+                },
+            ),
+            ("deadline at", A::DeadlineCheck { now: at(DEADLINE) }),
+            (
+                "deadline after",
+                A::DeadlineCheck {
+                    now: at("2030-06-01T00:00:00Z"),
+                },
+            ),
+            (
+                "milestone",
+                A::PayMilestone {
+                    amount: amount(100),
+                    last: false,
+                },
+            ),
+            (
+                "last milestone",
+                A::PayMilestone {
+                    amount: amount(600),
+                    last: true,
+                },
+            ),
+            (
+                "milestone too big",
+                A::PayMilestone {
+                    amount: amount(601),
+                    last: false,
+                },
+            ),
+            (
+                "last milestone too big",
+                A::PayMilestone {
+                    amount: amount(601),
+                    last: true,
+                },
+            ),
+        ]
+    }
+
+    /// API.md's state table, one row per status, one column per `actions()`.
+    fn expected(status: EscrowStatus) -> [Expect; 13] {
+        use EscrowStatus as S;
+        use Expect::*;
+        let invalid = Refused(ErrorCode::EscrowInvalidState);
+        let short = Refused(ErrorCode::InsufficientEscrowBalance);
+        match status {
+            S::Draft => [
+                To(S::Draft),
+                To(S::Funded),
+                Refused(ErrorCode::DepositExceedsTotal),
+                invalid,
+                invalid,
+                To(S::Cancelled),
+                Unchanged,
+                Unchanged,
+                Unchanged,
+                invalid,
+                invalid,
+                invalid,
+                invalid,
+            ],
+            S::Funded => [
+                invalid,
+                invalid,
+                invalid,
+                To(S::Releasable),
+                To(S::Released),
+                To(S::Refunded),
+                Unchanged,
+                Missed,
+                Missed,
+                To(S::Funded),
+                To(S::Released),
+                short,
+                short,
+            ],
+            S::Releasable => [
+                invalid,
+                invalid,
+                invalid,
+                Unchanged,
+                To(S::Released),
+                To(S::Refunded),
+                Unchanged,
+                To(S::Released),
+                To(S::Released),
+                To(S::Releasable),
+                To(S::Released),
+                short,
+                short,
+            ],
+            S::Released => [
+                invalid, invalid, invalid, invalid, Unchanged, invalid, Unchanged, Unchanged,
+                Unchanged, invalid, invalid, invalid, invalid,
+            ],
+            S::Refunded | S::Cancelled => [
+                invalid, invalid, invalid, invalid, invalid, Unchanged, Unchanged, Unchanged,
+                Unchanged, invalid, invalid, invalid, invalid,
+            ],
+        }
+    }
+
+    #[test]
+    fn every_state_and_action_follows_the_contract_table() {
+        for status in EscrowStatus::ALL {
+            let state = escrow(status);
+            for ((name, action), expect) in actions().into_iter().zip(expected(status)) {
+                let got = match decide(&state, action) {
+                    Ok(EscrowOutcome::Changed(t)) => {
+                        assert!(t.balances.is_consistent(), "{status:?} {name}");
+                        assert!(t.balances.funded >= state.balances.funded);
+                        Expect::To(t.status)
+                    }
+                    Ok(EscrowOutcome::Unchanged) => Expect::Unchanged,
+                    Ok(EscrowOutcome::DeadlineMissed) => Expect::Missed,
+                    Err(code) => Expect::Refused(code),
+                };
+                assert_eq!(got, expect, "{status:?} + {name}");
+            }
+        }
+    }
+
+    fn changed(state: &EscrowState, action: EscrowAction) -> EscrowTransition {
+        match decide(state, action) {
+            Ok(EscrowOutcome::Changed(t)) => t,
+            other => panic!("expected a change, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_partial_deposit_stays_draft_and_the_last_one_funds() {
+        let mut state = escrow(EscrowStatus::Draft);
+        state.balances = EscrowBalances::ZERO;
+        let first = changed(
+            &state,
+            EscrowAction::Deposit {
+                amount: amount(999),
+            },
+        );
+        assert_eq!(first.status, EscrowStatus::Draft);
+        assert_eq!(first.balances, balances(999, 999, 0, 0));
+        assert_eq!(first.payment, None);
+        assert_eq!(first.audit, vec![EscrowAudit::Deposited]);
+        assert_eq!(first.events, vec![EscrowEventKind::Deposit]);
+
+        state.balances = first.balances;
+        let over = decide(&state, EscrowAction::Deposit { amount: amount(2) });
+        assert_eq!(over, Err(ErrorCode::DepositExceedsTotal));
+        let last = changed(&state, EscrowAction::Deposit { amount: amount(1) });
+        assert_eq!(last.status, EscrowStatus::Funded);
+        assert_eq!(last.balances, balances(1000, 1000, 0, 0));
+    }
+
+    #[test]
+    fn a_single_deposit_of_the_total_funds_at_once() {
+        let mut state = escrow(EscrowStatus::Draft);
+        state.balances = EscrowBalances::ZERO;
+        let t = changed(
+            &state,
+            EscrowAction::Deposit {
+                amount: amount(1000),
+            },
+        );
+        assert_eq!(t.status, EscrowStatus::Funded);
+        assert_eq!(
+            decide(
+                &state,
+                EscrowAction::Deposit {
+                    amount: amount(1001)
+                }
+            ),
+            Err(ErrorCode::DepositExceedsTotal)
+        );
+    }
+
+    #[test]
+    fn deposits_count_what_was_funded_not_what_is_left() {
+        // A DRAFT escrow already spent from: 4.00 funded, 1.00 left.
+        let mut state = escrow(EscrowStatus::Draft);
+        state.balances = balances(400, 100, 300, 0);
+        assert_eq!(
+            decide(
+                &state,
+                EscrowAction::Deposit {
+                    amount: amount(601)
+                }
+            ),
+            Err(ErrorCode::DepositExceedsTotal)
+        );
+        let t = changed(
+            &state,
+            EscrowAction::Deposit {
+                amount: amount(600),
+            },
+        );
+        assert_eq!(t.status, EscrowStatus::Funded);
+        assert_eq!(t.balances, balances(1000, 700, 300, 0));
+    }
+
+    #[test]
+    fn mark_delivered_moves_no_money() {
+        let t = changed(&escrow(EscrowStatus::Funded), EscrowAction::MarkDelivered);
+        assert_eq!(t.status, EscrowStatus::Releasable);
+        assert_eq!(t.balances, escrow(EscrowStatus::Funded).balances);
+        assert_eq!(t.payment, None);
+        assert_eq!(t.audit, vec![EscrowAudit::Delivered]);
+        assert_eq!(t.events, vec![EscrowEventKind::Delivered]);
+    }
+
+    #[test]
+    fn approval_pays_the_whole_remainder_to_the_provider() {
+        for status in [EscrowStatus::Funded, EscrowStatus::Releasable] {
+            let t = changed(&escrow(status), EscrowAction::ClientApprove);
+            assert_eq!(t.status, EscrowStatus::Released);
+            assert_eq!(
+                t.payment,
+                Some(PaymentOrder {
+                    kind: PaymentKind::Payout,
+                    amount: amount(600)
+                })
+            );
+            assert_eq!(t.balances, balances(1000, 0, 1000, 0));
+            assert_eq!(
+                t.audit,
+                vec![EscrowAudit::Released, EscrowAudit::PayoutSent]
+            );
+            assert_eq!(
+                t.events,
+                vec![
+                    EscrowEventKind::ClientApproved,
+                    EscrowEventKind::PaymentSent
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn rejection_refunds_the_whole_remainder_to_the_client() {
+        let t = changed(
+            &escrow(EscrowStatus::Releasable),
+            EscrowAction::ClientReject,
+        );
+        assert_eq!(t.status, EscrowStatus::Refunded);
+        assert_eq!(
+            t.payment,
+            Some(PaymentOrder {
+                kind: PaymentKind::Refund,
+                amount: amount(600)
+            })
+        );
+        assert_eq!(t.balances, balances(1000, 0, 400, 600));
+        assert_eq!(
+            t.audit,
+            vec![EscrowAudit::Refunded, EscrowAudit::RefundSent]
+        );
+        assert_eq!(
+            t.events,
+            vec![
+                EscrowEventKind::ClientRejected,
+                EscrowEventKind::PaymentSent
+            ]
+        );
+    }
+
+    #[test]
+    fn rejecting_a_draft_cancels_and_refunds_what_is_held() {
+        let t = changed(&escrow(EscrowStatus::Draft), EscrowAction::ClientReject);
+        assert_eq!(t.status, EscrowStatus::Cancelled);
+        assert_eq!(
+            t.payment,
+            Some(PaymentOrder {
+                kind: PaymentKind::Refund,
+                amount: amount(400)
+            })
+        );
+        assert_eq!(t.balances, balances(400, 0, 0, 400));
+        assert_eq!(
+            t.audit,
+            vec![EscrowAudit::Cancelled, EscrowAudit::RefundSent]
+        );
+    }
+
+    #[test]
+    fn nothing_left_means_no_payment() {
+        let mut empty_draft = escrow(EscrowStatus::Draft);
+        empty_draft.balances = EscrowBalances::ZERO;
+        let t = changed(&empty_draft, EscrowAction::ClientReject);
+        assert_eq!(t.status, EscrowStatus::Cancelled);
+        assert_eq!(t.payment, None);
+        assert_eq!(t.audit, vec![EscrowAudit::Cancelled]);
+        assert_eq!(t.events, vec![EscrowEventKind::ClientRejected]);
+
+        // Every milestone's payout still in flight: nothing left to release.
+        let mut paid_out = escrow(EscrowStatus::Releasable);
+        paid_out.balances = balances(1000, 0, 1000, 0);
+        for action in [
+            EscrowAction::ClientApprove,
+            EscrowAction::ClientReject,
+            EscrowAction::DeadlineCheck { now: at(DEADLINE) },
+        ] {
+            let t = changed(&paid_out, action);
+            assert_eq!(t.payment, None, "{action:?}");
+            assert_eq!(t.balances, paid_out.balances);
+            assert!(!t.events.contains(&EscrowEventKind::PaymentSent));
+        }
+    }
+
+    #[test]
+    fn deadline_releases_a_delivered_escrow_as_an_approval() {
+        let t = changed(
+            &escrow(EscrowStatus::Releasable),
+            EscrowAction::DeadlineCheck { now: at(DEADLINE) },
+        );
+        let approved = changed(
+            &escrow(EscrowStatus::Releasable),
+            EscrowAction::ClientApprove,
+        );
+        assert_eq!(t.status, approved.status);
+        assert_eq!(t.payment, approved.payment);
+        assert_eq!(t.balances, approved.balances);
+        assert_eq!(t.audit, approved.audit);
+        assert_eq!(
+            t.events,
+            vec![
+                EscrowEventKind::DeadlineReleased,
+                EscrowEventKind::PaymentSent
+            ]
+        );
+    }
+
+    #[test]
+    fn a_funded_escrow_past_its_deadline_pays_nobody() {
+        let state = escrow(EscrowStatus::Funded);
+        for now in [DEADLINE, "2031-01-01T00:00:00Z"] {
+            assert_eq!(
+                decide(&state, EscrowAction::DeadlineCheck { now: at(now) }),
+                Ok(EscrowOutcome::DeadlineMissed)
+            );
+        }
+        // The client may still take the money back.
+        let t = changed(&state, EscrowAction::ClientReject);
+        assert_eq!(t.status, EscrowStatus::Refunded);
+    }
+
+    #[test]
+    fn a_milestone_payout_debits_available_and_the_last_closes() {
+        let state = escrow(EscrowStatus::Funded);
+        let t = changed(
+            &state,
+            EscrowAction::PayMilestone {
+                amount: amount(250),
+                last: false,
+            },
+        );
+        assert_eq!(t.status, EscrowStatus::Funded);
+        assert_eq!(t.balances, balances(1000, 350, 650, 0));
+        assert_eq!(t.audit, vec![EscrowAudit::PayoutSent]);
+        assert_eq!(t.events, vec![EscrowEventKind::PaymentSent]);
+
+        let t = changed(
+            &state,
+            EscrowAction::PayMilestone {
+                amount: amount(600),
+                last: true,
+            },
+        );
+        assert_eq!(t.status, EscrowStatus::Released);
+        assert_eq!(t.balances, balances(1000, 0, 1000, 0));
+        assert_eq!(
+            t.audit,
+            vec![EscrowAudit::PayoutSent, EscrowAudit::Released]
+        );
+        assert_eq!(
+            t.events,
+            vec![EscrowEventKind::PaymentSent, EscrowEventKind::Closed]
+        );
+        assert_eq!(
+            t.payment,
+            Some(PaymentOrder {
+                kind: PaymentKind::Payout,
+                amount: amount(600)
+            })
+        );
+    }
+
+    #[test]
+    fn statuses_round_trip_and_classify() {
+        for status in EscrowStatus::ALL {
+            assert_eq!(EscrowStatus::parse(status.as_str()), Some(status));
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
+        for status in MilestoneStatus::ALL {
+            assert_eq!(MilestoneStatus::parse(status.as_str()), Some(status));
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
+        assert_eq!(EscrowStatus::parse("draft"), None);
+        let open: Vec<_> = EscrowStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_open())
+            .collect();
+        assert_eq!(
+            open,
+            [
+                EscrowStatus::Draft,
+                EscrowStatus::Funded,
+                EscrowStatus::Releasable
+            ]
+        );
+        let active: Vec<_> = EscrowStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_active())
+            .collect();
+        assert_eq!(active, [EscrowStatus::Funded, EscrowStatus::Releasable]);
+    }
+
+    #[test]
+    fn event_kinds_and_audit_actions_have_the_contract_names() {
+        use EscrowEventKind as K;
+        let kinds = [
+            (K::Created, "CREATED"),
+            (K::Deposit, "DEPOSIT"),
+            (K::Delivered, "DELIVERED"),
+            (K::ProofSubmitted, "PROOF_SUBMITTED"),
+            (K::ProofApproved, "PROOF_APPROVED"),
+            (K::ProofRejected, "PROOF_REJECTED"),
+            (K::PaymentSent, "PAYMENT_SENT"),
+            (K::PaymentSettled, "PAYMENT_SETTLED"),
+            (K::PaymentFailed, "PAYMENT_FAILED"),
+            (K::ClientApproved, "CLIENT_APPROVED"),
+            (K::ClientRejected, "CLIENT_REJECTED"),
+            (K::DeadlineReleased, "DEADLINE_RELEASED"),
+            (K::DeadlineMissed, "DEADLINE_MISSED"),
+            (K::Closed, "CLOSED"),
+        ];
+        for (kind, text) in kinds {
+            assert_eq!(kind.as_str(), text);
+            assert_eq!(serde_json::to_value(kind).unwrap(), text);
+        }
+        use EscrowAudit as A;
+        let audits = [
+            (A::Created, "ESCROW_CREATED"),
+            (A::Deposited, "ESCROW_DEPOSITED"),
+            (A::Delivered, "ESCROW_DELIVERED"),
+            (A::Released, "ESCROW_RELEASED"),
+            (A::Refunded, "ESCROW_REFUNDED"),
+            (A::Cancelled, "ESCROW_CANCELLED"),
+            (A::PayoutSent, "PAYOUT_SENT"),
+            (A::RefundSent, "REFUND_SENT"),
+        ];
+        for (audit, text) in audits {
+            assert_eq!(audit.as_str(), text);
+        }
+    }
+
+    // --- the sequence rule -------------------------------------------------
+
+    fn slots(statuses: &[MilestoneStatus]) -> Vec<MilestoneSlot> {
+        statuses
+            .iter()
+            .enumerate()
+            .map(|(i, &status)| MilestoneSlot {
+                idx: i as u32 + 1,
+                status,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_current_milestone_is_the_lowest_unpaid() {
+        use MilestoneStatus as M;
+        assert_eq!(current_milestone(&[]), None);
+        assert_eq!(current_milestone(&slots(&[M::Paid, M::Paid])), None);
+        assert_eq!(
+            current_milestone(&slots(&[M::Paid, M::Approved, M::Waiting])).map(|m| m.idx),
+            Some(2)
+        );
+        // Order of the slice does not matter, only idx.
+        let mut reversed = slots(&[M::Waiting, M::Waiting, M::Waiting]);
+        reversed.reverse();
+        assert_eq!(current_milestone(&reversed).map(|m| m.idx), Some(1));
+    }
+
+    #[test]
+    fn proof_targets_follow_the_contract_order() {
+        use EscrowStatus as S;
+        use MilestoneStatus as M;
+        let cases: [(S, &[M], u32, Result<(), ErrorCode>); 14] = [
+            (S::Funded, &[M::Waiting, M::Waiting], 1, Ok(())),
+            (S::Releasable, &[M::Paid, M::Waiting], 2, Ok(())),
+            (
+                S::Funded,
+                &[M::Waiting],
+                2,
+                Err(ErrorCode::MilestoneNotFound),
+            ),
+            (
+                S::Funded,
+                &[M::Waiting],
+                0,
+                Err(ErrorCode::MilestoneNotFound),
+            ),
+            (S::Funded, &[], 1, Err(ErrorCode::MilestoneNotFound)),
+            // Unknown milestone wins over the escrow's state.
+            (
+                S::Draft,
+                &[M::Waiting],
+                3,
+                Err(ErrorCode::MilestoneNotFound),
+            ),
+            (
+                S::Draft,
+                &[M::Waiting],
+                1,
+                Err(ErrorCode::EscrowInvalidState),
+            ),
+            (
+                S::Released,
+                &[M::Paid],
+                1,
+                Err(ErrorCode::EscrowInvalidState),
+            ),
+            (
+                S::Refunded,
+                &[M::Waiting],
+                1,
+                Err(ErrorCode::EscrowInvalidState),
+            ),
+            (
+                S::Cancelled,
+                &[M::Waiting],
+                1,
+                Err(ErrorCode::EscrowInvalidState),
+            ),
+            (
+                S::Funded,
+                &[M::Paid, M::Paid],
+                1,
+                Err(ErrorCode::NoOpenMilestone),
+            ),
+            (
+                S::Funded,
+                &[M::Waiting, M::Waiting],
+                2,
+                Err(ErrorCode::SequenceError),
+            ),
+            // A paid milestone is not current either.
+            (
+                S::Funded,
+                &[M::Paid, M::Waiting],
+                1,
+                Err(ErrorCode::SequenceError),
+            ),
+            (
+                S::Funded,
+                &[M::PendingReview, M::Waiting],
+                1,
+                Err(ErrorCode::MilestoneNotWaiting),
+            ),
+        ];
+        for (escrow, statuses, idx, expected) in cases {
+            assert_eq!(
+                check_proof_target(escrow, &slots(statuses), idx),
+                expected,
+                "{escrow:?} {statuses:?} {idx}"
+            );
+        }
+        // A failed payout puts the milestone back to APPROVED: it waits
+        // for a retry, not for another proof.
+        assert_eq!(
+            check_proof_target(S::Funded, &slots(&[M::Approved, M::Waiting]), 1),
+            Err(ErrorCode::MilestoneNotWaiting)
+        );
+    }
+
+    #[test]
+    fn the_last_milestone_is_the_one_all_others_are_paid_before() {
+        use MilestoneStatus as M;
+        let ms = slots(&[M::Paid, M::PendingReview, M::Waiting]);
+        assert!(!pays_last_milestone(&ms, 2));
+        assert!(!pays_last_milestone(&ms, 4));
+        let ms = slots(&[M::Paid, M::Paid, M::PendingReview]);
+        assert!(pays_last_milestone(&ms, 3));
+        assert!(pays_last_milestone(&slots(&[M::Waiting]), 1));
+        assert!(!pays_last_milestone(&[], 1));
+
+        let ms = slots(&[M::Paid, M::Approved]);
+        assert!(closes_on_retry(EscrowStatus::Funded, &ms, 2));
+        assert!(closes_on_retry(EscrowStatus::Releasable, &ms, 2));
+        // Never reopened, never closed twice.
+        for closed in [
+            EscrowStatus::Released,
+            EscrowStatus::Refunded,
+            EscrowStatus::Cancelled,
+        ] {
+            assert!(!closes_on_retry(closed, &ms, 2));
+        }
+    }
+
+    // --- creation ------------------------------------------------------------
+
+    const NOW: &str = "2029-06-01T00:00:00Z";
+
+    fn milestone(cents: i64) -> MilestoneTerms {
+        MilestoneTerms {
+            label: "Fondations".into(),
+            amount: amount(cents),
+            proof_type: "PHOTO".into(),
+            geofence: Some(Geofence {
+                lat: 4.3217,
+                lng: 15.3125,
+                radius_m: 250.0,
+            }),
+        }
+    }
+
+    fn terms(milestones: Option<Vec<MilestoneTerms>>) -> EscrowTerms {
+        EscrowTerms {
+            client_id: id(1),
+            provider_id: id(2),
+            amount_total: amount(1000),
+            deadline_at: at(DEADLINE),
+            milestones,
+        }
+    }
+
+    fn fields(result: Result<(), Vec<FieldProblem>>) -> Vec<String> {
+        result.unwrap_err().into_iter().map(|p| p.field).collect()
+    }
+
+    #[test]
+    fn valid_terms_pass_with_or_without_milestones() {
+        assert_eq!(check_escrow_terms(&terms(None), at(NOW)), Ok(()));
+        let two = Some(vec![milestone(400), milestone(600)]);
+        assert_eq!(check_escrow_terms(&terms(two), at(NOW)), Ok(()));
+        let fifty = Some((0..50).map(|_| milestone(20)).collect());
+        assert_eq!(check_escrow_terms(&terms(fifty), at(NOW)), Ok(()));
+    }
+
+    #[test]
+    fn parties_and_deadline_are_named() {
+        let mut t = terms(None);
+        t.provider_id = t.client_id;
+        t.deadline_at = at(NOW);
+        assert_eq!(
+            fields(check_escrow_terms(&t, at(NOW))),
+            ["provider_id", "deadline_at"]
+        );
+        t.deadline_at = at("2029-05-31T23:59:59Z");
+        assert!(fields(check_escrow_terms(&t, at(NOW))).contains(&"deadline_at".to_string()));
+    }
+
+    #[test]
+    fn milestone_count_and_sum_are_checked() {
+        for bad in [
+            vec![],
+            (0..51).map(|_| milestone(20)).collect(),
+            vec![milestone(400), milestone(599)],
+            vec![milestone(400), milestone(601)],
+        ] {
+            assert_eq!(
+                fields(check_escrow_terms(&terms(Some(bad)), at(NOW))),
+                ["milestones"]
+            );
+        }
+        let problems = check_escrow_terms(&terms(Some(vec![milestone(1)])), at(NOW)).unwrap_err();
+        assert_eq!(problems[0].problem, "amounts must add up to amount_total");
+    }
+
+    #[test]
+    fn milestone_sums_cannot_overflow() {
+        let mut t = terms(Some((0..50).map(|_| milestone(1)).collect()));
+        for m in t.milestones.as_mut().unwrap() {
+            m.amount = Money::MAX.try_into().unwrap();
+        }
+        t.amount_total = Money::MAX.try_into().unwrap();
+        assert_eq!(fields(check_escrow_terms(&t, at(NOW))), ["milestones"]);
+    }
+
+    #[test]
+    fn milestone_texts_are_bounded_in_characters() {
+        let cases = [
+            ("", "PHOTO", vec!["milestones[0].label"]),
+            ("   ", "PHOTO", vec!["milestones[0].label"]),
+            (&"é".repeat(200)[..], "PHOTO", vec![]),
+            (&"é".repeat(201)[..], "PHOTO", vec!["milestones[0].label"]),
+            ("Toit", "", vec!["milestones[0].proof_type"]),
+            ("Toit", &"x".repeat(50)[..], vec![]),
+            (
+                "Toit",
+                &"x".repeat(51)[..],
+                vec!["milestones[0].proof_type"],
+            ),
+        ];
+        for (label, proof_type, expected) in cases {
+            let mut m = milestone(1000);
+            m.label = label.to_string();
+            m.proof_type = proof_type.to_string();
+            let got = match check_escrow_terms(&terms(Some(vec![m])), at(NOW)) {
+                Ok(()) => vec![],
+                Err(problems) => problems.into_iter().map(|p| p.field).collect(),
+            };
+            assert_eq!(got, expected, "{label:?} {proof_type:?}");
+        }
+    }
+
+    #[test]
+    fn geofences_are_checked_field_by_field() {
+        let ok = [
+            (-90.0, -180.0, 0.001),
+            (90.0, 180.0, 100_000.0),
+            (0.0, 0.0, 1.0),
+        ];
+        for (lat, lng, radius_m) in ok {
+            let mut m = milestone(1000);
+            m.geofence = Some(Geofence { lat, lng, radius_m });
+            assert_eq!(
+                check_escrow_terms(&terms(Some(vec![m])), at(NOW)),
+                Ok(()),
+                "{lat} {lng} {radius_m}"
+            );
+        }
+        let bad: [(f64, f64, f64, &[&str]); 8] = [
+            (90.0001, 0.0, 1.0, &["lat"]),
+            (-90.5, 0.0, 1.0, &["lat"]),
+            (0.0, 180.01, 1.0, &["lng"]),
+            (0.0, -181.0, 1.0, &["lng"]),
+            (0.0, 0.0, 0.0, &["radius_m"]),
+            (0.0, 0.0, -5.0, &["radius_m"]),
+            (0.0, 0.0, 100_000.01, &["radius_m"]),
+            (
+                f64::NAN,
+                f64::INFINITY,
+                f64::NAN,
+                &["lat", "lng", "radius_m"],
+            ),
+        ];
+        for (lat, lng, radius_m, names) in bad {
+            let mut m = milestone(1000);
+            m.geofence = Some(Geofence { lat, lng, radius_m });
+            let expected: Vec<String> = names
+                .iter()
+                .map(|n| format!("milestones[0].geofence.{n}"))
+                .collect();
+            assert_eq!(
+                fields(check_escrow_terms(&terms(Some(vec![m])), at(NOW))),
+                expected
+            );
+        }
+    }
+
+    #[test]
+    fn every_bad_field_is_reported_at_once() {
+        let mut second = milestone(600);
+        second.label.clear();
+        second.geofence = Some(Geofence {
+            lat: 100.0,
+            lng: 0.0,
+            radius_m: 1.0,
+        });
+        let mut t = terms(Some(vec![milestone(400), second]));
+        t.provider_id = t.client_id;
+        assert_eq!(
+            fields(check_escrow_terms(&t, at(NOW))),
+            [
+                "provider_id",
+                "milestones[1].label",
+                "milestones[1].geofence.lat"
+            ]
+        );
+    }
+}

@@ -353,7 +353,11 @@ mod tests {
     #[test]
     fn psp_matrix_covers_every_cell_once() {
         for status in PaymentStatus::ALL {
-            for event in [PspEventType::Settled, PspEventType::Failed, PspEventType::Other] {
+            for event in [
+                PspEventType::Settled,
+                PspEventType::Failed,
+                PspEventType::Other,
+            ] {
                 let rows = PSP_MATRIX
                     .iter()
                     .filter(|(s, e, _)| *s == status && *e == event)
@@ -410,7 +414,11 @@ mod tests {
             assert_eq!(outcome.event_status(), status, "{outcome:?}");
             assert_eq!(outcome.alert(), alert, "{outcome:?}");
         }
-        for event in [PspEventType::Settled, PspEventType::Failed, PspEventType::Other] {
+        for event in [
+            PspEventType::Settled,
+            PspEventType::Failed,
+            PspEventType::Other,
+        ] {
             assert_eq!(resolve_psp_event(None, event), O::UnknownReference);
         }
     }
@@ -497,7 +505,10 @@ mod tests {
         assert_eq!(T::Failed.audit(PaymentKind::Payout), "PAYMENT_FAILED");
         assert_eq!(T::Sent.milestone_status(), Some(MilestoneStatus::Paid));
         assert_eq!(T::Settled.milestone_status(), None);
-        assert_eq!(T::Failed.milestone_status(), Some(MilestoneStatus::Approved));
+        assert_eq!(
+            T::Failed.milestone_status(),
+            Some(MilestoneStatus::Approved)
+        );
     }
 
     fn payment(kind: PaymentKind, status: PaymentStatus, cents: i64) -> PaymentState {
@@ -565,7 +576,13 @@ mod tests {
         let mut p = payment(PaymentKind::Payout, PaymentStatus::Error, 1);
         p.attempts = u32::MAX;
         let outcome = retry_payment(&p, &balances(1, 1, 0, 0)).unwrap();
-        assert!(matches!(outcome, RetryOutcome::Resend { attempts: u32::MAX, .. }));
+        assert!(matches!(
+            outcome,
+            RetryOutcome::Resend {
+                attempts: u32::MAX,
+                ..
+            }
+        ));
     }
 
     #[test]
