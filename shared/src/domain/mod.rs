@@ -14,3 +14,4 @@ pub mod purchase;
 pub mod time;
 pub mod unique;
 pub mod user;
+pub mod webhook;
