@@ -1202,7 +1202,8 @@ mod tests {
     fn proof_targets_follow_the_contract_order() {
         use EscrowStatus as S;
         use MilestoneStatus as M;
-        let cases: [(S, &[M], u32, Result<(), ErrorCode>); 14] = [
+        type Case<'a> = (S, &'a [M], u32, Result<(), ErrorCode>);
+        let cases: [Case; 14] = [
             (S::Funded, &[M::Waiting, M::Waiting], 1, Ok(())),
             (S::Releasable, &[M::Paid, M::Waiting], 2, Ok(())),
             (

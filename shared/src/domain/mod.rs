@@ -7,6 +7,8 @@ pub mod currency;
 pub mod error;
 pub mod escrow;
 pub mod ids;
+#[cfg(test)]
+mod ledger_props;
 pub mod mandate;
 pub mod money;
 pub mod payment;
