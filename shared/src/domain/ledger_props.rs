@@ -6,9 +6,9 @@
 //! twice.
 
 use super::{
-    escrow::{
-        check_proof_target, closes_on_retry, current_milestone, decide, pays_last_milestone,
-        EscrowAction, EscrowBalances, EscrowOutcome, EscrowState, EscrowStatus, MilestoneSlot,
+    escrow::{decide, EscrowAction, EscrowBalances, EscrowOutcome, EscrowState, EscrowStatus},
+    milestone::{
+        check_proof_target, closes_on_retry, current_milestone, pays_last_milestone, MilestoneSlot,
         MilestoneStatus,
     },
     money::Amount,

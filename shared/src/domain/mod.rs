@@ -10,6 +10,7 @@ pub mod ids;
 #[cfg(test)]
 mod ledger_props;
 pub mod mandate;
+pub mod milestone;
 pub mod money;
 pub mod payment;
 pub mod purchase;

@@ -9,7 +9,8 @@
 use super::{
     alert::AlertType,
     error::ErrorCode,
-    escrow::{EscrowBalances, EscrowEventKind, MilestoneStatus},
+    escrow::{EscrowBalances, EscrowEventKind},
+    milestone::MilestoneStatus,
     money::Amount,
 };
 use serde::{Deserialize, Serialize};
