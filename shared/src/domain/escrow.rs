@@ -145,8 +145,8 @@ pub enum EscrowAction {
     /// The deadline sweep or `POST /escrows/{id}/check-deadline`.
     DeadlineCheck { now: Timestamp },
     /// A milestone's payout (auto-approved proof or approval decision).
-    /// `last`: every other milestone of the escrow is already PAID (see
-    /// [`pays_last_milestone`](super::milestone::pays_last_milestone)), so this payout closes the escrow.
+    /// `last`: every other milestone of the escrow is already PAID, so this
+    /// payout closes the escrow (see [`super::milestone::pays_last_milestone`]).
     PayMilestone { amount: Amount, last: bool },
 }
 
