@@ -53,6 +53,19 @@ error_codes! {
     UnauthorizedUsage => ("UNAUTHORIZED_USAGE", 403),
     PurchaseNotFound => ("PURCHASE_NOT_FOUND", 404),
     UserInactive => ("USER_INACTIVE", 403),
+    EscrowNotFound => ("ESCROW_NOT_FOUND", 404),
+    EscrowInvalidState => ("ESCROW_INVALID_STATE", 409),
+    DepositExceedsTotal => ("DEPOSIT_EXCEEDS_TOTAL", 409),
+    MilestoneNotFound => ("MILESTONE_NOT_FOUND", 404),
+    NoOpenMilestone => ("NO_OPEN_MILESTONE", 409),
+    SequenceError => ("SEQUENCE_ERROR", 422),
+    MilestoneNotWaiting => ("MILESTONE_NOT_WAITING", 409),
+    InsufficientEscrowBalance => ("INSUFFICIENT_ESCROW_BALANCE", 409),
+    PaymentNotFound => ("PAYMENT_NOT_FOUND", 404),
+    ProofAlreadyApproved => ("PROOF_ALREADY_APPROVED", 409),
+    ProofAlreadyRejected => ("PROOF_ALREADY_REJECTED", 409),
+    PspEventNotFound => ("PSP_EVENT_NOT_FOUND", 404),
+    InvalidSignature => ("INVALID_SIGNATURE", 401),
     ServiceBusy => ("SERVICE_BUSY", 503),
     InternalError => ("INTERNAL_ERROR", 500),
 }
@@ -102,5 +115,39 @@ mod tests {
         }
         assert_eq!(ErrorCode::CategoryMismatch.status(), 422);
         assert_eq!(ErrorCode::MerchantNotFound.status(), 404);
+    }
+
+    #[test]
+    fn escrow_payment_and_webhook_codes_have_the_contract_statuses() {
+        for (code, text, status) in [
+            (ErrorCode::EscrowNotFound, "ESCROW_NOT_FOUND", 404),
+            (ErrorCode::EscrowInvalidState, "ESCROW_INVALID_STATE", 409),
+            (ErrorCode::DepositExceedsTotal, "DEPOSIT_EXCEEDS_TOTAL", 409),
+            (ErrorCode::MilestoneNotFound, "MILESTONE_NOT_FOUND", 404),
+            (ErrorCode::NoOpenMilestone, "NO_OPEN_MILESTONE", 409),
+            (ErrorCode::SequenceError, "SEQUENCE_ERROR", 422),
+            (ErrorCode::MilestoneNotWaiting, "MILESTONE_NOT_WAITING", 409),
+            (
+                ErrorCode::InsufficientEscrowBalance,
+                "INSUFFICIENT_ESCROW_BALANCE",
+                409,
+            ),
+            (ErrorCode::PaymentNotFound, "PAYMENT_NOT_FOUND", 404),
+            (
+                ErrorCode::ProofAlreadyApproved,
+                "PROOF_ALREADY_APPROVED",
+                409,
+            ),
+            (
+                ErrorCode::ProofAlreadyRejected,
+                "PROOF_ALREADY_REJECTED",
+                409,
+            ),
+            (ErrorCode::PspEventNotFound, "PSP_EVENT_NOT_FOUND", 404),
+            (ErrorCode::InvalidSignature, "INVALID_SIGNATURE", 401),
+        ] {
+            assert_eq!(code.as_str(), text);
+            assert_eq!(code.status(), status, "{text}");
+        }
     }
 }

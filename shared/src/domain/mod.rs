@@ -1,13 +1,20 @@
 //! Pure business rules: no I/O, no AWS types. Every rule is unit-tested here.
 
 pub mod access;
+pub mod alert;
 pub mod catalogue;
 pub mod currency;
 pub mod error;
+pub mod escrow;
 pub mod ids;
+#[cfg(test)]
+mod ledger_props;
 pub mod mandate;
+pub mod milestone;
 pub mod money;
+pub mod payment;
 pub mod purchase;
 pub mod time;
 pub mod unique;
 pub mod user;
+pub mod webhook;

@@ -1,0 +1,612 @@
+//! Payments: every payout, refund and usage spend of an escrow. A payment is
+//! created SENT; the PSP's webhook settles it (terminal) or fails it (ERROR,
+//! the money back to the escrow); staff may retry a failed one.
+//!
+//! The original let any webhook overwrite any status (SETTLED → ERROR and
+//! back) and never gave money back; here `apply_psp_event` is a total table
+//! and a contradiction of a terminal state changes nothing.
+
+use super::{
+    alert::AlertType,
+    error::ErrorCode,
+    escrow::{EscrowBalances, EscrowEventKind},
+    milestone::MilestoneStatus,
+    money::Amount,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PaymentKind {
+    /// To the provider: a milestone, or the remainder on release.
+    Payout,
+    /// Back to the client.
+    Refund,
+    /// To an allowed payee, from the escrow.
+    UsageSpend,
+}
+
+impl PaymentKind {
+    pub const ALL: [PaymentKind; 3] = [
+        PaymentKind::Payout,
+        PaymentKind::Refund,
+        PaymentKind::UsageSpend,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentKind::Payout => "PAYOUT",
+            PaymentKind::Refund => "REFUND",
+            PaymentKind::UsageSpend => "USAGE_SPEND",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<PaymentKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+
+    /// The audit action written when a payment of this kind is sent.
+    pub fn sent_audit(self) -> &'static str {
+        match self {
+            PaymentKind::Payout => "PAYOUT_SENT",
+            PaymentKind::Refund => "REFUND_SENT",
+            PaymentKind::UsageSpend => "USAGE_SPEND",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum PaymentStatus {
+    Sent,
+    Settled,
+    Error,
+}
+
+impl PaymentStatus {
+    pub const ALL: [PaymentStatus; 3] = [
+        PaymentStatus::Sent,
+        PaymentStatus::Settled,
+        PaymentStatus::Error,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentStatus::Sent => "SENT",
+            PaymentStatus::Settled => "SETTLED",
+            PaymentStatus::Error => "ERROR",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<PaymentStatus> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// SENT and SETTLED payments hold their amount out of `available`.
+    pub fn holds_money(self) -> bool {
+        matches!(self, PaymentStatus::Sent | PaymentStatus::Settled)
+    }
+}
+
+/// A change of a payment's status, each with its effect on the escrow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PaymentTransition {
+    /// Created SENT, or an ERROR payment retried: the amount leaves `available`.
+    Sent,
+    /// The PSP paid it: no money moves (it already left `available`).
+    Settled,
+    /// The PSP failed it: the amount comes back to `available`.
+    Failed,
+}
+
+impl PaymentTransition {
+    /// The payment's status after this transition.
+    pub fn status(self) -> PaymentStatus {
+        match self {
+            PaymentTransition::Sent => PaymentStatus::Sent,
+            PaymentTransition::Settled => PaymentStatus::Settled,
+            PaymentTransition::Failed => PaymentStatus::Error,
+        }
+    }
+
+    /// The escrow's timeline entry.
+    pub fn event_kind(self) -> EscrowEventKind {
+        match self {
+            PaymentTransition::Sent => EscrowEventKind::PaymentSent,
+            PaymentTransition::Settled => EscrowEventKind::PaymentSettled,
+            PaymentTransition::Failed => EscrowEventKind::PaymentFailed,
+        }
+    }
+
+    /// The audit action on the payment.
+    pub fn audit(self, kind: PaymentKind) -> &'static str {
+        match self {
+            PaymentTransition::Sent => kind.sent_audit(),
+            PaymentTransition::Settled => "PAYMENT_SETTLED",
+            PaymentTransition::Failed => "PAYMENT_FAILED",
+        }
+    }
+
+    /// A milestone's status after its payout goes through this transition:
+    /// PAID when sent, back to APPROVED ("paid out failed") when it fails,
+    /// unchanged (PAID) when it settles.
+    pub fn milestone_status(self) -> Option<MilestoneStatus> {
+        match self {
+            PaymentTransition::Sent => Some(MilestoneStatus::Paid),
+            PaymentTransition::Settled => None,
+            PaymentTransition::Failed => Some(MilestoneStatus::Approved),
+        }
+    }
+}
+
+/// How a payment transition moves the escrow's balances, in minor units.
+/// `funded` never moves: only deposits change it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BalanceDelta {
+    pub available: i64,
+    pub paid: i64,
+    pub refunded: i64,
+}
+
+impl BalanceDelta {
+    pub fn of(kind: PaymentKind, amount: Amount, transition: PaymentTransition) -> BalanceDelta {
+        let sign = match transition {
+            PaymentTransition::Sent => 1,
+            PaymentTransition::Settled => return BalanceDelta::default(),
+            PaymentTransition::Failed => -1,
+        };
+        let out = sign * amount.minor_units();
+        match kind {
+            PaymentKind::Payout | PaymentKind::UsageSpend => BalanceDelta {
+                available: -out,
+                paid: out,
+                refunded: 0,
+            },
+            PaymentKind::Refund => BalanceDelta {
+                available: -out,
+                paid: 0,
+                refunded: out,
+            },
+        }
+    }
+}
+
+/// The event types the PSP sends, as API.md names them. Exact text: the PSP
+/// sends these strings, so `Payment.Settled` is just another type (Other).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PspEventType {
+    Settled,
+    Failed,
+    Other,
+}
+
+impl PspEventType {
+    pub fn parse(text: &str) -> PspEventType {
+        match text {
+            "payment.settled" | "payment.succeeded" | "payment_succeeded" => PspEventType::Settled,
+            "payment.failed" | "payment_failed" => PspEventType::Failed,
+            _ => PspEventType::Other,
+        }
+    }
+}
+
+/// What became of one PSP event (`GET /psp/events/{id}`'s `status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum PspEventStatus {
+    Queued,
+    Applied,
+    Ignored,
+    Conflict,
+}
+
+impl PspEventStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PspEventStatus::Queued => "QUEUED",
+            PspEventStatus::Applied => "APPLIED",
+            PspEventStatus::Ignored => "IGNORED",
+            PspEventStatus::Conflict => "CONFLICT",
+        }
+    }
+}
+
+/// The effect of one PSP event on one payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PspOutcome {
+    /// The payment goes through this transition.
+    Applied(PaymentTransition),
+    /// Nothing changes: the same state again, or a type we do not act on.
+    Ignored,
+    /// The event contradicts a terminal state: nothing changes, one
+    /// `PSP_EVENT_CONFLICT` alert.
+    Conflict,
+    /// No payment has this `psp_ref`: nothing changes, one
+    /// `PSP_UNKNOWN_REFERENCE` alert (recorded as IGNORED).
+    UnknownReference,
+}
+
+impl PspOutcome {
+    pub fn event_status(self) -> PspEventStatus {
+        match self {
+            PspOutcome::Applied(_) => PspEventStatus::Applied,
+            PspOutcome::Ignored | PspOutcome::UnknownReference => PspEventStatus::Ignored,
+            PspOutcome::Conflict => PspEventStatus::Conflict,
+        }
+    }
+
+    /// The alert this outcome raises, once per event id.
+    pub fn alert(self) -> Option<AlertType> {
+        match self {
+            PspOutcome::Applied(PaymentTransition::Failed) => Some(AlertType::PaymentFailed),
+            PspOutcome::Applied(_) | PspOutcome::Ignored => None,
+            PspOutcome::Conflict => Some(AlertType::PspEventConflict),
+            PspOutcome::UnknownReference => Some(AlertType::PspUnknownReference),
+        }
+    }
+}
+
+/// The consumer's whole rule, for every (status, event type) pair.
+pub fn apply_psp_event(status: PaymentStatus, event: PspEventType) -> PspOutcome {
+    use PaymentStatus as P;
+    use PspEventType as E;
+    match (status, event) {
+        (P::Sent, E::Settled) => PspOutcome::Applied(PaymentTransition::Settled),
+        (P::Sent, E::Failed) => PspOutcome::Applied(PaymentTransition::Failed),
+        (P::Settled, E::Settled) | (P::Error, E::Failed) => PspOutcome::Ignored,
+        (P::Settled, E::Failed) | (P::Error, E::Settled) => PspOutcome::Conflict,
+        (_, E::Other) => PspOutcome::Ignored,
+    }
+}
+
+/// As [`apply_psp_event`], for a `psp_ref` that may match no payment.
+pub fn resolve_psp_event(status: Option<PaymentStatus>, event: PspEventType) -> PspOutcome {
+    match status {
+        Some(status) => apply_psp_event(status, event),
+        None => PspOutcome::UnknownReference,
+    }
+}
+
+/// What `POST /payments/execute/{id}` needs to know of a payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaymentState {
+    pub kind: PaymentKind,
+    pub status: PaymentStatus,
+    pub amount: Amount,
+    pub attempts: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryOutcome {
+    /// SENT or SETTLED: 200 with the payment as it is, no second debit.
+    Unchanged,
+    /// A new attempt: status SENT, a fresh `psp_ref` (the caller makes it),
+    /// these attempts and balances, the milestone (if any) PAID again; all
+    /// in one transaction conditional on the balances read.
+    Resend {
+        attempts: u32,
+        balances: EscrowBalances,
+    },
+}
+
+/// The retry of a failed payment. It does not look at the escrow's status:
+/// the payment was authorised when it was first sent, and only the money
+/// it needs must still be there.
+pub fn retry_payment(
+    payment: &PaymentState,
+    balances: &EscrowBalances,
+) -> Result<RetryOutcome, ErrorCode> {
+    match payment.status {
+        PaymentStatus::Sent | PaymentStatus::Settled => Ok(RetryOutcome::Unchanged),
+        PaymentStatus::Error => {
+            let delta = BalanceDelta::of(payment.kind, payment.amount, PaymentTransition::Sent);
+            let balances = balances
+                .apply(delta)
+                .ok_or(ErrorCode::InsufficientEscrowBalance)?;
+            Ok(RetryOutcome::Resend {
+                attempts: payment.attempts.saturating_add(1),
+                balances,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::money::Money;
+
+    fn amount(cents: i64) -> Amount {
+        Amount::from_minor_units(cents).unwrap()
+    }
+
+    fn money(cents: i64) -> Money {
+        Money::from_minor_units(cents).unwrap()
+    }
+
+    fn balances(funded: i64, available: i64, paid: i64, refunded: i64) -> EscrowBalances {
+        EscrowBalances {
+            funded: money(funded),
+            available: money(available),
+            paid: money(paid),
+            refunded: money(refunded),
+        }
+    }
+
+    /// The whole consumer table of API.md, written once.
+    const PSP_MATRIX: [(PaymentStatus, PspEventType, PspOutcome); 9] = {
+        use PaymentStatus as P;
+        use PspEventType as E;
+        use PspOutcome as O;
+        [
+            (P::Sent, E::Settled, O::Applied(PaymentTransition::Settled)),
+            (P::Sent, E::Failed, O::Applied(PaymentTransition::Failed)),
+            (P::Sent, E::Other, O::Ignored),
+            (P::Settled, E::Settled, O::Ignored),
+            (P::Settled, E::Failed, O::Conflict),
+            (P::Settled, E::Other, O::Ignored),
+            (P::Error, E::Settled, O::Conflict),
+            (P::Error, E::Failed, O::Ignored),
+            (P::Error, E::Other, O::Ignored),
+        ]
+    };
+
+    #[test]
+    fn psp_matrix_covers_every_cell_once() {
+        for status in PaymentStatus::ALL {
+            for event in [
+                PspEventType::Settled,
+                PspEventType::Failed,
+                PspEventType::Other,
+            ] {
+                let rows = PSP_MATRIX
+                    .iter()
+                    .filter(|(s, e, _)| *s == status && *e == event)
+                    .count();
+                assert_eq!(rows, 1, "{status:?} {event:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn psp_events_follow_the_matrix() {
+        for (status, event, expected) in PSP_MATRIX {
+            let outcome = apply_psp_event(status, event);
+            assert_eq!(outcome, expected, "{status:?} + {event:?}");
+            assert_eq!(resolve_psp_event(Some(status), event), expected);
+            // Only SENT payments ever change; terminal states never move.
+            assert_eq!(
+                matches!(outcome, PspOutcome::Applied(_)),
+                status == PaymentStatus::Sent && event != PspEventType::Other
+            );
+            if let PspOutcome::Applied(transition) = outcome {
+                assert_ne!(transition.status(), status);
+            }
+        }
+    }
+
+    #[test]
+    fn psp_outcomes_record_status_and_alerts() {
+        use PspOutcome as O;
+        let cases = [
+            (
+                O::Applied(PaymentTransition::Settled),
+                PspEventStatus::Applied,
+                None,
+            ),
+            (
+                O::Applied(PaymentTransition::Failed),
+                PspEventStatus::Applied,
+                Some(AlertType::PaymentFailed),
+            ),
+            (O::Ignored, PspEventStatus::Ignored, None),
+            (
+                O::Conflict,
+                PspEventStatus::Conflict,
+                Some(AlertType::PspEventConflict),
+            ),
+            (
+                O::UnknownReference,
+                PspEventStatus::Ignored,
+                Some(AlertType::PspUnknownReference),
+            ),
+        ];
+        for (outcome, status, alert) in cases {
+            assert_eq!(outcome.event_status(), status, "{outcome:?}");
+            assert_eq!(outcome.alert(), alert, "{outcome:?}");
+        }
+        for event in [
+            PspEventType::Settled,
+            PspEventType::Failed,
+            PspEventType::Other,
+        ] {
+            assert_eq!(resolve_psp_event(None, event), O::UnknownReference);
+        }
+    }
+
+    #[test]
+    fn psp_event_types_parse_exactly() {
+        for text in ["payment.settled", "payment.succeeded", "payment_succeeded"] {
+            assert_eq!(PspEventType::parse(text), PspEventType::Settled, "{text}");
+        }
+        for text in ["payment.failed", "payment_failed"] {
+            assert_eq!(PspEventType::parse(text), PspEventType::Failed, "{text}");
+        }
+        for text in [
+            "",
+            "payment.created",
+            "Payment.Settled",
+            "payment_settled",
+            " payment.failed",
+            "payment.failed ",
+            "refund.failed",
+            "unknown",
+        ] {
+            assert_eq!(PspEventType::parse(text), PspEventType::Other, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn balance_effect_of_every_kind_and_transition() {
+        use PaymentKind as K;
+        use PaymentTransition as T;
+        // (kind, transition, available, paid, refunded) for 5.00.
+        let table = [
+            (K::Payout, T::Sent, -500, 500, 0),
+            (K::Payout, T::Settled, 0, 0, 0),
+            (K::Payout, T::Failed, 500, -500, 0),
+            (K::UsageSpend, T::Sent, -500, 500, 0),
+            (K::UsageSpend, T::Settled, 0, 0, 0),
+            (K::UsageSpend, T::Failed, 500, -500, 0),
+            (K::Refund, T::Sent, -500, 0, 500),
+            (K::Refund, T::Settled, 0, 0, 0),
+            (K::Refund, T::Failed, 500, 0, -500),
+        ];
+        for (kind, transition, available, paid, refunded) in table {
+            let delta = BalanceDelta::of(kind, amount(500), transition);
+            assert_eq!(
+                delta,
+                BalanceDelta {
+                    available,
+                    paid,
+                    refunded
+                },
+                "{kind:?} {transition:?}"
+            );
+            // Money only moves between buckets: funded never changes.
+            assert_eq!(delta.available + delta.paid + delta.refunded, 0);
+        }
+    }
+
+    #[test]
+    fn balances_refuse_to_go_negative() {
+        let start = balances(1000, 300, 700, 0);
+        let sent = BalanceDelta::of(PaymentKind::Payout, amount(300), PaymentTransition::Sent);
+        assert_eq!(start.apply(sent), Some(balances(1000, 0, 1000, 0)));
+        let too_much = BalanceDelta::of(PaymentKind::Payout, amount(301), PaymentTransition::Sent);
+        assert_eq!(start.apply(too_much), None);
+        // A failure of more than was paid is impossible, and refused.
+        let failed = BalanceDelta::of(PaymentKind::Refund, amount(1), PaymentTransition::Failed);
+        assert_eq!(start.apply(failed), None);
+    }
+
+    #[test]
+    fn transitions_name_their_status_event_audit_and_milestone() {
+        use PaymentTransition as T;
+        assert_eq!(T::Sent.status(), PaymentStatus::Sent);
+        assert_eq!(T::Settled.status(), PaymentStatus::Settled);
+        assert_eq!(T::Failed.status(), PaymentStatus::Error);
+        assert_eq!(T::Sent.event_kind().as_str(), "PAYMENT_SENT");
+        assert_eq!(T::Settled.event_kind().as_str(), "PAYMENT_SETTLED");
+        assert_eq!(T::Failed.event_kind().as_str(), "PAYMENT_FAILED");
+        assert_eq!(T::Sent.audit(PaymentKind::Payout), "PAYOUT_SENT");
+        assert_eq!(T::Sent.audit(PaymentKind::Refund), "REFUND_SENT");
+        assert_eq!(T::Sent.audit(PaymentKind::UsageSpend), "USAGE_SPEND");
+        assert_eq!(T::Settled.audit(PaymentKind::Refund), "PAYMENT_SETTLED");
+        assert_eq!(T::Failed.audit(PaymentKind::Payout), "PAYMENT_FAILED");
+        assert_eq!(T::Sent.milestone_status(), Some(MilestoneStatus::Paid));
+        assert_eq!(T::Settled.milestone_status(), None);
+        assert_eq!(
+            T::Failed.milestone_status(),
+            Some(MilestoneStatus::Approved)
+        );
+    }
+
+    fn payment(kind: PaymentKind, status: PaymentStatus, cents: i64) -> PaymentState {
+        PaymentState {
+            kind,
+            status,
+            amount: amount(cents),
+            attempts: 1,
+        }
+    }
+
+    #[test]
+    fn retry_of_sent_or_settled_changes_nothing() {
+        let held = balances(1000, 0, 1000, 0);
+        for status in [PaymentStatus::Sent, PaymentStatus::Settled] {
+            for kind in PaymentKind::ALL {
+                assert_eq!(
+                    retry_payment(&payment(kind, status, 400), &held),
+                    Ok(RetryOutcome::Unchanged)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn retry_of_error_debits_again_and_counts_the_attempt() {
+        let after_failure = balances(1000, 400, 600, 0);
+        assert_eq!(
+            retry_payment(
+                &payment(PaymentKind::Payout, PaymentStatus::Error, 400),
+                &after_failure
+            ),
+            Ok(RetryOutcome::Resend {
+                attempts: 2,
+                balances: balances(1000, 0, 1000, 0),
+            })
+        );
+        assert_eq!(
+            retry_payment(
+                &payment(PaymentKind::Refund, PaymentStatus::Error, 400),
+                &after_failure
+            ),
+            Ok(RetryOutcome::Resend {
+                attempts: 2,
+                balances: balances(1000, 0, 600, 400),
+            })
+        );
+    }
+
+    #[test]
+    fn retry_without_the_money_is_refused() {
+        // The remainder was paid elsewhere meanwhile.
+        let spent = balances(1000, 399, 601, 0);
+        assert_eq!(
+            retry_payment(
+                &payment(PaymentKind::UsageSpend, PaymentStatus::Error, 400),
+                &spent
+            ),
+            Err(ErrorCode::InsufficientEscrowBalance)
+        );
+    }
+
+    #[test]
+    fn attempts_saturate() {
+        let mut p = payment(PaymentKind::Payout, PaymentStatus::Error, 1);
+        p.attempts = u32::MAX;
+        let outcome = retry_payment(&p, &balances(1, 1, 0, 0)).unwrap();
+        assert!(matches!(
+            outcome,
+            RetryOutcome::Resend {
+                attempts: u32::MAX,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn texts_round_trip_and_match_serde() {
+        for kind in PaymentKind::ALL {
+            assert_eq!(PaymentKind::parse(kind.as_str()), Some(kind));
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+        for status in PaymentStatus::ALL {
+            assert_eq!(PaymentStatus::parse(status.as_str()), Some(status));
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
+        for status in [
+            PspEventStatus::Queued,
+            PspEventStatus::Applied,
+            PspEventStatus::Ignored,
+            PspEventStatus::Conflict,
+        ] {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
+        assert_eq!(PaymentStatus::parse("sent"), None);
+        assert!(PaymentStatus::Sent.holds_money());
+        assert!(PaymentStatus::Settled.holds_money());
+        assert!(!PaymentStatus::Error.holds_money());
+    }
+}
