@@ -53,6 +53,15 @@ error_codes! {
     UnauthorizedUsage => ("UNAUTHORIZED_USAGE", 403),
     PurchaseNotFound => ("PURCHASE_NOT_FOUND", 404),
     UserInactive => ("USER_INACTIVE", 403),
+    ProofUploadMissing => ("PROOF_UPLOAD_MISSING", 422),
+    ProofHashMismatch => ("PROOF_HASH_MISMATCH", 422),
+    ProofDuplicate => ("PROOF_DUPLICATE", 409),
+    ProofNotFound => ("PROOF_NOT_FOUND", 404),
+    MissingExifTimestamp => ("MISSING_EXIF_TIMESTAMP", 422),
+    StaleTimestamp => ("STALE_TIMESTAMP", 422),
+    FutureTimestamp => ("FUTURE_TIMESTAMP", 422),
+    GeofenceViolation => ("GEOFENCE_VIOLATION", 422),
+    InvalidImage => ("INVALID_IMAGE", 422),
     ServiceBusy => ("SERVICE_BUSY", 503),
     InternalError => ("INTERNAL_ERROR", 500),
 }
@@ -102,5 +111,26 @@ mod tests {
         }
         assert_eq!(ErrorCode::CategoryMismatch.status(), 422);
         assert_eq!(ErrorCode::MerchantNotFound.status(), 404);
+    }
+
+    #[test]
+    fn proof_codes_and_statuses() {
+        for (code, text, status) in [
+            (ErrorCode::ProofUploadMissing, "PROOF_UPLOAD_MISSING", 422),
+            (ErrorCode::ProofHashMismatch, "PROOF_HASH_MISMATCH", 422),
+            (ErrorCode::ProofDuplicate, "PROOF_DUPLICATE", 409),
+            (ErrorCode::ProofNotFound, "PROOF_NOT_FOUND", 404),
+            (
+                ErrorCode::MissingExifTimestamp,
+                "MISSING_EXIF_TIMESTAMP",
+                422,
+            ),
+            (ErrorCode::StaleTimestamp, "STALE_TIMESTAMP", 422),
+            (ErrorCode::FutureTimestamp, "FUTURE_TIMESTAMP", 422),
+            (ErrorCode::GeofenceViolation, "GEOFENCE_VIOLATION", 422),
+            (ErrorCode::InvalidImage, "INVALID_IMAGE", 422),
+        ] {
+            assert_eq!((code.as_str(), code.status()), (text, status));
+        }
     }
 }
