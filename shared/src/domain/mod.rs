@@ -4,6 +4,7 @@ pub mod access;
 pub mod catalogue;
 pub mod currency;
 pub mod error;
+pub mod exif;
 pub mod geo;
 pub mod ids;
 pub mod mandate;
