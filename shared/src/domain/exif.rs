@@ -24,7 +24,10 @@
 //! is `InvalidImage`: wrong type or count, zero denominators, out-of-range
 //! values (hour ≥ 24, minutes or seconds ≥ 60, latitude > 90, a date that does
 //! not exist, a year outside 1970..=9999), refs other than N/S/E/W. Blank
-//! values (spaces, empty, the EXIF "unknown" pattern) count as absent.
+//! values (spaces, empty, the EXIF "unknown" pattern) count as absent. The
+//! TIFF structure must be whole too, with one tolerance: the Exif or GPS IFD
+//! may be followed by a non-zero next-IFD offset (piexif omits that offset;
+//! the offset is ignored, never followed).
 //! `SubSecTimeOriginal` is not read: a second is precise enough for
 //! 120-minute freshness. Only the primary image's IFDs (not the thumbnail's)
 //! are read.
@@ -99,11 +102,20 @@ pub fn read_evidence(bytes: &[u8]) -> Result<Evidence, InvalidImage> {
     if ImageKind::sniff(bytes).is_none() {
         return Err(InvalidImage::new("not a JPEG, PNG or HEIC file"));
     }
-    let exif = match exif::Reader::new().read_from_container(&mut Cursor::new(bytes)) {
+    let read = exif::Reader::new()
+        .continue_on_error(true)
+        .read_from_container(&mut Cursor::new(bytes));
+    let exif = match read {
         Ok(exif) => exif,
         Err(exif::Error::NotFound(_)) => return Ok(Evidence::default()),
-        Err(exif::Error::InvalidFormat(reason)) => return Err(InvalidImage::new(reason)),
-        Err(_) => return Err(InvalidImage::new("unreadable image or EXIF block")),
+        Err(exif::Error::PartialResult(partial)) => {
+            let (exif, errors) = partial.into_inner();
+            if let Some(error) = errors.iter().find(|e| !is_tolerated(e)) {
+                return Err(invalid(error));
+            }
+            exif
+        }
+        Err(error) => return Err(invalid(&error)),
     };
     let field = |tag: Tag| exif.get_field(tag, In::PRIMARY).map(|f| &f.value);
 
@@ -158,6 +170,21 @@ pub fn read_evidence(bytes: &[u8]) -> Result<Evidence, InvalidImage> {
         _ => None,
     };
     Ok(Evidence { taken_at, position })
+}
+
+/// The one structural defect accepted: a sub-IFD (Exif, GPS) followed by a
+/// non-zero next-IFD offset. piexif, a common writer, leaves that offset out,
+/// so the reader sees the bytes after the IFD there; the entries themselves
+/// were read whole, and the "next" IFD is never followed.
+fn is_tolerated(error: &exif::Error) -> bool {
+    matches!(error, exif::Error::InvalidFormat("Unexpected next IFD"))
+}
+
+fn invalid(error: &exif::Error) -> InvalidImage {
+    match error {
+        exif::Error::InvalidFormat(reason) => InvalidImage::new(reason),
+        _ => InvalidImage::new("unreadable image or EXIF block"),
+    }
 }
 
 fn malformed(what: &'static str) -> InvalidImage {
@@ -691,6 +718,20 @@ mod tests {
             lone,
             Entry::rationals(TAG_GPS_LATITUDE, &[(95, 1), (0, 1), (0, 1)]),
         ));
+    }
+
+    #[test]
+    fn a_non_zero_next_offset_after_a_sub_ifd_is_ignored() {
+        let piexif_style = Exif {
+            sub_ifd_next: 0x3132_3334,
+            ..full()
+        };
+        assert_eq!(read(&piexif_style), read(&full()));
+        // Not after IFD0, where it would name a thumbnail IFD that is not there.
+        invalid(Exif {
+            ifd0_next: 0x3132_3334,
+            ..full()
+        });
     }
 
     #[test]

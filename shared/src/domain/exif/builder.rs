@@ -97,13 +97,15 @@ impl Entry {
 }
 
 /// The three IFDs. The Exif and GPS pointers are added to IFD0 when their IFD
-/// has entries (and `pointers` is true); IFD0's next-IFD offset is `ifd0_next`.
+/// has entries (unless `no_pointers`); IFD0's next-IFD offset is `ifd0_next`.
 #[derive(Debug, Clone, Default)]
 pub struct Exif {
     pub ifd0: Vec<Entry>,
     pub exif: Vec<Entry>,
     pub gps: Vec<Entry>,
     pub ifd0_next: u32,
+    /// The next-IFD offset written after the Exif and GPS IFDs (0 by the spec).
+    pub sub_ifd_next: u32,
     pub no_pointers: bool,
 }
 
@@ -142,7 +144,11 @@ impl Exif {
         let mut out = b"II\x2a\x00".to_vec();
         out.extend(IFD0.to_le_bytes());
         let mut data = Vec::new();
-        let ifds = [(&ifd0, self.ifd0_next), (&self.exif, 0), (&self.gps, 0)];
+        let ifds = [
+            (&ifd0, self.ifd0_next),
+            (&self.exif, self.sub_ifd_next),
+            (&self.gps, self.sub_ifd_next),
+        ];
         for (entries, next) in ifds {
             if entries.is_empty() && out.len() > 8 {
                 continue;
