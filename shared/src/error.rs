@@ -1,7 +1,9 @@
 //! The one error type handlers and adapters return. It maps to the contract's
 //! shape `{"error": {"code", "message", "details"?}}` (see `http`).
 
-use crate::domain::{error::ErrorCode, mandate::MandateRefusal, purchase::PurchaseRefusal};
+use crate::domain::{
+    error::ErrorCode, mandate::MandateRefusal, proof::ProofRefusal, purchase::PurchaseRefusal,
+};
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -104,6 +106,16 @@ impl From<MandateRefusal> for AppError {
     }
 }
 
+impl From<ProofRefusal> for AppError {
+    fn from(refusal: ProofRefusal) -> AppError {
+        AppError {
+            code: refusal.code(),
+            message: refusal.message().into(),
+            details: refusal.details(),
+        }
+    }
+}
+
 impl fmt::Display for AppError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.code, self.message)
@@ -129,6 +141,22 @@ mod tests {
             }})
         );
         let plain = AppError::new(ErrorCode::UserNotFound, "User not found.").body();
+        assert!(plain["error"].get("details").is_none());
+    }
+
+    #[test]
+    fn proof_refusals_keep_their_details() {
+        let e = AppError::from(ProofRefusal::GeofenceViolation {
+            distance_m: 150.5,
+            radius_m: 100.0,
+        });
+        assert_eq!(e.status(), 422);
+        assert_eq!(e.body()["error"]["code"], "GEOFENCE_VIOLATION");
+        assert_eq!(
+            e.body()["error"]["details"]["distance_m"].as_f64(),
+            Some(150.5)
+        );
+        let plain = AppError::from(ProofRefusal::MissingExifTimestamp).body();
         assert!(plain["error"].get("details").is_none());
     }
 

@@ -66,6 +66,15 @@ error_codes! {
     ProofAlreadyRejected => ("PROOF_ALREADY_REJECTED", 409),
     PspEventNotFound => ("PSP_EVENT_NOT_FOUND", 404),
     InvalidSignature => ("INVALID_SIGNATURE", 401),
+    ProofUploadMissing => ("PROOF_UPLOAD_MISSING", 422),
+    ProofHashMismatch => ("PROOF_HASH_MISMATCH", 422),
+    ProofDuplicate => ("PROOF_DUPLICATE", 409),
+    ProofNotFound => ("PROOF_NOT_FOUND", 404),
+    MissingExifTimestamp => ("MISSING_EXIF_TIMESTAMP", 422),
+    StaleTimestamp => ("STALE_TIMESTAMP", 422),
+    FutureTimestamp => ("FUTURE_TIMESTAMP", 422),
+    GeofenceViolation => ("GEOFENCE_VIOLATION", 422),
+    InvalidImage => ("INVALID_IMAGE", 422),
     ServiceBusy => ("SERVICE_BUSY", 503),
     InternalError => ("INTERNAL_ERROR", 500),
 }
@@ -148,6 +157,27 @@ mod tests {
         ] {
             assert_eq!(code.as_str(), text);
             assert_eq!(code.status(), status, "{text}");
+        }
+    }
+
+    #[test]
+    fn proof_codes_and_statuses() {
+        for (code, text, status) in [
+            (ErrorCode::ProofUploadMissing, "PROOF_UPLOAD_MISSING", 422),
+            (ErrorCode::ProofHashMismatch, "PROOF_HASH_MISMATCH", 422),
+            (ErrorCode::ProofDuplicate, "PROOF_DUPLICATE", 409),
+            (ErrorCode::ProofNotFound, "PROOF_NOT_FOUND", 404),
+            (
+                ErrorCode::MissingExifTimestamp,
+                "MISSING_EXIF_TIMESTAMP",
+                422,
+            ),
+            (ErrorCode::StaleTimestamp, "STALE_TIMESTAMP", 422),
+            (ErrorCode::FutureTimestamp, "FUTURE_TIMESTAMP", 422),
+            (ErrorCode::GeofenceViolation, "GEOFENCE_VIOLATION", 422),
+            (ErrorCode::InvalidImage, "INVALID_IMAGE", 422),
+        ] {
+            assert_eq!((code.as_str(), code.status()), (text, status));
         }
     }
 }

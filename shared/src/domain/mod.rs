@@ -6,6 +6,8 @@ pub mod catalogue;
 pub mod currency;
 pub mod error;
 pub mod escrow;
+pub mod exif;
+pub mod geo;
 pub mod ids;
 #[cfg(test)]
 mod ledger_props;
@@ -13,6 +15,7 @@ pub mod mandate;
 pub mod milestone;
 pub mod money;
 pub mod payment;
+pub mod proof;
 pub mod purchase;
 pub mod time;
 pub mod unique;
