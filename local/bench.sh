@@ -4,7 +4,11 @@
 #   (b) cold start of the release kobatela-local against the emulator: wall time
 #       from process start to the first 200 on /health, 5 runs, min and median;
 #   (c) the round-trip counter test (kobatela-tests, test target `roundtrips`),
-#       release build, with its numbers printed (--nocapture).
+#       release build, with its numbers printed (--nocapture);
+#   (d) purchase throughput as on `make dev` (a new emulator, kobatela-local
+#       built with the `local` profile, RUST_LOG=info): sequential purchases on
+#       the fresh table and again after KOBATELA_BENCH_FILL (10000) more, with
+#       the CPU each process spends per request (local/bench_purchases.py).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=local/stack.sh
@@ -25,6 +29,7 @@ done
 cargo build --release "${pkg_args[@]}"
 # Built now so that (c) measures no compile time against a running server.
 cargo test --release -p kobatela-tests --test roundtrips --no-run
+cargo build --profile local -p kobatela-local
 
 echo
 echo "== release binary sizes ($KOB_TARGET/release) =="
@@ -110,6 +115,32 @@ if ((rt_status != 0)); then
     tail -n 100 "$APP_LOG" >&2 || true
 fi
 
+# ---- (d) purchase throughput, as on make dev ------------------------------------------
+echo
+echo "== purchase throughput on a fresh emulator, kobatela-local (profile local) =="
+kob_stop_pid "$app_pid"
+kob_stop_pid "$MOTO_PID"
+moto_port="$(free_port)"
+start_moto "$moto_port"
+app_port="$(free_port)"
+export KOBATELA_LOCAL_ADDR="127.0.0.1:$app_port"
+export KOBATELA_TABLE=kobatela-throughput
+export KOBATELA_SWEEP_SECONDS=60
+"$KOB_TARGET/local/kobatela-local" >>"$APP_LOG" 2>&1 &
+app_pid=$!
+kob_track_pid "$app_pid"
+wait_http "http://127.0.0.1:$app_port/health" 60 "$app_pid" || {
+    tail -n 50 "$APP_LOG" >&2 || true
+    exit 1
+}
+set +e
+"$KOB_PY" local/bench_purchases.py --base-url "http://127.0.0.1:$app_port" \
+    --pid "moto=$MOTO_PID" --pid "kobatela-local=$app_pid" \
+    --sequential "${KOBATELA_BENCH_PURCHASES:-300}" --fill "${KOBATELA_BENCH_FILL:-10000}" |
+    tee "$KOB_STATE/bench-throughput.txt"
+tp_status=${PIPESTATUS[0]}
+set -e
+
 # ---- summary ---------------------------------------------------------------------------
 echo
 echo "== bench summary =="
@@ -123,4 +154,8 @@ if ((rt_status == 0)); then
 else
     echo "round-trip test: FAILED (status $rt_status)"
 fi
-exit "$rt_status"
+grep '^summary' "$KOB_STATE/bench-throughput.txt" || echo "throughput: FAILED (status $tp_status)"
+if ((rt_status != 0)); then
+    exit "$rt_status"
+fi
+exit "$tp_status"

@@ -65,13 +65,15 @@ if [[ -n "${KOBATELA_ADMIN_KEY:-}" ]]; then
     export KOBATELA_ADMIN_KEY
 fi
 
-cargo build -p kobatela-local
+# The `local` profile: optimised (the stack's speed is measured on it, see
+# make bench), with symbols, incremental.
+cargo build --profile local -p kobatela-local
 
 kob_log "kobatela-local on http://$ADDR (table $KOBATELA_TABLE, emulator $AWS_ENDPOINT_URL); Ctrl-C stops"
 # Started as a tracked job and waited for (not exec, not a plain foreground
 # command): bash runs the INT/TERM trap only once `wait` returns, so SIGTERM to
 # this script still stops kobatela-local and then the emulator.
-"$KOB_TARGET/debug/kobatela-local" &
+"$KOB_TARGET/local/kobatela-local" &
 app_pid=$!
 kob_track_pid "$app_pid"
 set +e

@@ -12,7 +12,12 @@ use kobatela_local::routes;
 use shared::{store::audit::Actor, SharedState};
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
-#[tokio::main]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+// One thread: requests are short and mostly wait on the emulator, and the
+// multi-threaded scheduler's cross-thread wake-ups cost more CPU than they save.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     shared::telemetry::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
