@@ -675,8 +675,8 @@ impl Store {
             .into_iter()
             .map(from_item)
             .collect::<Result<_, _>>()?;
-        let more =
-            records.len() > limit || output.last_evaluated_key.is_some() && records.len() == limit;
+        // More after this page: an entry beyond `limit`, or a page DynamoDB cut short.
+        let more = records.len() > limit || output.last_evaluated_key.is_some();
         records.truncate(limit);
         let next_cursor = if more {
             records.last().map(|r| r.sk.clone())
