@@ -373,13 +373,18 @@ impl Store {
         guard: &BalanceGuard,
         now: Timestamp,
     ) -> TransactWriteItem {
-        let mut set = vec!["#status = :to".to_string(), "updated_at = :now".to_string()];
+        let mut set = vec!["updated_at = :now".to_string()];
         let mut condition = vec!["#status = :from".to_string()];
         let mut vals = values([
-            (":to", s(transition.status.as_str())),
             (":from", s(escrow.status.as_str())),
             (":now", s(now.to_string())),
         ]);
+        // Only a real change of status: the list indexes project it, so a
+        // deposit or payout that keeps the status writes no index entry.
+        if transition.status != escrow.status {
+            set.push("#status = :to".into());
+            vals.insert(":to".into(), s(transition.status.as_str()));
+        }
         match guard {
             BalanceGuard::Deposit { amount, funds } => {
                 let limit = escrow.amount_total.minor_units() - amount.minor_units();
