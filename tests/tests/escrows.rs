@@ -209,6 +209,21 @@ async fn bad_escrows_are_refused_naming_the_fields_and_store_nothing() {
             .expect_error(404, "USER_NOT_FOUND");
         assert!(reply.text.to_lowercase().contains(who), "{}", reply.text);
     }
+    // An inactive party: 403 USER_INACTIVE, even for an admin.
+    let inactive = create_user(&admin, "inactive").await;
+    admin
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/users/{inactive}"),
+            &[],
+            Some(json!({"is_active": false}).to_string()),
+        )
+        .await
+        .expect(200);
+    admin
+        .post("/escrows", with(json!({"provider_id": inactive})))
+        .await
+        .expect_error(403, "USER_INACTIVE");
     // Nothing was stored for this client.
     assert!(table.items_where("client_id", client).await.is_empty());
     assert!(table.items_where("provider_id", provider).await.is_empty());
