@@ -10,4 +10,6 @@ pub fn routes(state: &SharedState) -> Router {
         .merge(apikeys::router(state.clone()))
         .merge(mandates::router(state.clone()))
         .merge(spend::router(state.clone()))
+        .merge(escrows::router(state.clone()))
+        .merge(payments::router(state.clone()))
 }

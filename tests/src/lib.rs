@@ -179,6 +179,82 @@ impl Api {
     }
 }
 
+impl Api {
+    /// `POST /escrows/{id}/deposit` with an `Idempotency-Key`.
+    pub async fn deposit(&self, escrow: u64, key: &str, amount: &str) -> Reply {
+        self.send(
+            Method::POST,
+            &format!("/escrows/{escrow}/deposit"),
+            &[("idempotency-key", key)],
+            Some(json!({ "amount": amount }).to_string()),
+        )
+        .await
+    }
+
+    /// `POST /escrows/{id}/{action}` with no body.
+    pub async fn escrow_action(&self, escrow: u64, action: &str) -> Reply {
+        self.send(
+            Method::POST,
+            &format!("/escrows/{escrow}/{action}"),
+            &[],
+            None,
+        )
+        .await
+    }
+}
+
+/// An escrow's money and status as the API answers them:
+/// `(funded, available, paid, refunded, status)`.
+pub fn escrow_money(escrow: &Value) -> (String, String, String, String, String) {
+    let text = |field: &str| escrow[field].as_str().unwrap_or_default().to_string();
+    (
+        text("amount_funded"),
+        text("amount_available"),
+        text("amount_paid"),
+        text("amount_refunded"),
+        text("status"),
+    )
+}
+
+/// A client, a provider, and a DRAFT escrow between them.
+#[derive(Debug, Clone)]
+pub struct EscrowSetup {
+    pub client: u64,
+    pub provider: u64,
+    pub escrow: u64,
+    pub created: Value,
+}
+
+impl EscrowSetup {
+    /// An escrow of `total` without milestones.
+    pub async fn new(admin: &impl AdminApi, total: &str) -> EscrowSetup {
+        EscrowSetup::with(admin, json!({ "amount_total": total })).await
+    }
+
+    /// `body` is merged into a valid `POST /escrows` body.
+    pub async fn with(admin: &impl AdminApi, body: Value) -> EscrowSetup {
+        let client = create_user(admin, "client").await;
+        let provider = create_user(admin, "provider").await;
+        let mut request = json!({
+            "client_id": client,
+            "provider_id": provider,
+            "amount_total": "100.00",
+            "currency": "USD",
+            "deadline_at": "2099-12-31T23:59:59Z",
+        });
+        for (k, v) in body.as_object().unwrap() {
+            request[k] = v.clone();
+        }
+        let created = admin.post_json("/escrows", request).await.expect(201);
+        EscrowSetup {
+            client,
+            provider,
+            escrow: created.id(),
+            created: created.body,
+        }
+    }
+}
+
 /// A mandate's `(total_amount, total_spent, status)` as the API answers them.
 pub async fn mandate_balance(api: &Api, mandate: u64) -> (String, String, String) {
     let m = api
@@ -462,6 +538,21 @@ impl Table {
     }
 }
 
+/// What is stored about one escrow (see [`Table::escrow_footprint`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EscrowFootprint {
+    pub status: String,
+    pub funded: i64,
+    pub available: i64,
+    pub paid: i64,
+    pub refunded: i64,
+    /// The escrow and its milestones.
+    pub items: usize,
+    pub events: usize,
+    pub payments: usize,
+    pub audit: usize,
+}
+
 /// Sum of the `amount` fields (cents) of purchase items.
 pub fn cents_of(items: &[HashMap<String, AttributeValue>]) -> i64 {
     items
@@ -642,6 +733,96 @@ impl Table {
             .expect("put_item works");
     }
 
+    /// The items of one partition key, exactly (consistent).
+    pub async fn partition(&self, pk: &str) -> Vec<HashMap<String, AttributeValue>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.name)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", AttributeValue::S(pk.to_string()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("query works");
+            items.extend(page.items.unwrap_or_default());
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return items;
+            }
+        }
+    }
+
+    /// The payments of one escrow, as stored.
+    pub async fn payments_of(&self, escrow: u64) -> Vec<HashMap<String, AttributeValue>> {
+        self.items_where("escrow_id", escrow)
+            .await
+            .into_iter()
+            .filter(|item| item["pk"].as_s().is_ok_and(|pk| pk.starts_with("PAYMENT#")))
+            .collect()
+    }
+
+    /// Everything stored about one escrow: its balances and status as
+    /// stored, and how many milestones, timeline events, payments and audit
+    /// entries (escrow and its payments') it has. Two equal footprints: the
+    /// escrow did not change.
+    pub async fn escrow_footprint(&self, escrow: u64) -> EscrowFootprint {
+        let own = self.partition(&format!("ESCROW#{escrow}")).await;
+        let record = own
+            .iter()
+            .find(|i| i["sk"].as_s().is_ok_and(|sk| sk == "ESCROW"))
+            .expect("the escrow is stored");
+        let cents = |name: &str| record[name].as_n().unwrap().parse::<i64>().unwrap();
+        let payments = self.payments_of(escrow).await;
+        let mut audit = self.audit_actions("ESCROW", escrow).await.len();
+        for payment in &payments {
+            let id: u64 = payment["id"].as_n().unwrap().parse().unwrap();
+            audit += self.audit_actions("PAYMENT", id).await.len();
+        }
+        let footprint = EscrowFootprint {
+            status: record["status"].as_s().unwrap().clone(),
+            funded: cents("funded_cents"),
+            available: cents("available_cents"),
+            paid: cents("paid_cents"),
+            refunded: cents("refunded_cents"),
+            items: own.len(),
+            events: self
+                .partition(&format!("ESCROW_EVENTS#{escrow}"))
+                .await
+                .len(),
+            payments: payments.len(),
+            audit,
+        };
+        assert_eq!(
+            footprint.funded,
+            footprint.available + footprint.paid + footprint.refunded,
+            "escrow {escrow}: the money invariant is broken: {footprint:?}"
+        );
+        footprint
+    }
+
+    /// Moves an open escrow's deadline into the past (the API refuses past
+    /// deadlines, and tests must not wait for real time).
+    pub async fn backdate_escrow(&self, escrow: u64) {
+        let past = "2020-01-01T00:00:00.000000Z";
+        self.client
+            .update_item()
+            .table_name(&self.name)
+            .key("pk", AttributeValue::S(format!("ESCROW#{escrow}")))
+            .key("sk", AttributeValue::S("ESCROW".into()))
+            .update_expression("SET deadline_at = :past, expiry_sk = :sk")
+            .condition_expression("attribute_exists(expiry_pk)")
+            .expression_attribute_values(":past", AttributeValue::S(past.into()))
+            .expression_attribute_values(":sk", AttributeValue::S(format!("{past}#{escrow:020}")))
+            .send()
+            .await
+            .expect("an open escrow to backdate");
+    }
+
     /// Moves a mandate's expiry into the past, as if its date had come:
     /// the API refuses past dates, and tests must not wait for real time.
     pub async fn backdate_mandate(&self, mandate: u64) {
@@ -658,5 +839,18 @@ impl Table {
             .send()
             .await
             .expect("an ACTIVE mandate to backdate");
+    }
+}
+
+impl InProcess {
+    /// `POST /escrows/{id}/deposit` with an `Idempotency-Key`, as the admin.
+    pub async fn deposit(&self, escrow: u64, key: &str, amount: &str) -> Reply {
+        self.call(
+            "POST",
+            &format!("/escrows/{escrow}/deposit"),
+            &[("idempotency-key", key)],
+            Some(json!({ "amount": amount })),
+        )
+        .await
     }
 }

@@ -3,7 +3,9 @@
 //! `TransactionConflict` or throttling, real DynamoDB does.
 //!
 //! For each write path (purchase, mandate, user create and PATCH, API key
-//! create and revoke, category, merchant, allow) and each of the six answers
+//! create and revoke, category, merchant, allow, escrow create, deposit,
+//! mark-delivered, client-approve, client-reject, check-deadline releasing
+//! or flagging a missed deadline) and each of the six answers
 //! of `Fault::ALL` (three cancellation reasons, three whole-call errors):
 //! - recovers: the first 4 attempts fail, then the call answers as without
 //!   faults, and writes exactly what a clean call writes (item count);
@@ -21,7 +23,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use kobatela_tests::{
     create_user,
     faults::{Fault, Faults},
-    unique, InProcess, MandateSetup, Reply, Table,
+    unique, EscrowSetup, InProcess, MandateSetup, Reply, Table,
 };
 use serde_json::{json, Value};
 use shared::store::transact::Backoff;
@@ -323,6 +325,164 @@ async fn the_catalogue_survives_contention_and_throttling() {
                 )
                 .await
         },
+    )
+    .await;
+}
+
+/// `n` escrows of 10.00, each brought to `state` (DRAFT, FUNDED,
+/// RELEASABLE), backdated past their deadline if `overdue`.
+async fn escrows_in(h: &Harness, n: usize, state: &str, overdue: bool) -> Vec<u64> {
+    let mut made = Vec::new();
+    for _ in 0..n {
+        let s = EscrowSetup::new(&h.api, "10.00").await;
+        if state != "DRAFT" {
+            h.api
+                .deposit(s.escrow, &unique("k"), "10.00")
+                .await
+                .expect(200);
+        }
+        if state == "RELEASABLE" {
+            h.api
+                .call(
+                    "POST",
+                    &format!("/escrows/{}/mark-delivered", s.escrow),
+                    &[],
+                    None,
+                )
+                .await
+                .expect(200);
+        }
+        if overdue {
+            h.table.backdate_escrow(s.escrow).await;
+        }
+        made.push(s.escrow);
+    }
+    made
+}
+
+async fn escrow_status(h: &Harness, escrow: u64) -> String {
+    h.api
+        .get(&format!("/escrows/{escrow}"))
+        .await
+        .expect(200)
+        .body["status"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// A harness with one of everything done first: the id counters (escrow,
+/// milestone, payment, alert) exist, so no test run creates one.
+async fn escrow_harness(name: &str) -> (Harness, EscrowSetup) {
+    let h = harness(name).await;
+    let first = EscrowSetup::with(
+        &h.api,
+        json!({"amount_total": "10.00",
+               "milestones": [{"label": "all", "amount": "10.00", "proof_type": "PHOTO"}]}),
+    )
+    .await;
+    h.api
+        .deposit(first.escrow, &unique("k"), "10.00")
+        .await
+        .expect(200);
+    h.api
+        .call(
+            "POST",
+            &format!("/escrows/{}/client-approve", first.escrow),
+            &[],
+            None,
+        )
+        .await
+        .expect(200);
+    let missed = escrows_in(&h, 1, "FUNDED", true).await;
+    h.api
+        .call(
+            "POST",
+            &format!("/escrows/{}/check-deadline", missed[0]),
+            &[],
+            None,
+        )
+        .await
+        .expect(200);
+    (h, first)
+}
+
+#[tokio::test]
+async fn escrow_creation_and_deposits_survive_contention_and_throttling() {
+    let (h, first) = &escrow_harness("busy-escrows").await;
+    let (client, provider) = (first.client, first.provider);
+    under_every_fault(h, "POST /escrows", contexts(()), 201, |()| async move {
+        h.api
+            .post(
+                "/escrows",
+                json!({"client_id": client, "provider_id": provider, "amount_total": "5.00",
+                       "deadline_at": "2099-01-01T00:00:00Z",
+                       "milestones": [{"label": "all", "amount": "5.00", "proof_type": "PHOTO"}]}),
+            )
+            .await
+    })
+    .await;
+
+    let drafts = escrows_in(h, 13, "DRAFT", false).await;
+    under_every_fault(
+        h,
+        "POST /escrows/{id}/deposit",
+        drafts.clone(),
+        200,
+        |id| async move { h.api.deposit(id, &unique("k"), "10.00").await },
+    )
+    .await;
+    // The 503s deposited nothing: still DRAFT.
+    for (i, id) in drafts.iter().enumerate() {
+        let refused = i > 0 && i % 2 == 0;
+        let expected = if refused { "DRAFT" } else { "FUNDED" };
+        assert_eq!(escrow_status(h, *id).await, expected, "deposit {i}");
+    }
+}
+
+/// Each `(action, from, overdue, to)` under every fault; the escrows whose
+/// call answered 503 are still in `from`.
+async fn escrow_transitions_under_every_fault(name: &str, cases: &[(&str, &str, bool, &str)]) {
+    let (h, _) = &escrow_harness(name).await;
+    for &(action, state, overdue, to) in cases {
+        let escrows = escrows_in(h, 13, state, overdue).await;
+        let path = format!("POST /escrows/{{id}}/{action} from {state}");
+        under_every_fault(h, &path, escrows.clone(), 200, |id| async move {
+            h.api
+                .call("POST", &format!("/escrows/{id}/{action}"), &[], None)
+                .await
+        })
+        .await;
+        for (i, id) in escrows.iter().enumerate() {
+            let refused = i > 0 && i % 2 == 0;
+            let expected = if refused { state } else { to };
+            assert_eq!(escrow_status(h, *id).await, expected, "{path}: escrow {i}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn escrow_payouts_survive_contention_and_throttling() {
+    escrow_transitions_under_every_fault(
+        "busy-payouts",
+        &[
+            ("client-approve", "FUNDED", false, "RELEASED"),
+            ("check-deadline", "RELEASABLE", true, "RELEASED"),
+            ("mark-delivered", "FUNDED", false, "RELEASABLE"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn escrow_refunds_survive_contention_and_throttling() {
+    escrow_transitions_under_every_fault(
+        "busy-refunds",
+        &[
+            ("client-reject", "FUNDED", false, "REFUNDED"),
+            ("client-reject", "DRAFT", false, "CANCELLED"),
+            ("check-deadline", "FUNDED", true, "FUNDED"),
+        ],
     )
     .await;
 }

@@ -35,6 +35,8 @@ const FUNCTIONS: &[&str] = &[
     "apikeys",
     "mandates",
     "spend",
+    "escrows",
+    "payments",
     "mandate-expiry",
 ];
 
@@ -258,6 +260,130 @@ fn expectations() -> Vec<Expected> {
             check: |b| {
                 assert_eq!(b["id"], 2);
                 assert_eq!(b["is_active"], false);
+            },
+        },
+        Expected {
+            file: "21-users-create-provider.json",
+            outcome: Outcome::Status(201),
+            check: |b| {
+                assert_eq!(id(b), 3);
+                assert_eq!(b["username"], "fatou");
+            },
+        },
+        Expected {
+            file: "22-escrows-create.json",
+            outcome: Outcome::Status(201),
+            check: |b| {
+                assert_eq!(id(b), 1);
+                assert_eq!(b["client_id"], 1);
+                assert_eq!(b["provider_id"], 3);
+                assert_eq!(b["amount_total"], "300.00");
+                assert_eq!(b["amount_funded"], "0.00");
+                assert_eq!(b["status"], "DRAFT");
+                assert_eq!(b["release_conditions"], json!({"on": "delivery"}));
+                let milestones = b["milestones"].as_array().unwrap();
+                assert_eq!(milestones.len(), 2);
+                assert_eq!(milestones[0]["idx"], 1);
+                assert_eq!(milestones[0]["amount"], "200.00");
+                assert_eq!(milestones[0]["status"], "WAITING");
+                assert_eq!(milestones[1]["idx"], 2);
+                assert_eq!(milestones[1]["geofence"], Value::Null);
+            },
+        },
+        Expected {
+            file: "23-escrows-get.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                assert_eq!(id(b), 1);
+                assert_eq!(b["status"], "DRAFT");
+            },
+        },
+        Expected {
+            file: "24-escrows-list.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                let items = b["items"].as_array().expect("a page");
+                assert_eq!(items.iter().map(id).collect::<Vec<_>>(), vec![1]);
+                assert_eq!(b["next_cursor"], Value::Null);
+            },
+        },
+        Expected {
+            file: "25-escrows-deposit.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                assert_eq!(b["amount_funded"], "300.00");
+                assert_eq!(b["amount_available"], "300.00");
+                assert_eq!(b["status"], "FUNDED");
+            },
+        },
+        Expected {
+            file: "26-escrows-mark-delivered.json",
+            outcome: Outcome::Status(200),
+            check: |b| assert_eq!(b["status"], "RELEASABLE"),
+        },
+        Expected {
+            file: "27-escrows-check-deadline.json",
+            outcome: Outcome::Status(200),
+            check: |b| assert_eq!(b["status"], "RELEASABLE", "not due before 2099"),
+        },
+        Expected {
+            file: "28-escrows-client-approve.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                assert_eq!(b["status"], "RELEASED");
+                assert_eq!(b["amount_available"], "0.00");
+                assert_eq!(b["amount_paid"], "300.00");
+                assert_eq!(b["amount_refunded"], "0.00");
+            },
+        },
+        Expected {
+            file: "29-escrows-client-reject.json",
+            outcome: Outcome::Status(409),
+            check: |b| assert_eq!(b["error"]["code"], "ESCROW_INVALID_STATE"),
+        },
+        Expected {
+            file: "30-escrows-events.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                let kinds: Vec<&str> = b["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["kind"].as_str().unwrap())
+                    .collect();
+                assert_eq!(
+                    kinds,
+                    [
+                        "CREATED",
+                        "DEPOSIT",
+                        "DELIVERED",
+                        "CLIENT_APPROVED",
+                        "PAYMENT_SENT"
+                    ]
+                );
+                assert_eq!(b["items"][2]["data"]["note"], "Roof is on");
+                assert_eq!(b["next_cursor"], Value::Null);
+            },
+        },
+        Expected {
+            file: "31-payments-get.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                assert_eq!(id(b), 1);
+                assert_eq!(b["escrow_id"], 1);
+                assert_eq!(b["kind"], "PAYOUT");
+                assert_eq!(b["payee"], json!({"user_id": 3}));
+                assert_eq!(b["amount"], "300.00");
+                assert_eq!(b["status"], "SENT");
+                assert!(b["psp_ref"].as_str().unwrap().starts_with("PSP-"));
+            },
+        },
+        Expected {
+            file: "32-payments-list.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                let items = b["items"].as_array().expect("a page");
+                assert_eq!(items.iter().map(id).collect::<Vec<_>>(), vec![1]);
             },
         },
     ]
@@ -525,6 +651,8 @@ fn app_of(function: &str, state: &SharedState) -> Router {
         "apikeys" => apikeys::router(state.clone()),
         "mandates" => mandates::router(state.clone()),
         "spend" => spend::router(state.clone()),
+        "escrows" => escrows::router(state.clone()),
+        "payments" => payments::router(state.clone()),
         other => panic!("{other} is not an HTTP function"),
     };
     shared::http::app(routes)
@@ -656,6 +784,26 @@ async fn every_event_file_replays_through_its_handler() {
         body("14-spend-get-purchase.json"),
         body("13-spend-create-purchase.json")
     );
+    assert_eq!(body("23-escrows-get.json"), body("22-escrows-create.json"));
+    assert_eq!(
+        body("24-escrows-list.json")["items"][0],
+        *body("22-escrows-create.json")
+    );
+    assert_eq!(
+        body("32-payments-list.json")["items"][0],
+        *body("31-payments-get.json")
+    );
+    let table = Table::named(&api.table).await;
+    assert_eq!(
+        table.audit_actions("ESCROW", 1).await,
+        vec![
+            "ESCROW_CREATED",
+            "ESCROW_DEPOSITED",
+            "ESCROW_DELIVERED",
+            "ESCROW_RELEASED"
+        ]
+    );
+    assert_eq!(table.audit_actions("PAYMENT", 1).await, vec!["PAYOUT_SENT"]);
 
     // The purchase debited the mandate, through the handler and in the store.
     let read = lambda_http::request::from_str(&with_key(
@@ -677,7 +825,6 @@ async fn every_event_file_replays_through_its_handler() {
         ("74.50".to_string(), "25.50".to_string())
     );
 
-    let table = Table::named(&api.table).await;
     assert_eq!(
         table.audit_actions("USAGE_MANDATE", 1).await,
         vec!["USAGE_MANDATE_CREATED", "USAGE_MANDATE_DEBITED"]

@@ -24,7 +24,9 @@ use aws_smithy_runtime_api::{
     },
 };
 use aws_smithy_types::config_bag::ConfigBag;
-use kobatela_tests::{faults::operation, unique, AdminApi, InProcess, MandateSetup, Reply, Table};
+use kobatela_tests::{
+    faults::operation, unique, AdminApi, EscrowSetup, InProcess, MandateSetup, Reply, Table,
+};
 use serde_json::{json, Value};
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -276,6 +278,88 @@ async fn drive(api: &Routed<'_>, table: &Table) {
     api.call("DELETE", &format!("/apikeys/{}", issued.id()), &[], None)
         .await
         .expect(204);
+
+    // Escrows: create, read, lists (by client, by provider, all), timeline,
+    // a deposit and its replay, every transition, a missed deadline.
+    let e = EscrowSetup::with(
+        api,
+        json!({"amount_total": "20.00",
+               "milestones": [{"label": "all", "amount": "20.00", "proof_type": "PHOTO"}]}),
+    )
+    .await;
+    let key = unique("k");
+    for _ in 0..2 {
+        api.call(
+            "POST",
+            &format!("/escrows/{}/deposit", e.escrow),
+            &[("idempotency-key", &key)],
+            Some(json!({"amount": "20.00"})),
+        )
+        .await
+        .expect(200);
+    }
+    for path in [
+        format!("/escrows/{}", e.escrow),
+        format!("/escrows?client_id={}", e.client),
+        format!("/escrows?provider_id={}", e.provider),
+        "/escrows".to_string(),
+        format!("/escrows/{}/events", e.escrow),
+    ] {
+        api.call("GET", &path, &[], None).await.expect(200);
+    }
+    for action in ["mark-delivered", "check-deadline", "client-approve"] {
+        api.call(
+            "POST",
+            &format!("/escrows/{}/{action}", e.escrow),
+            &[],
+            None,
+        )
+        .await
+        .expect(200);
+    }
+    let rejected = EscrowSetup::new(api, "5.00").await;
+    api.call(
+        "POST",
+        &format!("/escrows/{}/client-reject", rejected.escrow),
+        &[],
+        None,
+    )
+    .await
+    .expect(200);
+    let missed = EscrowSetup::new(api, "5.00").await;
+    api.call(
+        "POST",
+        &format!("/escrows/{}/deposit", missed.escrow),
+        &[("idempotency-key", &unique("k"))],
+        Some(json!({"amount": "5.00"})),
+    )
+    .await
+    .expect(200);
+    table.backdate_escrow(missed.escrow).await;
+    api.call(
+        "POST",
+        &format!("/escrows/{}/check-deadline", missed.escrow),
+        &[],
+        None,
+    )
+    .await
+    .expect(200);
+
+    // Payments: read, by escrow, all.
+    let paid = api
+        .call(
+            "GET",
+            &format!("/payments?escrow_id={}", e.escrow),
+            &[],
+            None,
+        )
+        .await
+        .expect(200);
+    let payment = paid.body["items"][0]["id"].as_u64().unwrap();
+    api.call("GET", &format!("/payments/{payment}"), &[], None)
+        .await
+        .expect(200);
+    api.call("GET", "/payments", &[], None).await.expect(200);
 
     // Health touches nothing.
     api.call("GET", "/health", &[], None).await.expect(200);

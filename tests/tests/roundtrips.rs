@@ -41,7 +41,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 use kobatela_tests::{
     cents_of,
     faults::{operation, Fault, Faults},
-    InProcess, MandateSetup, Table,
+    unique, EscrowSetup, InProcess, MandateSetup, Table,
 };
 use shared::store::transact::Backoff;
 use std::{
@@ -55,6 +55,7 @@ const TRANSACT: &str = "TransactWriteItems";
 const BATCH_GET: &str = "BatchGetItem";
 const GET: &str = "GetItem";
 const UPDATE: &str = "UpdateItem";
+const QUERY: &str = "Query";
 
 /// DynamoDB's answer to a transaction that lost a race.
 const CONFLICT: Fault = Fault::Cancelled("TransactionConflict");
@@ -565,6 +566,125 @@ async fn steady_state_purchase_costs_three_round_trips() {
     );
     assert_eq!(h.purchases_of(fixture.mandate).await, (21, 2100));
     assert_eq!(h.debits_of(fixture.mandate).await, 21);
+}
+
+/// The index entries and write units of every recorded transaction item.
+async fn index_units_of(tally: &Tally, table: &Table) -> u64 {
+    let mut units = 0;
+    for item in tally.transactions.iter().flatten() {
+        let stored = match item {
+            PricedItem::Stored { key, .. } => table.item(key.clone()).await,
+            PricedItem::Put(..) => None,
+        };
+        units += index_writes(item, stored.as_ref());
+    }
+    units
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escrow_deposits_and_payouts_cost_few_round_trips() {
+    const N: u64 = 10;
+    let h = harness().await;
+    let s = EscrowSetup::new(&h.api, "1000.00").await;
+    // Warm-up: caches the API key; a first payout reserves payment ids.
+    let warm = EscrowSetup::new(&h.api, "1.00").await;
+    h.api
+        .deposit(warm.escrow, &unique("k"), "1.00")
+        .await
+        .expect(200);
+    h.api
+        .call(
+            "POST",
+            &format!("/escrows/{}/client-approve", warm.escrow),
+            &[],
+            None,
+        )
+        .await
+        .expect(200);
+    h.meter.reset();
+
+    for i in 0..N {
+        h.api
+            .deposit(s.escrow, &format!("deposit-{i}"), "1.00")
+            .await
+            .expect(200);
+    }
+    let tally = h.meter.tally(std::mem::take);
+    let calls = |op: &str| tally.executions.get(op).copied().unwrap_or(0);
+    let total: u64 = tally.executions.values().sum();
+    let sizes = item_sizes(&tally, &h.table).await;
+    let priced: u64 = sizes
+        .iter()
+        .flatten()
+        .map(|(_, size)| transactional_wcu(*size))
+        .sum();
+    let index_units = index_units_of(&tally, &h.table).await;
+    println!(
+        "deposit round trips: {:.2} per deposit ({:?}); write units {:.1} per deposit, index writes {:.2}",
+        per(total, N),
+        tally.executions,
+        per(priced, N),
+        per(index_units, N)
+    );
+    // The idempotency record and the escrow read in parallel, then one
+    // transaction: record, escrow update, audit entry, event.
+    assert_eq!(
+        (calls(GET), calls(QUERY), calls(TRANSACT)),
+        (N, N, N),
+        "{:?}",
+        tally.executions
+    );
+    assert_eq!(total, 3 * N);
+    assert!(sizes.iter().all(|t| t.len() == 4), "{sizes:?}");
+    assert_eq!(priced, 8 * N, "item sizes {sizes:?}");
+    assert_eq!(
+        index_units, 0,
+        "a deposit that keeps DRAFT wrote index entries"
+    );
+
+    // The rest funds it; then one approval pays it all out.
+    h.api
+        .deposit(s.escrow, &unique("k"), "990.00")
+        .await
+        .expect(200);
+    h.meter.reset();
+    let released = h
+        .api
+        .call(
+            "POST",
+            &format!("/escrows/{}/client-approve", s.escrow),
+            &[],
+            None,
+        )
+        .await
+        .expect(200);
+    assert_eq!(released.body["amount_paid"], "1000.00");
+    let tally = h.meter.tally(std::mem::take);
+    let sizes = item_sizes(&tally, &h.table).await;
+    let index_units = index_units_of(&tally, &h.table).await;
+    println!(
+        "payout round trips: {:?}; items {:?}; index writes {index_units}",
+        tally.executions, sizes
+    );
+    // One read, one transaction (the payment id from the reserved block):
+    // escrow update, payment, PSP reference, 2 audit entries, 2 events.
+    assert_eq!(
+        tally.executions.values().sum::<u64>(),
+        2,
+        "{:?}",
+        tally.executions
+    );
+    assert_eq!(
+        (tally.executions[QUERY], tally.executions[TRANSACT]),
+        (1, 1)
+    );
+    assert_eq!(sizes.len(), 1);
+    assert_eq!(sizes[0].len(), 7, "{sizes:?}");
+    // The status change rewrites the escrow's entries in gsi1-3 (3) and the
+    // payment enters gsi1 and gsi3 (2). The escrow also leaves the deadline
+    // index (1 more in truth): `index_writes` sees the item after the write,
+    // without the key it removed, so it does not count that one.
+    assert_eq!(index_units, 5);
 }
 
 /// The injected answer decodes as DynamoDB's: a `TransactionCanceledException`

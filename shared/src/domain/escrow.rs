@@ -431,6 +431,77 @@ fn change(
 }
 
 // ---------------------------------------------------------------------------
+// The escrow as answered
+
+/// A milestone as the API answers it (`Milestone` of API.md).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Milestone {
+    pub id: Id,
+    pub idx: u32,
+    pub label: String,
+    pub amount: Amount,
+    pub proof_type: String,
+    pub geofence: Option<Geofence>,
+    pub status: super::milestone::MilestoneStatus,
+}
+
+/// An escrow as the API answers it (`Escrow` of API.md).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Escrow {
+    pub id: Id,
+    pub client_id: Id,
+    pub provider_id: Id,
+    pub currency: super::currency::Currency,
+    pub amount_total: Amount,
+    pub amount_funded: Money,
+    pub amount_available: Money,
+    pub amount_paid: Money,
+    pub amount_refunded: Money,
+    pub status: EscrowStatus,
+    pub release_conditions: serde_json::Value,
+    pub deadline_at: Timestamp,
+    pub milestones: Vec<Milestone>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl Escrow {
+    pub fn balances(&self) -> EscrowBalances {
+        EscrowBalances {
+            funded: self.amount_funded,
+            available: self.amount_available,
+            paid: self.amount_paid,
+            refunded: self.amount_refunded,
+        }
+    }
+
+    /// What `decide` needs.
+    pub fn state(&self) -> EscrowState {
+        EscrowState {
+            status: self.status,
+            total: self.amount_total,
+            deadline_at: self.deadline_at,
+            balances: self.balances(),
+        }
+    }
+
+    pub fn parties(&self) -> [Id; 2] {
+        [self.client_id, self.provider_id]
+    }
+
+    /// The milestones as the sequence rule sees them.
+    pub fn slots(&self) -> Vec<super::milestone::MilestoneSlot> {
+        self.milestones
+            .iter()
+            .map(|m| super::milestone::MilestoneSlot {
+                idx: m.idx,
+                status: m.status,
+            })
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Creation
 
 pub const MAX_MILESTONES: usize = 50;

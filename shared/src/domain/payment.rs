@@ -171,6 +171,37 @@ impl BalanceDelta {
     }
 }
 
+/// Who a payment goes to: a user (payouts, refunds) or an allowed payee
+/// (usage spends).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Payee {
+    User { user_id: super::ids::Id },
+    Ref { payee_ref: String },
+}
+
+/// A payment as the API answers it (`Payment` of API.md).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Payment {
+    pub id: super::ids::Id,
+    pub escrow_id: super::ids::Id,
+    pub milestone_id: Option<super::ids::Id>,
+    pub kind: PaymentKind,
+    pub payee: Payee,
+    pub amount: Amount,
+    pub currency: super::currency::Currency,
+    pub psp_ref: String,
+    pub status: PaymentStatus,
+    pub attempts: u32,
+    pub created_at: super::time::Timestamp,
+    pub updated_at: super::time::Timestamp,
+}
+
+/// A fresh reference for the PSP to echo: `PSP-<uuid>`.
+pub fn new_psp_ref() -> String {
+    format!("PSP-{}", uuid::Uuid::new_v4())
+}
+
 /// The event types the PSP sends, as API.md names them. Exact text: the PSP
 /// sends these strings, so `Payment.Settled` is just another type (Other).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -150,6 +150,8 @@ pub mod entity {
     pub const ALLOWANCE_OWNER: &str = "USER";
     pub const MANDATE: &str = "USAGE_MANDATE";
     pub const PURCHASE: &str = "PURCHASE";
+    pub const ESCROW: &str = "ESCROW";
+    pub const PAYMENT: &str = "PAYMENT";
 }
 
 /// Actions, as the audit recommended (risk R3).

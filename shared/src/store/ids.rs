@@ -30,6 +30,10 @@ pub const CATEGORY: &str = "category";
 pub const MERCHANT: &str = "merchant";
 pub const MANDATE: &str = "mandate";
 pub const PURCHASE: &str = "purchase";
+pub const ESCROW: &str = "escrow";
+pub const MILESTONE: &str = "milestone";
+pub const PAYMENT: &str = "payment";
+pub const ALERT: &str = "alert";
 
 impl Store {
     /// The next id of `kind`: from the reserved block, or a new block.

@@ -14,6 +14,22 @@
 //! | purchase            | `PURCHASE#{id}`                     | `PURCHASE`      |
 //! | idempotency record  | `IDEMPOTENCY#{sha256 of scope}`     | `IDEMPOTENCY`   |
 //! | audit entry         | `AUDIT#{entity}#{id}`               | `{at}#{nn}#{uuid}` |
+//! | escrow              | `ESCROW#{id}`                       | `ESCROW`        |
+//! | its milestones      | `ESCROW#{id}`                       | `MILESTONE#{idx:03}` |
+//! | its timeline        | `ESCROW_EVENTS#{id}`                | `{at}#{nn}#{uuid}` |
+//! | deadline-missed guard | `DEADLINE_MISSED#{escrow}`        | `GUARD`         |
+//! | payment             | `PAYMENT#{id}`                      | `PAYMENT`       |
+//! | PSP reference       | `PSP_REF#{psp_ref}`                 | `PSP_REF`       |
+//! | alert               | `ALERT#{id}`                        | `ALERT`         |
+//!
+//! Escrows reuse the list indexes: `gsi1` by client (`CLIENT#{id}`), `gsi2`
+//! by provider (`PROVIDER#{id}`), `gsi3` by kind (`ESCROW#{shard}`); payments
+//! are in `gsi1` by escrow (`ESCROW_PAYMENTS#{id}`) and `gsi3` by kind. The
+//! sparse `active_by_expiry` index also holds open escrows by deadline
+//! (`OPEN_ESCROW#{shard}`), for the deadline sweep. An escrow also stores its
+//! client and provider as `sender_id` / `beneficiary_id`, the party
+//! attributes the list indexes project, so that a list filtered on both
+//! parties can filter in the index.
 //!
 //! Sparse GSIs: `gsi1` mandates by sender, `gsi2` mandates by beneficiary,
 //! `gsi3` all items of a kind (mandates, API keys), each sorted by zero-padded
@@ -225,6 +241,62 @@ pub fn beneficiary_partition(beneficiary: Id) -> String {
     format!("BENEFICIARY#{beneficiary}")
 }
 
+pub fn escrow(id: Id) -> Key {
+    Key::new(escrow_partition(id), "ESCROW")
+}
+
+/// The partition of an escrow and its milestones.
+pub fn escrow_partition(id: Id) -> String {
+    format!("ESCROW#{id}")
+}
+
+pub fn milestone(escrow: Id, idx: u32) -> Key {
+    Key::new(escrow_partition(escrow), &format!("MILESTONE#{idx:03}"))
+}
+
+/// The partition of an escrow's timeline, oldest first.
+pub fn escrow_events_partition(escrow: Id) -> String {
+    format!("ESCROW_EVENTS#{escrow}")
+}
+
+pub fn escrow_event(escrow: Id, at: Timestamp, unique: &str) -> Key {
+    Key::new(escrow_events_partition(escrow), &format!("{at}#{unique}"))
+}
+
+/// Guards the one `ESCROW_DEADLINE_MISSED` alert of an escrow.
+pub fn deadline_missed(escrow: Id) -> Key {
+    Key::new(format!("DEADLINE_MISSED#{escrow}"), "GUARD")
+}
+
+pub fn payment(id: Id) -> Key {
+    Key::new(format!("PAYMENT#{id}"), "PAYMENT")
+}
+
+/// Points from the reference the PSP echoes to its payment.
+pub fn psp_ref(psp_ref: &str) -> Key {
+    Key::new(format!("PSP_REF#{psp_ref}"), "PSP_REF")
+}
+
+pub fn alert(id: Id) -> Key {
+    Key::new(format!("ALERT#{id}"), "ALERT")
+}
+
+pub fn client_partition(client: Id) -> String {
+    format!("CLIENT#{client}")
+}
+
+pub fn provider_partition(provider: Id) -> String {
+    format!("PROVIDER#{provider}")
+}
+
+pub fn escrow_payments_partition(escrow: Id) -> String {
+    format!("ESCROW_PAYMENTS#{escrow}")
+}
+
+pub const KIND_ESCROW: &str = "ESCROW";
+pub const KIND_PAYMENT: &str = "PAYMENT";
+/// Open escrows (DRAFT, FUNDED, RELEASABLE) by deadline, in `active_by_expiry`.
+pub const OPEN_ESCROWS: &str = "OPEN_ESCROW";
 pub const KIND_MANDATE: &str = "MANDATE";
 pub const KIND_API_KEY: &str = "APIKEY";
 pub const ACTIVE_MANDATES: &str = "ACTIVE_MANDATE";
@@ -279,7 +351,16 @@ mod tests {
     #[test]
     fn balance_writes_touch_no_index() {
         for index in INDEXES {
-            for attribute in ["balance_cents", "spent_cents", "updated_at"] {
+            for attribute in [
+                "balance_cents",
+                "spent_cents",
+                "updated_at",
+                // An escrow's balances, moved by deposits and payments.
+                "funded_cents",
+                "available_cents",
+                "paid_cents",
+                "refunded_cents",
+            ] {
                 assert!(!index.projects(attribute), "{} {attribute}", index.name);
             }
             assert!(index.projects(index.pk));

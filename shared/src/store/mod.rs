@@ -5,12 +5,14 @@
 pub mod apikeys;
 pub mod audit;
 pub mod catalogue;
+pub mod escrows;
 pub mod idempotency;
 pub mod ids;
 pub mod items;
 pub mod keys;
 pub mod list;
 pub mod mandates;
+pub mod payments;
 pub mod purchases;
 pub mod read;
 pub mod retry;

@@ -1,0 +1,432 @@
+//! `POST /escrows`, `GET /escrows`, `GET /escrows/{id}`,
+//! `GET /escrows/{id}/events`, `POST /escrows/{id}/deposit` 💰 and the
+//! transitions `mark-delivered`, `client-approve`, `client-reject`,
+//! `check-deadline`.
+
+use axum::{
+    extract::{Request, State},
+    http::StatusCode,
+    response::Response,
+    routing::{get, post},
+    Router,
+};
+use serde_json::Value;
+use shared::{
+    domain::{
+        access::{Principal, Role},
+        currency::Currency,
+        escrow::{Escrow, EscrowAction, EscrowStatus, EscrowTerms, Geofence, MilestoneTerms},
+        ids::Id,
+        money::Amount,
+        time::Timestamp,
+    },
+    error::AppError,
+    http::{
+        body::{parse, query_errors, Fields, JsonBody},
+        extract::{IdempotencyKey, PathId, QueryMap},
+        json, stored, MAX_BODY_BYTES,
+    },
+    store::{
+        escrows::{not_found, EscrowFilter, NewEscrow, Remarks},
+        idempotency::{fingerprint, Scope},
+        list::PageRequest,
+    },
+    SharedState,
+};
+
+pub fn router(state: SharedState) -> Router {
+    Router::new()
+        .route("/escrows", post(create).get(list))
+        .route("/escrows/{id}", get(read))
+        .route("/escrows/{id}/events", get(events))
+        .route("/escrows/{id}/deposit", post(deposit))
+        .route("/escrows/{id}/mark-delivered", post(mark_delivered))
+        .route("/escrows/{id}/client-approve", post(client_approve))
+        .route("/escrows/{id}/client-reject", post(client_reject))
+        .route("/escrows/{id}/check-deadline", post(check_deadline))
+        .with_state(state)
+}
+
+const DEPOSIT_ROUTE: &str = "POST /escrows/{id}/deposit";
+
+/// Longest `note` (and `proof_url`) a transition takes.
+const MAX_NOTE_CHARS: usize = 2000;
+
+fn geofence(value: &Value) -> Result<Geofence, String> {
+    let object = value
+        .as_object()
+        .ok_or("must be an object {lat, lng, radius_m}")?;
+    let number = |name: &str| {
+        object
+            .get(name)
+            .and_then(Value::as_f64)
+            .ok_or(format!("{name} must be a number"))
+    };
+    Ok(Geofence {
+        lat: number("lat")?,
+        lng: number("lng")?,
+        radius_m: number("radius_m")?,
+    })
+}
+
+/// Parses `milestones`, naming bad fields `milestones[i].name`.
+fn milestones(value: &Value, f: &mut Fields<'_>) -> Option<Vec<MilestoneTerms>> {
+    let Some(list) = value.as_array() else {
+        f.error("milestones", "must be an array of milestones");
+        return None;
+    };
+    let mut parsed = Vec::new();
+    let mut bad = false;
+    for (i, item) in list.iter().enumerate() {
+        let result = Fields::of(item).and_then(|mut m| {
+            let label = m.required("label", parse::text(1, 200));
+            let amount = m.required("amount", Amount::from_json);
+            let proof_type = m.required("proof_type", parse::text(1, 50));
+            let fence = m.optional("geofence", geofence);
+            m.finish(|| {
+                Some(MilestoneTerms {
+                    label: label?,
+                    amount: amount?,
+                    proof_type: proof_type?,
+                    geofence: fence?,
+                })
+            })
+        });
+        match result {
+            Ok(m) => parsed.push(m),
+            Err(e) => {
+                bad = true;
+                let fields = e
+                    .details
+                    .as_ref()
+                    .and_then(|d| d["fields"].as_object())
+                    .cloned()
+                    .unwrap_or_default();
+                for (name, problem) in fields {
+                    let name = if name == "body" {
+                        format!("milestones[{i}]")
+                    } else {
+                        format!("milestones[{i}].{name}")
+                    };
+                    f.error(&name, problem.as_str().unwrap_or("is not valid"));
+                }
+            }
+        }
+    }
+    (!bad).then_some(parsed)
+}
+
+fn parse_new_escrow(body: &Value, state: &SharedState) -> Result<NewEscrow, AppError> {
+    let mut f = Fields::of(body)?;
+    let client_id = f.required("client_id", Id::from_json);
+    let provider_id = f.required("provider_id", Id::from_json);
+    let amount_total = f.required("amount_total", Amount::from_json);
+    let currency = f.optional("currency", parse::currency(&state.config.currencies));
+    let release_conditions = f.optional("release_conditions", |v: &Value| {
+        v.is_object()
+            .then(|| v.clone())
+            .ok_or("must be a JSON object")
+    });
+    let deadline_at = f.required("deadline_at", parse::timestamp);
+    let milestones = match body.get("milestones").filter(|v| !v.is_null()) {
+        None => Some(None),
+        Some(value) => milestones(value, &mut f).map(Some),
+    };
+    f.finish(|| {
+        Some(NewEscrow {
+            terms: EscrowTerms {
+                client_id: client_id?,
+                provider_id: provider_id?,
+                amount_total: amount_total?,
+                deadline_at: deadline_at?,
+                milestones: milestones?,
+            },
+            currency: currency?.unwrap_or(Currency::usd()),
+            release_conditions: release_conditions?
+                .unwrap_or_else(|| Value::Object(Default::default())),
+        })
+    })
+}
+
+async fn create(
+    State(state): State<SharedState>,
+    caller: Principal,
+    JsonBody(body): JsonBody,
+) -> Result<Response, AppError> {
+    AppError::permit(caller.role != Role::Support)?;
+    let new = parse_new_escrow(&body, &state)?;
+    AppError::permit(caller.acts_for(new.terms.client_id))?;
+    let escrow = state.store.create_escrow(new, &(&caller).into()).await?;
+    Ok(json(StatusCode::CREATED, &escrow))
+}
+
+/// The escrow if the caller may read it; others' look absent (404).
+async fn readable(state: &SharedState, caller: &Principal, id: Id) -> Result<Escrow, AppError> {
+    state
+        .store
+        .escrow(id)
+        .await?
+        .filter(|e| caller.may_read(&e.parties()))
+        .ok_or_else(not_found)
+}
+
+async fn read(
+    State(state): State<SharedState>,
+    caller: Principal,
+    PathId(id): PathId,
+) -> Result<Response, AppError> {
+    Ok(json(StatusCode::OK, &readable(&state, &caller, id).await?))
+}
+
+/// `limit` and `cursor` of a list, and the other problems of its query.
+fn page_of(
+    query: &std::collections::HashMap<String, String>,
+    mut problems: Vec<(&'static str, &'static str)>,
+) -> Result<PageRequest, AppError> {
+    let value = |name: &str| query.get(name).map(String::as_str);
+    match PageRequest::parse(value("limit"), value("cursor")) {
+        Ok(page) if problems.is_empty() => Ok(page),
+        Ok(_) => Err(query_errors(problems)),
+        Err(more) => {
+            problems.extend(more);
+            Err(query_errors(problems))
+        }
+    }
+}
+
+async fn list(
+    State(state): State<SharedState>,
+    caller: Principal,
+    QueryMap(query): QueryMap,
+) -> Result<Response, AppError> {
+    let value = |name: &str| query.get(name).map(String::as_str);
+    let mut problems = Vec::new();
+    let mut id_filter = |name: &'static str| match value(name).map(Id::parse) {
+        Some(Err(problem)) => {
+            problems.push((name, problem));
+            None
+        }
+        other => other.and_then(Result::ok),
+    };
+    let client_id = id_filter("client_id");
+    let provider_id = id_filter("provider_id");
+    let status = match value("status").map(EscrowStatus::parse) {
+        Some(None) => {
+            problems.push((
+                "status",
+                "must be one of DRAFT, FUNDED, RELEASABLE, RELEASED, REFUNDED, CANCELLED",
+            ));
+            None
+        }
+        other => other.flatten(),
+    };
+    let page = page_of(&query, problems)?;
+    let filter = EscrowFilter {
+        client_id,
+        provider_id,
+        status,
+        party: caller.party_limit(),
+    };
+    Ok(json(
+        StatusCode::OK,
+        &state.store.escrows(&filter, page).await?,
+    ))
+}
+
+async fn events(
+    State(state): State<SharedState>,
+    caller: Principal,
+    PathId(id): PathId,
+    QueryMap(query): QueryMap,
+) -> Result<Response, AppError> {
+    let value = |name: &str| query.get(name).map(String::as_str);
+    let mut problems = Vec::new();
+    let limit = match value("limit").map(str::parse::<usize>) {
+        None => shared::store::list::DEFAULT_LIMIT,
+        Some(Ok(n)) if (1..=shared::store::list::MAX_LIMIT).contains(&n) => n,
+        Some(_) => {
+            problems.push(("limit", "must be a whole number from 1 to 100"));
+            0
+        }
+    };
+    // A cursor is the sort key of a timeline entry: `{timestamp}#{nn}#{hex}`.
+    let cursor = value("cursor");
+    if cursor.is_some_and(|c| {
+        c.len() > 128
+            || Timestamp::parse(c.split('#').next().unwrap_or_default()).is_err()
+            || !c.bytes().all(|b| b.is_ascii_graphic())
+    }) {
+        problems.push(("cursor", "must be a next_cursor returned by this list"));
+    }
+    if !problems.is_empty() {
+        return Err(query_errors(problems));
+    }
+    readable(&state, &caller, id).await?;
+    Ok(json(
+        StatusCode::OK,
+        &state.store.escrow_events(id, limit, cursor).await?,
+    ))
+}
+
+async fn deposit(
+    State(state): State<SharedState>,
+    caller: Principal,
+    PathId(id): PathId,
+    IdempotencyKey(key): IdempotencyKey,
+    JsonBody(body): JsonBody,
+) -> Result<Response, AppError> {
+    AppError::permit(caller.role != Role::Support)?;
+    let mut f = Fields::of(&body)?;
+    let amount = f.required("amount", Amount::from_json);
+    let amount = f.finish(|| amount)?;
+    let scope = Scope {
+        route: DEPOSIT_ROUTE,
+        owner: caller.idempotency_owner(),
+        key,
+    };
+    let canonical = serde_json::json!({"escrow_id": id, "amount": amount});
+    let response = state
+        .store
+        .deposit(
+            id,
+            amount,
+            &scope,
+            &fingerprint(&canonical),
+            |e| AppError::permit(caller.acts_for(e.client_id)),
+            &(&caller).into(),
+        )
+        .await?;
+    Ok(stored(response))
+}
+
+/// The optional body of a transition: empty is `{}`; else a JSON object
+/// whose `note` (and, for delivery, `proof_url`) are short texts.
+async fn remarks(request: Request, names: &[&'static str]) -> Result<Remarks, AppError> {
+    let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            AppError::new(
+                shared::domain::error::ErrorCode::PayloadTooLarge,
+                "The request body is larger than 1 MiB.",
+            )
+        })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Remarks::new());
+    }
+    let body: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        AppError::new(
+            shared::domain::error::ErrorCode::InvalidJson,
+            format!("The request body is not valid JSON: {e}."),
+        )
+    })?;
+    let mut f = Fields::of(&body)?;
+    let mut found = Vec::new();
+    for name in names {
+        found.push((*name, f.optional(name, parse::text(0, MAX_NOTE_CHARS))));
+    }
+    f.finish(|| {
+        let mut remarks = Remarks::new();
+        for (name, value) in found {
+            if let Some(text) = value? {
+                remarks.insert(name.to_string(), Value::String(text));
+            }
+        }
+        Some(remarks)
+    })
+}
+
+async fn act(
+    state: &SharedState,
+    caller: &Principal,
+    id: Id,
+    action: EscrowAction,
+    who: impl Fn(&Principal, &Escrow) -> bool,
+    remarks: Remarks,
+) -> Result<Response, AppError> {
+    let escrow = state
+        .store
+        .escrow_action(
+            id,
+            action,
+            |e| AppError::permit(who(caller, e)),
+            &remarks,
+            &caller.into(),
+        )
+        .await?;
+    Ok(json(StatusCode::OK, &escrow))
+}
+
+async fn mark_delivered(
+    State(state): State<SharedState>,
+    caller: Principal,
+    PathId(id): PathId,
+    request: Request,
+) -> Result<Response, AppError> {
+    AppError::permit(caller.role != Role::Support)?;
+    let remarks = remarks(request, &["note", "proof_url"]).await?;
+    let provider = |c: &Principal, e: &Escrow| c.acts_for(e.provider_id);
+    act(
+        &state,
+        &caller,
+        id,
+        EscrowAction::MarkDelivered,
+        provider,
+        remarks,
+    )
+    .await
+}
+
+async fn client_approve(
+    State(state): State<SharedState>,
+    caller: Principal,
+    PathId(id): PathId,
+    request: Request,
+) -> Result<Response, AppError> {
+    AppError::permit(caller.role != Role::Support)?;
+    let remarks = remarks(request, &["note"]).await?;
+    let client = |c: &Principal, e: &Escrow| c.acts_for(e.client_id);
+    act(
+        &state,
+        &caller,
+        id,
+        EscrowAction::ClientApprove,
+        client,
+        remarks,
+    )
+    .await
+}
+
+async fn client_reject(
+    State(state): State<SharedState>,
+    caller: Principal,
+    PathId(id): PathId,
+    request: Request,
+) -> Result<Response, AppError> {
+    AppError::permit(caller.role != Role::Support)?;
+    let remarks = remarks(request, &["note"]).await?;
+    let client = |c: &Principal, e: &Escrow| c.acts_for(e.client_id);
+    act(
+        &state,
+        &caller,
+        id,
+        EscrowAction::ClientReject,
+        client,
+        remarks,
+    )
+    .await
+}
+
+async fn check_deadline(
+    State(state): State<SharedState>,
+    caller: Principal,
+    PathId(id): PathId,
+) -> Result<Response, AppError> {
+    // Staff, or either party: what the schedule would do, now.
+    let party = |c: &Principal, e: &Escrow| {
+        c.is_staff() || c.acts_for(e.client_id) || c.acts_for(e.provider_id)
+    };
+    let action = EscrowAction::DeadlineCheck {
+        now: Timestamp::now(),
+    };
+    act(&state, &caller, id, action, party, Remarks::new()).await
+}

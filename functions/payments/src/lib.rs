@@ -1,0 +1,79 @@
+//! `GET /payments/{id}` and `GET /payments?escrow_id=`: the payouts,
+//! refunds and spends of escrows (written by the escrow, proof and spend
+//! routes, each in the transaction of the change that makes it).
+
+use axum::{extract::State, http::StatusCode, response::Response, routing::get, Router};
+use shared::{
+    domain::{access::Principal, error::ErrorCode, ids::Id},
+    error::AppError,
+    http::{
+        body::query_errors,
+        extract::{PathId, QueryMap},
+        json,
+    },
+    store::{escrows::not_found, list::PageRequest},
+    SharedState,
+};
+
+pub fn router(state: SharedState) -> Router {
+    Router::new()
+        .route("/payments", get(list))
+        .route("/payments/{id}", get(read))
+        .with_state(state)
+}
+
+async fn read(
+    State(state): State<SharedState>,
+    caller: Principal,
+    PathId(id): PathId,
+) -> Result<Response, AppError> {
+    let payment = state
+        .store
+        .payment(id)
+        .await?
+        .filter(|p| caller.may_read(&p.parties))
+        .ok_or_else(|| AppError::new(ErrorCode::PaymentNotFound, "Payment not found."))?;
+    Ok(json(StatusCode::OK, &payment.payment))
+}
+
+async fn list(
+    State(state): State<SharedState>,
+    caller: Principal,
+    QueryMap(query): QueryMap,
+) -> Result<Response, AppError> {
+    let value = |name: &str| query.get(name).map(String::as_str);
+    let mut problems = Vec::new();
+    let escrow_id = match value("escrow_id").map(Id::parse) {
+        Some(Ok(id)) => Some(id),
+        Some(Err(problem)) => {
+            problems.push(("escrow_id", problem));
+            None
+        }
+        None if !caller.is_staff() => {
+            problems.push(("escrow_id", "is required"));
+            None
+        }
+        None => None,
+    };
+    let page = match PageRequest::parse(value("limit"), value("cursor")) {
+        Ok(page) if problems.is_empty() => page,
+        Ok(_) => return Err(query_errors(problems)),
+        Err(more) => return Err(query_errors(problems.into_iter().chain(more).collect())),
+    };
+    if let Some(escrow) = escrow_id {
+        // A user reads only the payments of escrows it is a party to; the
+        // escrow of another looks absent.
+        if !caller.is_staff() {
+            state
+                .store
+                .escrow(escrow)
+                .await?
+                .filter(|e| caller.may_read(&e.parties()))
+                .ok_or_else(not_found)?;
+        }
+    }
+    Ok(json(
+        StatusCode::OK,
+        &state.store.payments(escrow_id, page).await?,
+    ))
+}

@@ -1,0 +1,1037 @@
+//! Escrows: creation with their milestones, reads, lists, the timeline,
+//! deposits and the state transitions of `domain::escrow::decide`.
+//!
+//! Items: the escrow (`ESCROW#{id}`/`ESCROW`), one item per milestone in
+//! the same partition (`MILESTONE#{idx:03}`), so one consistent Query reads
+//! an escrow whole, and its timeline in a partition of its own. Money is
+//! integer cents. Every transition is ONE transaction: the escrow's update,
+//! conditional on the status (and the balances) it was decided on, with its
+//! audit entries and timeline events, and the payment it makes (see
+//! `payments.rs`). A lost race decides again from a fresh read, bounded;
+//! then 503 `SERVICE_BUSY`, nothing changed.
+//!
+//! While open (DRAFT, FUNDED, RELEASABLE) an escrow carries
+//! `expiry_pk`/`expiry_sk`: the sparse index of open escrows by deadline
+//! that the deadline sweep reads (`keys::OPEN_ESCROWS`). Closing removes it.
+
+use super::{
+    audit::{entity, Actor, AuditEntry},
+    idempotency::{IdempotencyRecord, Scope, StoredResponse},
+    ids,
+    items::{from_item, key_item, n, s, to_item, values, Item},
+    keys::{self, Key},
+    list::{Filters, Listed, Page, PageRequest},
+    transact::Backoff,
+    users::take_user,
+    Store,
+};
+use crate::{
+    domain::{
+        alert::AlertType,
+        currency::Currency,
+        error::ErrorCode,
+        escrow::{
+            check_escrow_terms, decide, Escrow, EscrowAction, EscrowAudit, EscrowBalances,
+            EscrowEventKind, EscrowOutcome, EscrowStatus, EscrowTerms, EscrowTransition, Geofence,
+            Milestone,
+        },
+        ids::Id,
+        milestone::MilestoneStatus,
+        money::{Amount, Money},
+        time::Timestamp,
+        user::first_inactive,
+    },
+    error::AppError,
+};
+use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+use serde::{Deserialize, Serialize};
+
+/// Longest `release_conditions`, as JSON text: an item holds at most 400 KB.
+pub const MAX_RELEASE_CONDITIONS_BYTES: usize = 16 * 1024;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct EscrowRecord {
+    pk: String,
+    sk: String,
+    id: Id,
+    client_id: Id,
+    provider_id: Id,
+    /// The client and the provider again, under the party attributes the
+    /// list indexes project (see `keys`).
+    sender_id: Id,
+    beneficiary_id: Id,
+    currency: String,
+    total_cents: i64,
+    funded_cents: i64,
+    available_cents: i64,
+    paid_cents: i64,
+    refunded_cents: i64,
+    status: EscrowStatus,
+    /// JSON text of the client's object.
+    release_conditions: String,
+    deadline_at: Timestamp,
+    milestone_count: u32,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    gsi1pk: String,
+    gsi1sk: String,
+    gsi2pk: String,
+    gsi2sk: String,
+    gsi3pk: String,
+    gsi3sk: String,
+    /// Present only while open: the sparse deadline index.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    expiry_pk: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    expiry_sk: Option<String>,
+}
+
+impl EscrowRecord {
+    fn new(e: &Escrow) -> Result<EscrowRecord, AppError> {
+        let key = keys::escrow(e.id);
+        let open = e.status.is_open();
+        Ok(EscrowRecord {
+            pk: key.pk,
+            sk: key.sk,
+            id: e.id,
+            client_id: e.client_id,
+            provider_id: e.provider_id,
+            sender_id: e.client_id,
+            beneficiary_id: e.provider_id,
+            currency: e.currency.to_string(),
+            total_cents: e.amount_total.minor_units(),
+            funded_cents: e.amount_funded.minor_units(),
+            available_cents: e.amount_available.minor_units(),
+            paid_cents: e.amount_paid.minor_units(),
+            refunded_cents: e.amount_refunded.minor_units(),
+            status: e.status,
+            release_conditions: e.release_conditions.to_string(),
+            deadline_at: e.deadline_at,
+            milestone_count: u32::try_from(e.milestones.len()).map_err(AppError::internal)?,
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+            gsi1pk: keys::client_partition(e.client_id),
+            gsi1sk: keys::id_sort_key(e.id),
+            gsi2pk: keys::provider_partition(e.provider_id),
+            gsi2sk: keys::id_sort_key(e.id),
+            gsi3pk: keys::sharded_partition(keys::KIND_ESCROW, e.id),
+            gsi3sk: keys::id_sort_key(e.id),
+            expiry_pk: open.then(|| keys::sharded_partition(keys::OPEN_ESCROWS, e.id)),
+            expiry_sk: open.then(|| keys::expiry_sort_key(e.deadline_at, e.id)),
+        })
+    }
+
+    fn into_escrow(self, milestones: Vec<Milestone>) -> Result<Escrow, AppError> {
+        let corrupt = |what: &str| {
+            AppError::internal(format!("escrow {}: stored {what} is invalid", self.id))
+        };
+        let money =
+            |cents: i64, what: &str| Money::from_minor_units(cents).map_err(|_| corrupt(what));
+        Ok(Escrow {
+            id: self.id,
+            client_id: self.client_id,
+            provider_id: self.provider_id,
+            currency: Currency::from_stored(&self.currency).ok_or_else(|| corrupt("currency"))?,
+            amount_total: Amount::from_minor_units(self.total_cents)
+                .map_err(|_| corrupt("total"))?,
+            amount_funded: money(self.funded_cents, "funded")?,
+            amount_available: money(self.available_cents, "available")?,
+            amount_paid: money(self.paid_cents, "paid")?,
+            amount_refunded: money(self.refunded_cents, "refunded")?,
+            status: self.status,
+            release_conditions: serde_json::from_str(&self.release_conditions)
+                .map_err(|_| corrupt("release_conditions"))?,
+            deadline_at: self.deadline_at,
+            milestones,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+impl Listed for EscrowRecord {
+    fn id(&self) -> Id {
+        self.id
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct MilestoneRecord {
+    pk: String,
+    sk: String,
+    id: Id,
+    escrow_id: Id,
+    idx: u32,
+    label: String,
+    amount_cents: i64,
+    proof_type: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    geofence: Option<Geofence>,
+    status: MilestoneStatus,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+impl MilestoneRecord {
+    fn new(escrow: Id, m: &Milestone, now: Timestamp) -> MilestoneRecord {
+        let key = keys::milestone(escrow, m.idx);
+        MilestoneRecord {
+            pk: key.pk,
+            sk: key.sk,
+            id: m.id,
+            escrow_id: escrow,
+            idx: m.idx,
+            label: m.label.clone(),
+            amount_cents: m.amount.minor_units(),
+            proof_type: m.proof_type.clone(),
+            geofence: m.geofence,
+            status: m.status,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn into_milestone(self) -> Result<Milestone, AppError> {
+        Ok(Milestone {
+            id: self.id,
+            idx: self.idx,
+            amount: Amount::from_minor_units(self.amount_cents).map_err(|_| {
+                AppError::internal(format!("milestone {}: stored amount is invalid", self.id))
+            })?,
+            label: self.label,
+            proof_type: self.proof_type,
+            geofence: self.geofence,
+            status: self.status,
+        })
+    }
+}
+
+/// One entry of an escrow's timeline, as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct EventRecord {
+    pk: String,
+    sk: String,
+    escrow_id: Id,
+    kind: String,
+    at: Timestamp,
+    actor: String,
+    /// JSON text.
+    data: String,
+}
+
+/// One entry of `GET /escrows/{id}/events`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EscrowEvent {
+    pub kind: String,
+    pub at: Timestamp,
+    pub actor: String,
+    pub data: serde_json::Value,
+}
+
+/// An alert, as stored (`GET /alerts` reads these).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct AlertRecord {
+    pk: String,
+    sk: String,
+    id: Id,
+    #[serde(rename = "type")]
+    kind: String,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    actor_user_id: Option<Id>,
+    /// JSON text.
+    payload: String,
+    created_at: Timestamp,
+}
+
+/// What `POST /escrows` asks for, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEscrow {
+    pub terms: EscrowTerms,
+    pub currency: Currency,
+    pub release_conditions: serde_json::Value,
+}
+
+/// Which escrows `GET /escrows` returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EscrowFilter {
+    pub client_id: Option<Id>,
+    pub provider_id: Option<Id>,
+    pub status: Option<EscrowStatus>,
+    /// For a `user` key: only escrows this user is a party to.
+    pub party: Option<Id>,
+}
+
+/// Free text a caller attaches to a transition (`note`, `proof_url`): kept
+/// in the timeline event.
+pub type Remarks = serde_json::Map<String, serde_json::Value>;
+
+/// The refusal of `decide`, as answered.
+pub fn refusal(code: ErrorCode) -> AppError {
+    let message = match code {
+        ErrorCode::EscrowInvalidState => "The escrow's status does not allow this.",
+        ErrorCode::DepositExceedsTotal => {
+            "The deposit is more than what the escrow still misses (amount_total - amount_funded)."
+        }
+        ErrorCode::InsufficientEscrowBalance => "The escrow does not hold enough available money.",
+        _ => "The escrow refused this.",
+    };
+    AppError::new(code, message)
+}
+
+pub fn not_found() -> AppError {
+    AppError::new(ErrorCode::EscrowNotFound, "Escrow not found.")
+}
+
+/// One state change being written: its audit entries and timeline events,
+/// numbered in the order they happen within the transaction.
+pub(crate) struct Trail<'a> {
+    pub escrow: Id,
+    pub actor: &'a Actor,
+    pub now: Timestamp,
+    next: u8,
+}
+
+impl<'a> Trail<'a> {
+    pub fn new(escrow: Id, actor: &'a Actor, now: Timestamp) -> Trail<'a> {
+        Trail {
+            escrow,
+            actor,
+            now,
+            next: 0,
+        }
+    }
+
+    fn order(&mut self) -> u8 {
+        self.next += 1;
+        self.next
+    }
+
+    pub fn audit(
+        &mut self,
+        store: &Store,
+        action: &'static str,
+        on: (&'static str, Id),
+        data: serde_json::Value,
+    ) -> Result<TransactWriteItem, AppError> {
+        let entry = AuditEntry::new(self.actor, action, on.0, on.1, data, self.now);
+        let order = self.order();
+        store.audit_nth(&entry, order)
+    }
+
+    pub fn event(
+        &mut self,
+        store: &Store,
+        kind: EscrowEventKind,
+        data: serde_json::Value,
+    ) -> Result<TransactWriteItem, AppError> {
+        let unique = format!("{:02}#{}", self.order(), uuid::Uuid::new_v4().simple());
+        let key = keys::escrow_event(self.escrow, self.now, &unique);
+        let record = EventRecord {
+            pk: key.pk,
+            sk: key.sk,
+            escrow_id: self.escrow,
+            kind: kind.as_str().to_string(),
+            at: self.now,
+            actor: self.actor.to_string(),
+            data: data.to_string(),
+        };
+        Ok(store.put_new(to_item(&record)?))
+    }
+}
+
+/// How the escrow update of a transition guards the balances it was decided on.
+pub(crate) enum BalanceGuard {
+    /// A deposit of `amount`: what is funded leaves room for it (and, when
+    /// it funds the escrow, exactly fills it).
+    Deposit { amount: Amount, funds: bool },
+    /// A payment of `amount` out of `available`: at least that much is
+    /// available, or (`exact`) exactly that much, as for a remainder.
+    Payment { order: PaymentMove, exact: bool },
+    /// The whole remainder, which is zero: nothing is available.
+    NothingAvailable,
+    /// No money moves.
+    None,
+}
+
+/// The balance attributes a payment moves.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PaymentMove {
+    pub amount: Amount,
+    /// `paid_cents` (payouts, spends) or `refunded_cents` (refunds).
+    pub into: &'static str,
+}
+
+impl Store {
+    /// The escrow's conditional update for `transition`, decided on `escrow`:
+    /// status as read, balances as `guard` says; closes the deadline index
+    /// entry when the escrow leaves the open states.
+    pub(crate) fn escrow_update(
+        &self,
+        escrow: &Escrow,
+        transition: &EscrowTransition,
+        guard: &BalanceGuard,
+        now: Timestamp,
+    ) -> TransactWriteItem {
+        let mut set = vec!["updated_at = :now".to_string()];
+        let mut condition = vec!["#status = :from".to_string()];
+        let mut vals = values([
+            (":from", s(escrow.status.as_str())),
+            (":now", s(now.to_string())),
+        ]);
+        // Only a real change of status: the list indexes project it, so a
+        // deposit or payout that keeps the status writes no index entry.
+        if transition.status != escrow.status {
+            set.push("#status = :to".into());
+            vals.insert(":to".into(), s(transition.status.as_str()));
+        }
+        match guard {
+            BalanceGuard::Deposit { amount, funds } => {
+                let limit = escrow.amount_total.minor_units() - amount.minor_units();
+                set.push("funded_cents = funded_cents + :amount".into());
+                set.push("available_cents = available_cents + :amount".into());
+                condition.push(if *funds {
+                    "funded_cents = :limit".into()
+                } else {
+                    "funded_cents < :limit".into()
+                });
+                vals.insert(":amount".into(), n(amount.minor_units()));
+                vals.insert(":limit".into(), n(limit));
+            }
+            BalanceGuard::Payment { order, exact } => {
+                set.push("available_cents = available_cents - :amount".into());
+                set.push(format!("{0} = {0} + :amount", order.into));
+                condition.push(if *exact {
+                    "available_cents = :amount".into()
+                } else {
+                    "available_cents >= :amount".into()
+                });
+                vals.insert(":amount".into(), n(order.amount.minor_units()));
+            }
+            BalanceGuard::NothingAvailable => {
+                condition.push("available_cents = :zero".into());
+                vals.insert(":zero".into(), n(0));
+            }
+            BalanceGuard::None => {}
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if escrow.status.is_open() && !transition.status.is_open() {
+            expression.push_str(" REMOVE expiry_pk, expiry_sk");
+        }
+        let update = Update::builder()
+            .set_key(Some(key_item(&keys::escrow(escrow.id))))
+            .update_expression(expression)
+            .condition_expression(condition.join(" AND "))
+            .expression_attribute_names("#status", "status")
+            .set_expression_attribute_values(Some(vals));
+        self.update(update)
+    }
+
+    /// Creates an escrow and its milestones, DRAFT and WAITING: one
+    /// transaction with the audit entry and the `CREATED` event.
+    pub async fn create_escrow(&self, new: NewEscrow, actor: &Actor) -> Result<Escrow, AppError> {
+        if let Err(problems) = check_escrow_terms(&new.terms, Timestamp::now()) {
+            return Err(AppError::validation(
+                problems
+                    .into_iter()
+                    .map(|p| (p.field, serde_json::Value::String(p.problem.into())))
+                    .collect(),
+            ));
+        }
+        if new.release_conditions.to_string().len() > MAX_RELEASE_CONDITIONS_BYTES {
+            return Err(AppError::field(
+                "release_conditions",
+                "must be at most 16 KiB of JSON",
+            ));
+        }
+        self.retry_busy("check escrow parties", || {
+            self.check_escrow_parties(&new.terms)
+        })
+        .await?;
+        let id = self
+            .retry_busy("allocate escrow id", || self.next_id(ids::ESCROW))
+            .await?;
+        let terms = new.terms.milestones.clone().unwrap_or_default();
+        let mut milestones = Vec::with_capacity(terms.len());
+        for (i, m) in terms.into_iter().enumerate() {
+            let milestone_id = self
+                .retry_busy("allocate milestone id", || self.next_id(ids::MILESTONE))
+                .await?;
+            milestones.push(Milestone {
+                id: milestone_id,
+                idx: u32::try_from(i + 1).map_err(AppError::internal)?,
+                label: m.label,
+                amount: m.amount,
+                proof_type: m.proof_type,
+                geofence: m.geofence,
+                status: MilestoneStatus::Waiting,
+            });
+        }
+        self.retry_busy("create escrow", || async {
+            let now = Timestamp::now();
+            let escrow = Escrow {
+                id,
+                client_id: new.terms.client_id,
+                provider_id: new.terms.provider_id,
+                currency: new.currency,
+                amount_total: new.terms.amount_total,
+                amount_funded: Money::ZERO,
+                amount_available: Money::ZERO,
+                amount_paid: Money::ZERO,
+                amount_refunded: Money::ZERO,
+                status: EscrowStatus::Draft,
+                release_conditions: new.release_conditions.clone(),
+                deadline_at: new.terms.deadline_at,
+                milestones: milestones.clone(),
+                created_at: now,
+                updated_at: now,
+            };
+            let mut items = vec![self.put_new(to_item(&EscrowRecord::new(&escrow)?)?)];
+            for m in &escrow.milestones {
+                items.push(self.put_new(to_item(&MilestoneRecord::new(id, m, now))?));
+            }
+            let mut trail = Trail::new(id, actor, now);
+            let data = serde_json::json!({
+                "client_id": escrow.client_id,
+                "provider_id": escrow.provider_id,
+                "amount_total": escrow.amount_total,
+                "currency": escrow.currency,
+                "deadline_at": escrow.deadline_at,
+                "milestones": escrow.milestones.len(),
+            });
+            items.push(trail.audit(
+                self,
+                EscrowAudit::Created.as_str(),
+                (entity::ESCROW, id),
+                data.clone(),
+            )?);
+            items.push(trail.event(self, EscrowEventKind::Created, data)?);
+            self.transact(items).await.map_err(|e| e.unexpected())?;
+            Ok(escrow)
+        })
+        .await
+    }
+
+    /// Client and provider exist and are active.
+    async fn check_escrow_parties(&self, terms: &EscrowTerms) -> Result<(), AppError> {
+        let mut found = self
+            .get_many(&[keys::user(terms.client_id), keys::user(terms.provider_id)])
+            .await?;
+        let Some(client) = take_user(&mut found, terms.client_id)? else {
+            return Err(AppError::new(
+                ErrorCode::UserNotFound,
+                "Client user does not exist.",
+            ));
+        };
+        let Some(provider) = take_user(&mut found, terms.provider_id)? else {
+            return Err(AppError::new(
+                ErrorCode::UserNotFound,
+                "Provider user does not exist.",
+            ));
+        };
+        if let Some(inactive) = first_inactive([&client, &provider]) {
+            return Err(AppError::user_inactive(inactive));
+        }
+        Ok(())
+    }
+
+    /// One escrow with its milestones (in `idx` order), read consistently in
+    /// one Query.
+    pub async fn escrow(&self, id: Id) -> Result<Option<Escrow>, AppError> {
+        let mut record = None;
+        let mut milestones = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(self.table())
+                .key_condition_expression("pk = :pk")
+                .set_expression_attribute_values(Some(values([(
+                    ":pk",
+                    s(keys::escrow_partition(id)),
+                )])))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(super::retry::aws_error)?;
+            for item in page.items.unwrap_or_default() {
+                let sk = item.get(keys::SK).and_then(|v| v.as_s().ok()).cloned();
+                match sk.as_deref() {
+                    Some("ESCROW") => record = Some(from_item::<EscrowRecord>(item)?),
+                    Some(sk) if sk.starts_with("MILESTONE#") => {
+                        milestones.push(from_item::<MilestoneRecord>(item)?.into_milestone()?)
+                    }
+                    _ => {}
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        milestones.sort_by_key(|m| m.idx);
+        record.map(|r| r.into_escrow(milestones)).transpose()
+    }
+
+    /// Escrows matching `filter`, newest first, each with its milestones.
+    pub async fn escrows(
+        &self,
+        filter: &EscrowFilter,
+        page: PageRequest,
+    ) -> Result<Page<Escrow>, AppError> {
+        let empty = Page {
+            items: Vec::new(),
+            next_cursor: None,
+        };
+        let mut filters: Filters = Vec::new();
+        if let Some(status) = filter.status {
+            filters.push(("status", s(status.as_str())));
+        }
+        // As for mandates: a `user` caller fills the party it did not name.
+        let (mut client, mut provider) = (filter.client_id, filter.provider_id);
+        if let Some(party) = filter.party {
+            match (client, provider) {
+                (Some(c), Some(p)) if party != c && party != p => return Ok(empty),
+                (Some(c), None) if party != c => provider = Some(party),
+                (None, Some(p)) if party != p => client = Some(party),
+                _ => {}
+            }
+        }
+        let partitions = match (client, provider, filter.party) {
+            (Some(client), provider, _) => {
+                if let Some(p) = provider {
+                    filters.push(("beneficiary_id", n(p)));
+                }
+                vec![(keys::GSI_BY_SENDER, keys::client_partition(client))]
+            }
+            (None, Some(provider), _) => {
+                vec![(keys::GSI_BY_BENEFICIARY, keys::provider_partition(provider))]
+            }
+            (None, None, Some(party)) => vec![
+                (keys::GSI_BY_SENDER, keys::client_partition(party)),
+                (keys::GSI_BY_BENEFICIARY, keys::provider_partition(party)),
+            ],
+            (None, None, None) => keys::all_shards(keys::KIND_ESCROW)
+                .into_iter()
+                .map(|p| (keys::GSI_BY_KIND, p))
+                .collect(),
+        };
+        let page = self
+            .list::<EscrowRecord>(&partitions, &filters, page)
+            .await?;
+        // The page's milestones, in batches of at most 100 keys.
+        let wanted: Vec<Key> = page
+            .items
+            .iter()
+            .flat_map(|r| (1..=r.milestone_count).map(move |idx| keys::milestone(r.id, idx)))
+            .collect();
+        let mut found = std::collections::HashMap::new();
+        for chunk in wanted.chunks(100) {
+            found.extend(self.get_many(chunk).await?);
+        }
+        let mut escrows = Vec::with_capacity(page.items.len());
+        for record in page.items {
+            let mut milestones = Vec::new();
+            for idx in 1..=record.milestone_count {
+                if let Some(item) = found.remove(&keys::milestone(record.id, idx)) {
+                    milestones.push(from_item::<MilestoneRecord>(item)?.into_milestone()?);
+                }
+            }
+            escrows.push(record.into_escrow(milestones)?);
+        }
+        Ok(Page {
+            items: escrows,
+            next_cursor: page.next_cursor,
+        })
+    }
+
+    /// A page of an escrow's timeline, oldest first. The cursor is the sort
+    /// key of the last entry returned.
+    pub async fn escrow_events(
+        &self,
+        escrow: Id,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<Page<EscrowEvent>, AppError> {
+        let partition = keys::escrow_events_partition(escrow);
+        let start = after.map(|sk| {
+            key_item(&Key {
+                pk: partition.clone(),
+                sk: sk.to_string(),
+            })
+        });
+        let output = self
+            .client
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("pk = :pk")
+            .set_expression_attribute_values(Some(values([(":pk", s(&partition))])))
+            .consistent_read(true)
+            .limit(i32::try_from(limit + 1).map_err(AppError::internal)?)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(super::retry::aws_error)?;
+        let mut records: Vec<EventRecord> = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<_, _>>()?;
+        // More after this page: an entry beyond `limit`, or a page DynamoDB cut short.
+        let more = records.len() > limit || output.last_evaluated_key.is_some();
+        records.truncate(limit);
+        let next_cursor = if more {
+            records.last().map(|r| r.sk.clone())
+        } else {
+            None
+        };
+        Ok(Page {
+            items: records
+                .into_iter()
+                .map(|r| EscrowEvent {
+                    data: serde_json::from_str(&r.data).unwrap_or(serde_json::Value::Null),
+                    kind: r.kind,
+                    at: r.at,
+                    actor: r.actor,
+                })
+                .collect(),
+            next_cursor,
+        })
+    }
+
+    /// A deposit (💰): decided on a fresh read, written with its idempotency
+    /// record in one transaction; a lost race decides again, bounded.
+    /// Refusals (wrong state, beyond the total) are not stored under the key:
+    /// they change nothing, and they are final (a DRAFT escrow never comes
+    /// back, what is funded only grows), so the same request gets the same
+    /// refusal again.
+    pub async fn deposit(
+        &self,
+        id: Id,
+        amount: Amount,
+        scope: &Scope,
+        fingerprint: &str,
+        permit: impl Fn(&Escrow) -> Result<(), AppError>,
+        actor: &Actor,
+    ) -> Result<StoredResponse, AppError> {
+        let mut backoff = Backoff::new(Backoff::ATTEMPTS);
+        loop {
+            match self
+                .try_deposit(id, amount, scope, fingerprint, &permit, actor)
+                .await
+            {
+                Ok(Some(response)) => return Ok(response),
+                Ok(None) => {}
+                Err(e) if e.is_busy() => {}
+                Err(e) => return Err(e),
+            }
+            if !backoff.wait().await {
+                tracing::warn!(escrow = %id, "deposit gave up: busy");
+                return Err(AppError::busy());
+            }
+        }
+    }
+
+    async fn try_deposit(
+        &self,
+        id: Id,
+        amount: Amount,
+        scope: &Scope,
+        fingerprint: &str,
+        permit: &impl Fn(&Escrow) -> Result<(), AppError>,
+        actor: &Actor,
+    ) -> Result<Option<StoredResponse>, AppError> {
+        let (record, escrow) = tokio::join!(
+            self.idempotency_record(scope, Timestamp::now()),
+            self.escrow(id)
+        );
+        if let Some(record) = record? {
+            return record.replay(fingerprint).map(Some);
+        }
+        let escrow = escrow?.ok_or_else(not_found)?;
+        permit(&escrow)?;
+        let transition = match decide(&escrow.state(), EscrowAction::Deposit { amount }) {
+            Ok(EscrowOutcome::Changed(t)) => t,
+            Ok(other) => return Err(AppError::internal(format!("deposit decided {other:?}"))),
+            Err(code) => return Err(refusal(code)),
+        };
+        let now = Timestamp::now();
+        let after = applied(&escrow, &transition, now);
+        let response = StoredResponse {
+            status: 200,
+            body: serde_json::to_string(&after).map_err(AppError::internal)?,
+        };
+        let record = IdempotencyRecord::new(scope, fingerprint.to_string(), response.clone(), now);
+        let guard = BalanceGuard::Deposit {
+            amount,
+            funds: transition.status == EscrowStatus::Funded,
+        };
+        let mut items = vec![
+            self.idempotency_put(&record, now)?,
+            self.escrow_update(&escrow, &transition, &guard, now),
+        ];
+        let data = serde_json::json!({
+            "amount": amount,
+            "amount_funded": after.amount_funded,
+            "status": after.status,
+        });
+        let mut trail = Trail::new(id, actor, now);
+        for audit in &transition.audit {
+            items.push(trail.audit(self, audit.as_str(), (entity::ESCROW, id), data.clone())?);
+        }
+        for kind in &transition.events {
+            items.push(trail.event(self, *kind, data.clone())?);
+        }
+        match self.transact(items).await {
+            Ok(()) => Ok(Some(response)),
+            Err(e) if e.failed_condition(0) => {
+                match self.idempotency_record(scope, Timestamp::now()).await? {
+                    Some(record) => record.replay(fingerprint).map(Some),
+                    None => Ok(None),
+                }
+            }
+            Err(e) if e.is_busy() || e.failed_condition(1) => Ok(None),
+            Err(e) => Err(e.unexpected()),
+        }
+    }
+
+    /// A transition that needs no `Idempotency-Key` (mark-delivered,
+    /// client-approve, client-reject, check-deadline): decided on a fresh
+    /// read; a repeat answers the escrow unchanged; a lost race decides
+    /// again, bounded. `remarks` go into the timeline event.
+    pub async fn escrow_action(
+        &self,
+        id: Id,
+        action: EscrowAction,
+        permit: impl Fn(&Escrow) -> Result<(), AppError>,
+        remarks: &Remarks,
+        actor: &Actor,
+    ) -> Result<Escrow, AppError> {
+        let mut backoff = Backoff::new(Backoff::ATTEMPTS);
+        loop {
+            match self
+                .try_escrow_action(id, action, &permit, remarks, actor)
+                .await
+            {
+                Ok(Some(escrow)) => return Ok(escrow),
+                Ok(None) => {}
+                Err(e) if e.is_busy() => {}
+                Err(e) => return Err(e),
+            }
+            if !backoff.wait().await {
+                tracing::warn!(escrow = %id, ?action, "escrow action gave up: busy");
+                return Err(AppError::busy());
+            }
+        }
+    }
+
+    async fn try_escrow_action(
+        &self,
+        id: Id,
+        action: EscrowAction,
+        permit: &impl Fn(&Escrow) -> Result<(), AppError>,
+        remarks: &Remarks,
+        actor: &Actor,
+    ) -> Result<Option<Escrow>, AppError> {
+        let escrow = self.escrow(id).await?.ok_or_else(not_found)?;
+        permit(&escrow)?;
+        let action = match action {
+            // The time of this read, not of the request.
+            EscrowAction::DeadlineCheck { .. } => EscrowAction::DeadlineCheck {
+                now: Timestamp::now(),
+            },
+            other => other,
+        };
+        let now = Timestamp::now();
+        let (items, after) = match decide(&escrow.state(), action).map_err(refusal)? {
+            EscrowOutcome::Unchanged => return Ok(Some(escrow)),
+            EscrowOutcome::DeadlineMissed => {
+                return self.deadline_missed(&escrow, actor, now).await.map(Some)
+            }
+            EscrowOutcome::Changed(transition) => {
+                let items = match transition.payment {
+                    Some(order) => {
+                        let payee = super::payments::payee_of(&escrow, order.kind)?;
+                        self.payment_transaction(
+                            &escrow,
+                            &transition,
+                            order,
+                            payee,
+                            None,
+                            remarks,
+                            actor,
+                            now,
+                        )
+                        .await?
+                        .0
+                    }
+                    None => self.plain_items(&escrow, &transition, remarks, actor, now)?,
+                };
+                (items, applied(&escrow, &transition, now))
+            }
+        };
+        match self.transact(items).await {
+            Ok(()) => Ok(Some(after)),
+            // The escrow changed under us (item 0 is its update): again.
+            Err(e) if e.is_busy() || e.failed_condition(0) => Ok(None),
+            Err(e) => Err(e.unexpected()),
+        }
+    }
+
+    /// A transition that moves no money out: the escrow update (first), its
+    /// audit entries and events.
+    fn plain_items(
+        &self,
+        escrow: &Escrow,
+        transition: &EscrowTransition,
+        remarks: &Remarks,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<Vec<TransactWriteItem>, AppError> {
+        let guard = if transition.status.is_open() {
+            BalanceGuard::None
+        } else {
+            // Closing with nothing to pay: nothing may be available.
+            BalanceGuard::NothingAvailable
+        };
+        let mut items = vec![self.escrow_update(escrow, transition, &guard, now)];
+        let data = transition_data(escrow, transition, remarks);
+        let mut trail = Trail::new(escrow.id, actor, now);
+        for audit in &transition.audit {
+            items.push(trail.audit(
+                self,
+                audit.as_str(),
+                (entity::ESCROW, escrow.id),
+                data.clone(),
+            )?);
+        }
+        for kind in &transition.events {
+            items.push(trail.event(self, *kind, data.clone())?);
+        }
+        Ok(items)
+    }
+
+    /// A FUNDED escrow past its deadline: one `ESCROW_DEADLINE_MISSED` alert
+    /// and one `DEADLINE_MISSED` event, guarded so that they are written once
+    /// per escrow however many checks and sweeps see it. The escrow is
+    /// answered unchanged.
+    async fn deadline_missed(
+        &self,
+        escrow: &Escrow,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<Escrow, AppError> {
+        let guard = keys::deadline_missed(escrow.id);
+        if self.get::<serde_json::Value>(&guard).await?.is_some() {
+            return Ok(escrow.clone());
+        }
+        let alert_id = self.next_id(ids::ALERT).await?;
+        let payload =
+            serde_json::json!({"escrow_id": escrow.id, "deadline_at": escrow.deadline_at});
+        let key = keys::alert(alert_id);
+        let alert = AlertRecord {
+            pk: key.pk,
+            sk: key.sk,
+            id: alert_id,
+            kind: AlertType::EscrowDeadlineMissed.as_str().to_string(),
+            message: format!(
+                "Escrow {} passed its deadline without delivery; nobody was paid.",
+                escrow.id
+            ),
+            actor_user_id: None,
+            payload: payload.to_string(),
+            created_at: now,
+        };
+        let mut guard_item: Item = key_item(&guard);
+        guard_item.insert("escrow_id".into(), n(escrow.id));
+        let mut trail = Trail::new(escrow.id, actor, now);
+        let items = vec![
+            self.put_new(guard_item),
+            // Still FUNDED (a delivery or a refund meanwhile ends the miss).
+            self.status_check(escrow),
+            self.put_new(to_item(&alert)?),
+            trail.event(self, EscrowEventKind::DeadlineMissed, payload)?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(escrow.clone()),
+            Err(e) if e.failed_condition(0) => Ok(escrow.clone()),
+            Err(e) if e.failed_condition(1) => Err(AppError::busy()),
+            Err(e) => Err(e.unexpected()),
+        }
+    }
+
+    /// Checks that the escrow still has the status it was read with.
+    fn status_check(&self, escrow: &Escrow) -> TransactWriteItem {
+        let check = aws_sdk_dynamodb::types::ConditionCheck::builder()
+            .table_name(self.table())
+            .set_key(Some(key_item(&keys::escrow(escrow.id))))
+            .condition_expression("#status = :status")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(escrow.status.as_str()))
+            .build()
+            .expect("table, key and condition are set");
+        TransactWriteItem::builder().condition_check(check).build()
+    }
+
+    /// The milestone's update when its payout is sent: PAID, from a status
+    /// that may be paid (WAITING after an auto-approved proof,
+    /// PENDING_REVIEW after an approval, APPROVED on a retry).
+    pub(crate) fn milestone_paid(
+        &self,
+        escrow: Id,
+        milestone: &Milestone,
+        now: Timestamp,
+    ) -> TransactWriteItem {
+        let update = Update::builder()
+            .set_key(Some(key_item(&keys::milestone(escrow, milestone.idx))))
+            .update_expression("SET #status = :paid, updated_at = :now")
+            .condition_expression("#status = :was")
+            .expression_attribute_names("#status", "status")
+            .set_expression_attribute_values(Some(values([
+                (":paid", s(MilestoneStatus::Paid.as_str())),
+                (":was", s(milestone.status.as_str())),
+                (":now", s(now.to_string())),
+            ])));
+        self.update(update)
+    }
+}
+
+/// The escrow after `transition`, as the transaction writes it.
+pub(crate) fn applied(escrow: &Escrow, transition: &EscrowTransition, now: Timestamp) -> Escrow {
+    let EscrowBalances {
+        funded,
+        available,
+        paid,
+        refunded,
+    } = transition.balances;
+    Escrow {
+        status: transition.status,
+        amount_funded: funded,
+        amount_available: available,
+        amount_paid: paid,
+        amount_refunded: refunded,
+        updated_at: now,
+        ..escrow.clone()
+    }
+}
+
+/// What the audit entries and events of a transition record.
+pub(crate) fn transition_data(
+    escrow: &Escrow,
+    transition: &EscrowTransition,
+    remarks: &Remarks,
+) -> serde_json::Value {
+    let mut data = serde_json::json!({
+        "from": escrow.status,
+        "to": transition.status,
+    });
+    if let Some(object) = data.as_object_mut() {
+        for (k, v) in remarks {
+            object.insert(k.clone(), v.clone());
+        }
+    }
+    data
+}

@@ -1,0 +1,413 @@
+//! Payments: every payout, refund and usage spend out of an escrow. A
+//! payment is never written alone: [`Store::payment_items`] builds, for ONE
+//! `TransactWriteItems`, the escrow's conditional balance update (status as
+//! decided, `amount_available >= amount`, or exactly the amount for a
+//! remainder), the payment (SENT, fresh `psp_ref`), the pointer from its
+//! `psp_ref` (for the PSP webhook), the milestone it pays if any, and the
+//! audit entries and timeline events. So `funded = available + paid +
+//! refunded` holds at every instant, and two racing transitions on one
+//! escrow cannot both pay: the second fails its condition and decides again.
+
+use super::{
+    audit::{entity, Actor},
+    escrows::{
+        applied, not_found, refusal, transition_data, BalanceGuard, PaymentMove, Remarks, Trail,
+    },
+    ids,
+    items::{key_item, n, s, to_item, Item},
+    keys,
+    list::{Filters, Listed, Page, PageRequest},
+    transact::Backoff,
+    Store,
+};
+use crate::{
+    domain::{
+        currency::Currency,
+        error::ErrorCode,
+        escrow::{
+            decide, Escrow, EscrowAction, EscrowAudit, EscrowEventKind, EscrowOutcome,
+            EscrowTransition, Milestone, PaymentOrder,
+        },
+        ids::Id,
+        milestone::{pays_last_milestone, MilestoneStatus},
+        money::Amount,
+        payment::{new_psp_ref, Payee, Payment, PaymentKind, PaymentStatus},
+        time::Timestamp,
+    },
+    error::AppError,
+};
+use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PaymentRecord {
+    pk: String,
+    sk: String,
+    id: Id,
+    escrow_id: Id,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    milestone_id: Option<Id>,
+    kind: PaymentKind,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    payee_user_id: Option<Id>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    payee_ref: Option<String>,
+    amount_cents: i64,
+    currency: String,
+    psp_ref: String,
+    status: PaymentStatus,
+    attempts: u32,
+    /// The escrow's parties, who may read the payment.
+    client_id: Id,
+    provider_id: Id,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    gsi1pk: String,
+    gsi1sk: String,
+    gsi3pk: String,
+    gsi3sk: String,
+}
+
+impl PaymentRecord {
+    fn new(p: &Payment, escrow: &Escrow) -> PaymentRecord {
+        let key = keys::payment(p.id);
+        let (payee_user_id, payee_ref) = match &p.payee {
+            Payee::User { user_id } => (Some(*user_id), None),
+            Payee::Ref { payee_ref } => (None, Some(payee_ref.clone())),
+        };
+        PaymentRecord {
+            pk: key.pk,
+            sk: key.sk,
+            id: p.id,
+            escrow_id: p.escrow_id,
+            milestone_id: p.milestone_id,
+            kind: p.kind,
+            payee_user_id,
+            payee_ref,
+            amount_cents: p.amount.minor_units(),
+            currency: p.currency.to_string(),
+            psp_ref: p.psp_ref.clone(),
+            status: p.status,
+            attempts: p.attempts,
+            client_id: escrow.client_id,
+            provider_id: escrow.provider_id,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+            gsi1pk: keys::escrow_payments_partition(p.escrow_id),
+            gsi1sk: keys::id_sort_key(p.id),
+            gsi3pk: keys::sharded_partition(keys::KIND_PAYMENT, p.id),
+            gsi3sk: keys::id_sort_key(p.id),
+        }
+    }
+
+    fn parties(&self) -> [Id; 2] {
+        [self.client_id, self.provider_id]
+    }
+
+    fn into_payment(self) -> Result<Payment, AppError> {
+        let corrupt = |what: &str| {
+            AppError::internal(format!("payment {}: stored {what} is invalid", self.id))
+        };
+        let payee = match (self.payee_user_id, self.payee_ref) {
+            (Some(user_id), None) => Payee::User { user_id },
+            (None, Some(payee_ref)) => Payee::Ref { payee_ref },
+            _ => return Err(corrupt("payee")),
+        };
+        Ok(Payment {
+            id: self.id,
+            escrow_id: self.escrow_id,
+            milestone_id: self.milestone_id,
+            kind: self.kind,
+            payee,
+            amount: Amount::from_minor_units(self.amount_cents).map_err(|_| corrupt("amount"))?,
+            currency: Currency::from_stored(&self.currency).ok_or_else(|| corrupt("currency"))?,
+            psp_ref: self.psp_ref,
+            status: self.status,
+            attempts: self.attempts,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+impl Listed for PaymentRecord {
+    fn id(&self) -> Id {
+        self.id
+    }
+}
+
+/// A payment read with the parties of its escrow (for read access).
+pub struct PaymentRead {
+    pub payment: Payment,
+    pub parties: [Id; 2],
+}
+
+/// Who a payment of `kind` out of `escrow` goes to, for payouts and refunds.
+pub fn payee_of(escrow: &Escrow, kind: PaymentKind) -> Result<Payee, AppError> {
+    match kind {
+        PaymentKind::Payout => Ok(Payee::User {
+            user_id: escrow.provider_id,
+        }),
+        PaymentKind::Refund => Ok(Payee::User {
+            user_id: escrow.client_id,
+        }),
+        PaymentKind::UsageSpend => Err(AppError::internal("a usage spend names its payee")),
+    }
+}
+
+impl Store {
+    /// THE money movement out of an escrow, as transaction items; item 0 is
+    /// the escrow's update, whose failed condition means "decided on a stale
+    /// read: decide again". `milestone`: the milestone this payout pays
+    /// (PAID in the same transaction). The caller allocates nothing: the
+    /// payment id is allocated here.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn payment_transaction(
+        &self,
+        escrow: &Escrow,
+        transition: &EscrowTransition,
+        order: PaymentOrder,
+        payee: Payee,
+        milestone: Option<&Milestone>,
+        remarks: &Remarks,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<(Vec<TransactWriteItem>, Payment), AppError> {
+        let id = self.next_id(ids::PAYMENT).await?;
+        let payment = Payment {
+            id,
+            escrow_id: escrow.id,
+            milestone_id: milestone.map(|m| m.id),
+            kind: order.kind,
+            payee,
+            amount: order.amount,
+            currency: escrow.currency,
+            psp_ref: new_psp_ref(),
+            status: PaymentStatus::Sent,
+            attempts: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        let into = match order.kind {
+            PaymentKind::Refund => "refunded_cents",
+            PaymentKind::Payout | PaymentKind::UsageSpend => "paid_cents",
+        };
+        let guard = BalanceGuard::Payment {
+            order: PaymentMove {
+                amount: order.amount,
+                into,
+            },
+            // A remainder (approve, reject, deadline) is all that is available.
+            exact: milestone.is_none() && order.kind != PaymentKind::UsageSpend,
+        };
+        let mut items = vec![
+            self.escrow_update(escrow, transition, &guard, now),
+            self.put_new(to_item(&PaymentRecord::new(&payment, escrow))?),
+        ];
+        let mut pointer: Item = key_item(&keys::psp_ref(&payment.psp_ref));
+        pointer.insert("payment_id".into(), n(id));
+        items.push(self.put_new(pointer));
+        if let Some(m) = milestone {
+            items.push(self.milestone_paid(escrow.id, m, now));
+        }
+        let escrow_data = transition_data(escrow, transition, remarks);
+        let payment_data = serde_json::json!({
+            "payment_id": payment.id,
+            "escrow_id": payment.escrow_id,
+            "milestone_id": payment.milestone_id,
+            "kind": payment.kind,
+            "payee": payment.payee,
+            "amount": payment.amount,
+            "currency": payment.currency,
+            "psp_ref": payment.psp_ref,
+        });
+        let mut trail = Trail::new(escrow.id, actor, now);
+        for audit in &transition.audit {
+            let item = match audit {
+                EscrowAudit::PayoutSent | EscrowAudit::RefundSent => trail.audit(
+                    self,
+                    audit.as_str(),
+                    (entity::PAYMENT, payment.id),
+                    payment_data.clone(),
+                )?,
+                _ => trail.audit(
+                    self,
+                    audit.as_str(),
+                    (entity::ESCROW, escrow.id),
+                    escrow_data.clone(),
+                )?,
+            };
+            items.push(item);
+        }
+        for kind in &transition.events {
+            let data = match kind {
+                EscrowEventKind::PaymentSent => payment_data.clone(),
+                _ => escrow_data.clone(),
+            };
+            items.push(trail.event(self, *kind, data)?);
+        }
+        Ok((items, payment))
+    }
+
+    /// Pays milestone `idx` of escrow `id` (an auto-approved proof, or an
+    /// approval decision): PAYOUT of its amount to the provider, the
+    /// milestone PAID, and, when it is the last one, the escrow RELEASED
+    /// (event `CLOSED`). Not enough available → 409
+    /// `INSUFFICIENT_ESCROW_BALANCE`, nothing changes. `extra` items (the
+    /// proof's own update) join the same transaction. The hook the proofs
+    /// function plugs into.
+    pub async fn pay_milestone(
+        &self,
+        id: Id,
+        idx: u32,
+        extra: impl Fn(&Escrow, Timestamp) -> Result<Vec<TransactWriteItem>, AppError>,
+        actor: &Actor,
+    ) -> Result<(Escrow, Payment), AppError> {
+        let mut backoff = Backoff::new(Backoff::ATTEMPTS);
+        loop {
+            match self.try_pay_milestone(id, idx, &extra, actor).await {
+                Ok(Some(done)) => return Ok(done),
+                Ok(None) => {}
+                Err(e) if e.is_busy() => {}
+                Err(e) => return Err(e),
+            }
+            if !backoff.wait().await {
+                return Err(AppError::busy());
+            }
+        }
+    }
+
+    async fn try_pay_milestone(
+        &self,
+        id: Id,
+        idx: u32,
+        extra: &impl Fn(&Escrow, Timestamp) -> Result<Vec<TransactWriteItem>, AppError>,
+        actor: &Actor,
+    ) -> Result<Option<(Escrow, Payment)>, AppError> {
+        let escrow = self.escrow(id).await?.ok_or_else(not_found)?;
+        let milestone = escrow
+            .milestones
+            .iter()
+            .find(|m| m.idx == idx)
+            .cloned()
+            .ok_or_else(|| AppError::new(ErrorCode::MilestoneNotFound, "Milestone not found."))?;
+        if milestone.status == MilestoneStatus::Paid {
+            return Err(AppError::new(
+                ErrorCode::MilestoneNotWaiting,
+                "This milestone is already paid.",
+            ));
+        }
+        let slots = escrow.slots();
+        let last = pays_last_milestone(&slots, idx);
+        let action = EscrowAction::PayMilestone {
+            amount: milestone.amount,
+            last,
+        };
+        let transition = match decide(&escrow.state(), action).map_err(refusal)? {
+            EscrowOutcome::Changed(t) => t,
+            other => {
+                return Err(AppError::internal(format!(
+                    "milestone payout decided {other:?}"
+                )))
+            }
+        };
+        let order = transition
+            .payment
+            .ok_or_else(|| AppError::internal("a milestone payout without a payment"))?;
+        let now = Timestamp::now();
+        let payee = payee_of(&escrow, order.kind)?;
+        let (mut items, payment) = self
+            .payment_transaction(
+                &escrow,
+                &transition,
+                order,
+                payee,
+                Some(&milestone),
+                &Remarks::new(),
+                actor,
+                now,
+            )
+            .await?;
+        // Closing is decided on the other milestones as read: the last one
+        // checks every other is PAID; any other checks one unpaid milestone
+        // is still unpaid, so that of two racing payouts the later one sees
+        // it is the last.
+        for other in escrow.milestones.iter().filter(|m| m.idx != idx) {
+            let paid = other.status == MilestoneStatus::Paid;
+            if last || !paid {
+                items.push(self.milestone_check(id, other.idx, last));
+                if !last {
+                    break;
+                }
+            }
+        }
+        items.extend(extra(&escrow, now)?);
+        match self.transact(items).await {
+            Ok(()) => Ok(Some((applied(&escrow, &transition, now), payment))),
+            Err(e) if e.failed_condition(0) => {
+                // The escrow changed: perhaps now short of money, decided again.
+                Ok(None)
+            }
+            Err(e) if e.is_busy() => Ok(None),
+            Err(e) if matches!(&e, super::transact::TransactError::Cancelled(_)) => Ok(None),
+            Err(e) => Err(e.unexpected()),
+        }
+    }
+
+    fn milestone_check(&self, escrow: Id, idx: u32, paid: bool) -> TransactWriteItem {
+        let check = ConditionCheck::builder()
+            .table_name(self.table())
+            .set_key(Some(key_item(&keys::milestone(escrow, idx))))
+            .condition_expression(if paid {
+                "#status = :paid"
+            } else {
+                "#status <> :paid"
+            })
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":paid", s(MilestoneStatus::Paid.as_str()))
+            .build()
+            .expect("table, key and condition are set");
+        TransactWriteItem::builder().condition_check(check).build()
+    }
+
+    /// One payment, with the parties of its escrow.
+    pub async fn payment(&self, id: Id) -> Result<Option<PaymentRead>, AppError> {
+        match self.get::<PaymentRecord>(&keys::payment(id)).await? {
+            Some(record) => {
+                let parties = record.parties();
+                Ok(Some(PaymentRead {
+                    payment: record.into_payment()?,
+                    parties,
+                }))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Payments of one escrow (or all, for staff), newest first.
+    pub async fn payments(
+        &self,
+        escrow: Option<Id>,
+        page: PageRequest,
+    ) -> Result<Page<Payment>, AppError> {
+        let partitions = match escrow {
+            Some(escrow) => vec![(keys::GSI_BY_SENDER, keys::escrow_payments_partition(escrow))],
+            None => keys::all_shards(keys::KIND_PAYMENT)
+                .into_iter()
+                .map(|p| (keys::GSI_BY_KIND, p))
+                .collect(),
+        };
+        let filters: Filters = Vec::new();
+        let page = self
+            .list::<PaymentRecord>(&partitions, &filters, page)
+            .await?;
+        Ok(Page {
+            items: page
+                .items
+                .into_iter()
+                .map(PaymentRecord::into_payment)
+                .collect::<Result<_, _>>()?,
+            next_cursor: page.next_cursor,
+        })
+    }
+}
