@@ -6,9 +6,7 @@ use shared::domain::{
     error::ErrorCode,
     exif::{read_evidence, read_evidence_as},
     geo::Geofence,
-    proof::{
-        judge_photo, Evidence, FileEvidence, MilestoneTerms, ProofRefusal, ReviewReason, Verdict,
-    },
+    proof::{judge_photo, Evidence, FileEvidence, PhotoTerms, ProofRefusal, ReviewReason, Verdict},
     time::Timestamp,
 };
 
@@ -85,7 +83,7 @@ fn a_gps_time_without_a_position_is_no_position() {
 #[test]
 fn the_fixtures_through_the_rules() {
     let fence = Geofence::parse(-4.3217, 15.3125, 200.0).unwrap();
-    let terms = MilestoneTerms {
+    let terms = PhotoTerms {
         proof_type: "photo",
         geofence: Some(fence),
     };

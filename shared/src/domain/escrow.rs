@@ -13,6 +13,7 @@
 
 use super::{
     error::ErrorCode,
+    geo::{self, GeoPoint},
     ids::Id,
     money::{Amount, Money},
     payment::{BalanceDelta, PaymentKind, PaymentTransition},
@@ -507,10 +508,10 @@ impl Escrow {
 pub const MAX_MILESTONES: usize = 50;
 pub const MAX_LABEL_CHARS: usize = 200;
 pub const MAX_PROOF_TYPE_CHARS: usize = 50;
-pub const MAX_GEOFENCE_RADIUS_M: f64 = 100_000.0;
 
-/// Where a PHOTO proof must be taken. Degrees and metres are geometry, not
-/// money, so `f64` is right here.
+/// Where a PHOTO proof must be taken, as the client sent it; checked by
+/// [`check_escrow_terms`] with the rules of [`geo`] (which every bad field
+/// reports). Degrees and metres are geometry, not money, so `f64` is right.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Geofence {
     pub lat: f64,
@@ -603,19 +604,25 @@ fn text_fits(text: &str, max_chars: usize) -> bool {
     !text.trim().is_empty() && text.chars().count() <= max_chars
 }
 
+/// Every bad field of a geofence, by the one set of rules in `geo`.
 fn geofence_problems(fence: Geofence) -> Vec<(&'static str, &'static str)> {
-    let mut problems = Vec::new();
-    // NaN fails every range test, so it is refused too.
-    if !(-90.0..=90.0).contains(&fence.lat) {
-        problems.push(("lat", "must be between -90 and 90"));
+    let origin = GeoPoint::new(0.0, 0.0).expect("the origin is a point");
+    [
+        GeoPoint::new(fence.lat, 0.0).err(),
+        GeoPoint::new(0.0, fence.lng).err(),
+        geo::Geofence::new(origin, fence.radius_m).err(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|e| (e.field(), e.problem()))
+    .collect()
+}
+
+impl Geofence {
+    /// The checked geofence the proof rules use.
+    pub fn parse(self) -> Result<geo::Geofence, geo::GeoError> {
+        geo::Geofence::parse(self.lat, self.lng, self.radius_m)
     }
-    if !(-180.0..=180.0).contains(&fence.lng) {
-        problems.push(("lng", "must be between -180 and 180"));
-    }
-    if !(fence.radius_m > 0.0 && fence.radius_m <= MAX_GEOFENCE_RADIUS_M) {
-        problems.push(("radius_m", "must be greater than 0 and at most 100000"));
-    }
-    problems
 }
 
 #[cfg(test)]

@@ -32,15 +32,20 @@ impl GeoError {
             GeoError::Radius => "radius_m",
         }
     }
+
+    /// What is wrong, for `details.fields`.
+    pub fn problem(self) -> &'static str {
+        match self {
+            GeoError::Latitude => "must be a number between -90 and 90",
+            GeoError::Longitude => "must be a number between -180 and 180",
+            GeoError::Radius => "must be a number greater than 0 and at most 100000",
+        }
+    }
 }
 
 impl fmt::Display for GeoError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            GeoError::Latitude => "must be a number between -90 and 90",
-            GeoError::Longitude => "must be a number between -180 and 180",
-            GeoError::Radius => "must be a number greater than 0 and at most 100000",
-        })
+        f.write_str(self.problem())
     }
 }
 

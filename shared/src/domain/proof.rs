@@ -86,12 +86,12 @@ impl std::error::Error for InvalidImage {}
 
 /// What a milestone asks of its proof.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct MilestoneTerms<'a> {
+pub struct PhotoTerms<'a> {
     pub proof_type: &'a str,
     pub geofence: Option<Geofence>,
 }
 
-impl MilestoneTerms<'_> {
+impl PhotoTerms<'_> {
     /// PHOTO milestones (`proof_type` "PHOTO", any case) have their file's
     /// EXIF checked; the others always go to a person.
     pub fn is_photo(&self) -> bool {
@@ -228,7 +228,7 @@ pub enum Verdict {
 /// the checks. `metadata` is the client's `metadata` object, if any: only its
 /// `source` key is read.
 pub fn judge_photo(
-    terms: &MilestoneTerms<'_>,
+    terms: &PhotoTerms<'_>,
     file: FileEvidence,
     metadata: Option<&Value>,
     now: Timestamp,
@@ -333,8 +333,8 @@ mod tests {
         Geofence::parse(SITE.0, SITE.1, radius_m).unwrap()
     }
 
-    fn photo(geofence: Option<Geofence>) -> MilestoneTerms<'static> {
-        MilestoneTerms {
+    fn photo(geofence: Option<Geofence>) -> PhotoTerms<'static> {
+        PhotoTerms {
             proof_type: "PHOTO",
             geofence,
         }
@@ -344,7 +344,7 @@ mod tests {
         FileEvidence::Read(Ok(Evidence { taken_at, position }))
     }
 
-    fn judge(terms: MilestoneTerms<'_>, file: FileEvidence) -> Verdict {
+    fn judge(terms: PhotoTerms<'_>, file: FileEvidence) -> Verdict {
         judge_photo(&terms, file, None, now())
     }
 
@@ -410,7 +410,7 @@ mod tests {
     #[test]
     fn photo_is_case_insensitive_and_exact() {
         for proof_type in ["PHOTO", "photo", "Photo", "pHoTo"] {
-            let terms = MilestoneTerms {
+            let terms = PhotoTerms {
                 proof_type,
                 geofence: None,
             };
@@ -418,7 +418,7 @@ mod tests {
             approved(judge(terms, read(Some(ago(1)), None)));
         }
         for proof_type in ["PHOTOS", " PHOTO", "PHOTO ", "PDF", "", "PHÖTO"] {
-            let terms = MilestoneTerms {
+            let terms = PhotoTerms {
                 proof_type,
                 geofence: None,
             };
@@ -428,7 +428,7 @@ mod tests {
 
     #[test]
     fn non_photo_milestones_go_to_manual_review_without_exif() {
-        let terms = MilestoneTerms {
+        let terms = PhotoTerms {
             proof_type: "INVOICE",
             geofence: Some(fence(10.0)),
         };
@@ -453,7 +453,7 @@ mod tests {
         let metadata =
             json!({"exif_timestamp": NOW, "gps_lat": SITE.0, "gps_lng": SITE.1, "source": "app"});
         for proof_type in ["PHOTO", "photo", "INVOICE"] {
-            let terms = MilestoneTerms {
+            let terms = PhotoTerms {
                 proof_type,
                 geofence: Some(fence(100.0)),
             };

@@ -20,7 +20,7 @@ use super::{
     ids,
     items::{from_item, key_item, n, s, to_item, values, Item},
     keys::{self, Key},
-    list::{Filters, Listed, Page, PageRequest},
+    list::{Filters, Listed, Page, PageRequest, PartyList},
     transact::Backoff,
     users::take_user,
     Store,
@@ -589,34 +589,16 @@ impl Store {
         if let Some(status) = filter.status {
             filters.push(("status", s(status.as_str())));
         }
-        // As for mandates: a `user` caller fills the party it did not name.
-        let (mut client, mut provider) = (filter.client_id, filter.provider_id);
-        if let Some(party) = filter.party {
-            match (client, provider) {
-                (Some(c), Some(p)) if party != c && party != p => return Ok(empty),
-                (Some(c), None) if party != c => provider = Some(party),
-                (None, Some(p)) if party != p => client = Some(party),
-                _ => {}
-            }
-        }
-        let partitions = match (client, provider, filter.party) {
-            (Some(client), provider, _) => {
-                if let Some(p) = provider {
-                    filters.push(("beneficiary_id", n(p)));
-                }
-                vec![(keys::GSI_BY_SENDER, keys::client_partition(client))]
-            }
-            (None, Some(provider), _) => {
-                vec![(keys::GSI_BY_BENEFICIARY, keys::provider_partition(provider))]
-            }
-            (None, None, Some(party)) => vec![
-                (keys::GSI_BY_SENDER, keys::client_partition(party)),
-                (keys::GSI_BY_BENEFICIARY, keys::provider_partition(party)),
-            ],
-            (None, None, None) => keys::all_shards(keys::KIND_ESCROW)
-                .into_iter()
-                .map(|p| (keys::GSI_BY_KIND, p))
-                .collect(),
+        let parties = PartyList {
+            first: filter.client_id,
+            second: filter.provider_id,
+            party: filter.party,
+            first_partition: keys::client_partition,
+            second_partition: keys::provider_partition,
+            kind: keys::KIND_ESCROW,
+        };
+        let Some(partitions) = parties.partitions(&mut filters) else {
+            return Ok(empty);
         };
         let page = self
             .list::<EscrowRecord>(&partitions, &filters, page)

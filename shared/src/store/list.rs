@@ -6,7 +6,7 @@
 
 use super::{
     items::{from_item, key_of, s, Item},
-    keys::{id_sort_key, Index, Key},
+    keys::{self, id_sort_key, Index, Key},
     Store,
 };
 use crate::{domain::ids::Id, error::AppError};
@@ -67,6 +67,54 @@ impl PageRequest {
 
 /// Extra conditions on the listed items: `attribute = value` for each pair.
 pub type Filters = Vec<(&'static str, AttributeValue)>;
+
+/// A list between two parties: mandates (sender, beneficiary) and escrows
+/// (client, provider) keep the first side in gsi1 and the second in gsi2.
+pub(crate) struct PartyList {
+    pub first: Option<Id>,
+    pub second: Option<Id>,
+    /// A `user` caller, who sees only what it is a party to.
+    pub party: Option<Id>,
+    pub first_partition: fn(Id) -> String,
+    pub second_partition: fn(Id) -> String,
+    /// Everything of this kind, in the sharded gsi3, when nothing narrows.
+    pub kind: &'static str,
+}
+
+impl PartyList {
+    /// The narrowest partition(s) to read, the other conditions added to
+    /// `filters`; `None` when nothing can match (a caller naming two others).
+    /// A counterparty filter names the other side: the caller fills the
+    /// empty one.
+    pub(crate) fn partitions(&self, filters: &mut Filters) -> Option<Vec<(Index, String)>> {
+        let (mut first, mut second) = (self.first, self.second);
+        if let Some(party) = self.party {
+            match (first, second) {
+                (Some(a), Some(b)) if party != a && party != b => return None,
+                (Some(a), None) if party != a => second = Some(party),
+                (None, Some(b)) if party != b => first = Some(party),
+                _ => {}
+            }
+        }
+        Some(match (first, second, self.party) {
+            (Some(a), b, _) => {
+                if let Some(b) = b {
+                    filters.push(("beneficiary_id", AttributeValue::N(b.to_string())));
+                }
+                vec![(keys::GSI_BY_SENDER, (self.first_partition)(a))]
+            }
+            (None, Some(b), _) => vec![(keys::GSI_BY_BENEFICIARY, (self.second_partition)(b))],
+            (None, None, Some(party)) => vec![
+                (keys::GSI_BY_SENDER, (self.first_partition)(party)),
+                (keys::GSI_BY_BENEFICIARY, (self.second_partition)(party)),
+            ],
+            (None, None, None) => keys::all_shards(self.kind)
+                .into_iter()
+                .map(|p| (keys::GSI_BY_KIND, p))
+                .collect(),
+        })
+    }
+}
 
 /// A listed record: lists sort and page by its id.
 pub trait Listed {

@@ -6,7 +6,7 @@ use super::{
     ids,
     items::{n, s, to_item, values},
     keys::{self, Key},
-    list::{Filters, Listed, Page, PageRequest},
+    list::{Filters, Listed, Page, PageRequest, PartyList},
     read::take,
     transact::Backoff,
     users::take_user,
@@ -306,37 +306,16 @@ impl Store {
         if let Some(status) = filter.status {
             filters.push(("status", s(status.as_str())));
         }
-        // A `user` caller sees only mandates it is a party to: a counterparty
-        // filter names the other side, so the caller fills the empty one.
-        let (mut sender, mut beneficiary) = (filter.sender_id, filter.beneficiary_id);
-        if let Some(party) = filter.party {
-            match (sender, beneficiary) {
-                (Some(s), Some(b)) if party != s && party != b => return Ok(empty),
-                (Some(s), None) if party != s => beneficiary = Some(party),
-                (None, Some(b)) if party != b => sender = Some(party),
-                _ => {}
-            }
-        }
-        // Pick the narrowest partition(s); the other conditions become filters.
-        let partitions = match (sender, beneficiary, filter.party) {
-            (Some(sender), beneficiary, _) => {
-                if let Some(b) = beneficiary {
-                    filters.push(("beneficiary_id", n(b)));
-                }
-                vec![(keys::GSI_BY_SENDER, keys::sender_partition(sender))]
-            }
-            (None, Some(beneficiary), _) => vec![(
-                keys::GSI_BY_BENEFICIARY,
-                keys::beneficiary_partition(beneficiary),
-            )],
-            (None, None, Some(party)) => vec![
-                (keys::GSI_BY_SENDER, keys::sender_partition(party)),
-                (keys::GSI_BY_BENEFICIARY, keys::beneficiary_partition(party)),
-            ],
-            (None, None, None) => keys::all_shards(keys::KIND_MANDATE)
-                .into_iter()
-                .map(|p| (keys::GSI_BY_KIND, p))
-                .collect(),
+        let parties = PartyList {
+            first: filter.sender_id,
+            second: filter.beneficiary_id,
+            party: filter.party,
+            first_partition: keys::sender_partition,
+            second_partition: keys::beneficiary_partition,
+            kind: keys::KIND_MANDATE,
+        };
+        let Some(partitions) = parties.partitions(&mut filters) else {
+            return Ok(empty);
         };
         let page = self
             .list::<MandateRecord>(&partitions, &filters, page)
