@@ -65,6 +65,53 @@ impl PageRequest {
     }
 }
 
+/// One page request over a list sorted by a text sort key rather than by id
+/// (the audit trail, oldest first; alerts, newest first): `limit` items
+/// strictly past the sort key `after` (in the list's own direction).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPageRequest {
+    pub limit: usize,
+    pub after: Option<String>,
+}
+
+impl KeyPageRequest {
+    /// Reads `limit` (1–100, default 50) and `cursor`; `valid` says whether a
+    /// decoded cursor is a sort key of this list.
+    pub fn parse(
+        limit: Option<&str>,
+        cursor: Option<&str>,
+        valid: fn(&str) -> bool,
+    ) -> Result<KeyPageRequest, Vec<(&'static str, &'static str)>> {
+        let (limit, mut errors) = match PageRequest::parse(limit, None) {
+            Ok(page) => (page.limit, Vec::new()),
+            Err(errors) => (DEFAULT_LIMIT, errors),
+        };
+        let after = match cursor.map(decode_cursor) {
+            None => None,
+            Some(Some(key)) if valid(&key) => Some(key),
+            Some(_) => {
+                errors.push(("cursor", "must be a next_cursor returned by this list"));
+                None
+            }
+        };
+        if errors.is_empty() {
+            Ok(KeyPageRequest { limit, after })
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// A sort key as an opaque, URL-safe cursor (hex of its text).
+pub fn encode_cursor(sort_key: &str) -> String {
+    hex::encode(sort_key)
+}
+
+/// The sort key in a cursor made by [`encode_cursor`], if it is one.
+pub fn decode_cursor(cursor: &str) -> Option<String> {
+    String::from_utf8(hex::decode(cursor).ok()?).ok()
+}
+
 /// Extra conditions on the listed items: `attribute = value` for each pair.
 pub type Filters = Vec<(&'static str, AttributeValue)>;
 
@@ -299,5 +346,35 @@ mod tests {
     fn budget_allows_one_query_per_shard() {
         assert_eq!(query_budget(1), MAX_QUERY_PAGES);
         assert_eq!(query_budget(8), 8);
+    }
+
+    #[test]
+    fn key_cursors_round_trip_and_refuse_garbage() {
+        let key = "2026-01-01T00:00:00.000000Z#00#ab";
+        let cursor = encode_cursor(key);
+        assert!(cursor.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(decode_cursor(&cursor).as_deref(), Some(key));
+        let page = KeyPageRequest::parse(Some("1"), Some(&cursor), |k| k.contains('#')).unwrap();
+        assert_eq!(page.limit, 1);
+        assert_eq!(page.after.as_deref(), Some(key));
+        assert_eq!(
+            KeyPageRequest::parse(None, Some("zz"), |_| true).unwrap_err(),
+            vec![("cursor", "must be a next_cursor returned by this list")]
+        );
+        // A well-formed cursor of another list is refused too.
+        assert!(KeyPageRequest::parse(None, Some(&encode_cursor("x")), |k| k.contains('#')).is_err());
+        assert_eq!(
+            KeyPageRequest::parse(Some("0"), Some("zz"), |_| true)
+                .unwrap_err()
+                .len(),
+            2
+        );
+        assert_eq!(
+            KeyPageRequest::parse(None, None, |_| true).unwrap(),
+            KeyPageRequest {
+                limit: 50,
+                after: None
+            }
+        );
     }
 }
