@@ -10,4 +10,5 @@ pub fn routes(state: &SharedState) -> Router {
         .merge(apikeys::router(state.clone()))
         .merge(mandates::router(state.clone()))
         .merge(spend::router(state.clone()))
+        .merge(audit::router(state.clone()))
 }

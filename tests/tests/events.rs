@@ -35,6 +35,7 @@ const FUNCTIONS: &[&str] = &[
     "apikeys",
     "mandates",
     "spend",
+    "audit",
     "mandate-expiry",
 ];
 
@@ -259,6 +260,28 @@ fn expectations() -> Vec<Expected> {
                 assert_eq!(b["id"], 2);
                 assert_eq!(b["is_active"], false);
             },
+        },
+        Expected {
+            file: "21-audit-user-trail.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                let actions: Vec<&str> = b["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["action"].as_str().unwrap())
+                    .collect();
+                assert_eq!(actions, vec!["USER_CREATED", "USER_DEACTIVATED"]);
+                assert_eq!(b["items"][0]["actor"], "apikey:1");
+                assert_eq!(b["items"][0]["data"]["username"], "moussa");
+                assert_eq!(b["items"][1]["data"], json!({"is_active": false}));
+                assert_eq!(b["next_cursor"], Value::Null);
+            },
+        },
+        Expected {
+            file: "22-audit-alerts.json",
+            outcome: Outcome::Status(200),
+            check: |b| assert_eq!(b, &json!({"items": [], "next_cursor": null})),
         },
     ]
 }
@@ -525,6 +548,7 @@ fn app_of(function: &str, state: &SharedState) -> Router {
         "apikeys" => apikeys::router(state.clone()),
         "mandates" => mandates::router(state.clone()),
         "spend" => spend::router(state.clone()),
+        "audit" => audit::router(state.clone()),
         other => panic!("{other} is not an HTTP function"),
     };
     shared::http::app(routes)

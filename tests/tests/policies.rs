@@ -133,12 +133,18 @@ async fn in_process(prefix: &str, recorder: &Recorder) -> InProcess {
     .await
 }
 
-/// The function API Gateway routes `path` to: its first segment.
+/// The function API Gateway routes `path` to: its first segment, except
+/// `/alerts`, which the `audit` function serves.
 fn function_of(path: &str) -> &str {
-    path.trim_start_matches('/')
+    match path
+        .trim_start_matches('/')
         .split(['/', '?'])
         .next()
         .unwrap_or_default()
+    {
+        "alerts" => "audit",
+        first => first,
+    }
 }
 
 /// The in-process API, with every request labelled with the function that
@@ -276,6 +282,28 @@ async fn drive(api: &Routed<'_>, table: &Table) {
     api.call("DELETE", &format!("/apikeys/{}", issued.id()), &[], None)
         .await
         .expect(204);
+
+    // Staff reads: an audit trail, and alerts (one raised as a write path
+    // would raise it, so that a page reads items).
+    table
+        .raise_alert(&shared::store::alerts::NewAlert {
+            id: shared::domain::ids::Id::new(1).unwrap(),
+            alert_type: shared::domain::alert::AlertType::PaymentFailed,
+            cause: unique("policies"),
+            message: "A payment failed.".into(),
+            actor_user_id: None,
+            payload: json!({}),
+            created_at: shared::domain::time::Timestamp::now(),
+        })
+        .await
+        .unwrap();
+    for path in [
+        format!("/audit/mandate/{}?limit=1", s.mandate),
+        "/alerts".to_string(),
+        "/alerts?type=PAYMENT_FAILED".to_string(),
+    ] {
+        api.call("GET", &path, &[], None).await.expect(200);
+    }
 
     // Health touches nothing.
     api.call("GET", "/health", &[], None).await.expect(200);
