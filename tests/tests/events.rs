@@ -271,10 +271,15 @@ fn expectations() -> Vec<Expected> {
                     .iter()
                     .map(|e| e["action"].as_str().unwrap())
                     .collect();
-                assert_eq!(actions, vec!["USER_CREATED", "USER_DEACTIVATED"]);
+                // The beneficiary's allowance (09) is audited under the user.
+                assert_eq!(
+                    actions,
+                    vec!["USER_CREATED", "USAGE_ALLOWED", "USER_DEACTIVATED"]
+                );
                 assert_eq!(b["items"][0]["actor"], "apikey:1");
                 assert_eq!(b["items"][0]["data"]["username"], "moussa");
-                assert_eq!(b["items"][1]["data"], json!({"is_active": false}));
+                assert_eq!(b["items"][1]["data"]["merchant_id"], 1);
+                assert_eq!(b["items"][2]["data"], json!({"is_active": false}));
                 assert_eq!(b["next_cursor"], Value::Null);
             },
         },
