@@ -80,7 +80,11 @@ async fn walk(api: &Api, path: &str, limit: usize) -> (Vec<Value>, usize) {
         items.extend(got.iter().cloned());
         match page["next_cursor"].as_str() {
             Some(c) => {
-                assert_eq!(got.len(), limit, "a page short of its limit has no next page");
+                assert_eq!(
+                    got.len(),
+                    limit,
+                    "a page short of its limit has no next page"
+                );
                 cursor = Some(c.to_string());
             }
             None => return (items, pages),
@@ -90,7 +94,10 @@ async fn walk(api: &Api, path: &str, limit: usize) -> (Vec<Value>, usize) {
 }
 
 fn actions(items: &[Value]) -> Vec<&str> {
-    items.iter().map(|e| e["action"].as_str().unwrap()).collect()
+    items
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect()
 }
 
 #[tokio::test]
@@ -106,7 +113,11 @@ async fn audit_trails_of_a_user_and_a_mandate_page_completely_for_staff_only() {
     let user = create_user(&admin, "audited").await;
     patch_user(&support, user, false).await.expect(200);
     patch_user(&admin, user, true).await.expect(200);
-    let trail = support.get(&format!("/audit/user/{user}")).await.expect(200).body;
+    let trail = support
+        .get(&format!("/audit/user/{user}"))
+        .await
+        .expect(200)
+        .body;
     let items = trail["items"].as_array().unwrap();
     assert_eq!(
         actions(items),
@@ -125,8 +136,13 @@ async fn audit_trails_of_a_user_and_a_mandate_page_completely_for_staff_only() {
         .iter()
         .map(|e| Timestamp::parse(e["at"].as_str().unwrap()).unwrap())
         .collect();
-    assert!(times.windows(2).all(|w| w[0] <= w[1]), "oldest first: {times:?}");
-    assert!(items.iter().all(|e| e["at"].as_str().unwrap().ends_with('Z')));
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "oldest first: {times:?}"
+    );
+    assert!(items
+        .iter()
+        .all(|e| e["at"].as_str().unwrap().ends_with('Z')));
     assert_eq!(items[0].as_object().unwrap().len(), 4, "{}", items[0]);
 
     // A mandate: created, debited twice, consumed by the second purchase.
@@ -200,7 +216,10 @@ async fn audit_trails_of_a_user_and_a_mandate_page_completely_for_staff_only() {
         (format!("{path}?cursor=zz"), vec!["cursor"]),
         // A cursor of another list (an alerts cursor) is refused too.
         (
-            format!("{path}?cursor={}", hex_of("2030-01-01T00:00:00.000000Z#00000000000000000001")),
+            format!(
+                "{path}?cursor={}",
+                hex_of("2030-01-01T00:00:00.000000Z#00000000000000000001")
+            ),
             vec!["cursor"],
         ),
     ] {
@@ -221,9 +240,16 @@ async fn audit_trails_of_a_user_and_a_mandate_page_completely_for_staff_only() {
 
     // Callers: a user key (even the mandate's own party) → 403, before any
     // check of the input; no key or a bad key → 401.
-    for url in [path.clone(), "/audit/nope/x".to_string(), format!("/audit/user/{}", s.beneficiary)] {
+    for url in [
+        path.clone(),
+        "/audit/nope/x".to_string(),
+        format!("/audit/user/{}", s.beneficiary),
+    ] {
         beneficiary.get(&url).await.expect_error(403, "FORBIDDEN");
-        Api::anonymous().get(&url).await.expect_error(401, "UNAUTHORIZED");
+        Api::anonymous()
+            .get(&url)
+            .await
+            .expect_error(401, "UNAUTHORIZED");
         Api::with_key(Some("kob_not_a_key".into()))
             .get(&url)
             .await
@@ -267,9 +293,17 @@ fn ours_in(items: &[Value], ours: &[u64]) -> Vec<u64> {
 fn assert_newest_first(items: &[Value]) {
     let keys: Vec<(String, u64)> = items
         .iter()
-        .map(|a| (a["created_at"].as_str().unwrap().to_string(), a["id"].as_u64().unwrap()))
+        .map(|a| {
+            (
+                a["created_at"].as_str().unwrap().to_string(),
+                a["id"].as_u64().unwrap(),
+            )
+        })
         .collect();
-    assert!(keys.windows(2).all(|w| w[0] > w[1]), "newest first, no repeats: {keys:?}");
+    assert!(
+        keys.windows(2).all(|w| w[0] > w[1]),
+        "newest first, no repeats: {keys:?}"
+    );
 }
 
 #[tokio::test]
@@ -292,12 +326,18 @@ async fn audit_alerts_newest_first_across_shards_by_type_and_once_per_cause() {
         };
         let second = ((i * 7) % 12) as u32; // a permutation of 0..12
         let alert = new_alert(*id, alert_type, &format!("{run}:{i}"), second);
-        table.raise_alert(&alert).await.expect("the alert is raised");
+        table
+            .raise_alert(&alert)
+            .await
+            .expect("the alert is raised");
         raised.push(alert);
     }
     // The same cause again, with a fresh id (a retry): refused, no second alert.
     let again = new_alert(fresh_ids(1)[0], raised[1].alert_type, &raised[1].cause, 30);
-    assert!(table.raise_alert(&again).await.is_err(), "a retried cause raises nothing");
+    assert!(
+        table.raise_alert(&again).await.is_err(),
+        "a retried cause raises nothing"
+    );
 
     let mut expected = raised.clone();
     expected.sort_by_key(|a| std::cmp::Reverse((a.created_at, a.id)));
@@ -337,7 +377,12 @@ async fn audit_alerts_newest_first_across_shards_by_type_and_once_per_cause() {
             .filter(|a| a.alert_type == alert_type)
             .map(|a| a.id.get())
             .collect();
-        let (paged, _) = walk(&support, &format!("/alerts?type={}", alert_type.as_str()), 1).await;
+        let (paged, _) = walk(
+            &support,
+            &format!("/alerts?type={}", alert_type.as_str()),
+            1,
+        )
+        .await;
         assert_newest_first(&paged);
         assert!(paged.iter().all(|a| a["type"] == alert_type.as_str()));
         assert_eq!(ours_in(&paged, &all_ours), want);

@@ -111,11 +111,11 @@ mod tests {
 
     #[test]
     fn targets_name_every_bad_part() {
-        assert_eq!(parse_target("user", "7").unwrap(), ("USER", Id::new(7).unwrap()));
         assert_eq!(
-            parse_target("mandate", "12").unwrap().0,
-            "USAGE_MANDATE"
+            parse_target("user", "7").unwrap(),
+            ("USER", Id::new(7).unwrap())
         );
+        assert_eq!(parse_target("mandate", "12").unwrap().0, "USAGE_MANDATE");
         fn names(r: Result<(&str, Id), Vec<(&'static str, &'static str)>>) -> Vec<&'static str> {
             r.unwrap_err().into_iter().map(|(n, _)| n).collect()
         }

@@ -115,7 +115,10 @@ pub fn record(alert: &NewAlert, shards: u64) -> AlertRecord {
         cause: alert.cause.clone(),
         gsi3pk: format!("{}#{shard}", keys::ALERTS),
         gsi3sk: sort.clone(),
-        gsi1pk: format!("{}#{shard}", keys::alerts_of_type(alert.alert_type.as_str())),
+        gsi1pk: format!(
+            "{}#{shard}",
+            keys::alerts_of_type(alert.alert_type.as_str())
+        ),
         gsi1sk: sort,
     }
 }
@@ -219,7 +222,8 @@ impl Store {
                 .map_err(super::retry::aws_error)?;
             let mut read = ShardRead::default();
             for entry in output.items.unwrap_or_default() {
-                read.found.push((sort_of(&entry, index.sk)?, key_of_entry(&entry)?));
+                read.found
+                    .push((sort_of(&entry, index.sk)?, key_of_entry(&entry)?));
             }
             // Fewer than asked and not at the end: the shard resumes there.
             if read.found.len() <= page.limit {
@@ -295,7 +299,12 @@ mod tests {
         assert_eq!(r.gsi3sk, "2026-03-04T05:06:07.000000Z#00000000000000000013");
         assert_eq!(r.gsi1sk, r.gsi3sk);
         assert!(is_alert_sort_key(&r.gsi3sk));
-        for bad in ["", "x", "2026-03-04T05:06:07Z#00000000000000000013", "2026-03-04T05:06:07.000000Z#13"] {
+        for bad in [
+            "",
+            "x",
+            "2026-03-04T05:06:07Z#00000000000000000013",
+            "2026-03-04T05:06:07.000000Z#13",
+        ] {
             assert!(!is_alert_sort_key(bad), "{bad:?}");
         }
         let view = AlertView::from(r);
@@ -334,17 +343,26 @@ mod tests {
 
     #[test]
     fn merge_orders_newest_first_and_pages() {
-        let (found, cursor) = merge(vec![read(&["9", "5", "2"], None), read(&["8", "1"], None)], 10);
+        let (found, cursor) = merge(
+            vec![read(&["9", "5", "2"], None), read(&["8", "1"], None)],
+            10,
+        );
         assert_eq!(sorts(&found), vec!["9", "8", "5", "2", "1"]);
         assert_eq!(cursor, None);
-        let (found, cursor) = merge(vec![read(&["9", "5", "2"], None), read(&["8", "1"], None)], 2);
+        let (found, cursor) = merge(
+            vec![read(&["9", "5", "2"], None), read(&["8", "1"], None)],
+            2,
+        );
         assert_eq!(sorts(&found), vec!["9", "8"]);
         assert_eq!(cursor.as_deref(), Some("8"));
     }
 
     #[test]
     fn merge_stops_at_an_unfinished_shard() {
-        let (found, cursor) = merge(vec![read(&["9", "7"], Some("7")), read(&["8", "3"], None)], 10);
+        let (found, cursor) = merge(
+            vec![read(&["9", "7"], Some("7")), read(&["8", "3"], None)],
+            10,
+        );
         assert_eq!(sorts(&found), vec!["9", "8", "7"]);
         assert_eq!(cursor.as_deref(), Some("7"));
     }

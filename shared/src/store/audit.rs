@@ -1,12 +1,12 @@
 //! The audit log: one append-only item per state change, written in the same
 //! transaction as the change (design rule 5), read per entity.
 
+use super::list::{encode_cursor, KeyPageRequest, Page};
 use super::{
     items::{from_item, s, to_item, values},
     keys, Store,
 };
 use crate::{domain::ids::Id, domain::time::Timestamp, error::AppError};
-use super::list::{encode_cursor, KeyPageRequest, Page};
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use serde::{Deserialize, Serialize};
 
@@ -155,7 +155,8 @@ impl From<AuditRecord> for AuditView {
     fn from(record: AuditRecord) -> AuditView {
         AuditView {
             // Stored data is always JSON text; keep it readable if not.
-            data: serde_json::from_str(&record.data).unwrap_or(serde_json::Value::String(record.data)),
+            data: serde_json::from_str(&record.data)
+                .unwrap_or(serde_json::Value::String(record.data)),
             at: record.at,
             actor: record.actor,
             action: record.action,
@@ -259,7 +260,10 @@ pub mod entity {
 
     /// The audit-key entity of a path's `{entity}` (exact, lower case).
     pub fn from_path(name: &str) -> Option<&'static str> {
-        BY_PATH.iter().find(|(path, _)| *path == name).map(|(_, e)| *e)
+        BY_PATH
+            .iter()
+            .find(|(path, _)| *path == name)
+            .map(|(_, e)| *e)
     }
 }
 

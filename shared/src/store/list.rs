@@ -362,7 +362,9 @@ mod tests {
             vec![("cursor", "must be a next_cursor returned by this list")]
         );
         // A well-formed cursor of another list is refused too.
-        assert!(KeyPageRequest::parse(None, Some(&encode_cursor("x")), |k| k.contains('#')).is_err());
+        assert!(
+            KeyPageRequest::parse(None, Some(&encode_cursor("x")), |k| k.contains('#')).is_err()
+        );
         assert_eq!(
             KeyPageRequest::parse(Some("0"), Some("zz"), |_| true)
                 .unwrap_err()
