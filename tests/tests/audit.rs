@@ -211,6 +211,7 @@ async fn audit_trails_of_a_user_and_a_mandate_page_completely_for_staff_only() {
         ("/audit/user/0".to_string(), vec!["id"]),
         ("/audit/user/-3".to_string(), vec!["id"]),
         ("/audit/nope/abc".to_string(), vec!["entity", "id"]),
+        ("/audit/%FF/1".to_string(), vec!["entity", "id"]),
         (format!("{path}?limit=0"), vec!["limit"]),
         (format!("{path}?limit=101"), vec!["limit"]),
         (format!("{path}?cursor=zz"), vec!["cursor"]),

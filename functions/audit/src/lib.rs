@@ -2,7 +2,7 @@
 //! audit trail, oldest first) and `GET /alerts` (newest first, by type).
 
 use axum::{
-    extract::{Path, State},
+    extract::{rejection::PathRejection, Path, State},
     http::StatusCode,
     response::Response,
     routing::get,
@@ -56,10 +56,12 @@ fn parse_target(
 async fn trail(
     State(state): State<SharedState>,
     caller: Principal,
-    Path((entity_name, id)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     QueryMap(query): QueryMap,
 ) -> Result<Response, AppError> {
     AppError::permit(caller.is_staff())?;
+    // Segments that are not UTF-8 once decoded name no entity or id.
+    let (entity_name, id) = path.map(|Path(p)| p).unwrap_or_default();
     let value = |name: &str| query.get(name).map(String::as_str);
     let target = parse_target(&entity_name, &id);
     let page = KeyPageRequest::parse(value("limit"), value("cursor"), is_audit_sort_key);

@@ -195,17 +195,13 @@ impl Store {
         let mut reads = Vec::new();
         for shard in 0..keys::index_shards() {
             let partition = format!("{kind}#{shard}");
-            let mut names = HashMap::from([
-                ("#pk".to_string(), index.pk.to_string()),
-                ("#sk".to_string(), index.sk.to_string()),
-            ]);
+            let mut names = HashMap::from([("#pk".to_string(), index.pk.to_string())]);
             let mut values = HashMap::from([(":pk".to_string(), s(partition))]);
             let mut condition = "#pk = :pk".to_string();
             if let Some(before) = &page.after {
+                names.insert("#sk".into(), index.sk.into());
                 values.insert(":before".into(), s(before.as_str()));
                 condition.push_str(" AND #sk < :before");
-            } else {
-                names.remove("#sk");
             }
             let output = self
                 .client
