@@ -12,4 +12,5 @@ pub fn routes(state: &SharedState) -> Router {
         .merge(spend::router(state.clone()))
         .merge(escrows::router(state.clone()))
         .merge(payments::router(state.clone()))
+        .merge(alerts::router(state.clone()))
 }

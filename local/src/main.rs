@@ -9,7 +9,7 @@ mod admin;
 
 use kobatela_local::routes;
 
-use shared::{store::audit::Actor, SharedState};
+use shared::SharedState;
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
 #[global_allocator]
@@ -78,25 +78,20 @@ async fn serve() -> Result<(), String> {
     Ok(())
 }
 
-/// The local stand-in for the EventBridge schedule: the same sweep, every
-/// `every`. A failed run is logged and the next one tries again.
+/// The local stand-in for the EventBridge schedule: the same sweeps
+/// (mandate expiry, escrow deadlines), every `every`. A failed run is logged and the next one tries again.
 async fn expiry_schedule(state: SharedState, every: Duration) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        match state
-            .store
-            .expire_overdue(shared::domain::time::Timestamp::now(), &Actor::System)
-            .await
-        {
-            Ok(sweep) if sweep == Default::default() => {}
-            Ok(sweep) => tracing::info!(
-                expired = sweep.expired,
-                skipped = sweep.skipped,
-                "mandate expiry sweep"
-            ),
-            Err(e) => tracing::warn!(error = %e, "mandate expiry sweep failed"),
+        match mandate_expiry::sweep(&state.store, shared::domain::time::Timestamp::now()).await {
+            Ok(result)
+                if result
+                    .as_object()
+                    .is_some_and(|r| r.values().all(|v| v == 0)) => {}
+            Ok(result) => tracing::info!(%result, "scheduled sweep"),
+            Err(e) => tracing::warn!(error = %e, "scheduled sweep failed"),
         }
     }
 }

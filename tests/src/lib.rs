@@ -823,6 +823,20 @@ impl Table {
             .expect("an open escrow to backdate");
     }
 
+    /// Raises `alert` the way write paths do: its Put (from the store's
+    /// builder) in a transaction. `Err` when the transaction is refused (the
+    /// cause already raised it).
+    pub async fn raise_alert(&self, alert: &shared::store::alerts::NewAlert) -> Result<(), String> {
+        let put = shared::store::alerts::alert_put(&self.name, alert).expect("the alert builds");
+        self.client
+            .transact_write_items()
+            .transact_items(put)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+    }
+
     /// Moves a mandate's expiry into the past, as if its date had come:
     /// the API refuses past dates, and tests must not wait for real time.
     pub async fn backdate_mandate(&self, mandate: u64) {

@@ -714,6 +714,19 @@ async fn the_deadline_releases_a_delivered_escrow_and_only_flags_an_undelivered_
         .collect();
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0]["type"].as_s().unwrap(), "ESCROW_DEADLINE_MISSED");
+    // And staff see it, once, in GET /alerts (newest first).
+    let listed = support
+        .get("/alerts?type=ESCROW_DEADLINE_MISSED&limit=100")
+        .await
+        .expect(200);
+    let ours: Vec<_> = listed.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["payload"]["escrow_id"] == idle.escrow)
+        .collect();
+    assert_eq!(ours.len(), 1, "{}", listed.text);
+    assert_eq!(ours[0]["type"], "ESCROW_DEADLINE_MISSED");
     // The client may still take the money back.
     let client = user_key(&admin, idle.client).await;
     let refunded = client

@@ -37,6 +37,7 @@ const FUNCTIONS: &[&str] = &[
     "spend",
     "escrows",
     "payments",
+    "alerts",
     "mandate-expiry",
 ];
 
@@ -242,7 +243,12 @@ fn expectations() -> Vec<Expected> {
         Expected {
             file: "17-mandate-expiry-scheduled.json",
             outcome: Outcome::Scheduled,
-            check: |b| assert_eq!(b, &json!({"expired": 0, "skipped": 0})),
+            check: |b| {
+                assert_eq!(
+                    b,
+                    &json!({"expired": 0, "skipped": 0, "escrows_released": 0, "escrows_missed": 0, "escrows_skipped": 0})
+                )
+            },
         },
         Expected {
             file: "18-health-unmatched-route.json",
@@ -385,6 +391,33 @@ fn expectations() -> Vec<Expected> {
                 let items = b["items"].as_array().expect("a page");
                 assert_eq!(items.iter().map(id).collect::<Vec<_>>(), vec![1]);
             },
+        },
+        Expected {
+            file: "33-audit-user-trail.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                let actions: Vec<&str> = b["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["action"].as_str().unwrap())
+                    .collect();
+                // The beneficiary's allowance (09) is audited under the user.
+                assert_eq!(
+                    actions,
+                    vec!["USER_CREATED", "USAGE_ALLOWED", "USER_DEACTIVATED"]
+                );
+                assert_eq!(b["items"][0]["actor"], "apikey:1");
+                assert_eq!(b["items"][0]["data"]["username"], "moussa");
+                assert_eq!(b["items"][1]["data"]["merchant_id"], 1);
+                assert_eq!(b["items"][2]["data"], json!({"is_active": false}));
+                assert_eq!(b["next_cursor"], Value::Null);
+            },
+        },
+        Expected {
+            file: "34-audit-alerts.json",
+            outcome: Outcome::Status(200),
+            check: |b| assert_eq!(b, &json!({"items": [], "next_cursor": null})),
         },
     ]
 }
@@ -653,6 +686,7 @@ fn app_of(function: &str, state: &SharedState) -> Router {
         "spend" => spend::router(state.clone()),
         "escrows" => escrows::router(state.clone()),
         "payments" => payments::router(state.clone()),
+        "alerts" => alerts::router(state.clone()),
         other => panic!("{other} is not an HTTP function"),
     };
     shared::http::app(routes)

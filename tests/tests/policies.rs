@@ -135,12 +135,19 @@ async fn in_process(prefix: &str, recorder: &Recorder) -> InProcess {
     .await
 }
 
-/// The function API Gateway routes `path` to: its first segment.
+/// The function API Gateway routes `path` to: its first segment, except
+/// `/alerts`, which the `audit` function serves.
 fn function_of(path: &str) -> &str {
-    path.trim_start_matches('/')
+    match path
+        .trim_start_matches('/')
         .split(['/', '?'])
         .next()
         .unwrap_or_default()
+    {
+        // GET /audit/{entity}/{id} belongs to the alerts group (staff reads).
+        "audit" => "alerts",
+        first => first,
+    }
 }
 
 /// The in-process API, with every request labelled with the function that
@@ -258,11 +265,37 @@ async fn drive(api: &Routed<'_>, table: &Table) {
     assert_eq!(cleaned.body["expired"], 1, "{}", cleaned.text);
     let swept = MandateSetup::new(api, "10.00").await;
     table.backdate_mandate(swept.mandate).await;
+    // And escrows past their deadline: one RELEASABLE (the sweep pays it
+    // out), one FUNDED (the sweep raises its alert).
+    for deliver in [true, false] {
+        let e = EscrowSetup::new(api, "5.00").await;
+        api.call(
+            "POST",
+            &format!("/escrows/{}/deposit", e.escrow),
+            &[("idempotency-key", &unique("k"))],
+            Some(json!({"amount": "5.00"})),
+        )
+        .await
+        .expect(200);
+        if deliver {
+            api.call(
+                "POST",
+                &format!("/escrows/{}/mark-delivered", e.escrow),
+                &[],
+                None,
+            )
+            .await
+            .expect(200);
+        }
+        table.backdate_escrow(e.escrow).await;
+    }
     api.recorder.on("mandate-expiry");
     let result = mandate_expiry::handle(&api.api.state.store, scheduled_event())
         .await
         .unwrap();
     assert_eq!(result["expired"], 1);
+    assert_eq!(result["escrows_released"], 1, "{result}");
+    assert_eq!(result["escrows_missed"], 1, "{result}");
 
     // API keys: issue, list, revoke.
     let issued = api
@@ -360,6 +393,47 @@ async fn drive(api: &Routed<'_>, table: &Table) {
         .await
         .expect(200);
     api.call("GET", "/payments", &[], None).await.expect(200);
+
+    // Staff reads: an audit trail, and alerts (one raised as a write path
+    // would raise it, so that a page reads items).
+    table
+        .raise_alert(&shared::store::alerts::NewAlert {
+            id: shared::domain::ids::Id::new(1).unwrap(),
+            alert_type: shared::domain::alert::AlertType::PaymentFailed,
+            cause: unique("policies"),
+            message: "A payment failed.".into(),
+            actor_user_id: None,
+            payload: json!({}),
+            created_at: shared::domain::time::Timestamp::now(),
+        })
+        .await
+        .unwrap();
+    // A new support key, first seen by this function: its lookup is a read
+    // the function makes on a cold start.
+    let support = api
+        .call(
+            "POST",
+            "/apikeys",
+            &[],
+            Some(json!({"name": unique("support"), "scope": "support"})),
+        )
+        .await
+        .expect(201)
+        .body["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for path in [
+        format!("/audit/mandate/{}?limit=1", s.mandate),
+        "/alerts".to_string(),
+        "/alerts?type=PAYMENT_FAILED".to_string(),
+    ] {
+        api.recorder.on(function_of(&path));
+        api.api
+            .call_as(&support, "GET", &path, None)
+            .await
+            .expect(200);
+    }
 
     // Health touches nothing.
     api.call("GET", "/health", &[], None).await.expect(200);

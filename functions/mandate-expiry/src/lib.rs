@@ -1,9 +1,13 @@
-//! The scheduled mandate expiry (risk R5): every 5 minutes EventBridge runs
-//! this, and every overdue ACTIVE mandate becomes EXPIRED, with its guard
-//! freed and a `USAGE_MANDATE_EXPIRED` audit entry. Idempotent and safe to
-//! overlap: each expiry is a conditional write. A mandate that cannot be
-//! expired this run (contention, throttling) is skipped and counted; the next
-//! run picks it up.
+//! The scheduled sweep: every 5 minutes EventBridge runs this.
+//! - Mandates (risk R5): every overdue ACTIVE mandate becomes EXPIRED, with
+//!   its guard freed and a `USAGE_MANDATE_EXPIRED` audit entry.
+//! - Escrows: every open escrow past its deadline gets what `check-deadline`
+//!   does: RELEASABLE ones are released to the provider, FUNDED ones raise one
+//!   `ESCROW_DEADLINE_MISSED` alert.
+//!
+//! Idempotent and safe to overlap: each change is a conditional write. What
+//! cannot be done this run (contention, throttling) is skipped and counted;
+//! the next run picks it up.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde_json::{json, Value};
@@ -16,19 +20,30 @@ use shared::{
 /// Needs the store only: the sweep authenticates no one, so it does not get
 /// the API key pepper.
 pub async fn handle(store: &Store, event: EventBridgeEvent) -> Result<Value, AppError> {
-    let sweep = store
-        .expire_overdue(Timestamp::now(), &Actor::System)
-        .await?;
+    let result = sweep(store, Timestamp::now()).await?;
+    tracing::info!(
+        %result,
+        event_id = event.id.as_deref().unwrap_or("-"),
+        "scheduled sweep"
+    );
+    Ok(result)
+}
+
+/// Both sweeps, as of `now`: what the schedule runs (and kobatela-local's
+/// stand-in for it). All zeros when there was nothing to do.
+pub async fn sweep(store: &Store, now: Timestamp) -> Result<Value, AppError> {
+    let mandates = store.expire_overdue(now, &Actor::System).await?;
     shared::metrics::count(
         shared::metrics::MANDATES_EXPIRED,
-        u64::from(sweep.expired),
+        u64::from(mandates.expired),
         &[],
     );
-    tracing::info!(
-        expired = sweep.expired,
-        skipped = sweep.skipped,
-        event_id = event.id.as_deref().unwrap_or("-"),
-        "mandate expiry sweep"
-    );
-    Ok(json!({ "expired": sweep.expired, "skipped": sweep.skipped }))
+    let escrows = store.sweep_deadlines(now, &Actor::System).await?;
+    Ok(json!({
+        "expired": mandates.expired,
+        "skipped": mandates.skipped,
+        "escrows_released": escrows.released,
+        "escrows_missed": escrows.missed,
+        "escrows_skipped": escrows.skipped,
+    }))
 }

@@ -1,6 +1,7 @@
 //! The audit log: one append-only item per state change, written in the same
 //! transaction as the change (design rule 5), read per entity.
 
+use super::list::{encode_cursor, KeyPageRequest, Page};
 use super::{
     items::{from_item, s, to_item, values},
     keys, Store,
@@ -141,6 +142,95 @@ impl Store {
     }
 }
 
+/// One audit entry as `GET /audit/{entity}/{id}` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditView {
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub data: serde_json::Value,
+}
+
+impl From<AuditRecord> for AuditView {
+    fn from(record: AuditRecord) -> AuditView {
+        AuditView {
+            // Stored data is always JSON text; keep it readable if not.
+            data: serde_json::from_str(&record.data)
+                .unwrap_or(serde_json::Value::String(record.data)),
+            at: record.at,
+            actor: record.actor,
+            action: record.action,
+        }
+    }
+}
+
+/// Whether `sort_key` has the shape of an audit entry's sort key
+/// (`{at}#{nn}#{unique}`): what a `GET /audit` cursor must decode to.
+pub fn is_audit_sort_key(sort_key: &str) -> bool {
+    let mut parts = sort_key.splitn(3, '#');
+    let (Some(at), Some(order), Some(unique)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    Timestamp::parse(at).is_ok_and(|t| t.to_string() == at)
+        && order.len() == 2
+        && order.bytes().all(|b| b.is_ascii_digit())
+        && !unique.is_empty()
+        && unique.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+impl Store {
+    /// One page of one entity's audit trail, oldest first: a single
+    /// consistent Query of the entity's partition for `limit + 1` entries
+    /// after the cursor (the extra one says whether there is a next page).
+    pub async fn audit_page(
+        &self,
+        entity: &str,
+        entity_id: Id,
+        page: &KeyPageRequest,
+    ) -> Result<Page<AuditView>, AppError> {
+        let mut key_condition = "pk = :pk".to_string();
+        let mut bound = vec![(":pk", s(keys::audit_partition(entity, entity_id)))];
+        if let Some(after) = &page.after {
+            key_condition.push_str(" AND sk > :after");
+            bound.push((":after", s(after.as_str())));
+        }
+        let output = self
+            .client
+            .query()
+            .table_name(self.table())
+            .key_condition_expression(key_condition)
+            .set_expression_attribute_values(Some(
+                bound.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            ))
+            .consistent_read(true)
+            .scan_index_forward(true)
+            .limit(page.limit as i32 + 1)
+            .send()
+            .await
+            .map_err(super::retry::aws_error)?;
+        let more = output.last_evaluated_key.is_some();
+        let mut records: Vec<AuditRecord> = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<_, _>>()?;
+        let next_cursor = if records.len() > page.limit {
+            records.truncate(page.limit);
+            records.last().map(|r| encode_cursor(&r.sk))
+        } else if more {
+            // The read stopped short (size limit): resume after what it saw.
+            records.last().map(|r| encode_cursor(&r.sk))
+        } else {
+            None
+        };
+        Ok(Page {
+            items: records.into_iter().map(AuditView::from).collect(),
+            next_cursor,
+        })
+    }
+}
+
 /// Entity names used in audit keys.
 pub mod entity {
     pub const USER: &str = "USER";
@@ -151,7 +241,30 @@ pub mod entity {
     pub const MANDATE: &str = "USAGE_MANDATE";
     pub const PURCHASE: &str = "PURCHASE";
     pub const ESCROW: &str = "ESCROW";
+    pub const PROOF: &str = "PROOF";
     pub const PAYMENT: &str = "PAYMENT";
+    pub const TRANSACTION: &str = "TRANSACTION";
+
+    /// The `{entity}` names of `GET /audit/{entity}/{id}`, and the entity
+    /// each names in audit keys.
+    pub const BY_PATH: [(&str, &str); 8] = [
+        ("user", USER),
+        ("apikey", API_KEY),
+        ("mandate", MANDATE),
+        ("purchase", PURCHASE),
+        ("escrow", ESCROW),
+        ("proof", PROOF),
+        ("payment", PAYMENT),
+        ("transaction", TRANSACTION),
+    ];
+
+    /// The audit-key entity of a path's `{entity}` (exact, lower case).
+    pub fn from_path(name: &str) -> Option<&'static str> {
+        BY_PATH
+            .iter()
+            .find(|(path, _)| *path == name)
+            .map(|(_, e)| *e)
+    }
 }
 
 /// Actions, as the audit recommended (risk R3).
@@ -168,4 +281,62 @@ pub mod action {
     pub const MANDATE_DEBITED: &str = "USAGE_MANDATE_DEBITED";
     pub const MANDATE_CONSUMED: &str = "USAGE_MANDATE_CONSUMED";
     pub const MANDATE_EXPIRED: &str = "USAGE_MANDATE_EXPIRED";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_entities_map_to_audit_entities() {
+        assert_eq!(entity::from_path("user"), Some("USER"));
+        assert_eq!(entity::from_path("mandate"), Some("USAGE_MANDATE"));
+        assert_eq!(entity::from_path("apikey"), Some("APIKEY"));
+        assert_eq!(entity::from_path("transaction"), Some("TRANSACTION"));
+        for bad in ["USER", "merchant", "", "users", "mandate "] {
+            assert_eq!(entity::from_path(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn written_sort_keys_are_valid_cursors() {
+        let entry = AuditEntry::new(
+            &Actor::System,
+            action::USER_CREATED,
+            entity::USER,
+            Id::new(7).unwrap(),
+            serde_json::json!({"a": 1}),
+            Timestamp::parse("2026-01-02T03:04:05Z").unwrap(),
+        );
+        let record = entry.record(3);
+        assert_eq!(record.pk, "AUDIT#USER#7");
+        assert!(is_audit_sort_key(&record.sk), "{}", record.sk);
+        for bad in [
+            "",
+            "x",
+            "2026-01-02T03:04:05Z#00#ab",
+            "2026-01-02T03:04:05.000000Z#0#ab",
+            "2026-01-02T03:04:05.000000Z#00#",
+            "2026-01-02T03:04:05.000000Z#00#a b",
+        ] {
+            assert!(!is_audit_sort_key(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn views_show_data_as_json() {
+        let entry = AuditEntry::new(
+            &Actor::ApiKey(Id::new(1).unwrap()),
+            action::MANDATE_CREATED,
+            entity::MANDATE,
+            Id::new(2).unwrap(),
+            serde_json::json!({"total_amount": "10.00"}),
+            Timestamp::parse("2026-01-02T03:04:05Z").unwrap(),
+        );
+        let view = AuditView::from(entry.record(0));
+        assert_eq!(view.actor, "apikey:1");
+        assert_eq!(view.action, "USAGE_MANDATE_CREATED");
+        assert_eq!(view.at, "2026-01-02T03:04:05.000000Z");
+        assert_eq!(view.data, serde_json::json!({"total_amount": "10.00"}));
+    }
 }

@@ -15,6 +15,7 @@
 //! that the deadline sweep reads (`keys::OPEN_ESCROWS`). Closing removes it.
 
 use super::{
+    alerts::{self, NewAlert},
     audit::{entity, Actor, AuditEntry},
     idempotency::{IdempotencyRecord, Scope, StoredResponse},
     ids,
@@ -228,20 +229,16 @@ pub struct EscrowEvent {
     pub data: serde_json::Value,
 }
 
-/// An alert, as stored (`GET /alerts` reads these).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct AlertRecord {
-    pk: String,
-    sk: String,
-    id: Id,
-    #[serde(rename = "type")]
-    kind: String,
-    message: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    actor_user_id: Option<Id>,
-    /// JSON text.
-    payload: String,
-    created_at: Timestamp,
+/// What one deadline sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeadlineSweep {
+    /// RELEASABLE escrows past their deadline, RELEASED now (by this run,
+    /// or by a run or request that overlapped it: it paid once either way).
+    pub released: u32,
+    /// FUNDED escrows past their deadline (alerted once, on the first run).
+    pub missed: u32,
+    /// Left for the next run (busy, or unreadable in the index).
+    pub skipped: u32,
 }
 
 /// What `POST /escrows` asks for, parsed.
@@ -780,6 +777,42 @@ impl Store {
         }
     }
 
+    /// The deadline sweep (the schedule, with mandate expiry): every open
+    /// escrow past its deadline gets what `check-deadline` does. RELEASABLE
+    /// ones are released (the remainder paid to the provider); FUNDED ones
+    /// raise one `ESCROW_DEADLINE_MISSED` alert, on the first run only, and
+    /// stay for the client or an admin. Each is its own conditional
+    /// transaction, so overlapping runs pay and alert once; one that stays
+    /// busy is skipped for the next run.
+    pub async fn sweep_deadlines(
+        &self,
+        now: Timestamp,
+        actor: &Actor,
+    ) -> Result<DeadlineSweep, AppError> {
+        let due = self.due(keys::OPEN_ESCROWS, keys::escrow, now).await?;
+        let mut sweep = DeadlineSweep {
+            skipped: due.unreadable,
+            ..DeadlineSweep::default()
+        };
+        let anyone = |_: &Escrow| Ok(());
+        for id in due.ids {
+            let check = EscrowAction::DeadlineCheck { now };
+            match self
+                .escrow_action(id, check, anyone, &Remarks::new(), actor)
+                .await
+            {
+                Ok(e) if e.status == EscrowStatus::Released => sweep.released += 1,
+                Ok(e) if e.status == EscrowStatus::Funded => sweep.missed += 1,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(escrow = %id, error = %e, "deadline not handled this run: skipped");
+                    sweep.skipped += 1;
+                }
+            }
+        }
+        Ok(sweep)
+    }
+
     /// A transition that needs no `Idempotency-Key` (mark-delivered,
     /// client-approve, client-reject, check-deadline): decided on a fresh
     /// read; a repeat answers the escrow unchanged; a lost race decides
@@ -910,23 +943,20 @@ impl Store {
         if self.get::<serde_json::Value>(&guard).await?.is_some() {
             return Ok(escrow.clone());
         }
-        let alert_id = self.next_id(ids::ALERT).await?;
         let payload =
             serde_json::json!({"escrow_id": escrow.id, "deadline_at": escrow.deadline_at});
-        let key = keys::alert(alert_id);
-        let alert = AlertRecord {
-            pk: key.pk,
-            sk: key.sk,
-            id: alert_id,
-            kind: AlertType::EscrowDeadlineMissed.as_str().to_string(),
+        let alert = self.alert_put(&NewAlert {
+            id: self.next_id(alerts::ID_KIND).await?,
+            alert_type: AlertType::EscrowDeadlineMissed,
+            cause: format!("escrow {} missed its deadline", escrow.id),
             message: format!(
                 "Escrow {} passed its deadline without delivery; nobody was paid.",
                 escrow.id
             ),
             actor_user_id: None,
-            payload: payload.to_string(),
+            payload: payload.clone(),
             created_at: now,
-        };
+        })?;
         let mut guard_item: Item = key_item(&guard);
         guard_item.insert("escrow_id".into(), n(escrow.id));
         let mut trail = Trail::new(escrow.id, actor, now);
@@ -934,12 +964,13 @@ impl Store {
             self.put_new(guard_item),
             // Still FUNDED (a delivery or a refund meanwhile ends the miss).
             self.status_check(escrow),
-            self.put_new(to_item(&alert)?),
+            alert,
             trail.event(self, EscrowEventKind::DeadlineMissed, payload)?,
         ];
         match self.transact(items).await {
             Ok(()) => Ok(escrow.clone()),
-            Err(e) if e.failed_condition(0) => Ok(escrow.clone()),
+            // The guard, or the alert of this cause: raised already.
+            Err(e) if e.failed_condition(0) || e.failed_condition(2) => Ok(escrow.clone()),
             Err(e) if e.failed_condition(1) => Err(AppError::busy()),
             Err(e) => Err(e.unexpected()),
         }

@@ -20,7 +20,7 @@
 //! | deadline-missed guard | `DEADLINE_MISSED#{escrow}`        | `GUARD`         |
 //! | payment             | `PAYMENT#{id}`                      | `PAYMENT`       |
 //! | PSP reference       | `PSP_REF#{psp_ref}`                 | `PSP_REF`       |
-//! | alert               | `ALERT#{id}`                        | `ALERT`         |
+//! | alert               | `ALERT#{type}#{sha256 hex of cause}` | `ALERT`        |
 //!
 //! Escrows reuse the list indexes: `gsi1` by client (`CLIENT#{id}`), `gsi2`
 //! by provider (`PROVIDER#{id}`), `gsi3` by kind (`ESCROW#{shard}`); payments
@@ -33,7 +33,11 @@
 //!
 //! Sparse GSIs: `gsi1` mandates by sender, `gsi2` mandates by beneficiary,
 //! `gsi3` all items of a kind (mandates, API keys), each sorted by zero-padded
-//! id; `active_by_expiry` holds only ACTIVE mandates, by expiry.
+//! id; `active_by_expiry` holds only ACTIVE mandates, by expiry. Alerts reuse
+//! `gsi3` (all alerts, `ALERTS#{shard}`) and `gsi1` (by type,
+//! `ALERTS#{type}#{shard}`) with the sort key `{created_at}#{zero-padded id}`,
+//! newest first; those partitions hold nothing else, so the two sort key
+//! shapes never meet in one Query.
 //!
 //! No write puts items under one system-wide partition: `gsi3` and
 //! `active_by_expiry` partitions carry a shard, `{kind}#{id % shards}`, and
@@ -228,6 +232,25 @@ pub fn audit_partition(entity: &str, entity_id: Id) -> String {
     format!("AUDIT#{entity}#{entity_id}")
 }
 
+/// The alert raised by one cause: the key is derived from the cause, so the
+/// alert's conditional Put fails if that cause already raised it.
+pub fn alert(alert_type: &str, cause_sha256_hex: &str) -> Key {
+    Key::new(format!("ALERT#{alert_type}#{cause_sha256_hex}"), "ALERT")
+}
+
+/// `gsi3` partition of every alert (sharded by alert id).
+pub const ALERTS: &str = "ALERTS";
+
+/// `gsi1` partition kind of the alerts of one type (sharded by alert id).
+pub fn alerts_of_type(alert_type: &str) -> String {
+    format!("{ALERTS}#{alert_type}")
+}
+
+/// Sort key of alerts in both indexes: fixed-width time, then id.
+pub fn alert_sort_key(created_at: Timestamp, id: Id) -> String {
+    format!("{created_at}#{}", id_sort_key(id))
+}
+
 /// Sort key of list indexes: zero-padded so that text order is id order.
 pub fn id_sort_key(id: Id) -> String {
     format!("{:020}", id.get())
@@ -275,10 +298,6 @@ pub fn payment(id: Id) -> Key {
 /// Points from the reference the PSP echoes to its payment.
 pub fn psp_ref(psp_ref: &str) -> Key {
     Key::new(format!("PSP_REF#{psp_ref}"), "PSP_REF")
-}
-
-pub fn alert(id: Id) -> Key {
-    Key::new(format!("ALERT#{id}"), "ALERT")
 }
 
 pub fn client_partition(client: Id) -> String {
@@ -333,6 +352,20 @@ mod tests {
         assert!(expiry_sort_key(early, small) < expiry_sort_key(early, big));
         // Everything that expires at `now` sorts at or before `now#~`.
         assert!(expiry_sort_key(early, big) <= format!("{early}#~"));
+    }
+
+    #[test]
+    fn alert_sort_keys_order_by_time_then_id() {
+        let early = Timestamp::parse("2030-01-01T00:00:00Z").unwrap();
+        let late = Timestamp::parse("2030-01-01T00:00:01Z").unwrap();
+        let big = Id::new(1000).unwrap();
+        let small = Id::new(2).unwrap();
+        assert!(alert_sort_key(early, big) < alert_sort_key(late, small));
+        assert!(alert_sort_key(early, small) < alert_sort_key(early, big));
+        // Alert partitions cannot meet the kind partitions of gsi3.
+        for kind in [KIND_MANDATE, KIND_API_KEY] {
+            assert!(!sharded_partition(kind, big).starts_with(ALERTS));
+        }
     }
 
     #[test]

@@ -65,6 +65,53 @@ impl PageRequest {
     }
 }
 
+/// One page request over a list sorted by a text sort key rather than by id
+/// (the audit trail, oldest first; alerts, newest first): `limit` items
+/// strictly past the sort key `after` (in the list's own direction).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPageRequest {
+    pub limit: usize,
+    pub after: Option<String>,
+}
+
+impl KeyPageRequest {
+    /// Reads `limit` (1–100, default 50) and `cursor`; `valid` says whether a
+    /// decoded cursor is a sort key of this list.
+    pub fn parse(
+        limit: Option<&str>,
+        cursor: Option<&str>,
+        valid: fn(&str) -> bool,
+    ) -> Result<KeyPageRequest, Vec<(&'static str, &'static str)>> {
+        let (limit, mut errors) = match PageRequest::parse(limit, None) {
+            Ok(page) => (page.limit, Vec::new()),
+            Err(errors) => (DEFAULT_LIMIT, errors),
+        };
+        let after = match cursor.map(decode_cursor) {
+            None => None,
+            Some(Some(key)) if valid(&key) => Some(key),
+            Some(_) => {
+                errors.push(("cursor", "must be a next_cursor returned by this list"));
+                None
+            }
+        };
+        if errors.is_empty() {
+            Ok(KeyPageRequest { limit, after })
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// A sort key as an opaque, URL-safe cursor (hex of its text).
+pub fn encode_cursor(sort_key: &str) -> String {
+    hex::encode(sort_key)
+}
+
+/// The sort key in a cursor made by [`encode_cursor`], if it is one.
+pub fn decode_cursor(cursor: &str) -> Option<String> {
+    String::from_utf8(hex::decode(cursor).ok()?).ok()
+}
+
 /// Extra conditions on the listed items: `attribute = value` for each pair.
 pub type Filters = Vec<(&'static str, AttributeValue)>;
 
@@ -114,6 +161,74 @@ impl PartyList {
                 .collect(),
         })
     }
+}
+
+/// What the sparse `active_by_expiry` index says is due.
+#[derive(Debug, Default)]
+pub(crate) struct Due {
+    pub ids: Vec<Id>,
+    /// Entries that are not the table key of their kind: logged, skipped,
+    /// never a reason to fail every later run.
+    pub unreadable: u32,
+}
+
+impl Store {
+    /// The ids due by `now` under `kind`'s shards of the (keys-only) expiry
+    /// index (`ACTIVE_MANDATE`, `OPEN_ESCROW`), each read from its entry's
+    /// table key, which must be `key_of(id)`'s.
+    pub(crate) async fn due(
+        &self,
+        kind: &str,
+        key_of: fn(Id) -> Key,
+        now: crate::domain::time::Timestamp,
+    ) -> Result<Due, AppError> {
+        let mut due = Due::default();
+        for shard in keys::all_shards(kind) {
+            let mut start = None;
+            loop {
+                let output = self
+                    .retry_busy("read the expiry index", || async {
+                        self.client
+                            .query()
+                            .table_name(self.table())
+                            .index_name(keys::GSI_ACTIVE_BY_EXPIRY.name)
+                            .key_condition_expression("#pk = :pk AND #sk <= :due")
+                            .expression_attribute_names("#pk", keys::GSI_ACTIVE_BY_EXPIRY.pk)
+                            .expression_attribute_names("#sk", keys::GSI_ACTIVE_BY_EXPIRY.sk)
+                            .expression_attribute_values(":pk", s(&shard))
+                            // '~' sorts after the '#id' suffix of every key due at `now`.
+                            .expression_attribute_values(":due", s(format!("{now}#~")))
+                            .set_exclusive_start_key(start.clone())
+                            .send()
+                            .await
+                            .map_err(super::retry::aws_error)
+                    })
+                    .await?;
+                for item in output.items.unwrap_or_default() {
+                    match indexed_id(&item, key_of) {
+                        Some(id) => due.ids.push(id),
+                        None => {
+                            tracing::error!(?item, "unreadable entry in the expiry index: skipped");
+                            due.unreadable += 1;
+                        }
+                    }
+                }
+                start = output.last_evaluated_key;
+                if start.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(due)
+    }
+}
+
+/// The id an expiry index entry stands for: the number after the last `#`
+/// of its table key, if that key is exactly `key_of(id)`'s.
+fn indexed_id(item: &Item, key_of: fn(Id) -> Key) -> Option<Id> {
+    let pk = item.get(keys::PK)?.as_s().ok()?;
+    let id = Id::parse(pk.rsplit('#').next()?).ok()?;
+    (key_of(id).pk == *pk).then_some(id)
 }
 
 /// A listed record: lists sort and page by its id.
@@ -347,5 +462,37 @@ mod tests {
     fn budget_allows_one_query_per_shard() {
         assert_eq!(query_budget(1), MAX_QUERY_PAGES);
         assert_eq!(query_budget(8), 8);
+    }
+
+    #[test]
+    fn key_cursors_round_trip_and_refuse_garbage() {
+        let key = "2026-01-01T00:00:00.000000Z#00#ab";
+        let cursor = encode_cursor(key);
+        assert!(cursor.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(decode_cursor(&cursor).as_deref(), Some(key));
+        let page = KeyPageRequest::parse(Some("1"), Some(&cursor), |k| k.contains('#')).unwrap();
+        assert_eq!(page.limit, 1);
+        assert_eq!(page.after.as_deref(), Some(key));
+        assert_eq!(
+            KeyPageRequest::parse(None, Some("zz"), |_| true).unwrap_err(),
+            vec![("cursor", "must be a next_cursor returned by this list")]
+        );
+        // A well-formed cursor of another list is refused too.
+        assert!(
+            KeyPageRequest::parse(None, Some(&encode_cursor("x")), |k| k.contains('#')).is_err()
+        );
+        assert_eq!(
+            KeyPageRequest::parse(Some("0"), Some("zz"), |_| true)
+                .unwrap_err()
+                .len(),
+            2
+        );
+        assert_eq!(
+            KeyPageRequest::parse(None, None, |_| true).unwrap(),
+            KeyPageRequest {
+                limit: 50,
+                after: None
+            }
+        );
     }
 }

@@ -415,48 +415,18 @@ impl Store {
     /// cannot be expired this time (busy, or an unreadable index entry) is
     /// logged and skipped: the next run tries again, and the others go on.
     pub async fn expire_overdue(&self, now: Timestamp, actor: &Actor) -> Result<Sweep, AppError> {
-        let mut sweep = Sweep::default();
-        for shard in keys::all_shards(keys::ACTIVE_MANDATES) {
-            let mut start = None;
-            loop {
-                let output = self
-                    .retry_busy("read the expiry index", || async {
-                        self.client
-                            .query()
-                            .table_name(self.table())
-                            .index_name(keys::GSI_ACTIVE_BY_EXPIRY.name)
-                            .key_condition_expression("#pk = :pk AND #sk <= :due")
-                            .expression_attribute_names("#pk", keys::GSI_ACTIVE_BY_EXPIRY.pk)
-                            .expression_attribute_names("#sk", keys::GSI_ACTIVE_BY_EXPIRY.sk)
-                            .set_expression_attribute_values(Some(values([
-                                (":pk", s(&shard)),
-                                // '~' sorts after the '#id' suffix of every key due at `now`.
-                                (":due", s(format!("{now}#~"))),
-                            ])))
-                            .set_exclusive_start_key(start.clone())
-                            .send()
-                            .await
-                            .map_err(super::retry::aws_error)
-                    })
-                    .await?;
-                for item in output.items.unwrap_or_default() {
-                    let Some(id) = indexed_mandate_id(&item) else {
-                        tracing::error!(?item, "unreadable entry in the expiry index: skipped");
-                        sweep.skipped += 1;
-                        continue;
-                    };
-                    match self.expire(id, actor, now).await {
-                        Ok(true) => sweep.expired += 1,
-                        Ok(false) => {}
-                        Err(e) => {
-                            tracing::warn!(mandate = %id, error = %e, "could not expire this run: skipped");
-                            sweep.skipped += 1;
-                        }
-                    }
-                }
-                start = output.last_evaluated_key;
-                if start.is_none() {
-                    break;
+        let due = self.due(keys::ACTIVE_MANDATES, keys::mandate, now).await?;
+        let mut sweep = Sweep {
+            expired: 0,
+            skipped: due.unreadable,
+        };
+        for id in due.ids {
+            match self.expire(id, actor, now).await {
+                Ok(true) => sweep.expired += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(mandate = %id, error = %e, "could not expire this run: skipped");
+                    sweep.skipped += 1;
                 }
             }
         }
@@ -470,14 +440,6 @@ pub struct Sweep {
     pub expired: u32,
     /// Mandates left for the next run (busy, or unreadable in the index).
     pub skipped: u32,
-}
-
-/// The mandate an entry of the (keys-only) expiry index stands for: the id
-/// in its table key `MANDATE#{id}`.
-fn indexed_mandate_id(item: &super::items::Item) -> Option<Id> {
-    let pk = item.get(keys::PK)?.as_s().ok()?;
-    let key = Id::parse(pk.strip_prefix("MANDATE#")?).ok()?;
-    (keys::mandate(key).pk == *pk).then_some(key)
 }
 
 /// Reads the guard of `parties` out of a batch read.

@@ -2,6 +2,7 @@
 //! repository per aggregate, idempotency, id counters, and the transaction
 //! helpers that decode `CancellationReasons`.
 
+pub mod alerts;
 pub mod apikeys;
 pub mod audit;
 pub mod catalogue;

@@ -1,0 +1,139 @@
+//! Staff reads of what happened: `GET /audit/{entity}/{id}` (one entity's
+//! audit trail, oldest first) and `GET /alerts` (newest first, by type).
+
+use axum::{
+    extract::{rejection::PathRejection, Path, State},
+    http::StatusCode,
+    response::Response,
+    routing::get,
+    Router,
+};
+use shared::{
+    domain::{access::Principal, alert::AlertType, ids::Id},
+    error::AppError,
+    http::{body::query_errors, extract::QueryMap, json},
+    store::{
+        alerts::is_alert_sort_key,
+        audit::{entity, is_audit_sort_key},
+        list::KeyPageRequest,
+    },
+    SharedState,
+};
+
+pub fn router(state: SharedState) -> Router {
+    Router::new()
+        .route("/audit/{entity}/{id}", get(trail))
+        .route("/alerts", get(alerts))
+        .with_state(state)
+}
+
+const ENTITY_PROBLEM: &str =
+    "must be one of user, apikey, mandate, purchase, escrow, proof, payment, transaction";
+const TYPE_PROBLEM: &str = "must be one of UNAUTHORIZED_TRANSFER_ATTEMPT, ESCROW_DEADLINE_MISSED, PSP_EVENT_CONFLICT, PSP_UNKNOWN_REFERENCE, PAYMENT_FAILED";
+
+/// Problems with `{entity}` and `{id}`, or the audit entity and id.
+fn parse_target(
+    entity_name: &str,
+    id: &str,
+) -> Result<(&'static str, Id), Vec<(&'static str, &'static str)>> {
+    let entity = entity::from_path(entity_name);
+    let id = Id::parse(id);
+    match (entity, id) {
+        (Some(entity), Ok(id)) => Ok((entity, id)),
+        (entity, id) => {
+            let mut problems = Vec::new();
+            if entity.is_none() {
+                problems.push(("entity", ENTITY_PROBLEM));
+            }
+            if let Err(problem) = id {
+                problems.push(("id", problem));
+            }
+            Err(problems)
+        }
+    }
+}
+
+async fn trail(
+    State(state): State<SharedState>,
+    caller: Principal,
+    path: Result<Path<(String, String)>, PathRejection>,
+    QueryMap(query): QueryMap,
+) -> Result<Response, AppError> {
+    AppError::permit(caller.is_staff())?;
+    // Segments that are not UTF-8 once decoded name no entity or id.
+    let (entity_name, id) = path.map(|Path(p)| p).unwrap_or_default();
+    let value = |name: &str| query.get(name).map(String::as_str);
+    let target = parse_target(&entity_name, &id);
+    let page = KeyPageRequest::parse(value("limit"), value("cursor"), is_audit_sort_key);
+    let ((entity, id), page) = match (target, page) {
+        (Ok(target), Ok(page)) => (target, page),
+        (target, page) => {
+            let mut problems = target.err().unwrap_or_default();
+            problems.extend(page.err().unwrap_or_default());
+            return Err(query_errors(problems));
+        }
+    };
+    // An entity with no entries (or none at all) is an empty trail: the
+    // audit log does not say whether the entity exists.
+    Ok(json(
+        StatusCode::OK,
+        &state.store.audit_page(entity, id, &page).await?,
+    ))
+}
+
+async fn alerts(
+    State(state): State<SharedState>,
+    caller: Principal,
+    QueryMap(query): QueryMap,
+) -> Result<Response, AppError> {
+    AppError::permit(caller.is_staff())?;
+    let value = |name: &str| query.get(name).map(String::as_str);
+    let mut problems = Vec::new();
+    let alert_type = match value("type").map(AlertType::parse) {
+        Some(None) => {
+            problems.push(("type", TYPE_PROBLEM));
+            None
+        }
+        other => other.flatten(),
+    };
+    let page = match KeyPageRequest::parse(value("limit"), value("cursor"), is_alert_sort_key) {
+        Ok(page) if problems.is_empty() => page,
+        Ok(_) => return Err(query_errors(problems)),
+        Err(more) => return Err(query_errors(problems.into_iter().chain(more).collect())),
+    };
+    Ok(json(
+        StatusCode::OK,
+        &state.store.alerts(alert_type, &page).await?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_name_every_bad_part() {
+        assert_eq!(
+            parse_target("user", "7").unwrap(),
+            ("USER", Id::new(7).unwrap())
+        );
+        assert_eq!(parse_target("mandate", "12").unwrap().0, "USAGE_MANDATE");
+        fn names(r: Result<(&str, Id), Vec<(&'static str, &'static str)>>) -> Vec<&'static str> {
+            r.unwrap_err().into_iter().map(|(n, _)| n).collect()
+        }
+        assert_eq!(names(parse_target("merchant", "7")), vec!["entity"]);
+        assert_eq!(names(parse_target("user", "x")), vec!["id"]);
+        assert_eq!(names(parse_target("user", "0")), vec!["id"]);
+        assert_eq!(names(parse_target("nope", "-1")), vec!["entity", "id"]);
+    }
+
+    #[test]
+    fn the_type_problem_lists_every_type() {
+        for t in AlertType::ALL {
+            assert!(TYPE_PROBLEM.contains(t.as_str()));
+        }
+        for (path, _) in entity::BY_PATH {
+            assert!(ENTITY_PROBLEM.contains(path));
+        }
+    }
+}
