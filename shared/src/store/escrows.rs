@@ -797,10 +797,11 @@ impl Store {
         let anyone = |_: &Escrow| Ok(());
         for id in due.ids {
             let check = EscrowAction::DeadlineCheck { now };
-            match self
-                .escrow_action(id, check, anyone, &Remarks::new(), actor)
-                .await
-            {
+            // Boxed: the transition's future is deep, and the Lambda main's
+            // async block holding the whole sweep overflowed rustc's layout
+            // depth limit.
+            let remarks = Remarks::new();
+            match Box::pin(self.escrow_action(id, check, anyone, &remarks, actor)).await {
                 Ok(e) if e.status == EscrowStatus::Released => sweep.released += 1,
                 Ok(e) if e.status == EscrowStatus::Funded => sweep.missed += 1,
                 Ok(_) => {}
