@@ -1,3 +1,8 @@
+// The sweep's future (mandate expiry, then escrow transitions through the
+// SDK's orchestrator) is deep enough that computing the layout of this async
+// main can pass rustc's default query depth of 128 on a fresh build.
+#![recursion_limit = "256"]
+
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{service_fn, LambdaEvent};
 

@@ -21,7 +21,7 @@ use super::{
     ids,
     items::{from_item, key_item, n, s, to_item, values, Item},
     keys::{self, Key},
-    list::{Filters, Listed, Page, PageRequest, PartyList},
+    list::{Listed, Page, PageRequest, PartyList},
     transact::Backoff,
     users::take_user,
     Store,
@@ -578,14 +578,6 @@ impl Store {
         filter: &EscrowFilter,
         page: PageRequest,
     ) -> Result<Page<Escrow>, AppError> {
-        let empty = Page {
-            items: Vec::new(),
-            next_cursor: None,
-        };
-        let mut filters: Filters = Vec::new();
-        if let Some(status) = filter.status {
-            filters.push(("status", s(status.as_str())));
-        }
         let parties = PartyList {
             first: filter.client_id,
             second: filter.provider_id,
@@ -593,13 +585,9 @@ impl Store {
             first_partition: keys::client_partition,
             second_partition: keys::provider_partition,
             kind: keys::KIND_ESCROW,
+            status: filter.status.map(|s| s.as_str()),
         };
-        let Some(partitions) = parties.partitions(&mut filters) else {
-            return Ok(empty);
-        };
-        let page = self
-            .list::<EscrowRecord>(&partitions, &filters, page)
-            .await?;
+        let page = self.list_between::<EscrowRecord>(&parties, page).await?;
         // The page's milestones, in batches of at most 100 keys.
         let wanted: Vec<Key> = page
             .items
@@ -797,9 +785,8 @@ impl Store {
         let anyone = |_: &Escrow| Ok(());
         for id in due.ids {
             let check = EscrowAction::DeadlineCheck { now };
-            // Boxed: the transition's future is deep, and the Lambda main's
-            // async block holding the whole sweep overflowed rustc's layout
-            // depth limit.
+            // Boxed: the transition's future is large and deep; the sweep's
+            // own future stays small (see mandate-expiry's main.rs).
             let remarks = Remarks::new();
             match Box::pin(self.escrow_action(id, check, anyone, &remarks, actor)).await {
                 Ok(e) if e.status == EscrowStatus::Released => sweep.released += 1,

@@ -126,6 +126,8 @@ pub(crate) struct PartyList {
     pub second_partition: fn(Id) -> String,
     /// Everything of this kind, in the sharded gsi3, when nothing narrows.
     pub kind: &'static str,
+    /// Only items with this `status`.
+    pub status: Option<&'static str>,
 }
 
 impl PartyList {
@@ -133,7 +135,7 @@ impl PartyList {
     /// `filters`; `None` when nothing can match (a caller naming two others).
     /// A counterparty filter names the other side: the caller fills the
     /// empty one.
-    pub(crate) fn partitions(&self, filters: &mut Filters) -> Option<Vec<(Index, String)>> {
+    fn partitions(&self, filters: &mut Filters) -> Option<Vec<(Index, String)>> {
         let (mut first, mut second) = (self.first, self.second);
         if let Some(party) = self.party {
             match (first, second) {
@@ -160,6 +162,28 @@ impl PartyList {
                 .map(|p| (keys::GSI_BY_KIND, p))
                 .collect(),
         })
+    }
+}
+
+impl Store {
+    /// One page of the records between the parties of `parties`, newest
+    /// first; an empty page when the caller may see none of them.
+    pub(crate) async fn list_between<R: DeserializeOwned + Listed>(
+        &self,
+        parties: &PartyList,
+        page: PageRequest,
+    ) -> Result<Page<R>, AppError> {
+        let mut filters: Filters = Vec::new();
+        if let Some(status) = parties.status {
+            filters.push(("status", s(status)));
+        }
+        match parties.partitions(&mut filters) {
+            Some(partitions) => self.list(&partitions, &filters, page).await,
+            None => Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            }),
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use super::{
     ids,
     items::{n, s, to_item, values},
     keys::{self, Key},
-    list::{Filters, Listed, Page, PageRequest, PartyList},
+    list::{Listed, Page, PageRequest, PartyList},
     read::take,
     transact::Backoff,
     users::take_user,
@@ -298,14 +298,6 @@ impl Store {
         filter: &MandateFilter,
         page: PageRequest,
     ) -> Result<Page<Mandate>, AppError> {
-        let empty = Page {
-            items: Vec::new(),
-            next_cursor: None,
-        };
-        let mut filters: Filters = Vec::new();
-        if let Some(status) = filter.status {
-            filters.push(("status", s(status.as_str())));
-        }
         let parties = PartyList {
             first: filter.sender_id,
             second: filter.beneficiary_id,
@@ -313,13 +305,9 @@ impl Store {
             first_partition: keys::sender_partition,
             second_partition: keys::beneficiary_partition,
             kind: keys::KIND_MANDATE,
+            status: filter.status.map(|s| s.as_str()),
         };
-        let Some(partitions) = parties.partitions(&mut filters) else {
-            return Ok(empty);
-        };
-        let page = self
-            .list::<MandateRecord>(&partitions, &filters, page)
-            .await?;
+        let page = self.list_between::<MandateRecord>(&parties, page).await?;
         Ok(Page {
             items: page
                 .items
