@@ -604,6 +604,59 @@ async fn cleanup_skips_what_it_cannot_expire_and_goes_on() {
     sweep_skips_and_goes_on(true).await;
 }
 
+/// The sweep's escrow half: two RELEASABLE escrows past their deadline, the
+/// first of which cannot be written this run. The other is released, the
+/// first is skipped and released by the next run; each is paid once.
+#[tokio::test]
+async fn the_deadline_sweep_skips_a_busy_escrow_and_goes_on() {
+    let h = &harness("busy-deadlines").await;
+    for fault in Fault::ALL {
+        let mut overdue = Vec::new();
+        for _ in 0..2 {
+            let e = EscrowSetup::new(&h.api, "7.00").await.escrow;
+            h.api.deposit(e, &unique("k"), "7.00").await.expect(200);
+            h.api
+                .call("POST", &format!("/escrows/{e}/mark-delivered"), &[], None)
+                .await
+                .expect(200);
+            h.table.backdate_escrow(e).await;
+            overdue.push(e);
+        }
+        let (stuck, free) = (overdue[0], overdue[1]);
+        let escrow_status = |id: u64| async move {
+            h.api.get(&format!("/escrows/{id}")).await.expect(200).body["status"].clone()
+        };
+
+        h.faults.inject_touching(fault, &format!("ESCROW#{stuck}"));
+        let run = sweep(h, false).await;
+        h.faults.clear();
+        let run = run.unwrap_or_else(|r| panic!("{fault:?}: the run failed: {}", r.text));
+        assert_eq!(run["escrows_released"], 1, "{fault:?}: {run}");
+        assert_eq!(run["escrows_skipped"], 1, "{fault:?}: {run}");
+        assert!(h.faults.take_injected() >= u64::from(Backoff::ATTEMPTS));
+        assert_eq!(escrow_status(stuck).await, "RELEASABLE", "{fault:?}");
+        assert_eq!(escrow_status(free).await, "RELEASED", "{fault:?}");
+        assert_eq!(h.table.escrow_footprint(stuck).await.payments, 0);
+
+        // The next run picks it up; each escrow is paid exactly once.
+        let run = sweep(h, false)
+            .await
+            .unwrap_or_else(|r| panic!("{}", r.text));
+        assert_eq!(
+            (
+                run["escrows_released"].clone(),
+                run["escrows_skipped"].clone()
+            ),
+            (json!(1), json!(0)),
+            "{fault:?}"
+        );
+        assert_eq!(escrow_status(stuck).await, "RELEASED", "{fault:?}");
+        for id in [stuck, free] {
+            assert_eq!(h.table.escrow_footprint(id).await.payments, 1, "{fault:?}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn an_unreadable_index_entry_is_skipped_not_fatal() {
     let h = &harness("junk-index").await;

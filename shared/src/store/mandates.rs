@@ -409,7 +409,10 @@ impl Store {
             skipped: due.unreadable,
         };
         for id in due.ids {
-            match self.expire(id, actor, now).await {
+            // The time of this write, not of the run's start: a mandate
+            // created (and due) after the run began must not get an expiry
+            // entry dated before its creation. Later than `now`, so still due.
+            match self.expire(id, actor, Timestamp::now().max(now)).await {
                 Ok(true) => sweep.expired += 1,
                 Ok(false) => {}
                 Err(e) => {
