@@ -21,6 +21,12 @@ use shared::{
 /// the API key pepper.
 pub async fn handle(store: &Store, event: EventBridgeEvent) -> Result<Value, AppError> {
     let result = sweep(store, Timestamp::now()).await?;
+    // On Lambda only: kobatela-local's timer would log a metric line a tick.
+    shared::metrics::count(
+        shared::metrics::MANDATES_EXPIRED,
+        result["expired"].as_u64().unwrap_or_default(),
+        &[],
+    );
     tracing::info!(
         %result,
         event_id = event.id.as_deref().unwrap_or("-"),
@@ -33,11 +39,6 @@ pub async fn handle(store: &Store, event: EventBridgeEvent) -> Result<Value, App
 /// stand-in for it). All zeros when there was nothing to do.
 pub async fn sweep(store: &Store, now: Timestamp) -> Result<Value, AppError> {
     let mandates = store.expire_overdue(now, &Actor::System).await?;
-    shared::metrics::count(
-        shared::metrics::MANDATES_EXPIRED,
-        u64::from(mandates.expired),
-        &[],
-    );
     let escrows = store.sweep_deadlines(now, &Actor::System).await?;
     Ok(json!({
         "expired": mandates.expired,
