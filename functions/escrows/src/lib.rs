@@ -23,13 +23,12 @@ use shared::{
     error::AppError,
     http::{
         body::{parse, query_errors, Fields, JsonBody},
-        extract::{IdempotencyKey, PathId, QueryMap},
+        extract::{IdempotencyKey, ListQuery, PathId, QueryMap},
         json, stored, MAX_BODY_BYTES,
     },
     store::{
         escrows::{not_found, EscrowFilter, NewEscrow, Remarks},
         idempotency::{fingerprint, Scope},
-        list::PageRequest,
     },
     SharedState,
 };
@@ -179,54 +178,22 @@ async fn read(
 }
 
 /// `limit` and `cursor` of a list, and the other problems of its query.
-fn page_of(
-    query: &std::collections::HashMap<String, String>,
-    mut problems: Vec<(&'static str, &'static str)>,
-) -> Result<PageRequest, AppError> {
-    let value = |name: &str| query.get(name).map(String::as_str);
-    match PageRequest::parse(value("limit"), value("cursor")) {
-        Ok(page) if problems.is_empty() => Ok(page),
-        Ok(_) => Err(query_errors(problems)),
-        Err(more) => {
-            problems.extend(more);
-            Err(query_errors(problems))
-        }
-    }
-}
-
 async fn list(
     State(state): State<SharedState>,
     caller: Principal,
-    QueryMap(query): QueryMap,
+    mut query: ListQuery,
 ) -> Result<Response, AppError> {
-    let value = |name: &str| query.get(name).map(String::as_str);
-    let mut problems = Vec::new();
-    let mut id_filter = |name: &'static str| match value(name).map(Id::parse) {
-        Some(Err(problem)) => {
-            problems.push((name, problem));
-            None
-        }
-        other => other.and_then(Result::ok),
-    };
-    let client_id = id_filter("client_id");
-    let provider_id = id_filter("provider_id");
-    let status = match value("status").map(EscrowStatus::parse) {
-        Some(None) => {
-            problems.push((
-                "status",
-                "must be one of DRAFT, FUNDED, RELEASABLE, RELEASED, REFUNDED, CANCELLED",
-            ));
-            None
-        }
-        other => other.flatten(),
-    };
-    let page = page_of(&query, problems)?;
     let filter = EscrowFilter {
-        client_id,
-        provider_id,
-        status,
+        client_id: query.id("client_id"),
+        provider_id: query.id("provider_id"),
+        status: query.parsed(
+            "status",
+            EscrowStatus::parse,
+            "must be one of DRAFT, FUNDED, RELEASABLE, RELEASED, REFUNDED, CANCELLED",
+        ),
         party: caller.party_limit(),
     };
+    let page = query.page()?;
     Ok(json(
         StatusCode::OK,
         &state.store.escrows(&filter, page).await?,

@@ -20,11 +20,11 @@ use shared::{
     },
     error::AppError,
     http::{
-        body::{parse, query_errors, Fields, JsonBody},
-        extract::{PathId, QueryMap},
+        body::{parse, Fields, JsonBody},
+        extract::{ListQuery, PathId},
         json,
     },
-    store::{list::PageRequest, mandates::MandateFilter},
+    store::mandates::MandateFilter,
     SharedState,
 };
 
@@ -88,38 +88,19 @@ async fn read(
 async fn list(
     State(state): State<SharedState>,
     caller: Principal,
-    QueryMap(query): QueryMap,
+    mut query: ListQuery,
 ) -> Result<Response, AppError> {
-    let value = |name: &str| query.get(name).map(String::as_str);
-    let mut problems = Vec::new();
-    let mut id_filter = |name: &'static str| match value(name).map(Id::parse) {
-        Some(Err(problem)) => {
-            problems.push((name, problem));
-            None
-        }
-        other => other.and_then(Result::ok),
-    };
-    let sender_id = id_filter("sender_id");
-    let beneficiary_id = id_filter("beneficiary_id");
-    let status = match value("status").map(MandateStatus::parse) {
-        Some(None) => {
-            problems.push(("status", "must be one of ACTIVE, CONSUMED, EXPIRED"));
-            None
-        }
-        other => other.flatten(),
-    };
-    let page = PageRequest::parse(value("limit"), value("cursor"));
-    let page = match page {
-        Ok(page) if problems.is_empty() => page,
-        Ok(_) => return Err(query_errors(problems)),
-        Err(more) => return Err(query_errors(problems.into_iter().chain(more).collect())),
-    };
     let filter = MandateFilter {
-        sender_id,
-        beneficiary_id,
-        status,
+        sender_id: query.id("sender_id"),
+        beneficiary_id: query.id("beneficiary_id"),
+        status: query.parsed(
+            "status",
+            MandateStatus::parse,
+            "must be one of ACTIVE, CONSUMED, EXPIRED",
+        ),
         party: caller.party_limit(),
     };
+    let page = query.page()?;
     Ok(json(
         StatusCode::OK,
         &state.store.mandates(&filter, page).await?,
