@@ -12,5 +12,6 @@ pub fn routes(state: &SharedState) -> Router {
         .merge(spend::router(state.clone()))
         .merge(escrows::router(state.clone()))
         .merge(payments::router(state.clone()))
+        .merge(transactions::router(state.clone()))
         .merge(alerts::router(state.clone()))
 }

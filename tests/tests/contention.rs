@@ -3,7 +3,8 @@
 //! `TransactionConflict` or throttling, real DynamoDB does.
 //!
 //! For each write path (purchase, mandate, user create and PATCH, API key
-//! create and revoke, category, merchant, allow, escrow create, deposit,
+//! create and revoke, category, merchant, allow, allowlist, certification,
+//! transfer allowed and refused, escrow create, deposit,
 //! mark-delivered, client-approve, client-reject, check-deadline releasing
 //! or flagging a missed deadline) and each of the six answers
 //! of `Fault::ALL` (three cancellation reasons, three whole-call errors):
@@ -327,6 +328,80 @@ async fn the_catalogue_survives_contention_and_throttling() {
         },
     )
     .await;
+}
+
+#[tokio::test]
+async fn restricted_transfers_survive_contention_and_throttling() {
+    let h = &harness("busy-transfers").await;
+    let transfer = |sender: u64, receiver: u64, key: String| async move {
+        h.api
+            .call(
+                "POST",
+                "/transactions",
+                &[("idempotency-key", &key)],
+                Some(json!({"sender_id": sender, "receiver_id": receiver, "amount": "1.00"})),
+            )
+            .await
+    };
+    let sender = create_user(&h.api, "sender").await;
+    let mut receivers = Vec::new();
+    for _ in 0..13 {
+        receivers.push(create_user(&h.api, "receiver").await);
+    }
+    under_every_fault(
+        h,
+        "POST /allowlist",
+        receivers.clone(),
+        201,
+        |r| async move {
+            h.api
+                .post("/allowlist", json!({"owner_id": sender, "recipient_id": r}))
+                .await
+        },
+    )
+    .await;
+    under_every_fault(
+        h,
+        "POST /certified",
+        receivers.clone(),
+        201,
+        |r| async move {
+            h.api
+                .post("/certified", json!({"user_id": r, "level": "basic"}))
+                .await
+        },
+    )
+    .await;
+
+    // One of each first: the id counters exist, so no test run creates one.
+    let stranger = create_user(&h.api, "stranger").await;
+    transfer(sender, receivers[0], unique("k"))
+        .await
+        .expect(201);
+    transfer(stranger, sender, unique("k"))
+        .await
+        .expect_error(403, "UNAUTHORIZED_TRANSFER");
+    let keys = || (0..13).map(|_| unique("k")).collect::<Vec<_>>();
+    under_every_fault(h, "POST /transactions", keys(), 201, |key| {
+        transfer(sender, receivers[1], key)
+    })
+    .await;
+    under_every_fault(h, "POST /transactions (refused)", keys(), 403, |key| {
+        transfer(stranger, sender, key)
+    })
+    .await;
+    // The first, the clean one and six recovered, each once; none for a 503.
+    assert_eq!(h.table.count("TRANSACTION#", "sender_id", sender).await, 8);
+    assert_eq!(
+        h.table
+            .count(
+                "ALERT#UNAUTHORIZED_TRANSFER_ATTEMPT#",
+                "actor_user_id",
+                stranger
+            )
+            .await,
+        8
+    );
 }
 
 /// `n` escrows of 10.00, each brought to `state` (DRAFT, FUNDED,

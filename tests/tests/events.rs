@@ -38,6 +38,7 @@ const FUNCTIONS: &[&str] = &[
     "escrows",
     "payments",
     "alerts",
+    "transactions",
     "mandate-expiry",
 ];
 
@@ -419,6 +420,47 @@ fn expectations() -> Vec<Expected> {
             outcome: Outcome::Status(200),
             check: |b| assert_eq!(b, &json!({"items": [], "next_cursor": null})),
         },
+        Expected {
+            file: "35-transactions-allowlist.json",
+            outcome: Outcome::Status(201),
+            check: |b| assert_eq!(b, &json!({"status": "added"})),
+        },
+        Expected {
+            file: "36-transactions-certify.json",
+            outcome: Outcome::Status(201),
+            check: |b| assert_eq!(b, &json!({"status": "created"})),
+        },
+        Expected {
+            file: "37-transactions-create.json",
+            outcome: Outcome::Status(201),
+            check: |b| {
+                assert_eq!(id(b), 1);
+                assert_eq!(
+                    (b["sender_id"].as_u64(), b["receiver_id"].as_u64()),
+                    (Some(1), Some(3))
+                );
+                assert_eq!(b["amount"], "25.50");
+                assert_eq!(b["currency"], "USD");
+                assert_eq!(b["status"], "COMPLETED");
+            },
+        },
+        Expected {
+            file: "38-transactions-get.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                assert_eq!(id(b), 1);
+                assert_eq!(b["amount"], "25.50");
+            },
+        },
+        Expected {
+            file: "39-transactions-list.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                let items = b["items"].as_array().expect("a page");
+                assert_eq!(items.iter().map(id).collect::<Vec<_>>(), vec![1]);
+                assert_eq!(b["next_cursor"], Value::Null);
+            },
+        },
     ]
 }
 
@@ -686,6 +728,7 @@ fn app_of(function: &str, state: &SharedState) -> Router {
         "spend" => spend::router(state.clone()),
         "escrows" => escrows::router(state.clone()),
         "payments" => payments::router(state.clone()),
+        "transactions" => transactions::router(state.clone()),
         "alerts" => alerts::router(state.clone()),
         other => panic!("{other} is not an HTTP function"),
     };
@@ -838,6 +881,18 @@ async fn every_event_file_replays_through_its_handler() {
         ]
     );
     assert_eq!(table.audit_actions("PAYMENT", 1).await, vec!["PAYOUT_SENT"]);
+    assert_eq!(
+        body("38-transactions-get.json"),
+        body("37-transactions-create.json")
+    );
+    assert_eq!(
+        body("39-transactions-list.json")["items"][0],
+        *body("37-transactions-create.json")
+    );
+    assert_eq!(
+        table.audit_actions("TRANSACTION", 1).await,
+        vec!["CREATE_TRANSACTION"]
+    );
 
     // The purchase debited the mandate, through the handler and in the store.
     let read = lambda_http::request::from_str(&with_key(

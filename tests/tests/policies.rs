@@ -146,6 +146,7 @@ fn function_of(path: &str) -> &str {
     {
         // GET /audit/{entity}/{id} belongs to the alerts group (staff reads).
         "audit" => "alerts",
+        "allowlist" | "certified" => "transactions",
         first => first,
     }
 }
@@ -393,6 +394,59 @@ async fn drive(api: &Routed<'_>, table: &Table) {
         .await
         .expect(200);
     api.call("GET", "/payments", &[], None).await.expect(200);
+
+    // Restricted transfers: allowlist, certification (created, updated), a
+    // transfer allowed, its replay, one refused (raising its alert), reads
+    // and lists (by sender, by receiver, all).
+    let (a, b, c) = (s.sender, s.beneficiary, e.provider);
+    api.call(
+        "POST",
+        "/allowlist",
+        &[],
+        Some(json!({"owner_id": a, "recipient_id": b})),
+    )
+    .await
+    .expect(201);
+    for status in [201, 200] {
+        api.call(
+            "POST",
+            "/certified",
+            &[],
+            Some(json!({"user_id": c, "level": "gold"})),
+        )
+        .await
+        .expect(status);
+    }
+    let key = unique("k");
+    let mut sent = None;
+    for _ in 0..2 {
+        sent = Some(
+            api.call(
+                "POST",
+                "/transactions",
+                &[("idempotency-key", &key)],
+                Some(json!({"sender_id": a, "receiver_id": b, "amount": "3.00"})),
+            )
+            .await
+            .expect(201),
+        );
+    }
+    api.call(
+        "POST",
+        "/transactions",
+        &[("idempotency-key", &unique("k"))],
+        Some(json!({"sender_id": b, "receiver_id": a, "amount": "3.00"})),
+    )
+    .await
+    .expect_error(403, "UNAUTHORIZED_TRANSFER");
+    for path in [
+        format!("/transactions/{}", sent.unwrap().id()),
+        format!("/transactions?sender_id={a}"),
+        format!("/transactions?receiver_id={b}"),
+        "/transactions".to_string(),
+    ] {
+        api.call("GET", &path, &[], None).await.expect(200);
+    }
 
     // Staff reads: an audit trail, and alerts (one raised as a write path
     // would raise it, so that a page reads items).

@@ -39,10 +39,11 @@ use aws_smithy_runtime_api::{
 };
 use aws_smithy_types::config_bag::ConfigBag;
 use kobatela_tests::{
-    cents_of,
+    cents_of, create_user,
     faults::{operation, Fault, Faults},
     unique, EscrowSetup, InProcess, MandateSetup, Table,
 };
+use serde_json::json;
 use shared::store::transact::Backoff;
 use std::{
     collections::{BTreeMap, HashMap},
@@ -685,6 +686,82 @@ async fn escrow_deposits_and_payouts_cost_few_round_trips() {
     // index (1 more in truth): `index_writes` sees the item after the write,
     // without the key it removed, so it does not count that one.
     assert_eq!(index_units, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfers_cost_two_round_trips() {
+    const N: u64 = 10;
+    let h = harness().await;
+    let [a, b, c] = [
+        create_user(&h.api, "a").await,
+        create_user(&h.api, "b").await,
+        create_user(&h.api, "c").await,
+    ];
+    h.api
+        .post("/allowlist", json!({"owner_id": a, "recipient_id": b}))
+        .await
+        .expect(201);
+    let transfer = |receiver: u64, key: String| {
+        let api = &h.api;
+        async move {
+            api.call(
+                "POST",
+                "/transactions",
+                &[("idempotency-key", &key)],
+                Some(json!({"sender_id": a, "receiver_id": receiver, "amount": "1.00"})),
+            )
+            .await
+        }
+    };
+    // Warm-up: caches the API key and reserves transaction and alert ids.
+    transfer(b, unique("k")).await.expect(201);
+    transfer(c, unique("k")).await.expect(403);
+
+    for (receiver, status, items, what) in [(b, 201, 3, "allowed"), (c, 403, 2, "refused")] {
+        h.meter.reset();
+        for _ in 0..N {
+            transfer(receiver, unique("k")).await.expect(status);
+        }
+        let tally = h.meter.tally(std::mem::take);
+        let total: u64 = tally.executions.values().sum();
+        let sizes = item_sizes(&tally, &h.table).await;
+        let priced: u64 = sizes
+            .iter()
+            .flatten()
+            .map(|(_, size)| transactional_wcu(*size))
+            .sum();
+        let index_units = index_units_of(&tally, &h.table).await;
+        println!(
+            "transfer {what}: {:.2} round trips ({:?}); write units {:.1}, index writes {:.2} per transfer",
+            per(total, N),
+            tally.executions,
+            per(priced, N),
+            per(index_units, N)
+        );
+        // One batched read (record, both users, allowlist, certification),
+        // one transaction: the record with the transaction and its audit
+        // entry, or with the alert.
+        assert_eq!(
+            (
+                tally.executions[BATCH_GET],
+                tally.executions[TRANSACT],
+                total
+            ),
+            (N, N, 2 * N),
+            "{what}: {:?}",
+            tally.executions
+        );
+        assert!(sizes.iter().all(|t| t.len() == items), "{what}: {sizes:?}");
+        // Every item is under 1 KB: 2 write units each, in a transaction.
+        assert_eq!(priced, 2 * items as u64 * N, "{what}: {sizes:?}");
+        // A transaction enters gsi1-3 (by sender, receiver, kind); an alert
+        // gsi1 and gsi3 (by type, all).
+        assert_eq!(
+            index_units,
+            if status == 201 { 3 * N } else { 2 * N },
+            "{what}"
+        );
+    }
 }
 
 /// The injected answer decodes as DynamoDB's: a `TransactionCanceledException`

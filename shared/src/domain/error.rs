@@ -75,6 +75,8 @@ error_codes! {
     FutureTimestamp => ("FUTURE_TIMESTAMP", 422),
     GeofenceViolation => ("GEOFENCE_VIOLATION", 422),
     InvalidImage => ("INVALID_IMAGE", 422),
+    UnauthorizedTransfer => ("UNAUTHORIZED_TRANSFER", 403),
+    TransactionNotFound => ("TRANSACTION_NOT_FOUND", 404),
     ServiceBusy => ("SERVICE_BUSY", 503),
     InternalError => ("INTERNAL_ERROR", 500),
 }
@@ -179,5 +181,19 @@ mod tests {
         ] {
             assert_eq!((code.as_str(), code.status()), (text, status));
         }
+    }
+
+    #[test]
+    fn transfer_codes_and_statuses() {
+        assert_eq!(
+            ErrorCode::UnauthorizedTransfer.as_str(),
+            "UNAUTHORIZED_TRANSFER"
+        );
+        assert_eq!(ErrorCode::UnauthorizedTransfer.status(), 403);
+        assert_eq!(
+            ErrorCode::TransactionNotFound.as_str(),
+            "TRANSACTION_NOT_FOUND"
+        );
+        assert_eq!(ErrorCode::TransactionNotFound.status(), 404);
     }
 }

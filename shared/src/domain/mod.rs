@@ -18,6 +18,7 @@ pub mod payment;
 pub mod proof;
 pub mod purchase;
 pub mod time;
+pub mod transfer;
 pub mod unique;
 pub mod user;
 pub mod webhook;

@@ -281,6 +281,9 @@ pub mod action {
     pub const MANDATE_DEBITED: &str = "USAGE_MANDATE_DEBITED";
     pub const MANDATE_CONSUMED: &str = "USAGE_MANDATE_CONSUMED";
     pub const MANDATE_EXPIRED: &str = "USAGE_MANDATE_EXPIRED";
+    pub const ALLOWLIST_ADDED: &str = "ALLOWLIST_ADDED";
+    pub const CERTIFIED: &str = "CERTIFIED";
+    pub const CREATE_TRANSACTION: &str = "CREATE_TRANSACTION";
 }
 
 #[cfg(test)]

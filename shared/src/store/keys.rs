@@ -21,10 +21,16 @@
 //! | payment             | `PAYMENT#{id}`                      | `PAYMENT`       |
 //! | PSP reference       | `PSP_REF#{psp_ref}`                 | `PSP_REF`       |
 //! | alert               | `ALERT#{type}#{sha256 hex of cause}` | `ALERT`        |
+//! | allowlist entry     | `ALLOWLIST#{owner}`                 | `RECIPIENT#{id}` |
+//! | certification       | `CERTIFIED#{user}`                  | `CERTIFIED`     |
+//! | transaction         | `TRANSACTION#{id}`                  | `TRANSACTION`   |
 //!
 //! Escrows reuse the list indexes: `gsi1` by client (`CLIENT#{id}`), `gsi2`
 //! by provider (`PROVIDER#{id}`), `gsi3` by kind (`ESCROW#{shard}`); payments
 //! are in `gsi1` by escrow (`ESCROW_PAYMENTS#{id}`) and `gsi3` by kind. The
+//! transactions (restricted transfers) are in `gsi1` by sender
+//! (`TRANSFER_SENDER#{id}`), `gsi2` by receiver (`TRANSFER_RECEIVER#{id}`,
+//! stored as `beneficiary_id` for the index filter) and `gsi3` by kind. The
 //! sparse `active_by_expiry` index also holds open escrows by deadline
 //! (`OPEN_ESCROW#{shard}`), for the deadline sweep. An escrow also stores its
 //! client and provider as `sender_id` / `beneficiary_id`, the party
@@ -312,6 +318,32 @@ pub fn escrow_payments_partition(escrow: Id) -> String {
     format!("ESCROW_PAYMENTS#{escrow}")
 }
 
+/// The sender's allowlist entry for one recipient (`POST /allowlist`).
+pub fn allowlisted(owner: Id, recipient: Id) -> Key {
+    Key::new(
+        format!("ALLOWLIST#{owner}"),
+        &format!("RECIPIENT#{recipient}"),
+    )
+}
+
+/// A user's certification (`POST /certified`), any level.
+pub fn certification(user: Id) -> Key {
+    Key::new(format!("CERTIFIED#{user}"), "CERTIFIED")
+}
+
+pub fn transaction(id: Id) -> Key {
+    Key::new(format!("TRANSACTION#{id}"), "TRANSACTION")
+}
+
+pub fn transfer_sender_partition(sender: Id) -> String {
+    format!("TRANSFER_SENDER#{sender}")
+}
+
+pub fn transfer_receiver_partition(receiver: Id) -> String {
+    format!("TRANSFER_RECEIVER#{receiver}")
+}
+
+pub const KIND_TRANSACTION: &str = "TRANSACTION";
 pub const KIND_ESCROW: &str = "ESCROW";
 pub const KIND_PAYMENT: &str = "PAYMENT";
 /// Open escrows (DRAFT, FUNDED, RELEASABLE) by deadline, in `active_by_expiry`.

@@ -19,6 +19,7 @@ pub mod read;
 pub mod retry;
 pub mod schema;
 pub mod transact;
+pub mod transfers;
 pub mod users;
 
 use aws_sdk_dynamodb::Client;

@@ -1,0 +1,174 @@
+//! Restricted transfers: `POST /allowlist`, `POST /certified`,
+//! `POST /transactions` (💰), `GET /transactions/{id}`, `GET /transactions`.
+//! A transfer is allowed iff the sender allowlisted the receiver or the
+//! receiver is certified; a refusal raises one alert (`shared::store::transfers`).
+
+use axum::{
+    extract::State,
+    http::StatusCode,
+    response::Response,
+    routing::{get, post},
+    Router,
+};
+use shared::{
+    domain::{
+        access::Principal,
+        currency::Currency,
+        error::ErrorCode,
+        ids::Id,
+        money::Amount,
+        transfer::{CertificationLevel, Counterparties, TransferRequest},
+    },
+    error::AppError,
+    http::{
+        body::{parse, Fields, JsonBody},
+        extract::{IdempotencyKey, ListQuery, PathId},
+        json, stored,
+    },
+    store::{
+        catalogue::AllowOutcome,
+        idempotency::{fingerprint, Scope},
+        transfers::{CertifyOutcome, TransactionFilter},
+    },
+    SharedState,
+};
+
+/// The idempotency scope's route of `POST /transactions`.
+const TRANSFER_ROUTE: &str = "POST /transactions";
+
+pub fn router(state: SharedState) -> Router {
+    Router::new()
+        .route("/allowlist", post(allowlist))
+        .route("/certified", post(certify))
+        .route("/transactions", post(transfer).get(list))
+        .route("/transactions/{id}", get(read))
+        .with_state(state)
+}
+
+/// Two different users named by `from` and `to`; the same one twice is a
+/// problem of `to`.
+fn counterparties(f: &mut Fields, from: &'static str, to: &'static str) -> Option<Counterparties> {
+    let (first, second) = (
+        f.required(from, Id::from_json),
+        f.required(to, Id::from_json),
+    );
+    let parties = Counterparties::new(first?, second?);
+    if parties.is_none() {
+        f.error(to, format!("must differ from {from}"));
+    }
+    parties
+}
+
+async fn allowlist(
+    State(state): State<SharedState>,
+    caller: Principal,
+    JsonBody(body): JsonBody,
+) -> Result<Response, AppError> {
+    let mut f = Fields::of(&body)?;
+    let parties = counterparties(&mut f, "owner_id", "recipient_id");
+    let parties = f.finish(|| parties)?;
+    AppError::permit(caller.acts_for(parties.from))?;
+    let (status, text) = match state
+        .store
+        .add_to_allowlist(parties, &(&caller).into())
+        .await?
+    {
+        AllowOutcome::Added => (StatusCode::CREATED, "added"),
+        AllowOutcome::AlreadyAllowed => (StatusCode::OK, "exists"),
+    };
+    Ok(json(status, &serde_json::json!({ "status": text })))
+}
+
+async fn certify(
+    State(state): State<SharedState>,
+    caller: Principal,
+    JsonBody(body): JsonBody,
+) -> Result<Response, AppError> {
+    let mut f = Fields::of(&body)?;
+    let user_id = f.required("user_id", Id::from_json);
+    let level = f.required("level", CertificationLevel::from_json);
+    let (user_id, level) = f.finish(|| Some((user_id?, level?)))?;
+    AppError::permit(caller.is_admin())?;
+    let (status, text) = match state
+        .store
+        .certify(user_id, level, &(&caller).into())
+        .await?
+    {
+        CertifyOutcome::Created => (StatusCode::CREATED, "created"),
+        CertifyOutcome::Updated => (StatusCode::OK, "updated"),
+    };
+    Ok(json(status, &serde_json::json!({ "status": text })))
+}
+
+fn parse_transfer(
+    body: &serde_json::Value,
+    state: &SharedState,
+) -> Result<TransferRequest, AppError> {
+    let mut f = Fields::of(body)?;
+    let parties = counterparties(&mut f, "sender_id", "receiver_id");
+    let amount = f.required("amount", Amount::from_json);
+    let currency = f.optional("currency", parse::currency(&state.config.currencies));
+    f.finish(|| {
+        Some(TransferRequest {
+            parties: parties?,
+            amount: amount?,
+            currency: currency?.unwrap_or(Currency::usd()),
+        })
+    })
+}
+
+async fn transfer(
+    State(state): State<SharedState>,
+    caller: Principal,
+    IdempotencyKey(key): IdempotencyKey,
+    JsonBody(body): JsonBody,
+) -> Result<Response, AppError> {
+    let request = parse_transfer(&body, &state)?;
+    AppError::permit(caller.acts_for(request.sender_id()))?;
+    let scope = Scope {
+        route: TRANSFER_ROUTE,
+        owner: caller.idempotency_owner(),
+        key,
+    };
+    let response = state
+        .store
+        .transfer(
+            &request,
+            &scope,
+            &fingerprint(&request.canonical()),
+            &(&caller).into(),
+        )
+        .await?;
+    Ok(stored(response))
+}
+
+async fn read(
+    State(state): State<SharedState>,
+    caller: Principal,
+    PathId(id): PathId,
+) -> Result<Response, AppError> {
+    let transfer = state
+        .store
+        .transaction(id)
+        .await?
+        .filter(|t| caller.may_read(&t.parties()))
+        .ok_or_else(|| AppError::new(ErrorCode::TransactionNotFound, "Transaction not found."))?;
+    Ok(json(StatusCode::OK, &transfer))
+}
+
+async fn list(
+    State(state): State<SharedState>,
+    caller: Principal,
+    mut query: ListQuery,
+) -> Result<Response, AppError> {
+    let filter = TransactionFilter {
+        sender_id: query.id("sender_id"),
+        receiver_id: query.id("receiver_id"),
+        party: caller.party_limit(),
+    };
+    let page = query.page()?;
+    Ok(json(
+        StatusCode::OK,
+        &state.store.transactions(&filter, page).await?,
+    ))
+}
