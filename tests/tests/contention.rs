@@ -4,7 +4,7 @@
 //!
 //! For each write path (purchase, mandate, user create and PATCH, API key
 //! create and revoke, category, merchant, allow, allowlist, certification,
-//! transfer allowed and refused, escrow create, deposit,
+//! transfer allowed and refused, payee, spend, escrow create, deposit,
 //! mark-delivered, client-approve, client-reject, check-deadline releasing
 //! or flagging a missed deadline) and each of the six answers
 //! of `Fault::ALL` (three cancellation reasons, three whole-call errors):
@@ -402,6 +402,54 @@ async fn restricted_transfers_survive_contention_and_throttling() {
             .await,
         8
     );
+}
+
+#[tokio::test]
+async fn payees_and_spends_survive_contention_and_throttling() {
+    let h = &harness("busy-spends").await;
+    let e = EscrowSetup::new(&h.api, "100.00").await;
+    h.api
+        .deposit(e.escrow, &unique("k"), "100.00")
+        .await
+        .expect(200);
+    let allow = |payee_ref: String| async move {
+        h.api
+            .post(
+                "/spend/allowed",
+                json!({"escrow_id": e.escrow, "payee_ref": payee_ref, "label": "School",
+                       "daily_limit": "50.00", "total_limit": "60.00"}),
+            )
+            .await
+    };
+    let spend = |key: String| async move {
+        h.api
+            .call(
+                "POST",
+                "/spend",
+                &[("idempotency-key", &key)],
+                Some(json!({"escrow_id": e.escrow, "payee_ref": "first", "amount": "1.00"})),
+            )
+            .await
+    };
+    // One of each first: the id counters exist, so no test run creates one.
+    allow("first".into()).await.expect(201);
+    spend(unique("k")).await.expect(200);
+    let refs = (0..13).map(|i| format!("payee-{i}")).collect();
+    under_every_fault(h, "POST /spend/allowed", refs, 201, allow).await;
+    let keys = (0..13).map(|_| unique("k")).collect();
+    under_every_fault(h, "POST /spend", keys, 200, spend).await;
+    // The first, the clean one and six recovered; nothing for a 503.
+    let footprint = h.table.escrow_footprint(e.escrow).await;
+    assert_eq!((footprint.available, footprint.paid), (9200, 800));
+    let payee = h
+        .table
+        .item(shared::store::items::key_item(&shared::store::keys::payee(
+            shared::domain::ids::Id::new(e.escrow).unwrap(),
+            "first",
+        )))
+        .await
+        .unwrap();
+    assert_eq!(payee["spent_total_cents"].as_n().unwrap(), "800");
 }
 
 /// `n` escrows of 10.00, each brought to `state` (DRAFT, FUNDED,

@@ -461,6 +461,54 @@ fn expectations() -> Vec<Expected> {
                 assert_eq!(b["next_cursor"], Value::Null);
             },
         },
+        Expected {
+            file: "40-escrows-create-for-spends.json",
+            outcome: Outcome::Status(201),
+            check: |b| {
+                assert_eq!(id(b), 2);
+                assert_eq!(b["status"], "DRAFT");
+            },
+        },
+        Expected {
+            file: "41-escrows-deposit-for-spends.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                assert_eq!(b["status"], "FUNDED");
+                assert_eq!(b["amount_available"], "50.00");
+            },
+        },
+        Expected {
+            file: "42-spend-allow-payee.json",
+            outcome: Outcome::Status(201),
+            check: |b| {
+                assert_eq!(id(b), 1);
+                assert_eq!(b["escrow_id"], 2);
+                assert_eq!(b["payee_ref"], "school-dakar-01");
+                assert_eq!(
+                    (&b["daily_limit"], &b["total_limit"]),
+                    (&json!("20.00"), &json!("40.00"))
+                );
+                assert_eq!(b["spent_total"], "0.00");
+            },
+        },
+        Expected {
+            file: "43-spend-list-payees.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                let items = b["items"].as_array().expect("a page");
+                assert_eq!(items.iter().map(id).collect::<Vec<_>>(), vec![1]);
+            },
+        },
+        Expected {
+            file: "44-spend-from-escrow.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                assert_eq!(b["payment_id"], 2);
+                assert_eq!(b["escrow_id"], 2);
+                assert_eq!(b["amount"], "15.00");
+                assert_eq!(b["status"], "SENT");
+            },
+        },
     ]
 }
 
@@ -893,6 +941,7 @@ async fn every_event_file_replays_through_its_handler() {
         table.audit_actions("TRANSACTION", 1).await,
         vec!["CREATE_TRANSACTION"]
     );
+    assert_eq!(table.audit_actions("PAYMENT", 2).await, vec!["USAGE_SPEND"]);
 
     // The purchase debited the mandate, through the handler and in the store.
     let read = lambda_http::request::from_str(&with_key(

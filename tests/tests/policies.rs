@@ -448,6 +448,47 @@ async fn drive(api: &Routed<'_>, table: &Table) {
         api.call("GET", &path, &[], None).await.expect(200);
     }
 
+    // Payees and spends: allow, list, a spend and its replay.
+    let p = EscrowSetup::new(api, "10.00").await;
+    api.call(
+        "POST",
+        &format!("/escrows/{}/deposit", p.escrow),
+        &[("idempotency-key", &unique("k"))],
+        Some(json!({"amount": "10.00"})),
+    )
+    .await
+    .expect(200);
+    api.call(
+        "POST",
+        "/spend/allowed",
+        &[],
+        Some(
+            json!({"escrow_id": p.escrow, "payee_ref": "school", "label": "School",
+                    "daily_limit": "5.00", "total_limit": "8.00"}),
+        ),
+    )
+    .await
+    .expect(201);
+    api.call(
+        "GET",
+        &format!("/spend/allowed?escrow_id={}", p.escrow),
+        &[],
+        None,
+    )
+    .await
+    .expect(200);
+    let key = unique("k");
+    for _ in 0..2 {
+        api.call(
+            "POST",
+            "/spend",
+            &[("idempotency-key", &key)],
+            Some(json!({"escrow_id": p.escrow, "payee_ref": "school", "amount": "1.00"})),
+        )
+        .await
+        .expect(200);
+    }
+
     // Staff reads: an audit trail, and alerts (one raised as a write path
     // would raise it, so that a page reads items).
     table

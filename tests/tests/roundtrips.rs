@@ -764,6 +764,78 @@ async fn transfers_cost_two_round_trips() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spends_cost_three_round_trips() {
+    const N: u64 = 10;
+    let h = harness().await;
+    let s = EscrowSetup::new(&h.api, "100.00").await;
+    h.api
+        .deposit(s.escrow, &unique("k"), "100.00")
+        .await
+        .expect(200);
+    h.api
+        .post(
+            "/spend/allowed",
+            json!({"escrow_id": s.escrow, "payee_ref": "school", "label": "School",
+                   "daily_limit": "50.00", "total_limit": "90.00"}),
+        )
+        .await
+        .expect(201);
+    let spend = || async {
+        h.api
+            .call(
+                "POST",
+                "/spend",
+                &[("idempotency-key", &unique("k"))],
+                Some(json!({"escrow_id": s.escrow, "payee_ref": "school", "amount": "1.00"})),
+            )
+            .await
+    };
+    // Warm-up: caches the API key and reserves payment ids.
+    spend().await.expect(200);
+    h.meter.reset();
+    for _ in 0..N {
+        spend().await.expect(200);
+    }
+    let tally = h.meter.tally(std::mem::take);
+    let total: u64 = tally.executions.values().sum();
+    let sizes = item_sizes(&tally, &h.table).await;
+    let priced: u64 = sizes
+        .iter()
+        .flatten()
+        .map(|(_, size)| transactional_wcu(*size))
+        .sum();
+    let index_units = index_units_of(&tally, &h.table).await;
+    println!(
+        "spend: {:.2} round trips ({:?}); write units {:.1}, index writes {:.2} per spend; items {:?}",
+        per(total, N),
+        tally.executions,
+        per(priced, N),
+        per(index_units, N),
+        sizes.first()
+    );
+    // The record and the payee (one BatchGetItem) beside the escrow (one
+    // Query), then one transaction: record, escrow debit, payment, PSP
+    // reference, payee counters, audit entry, timeline event.
+    assert_eq!(
+        (
+            tally.executions[BATCH_GET],
+            tally.executions[QUERY],
+            tally.executions[TRANSACT]
+        ),
+        (N, N, N),
+        "{:?}",
+        tally.executions
+    );
+    assert_eq!(total, 3 * N);
+    assert!(sizes.iter().all(|t| t.len() == 7), "{sizes:?}");
+    // Every item under 1 KB: 2 write units each, in a transaction.
+    assert_eq!(priced, 14 * N, "{sizes:?}");
+    // The payment enters gsi1 (by escrow) and gsi3 (all); the escrow keeps
+    // its status and the payee's counters are not projected: nothing more.
+    assert_eq!(index_units, 2 * N);
+}
+
 /// The injected answer decodes as DynamoDB's: a `TransactionCanceledException`
 /// with its reasons, which the store reads as a conflict.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

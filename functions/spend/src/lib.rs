@@ -1,6 +1,7 @@
 //! The spend catalogue (`/spend/categories`, `/spend/merchants`,
 //! `/spend/allow`) and purchases (`POST /spend/purchases` 💰,
-//! `GET /spend/purchases/{id}`).
+//! `GET /spend/purchases/{id}`), and escrow-backed payees and spends
+//! (`/spend/allowed`, `POST /spend` 💰, in `payees`).
 
 use axum::{
     extract::State,
@@ -35,8 +36,15 @@ pub fn router(state: SharedState) -> Router {
         .route("/spend/allow", post(allow))
         .route("/spend/purchases", post(purchase))
         .route("/spend/purchases/{id}", get(read_purchase))
+        .route(
+            "/spend/allowed",
+            post(payees::allow_payee).get(payees::list_payees),
+        )
+        .route("/spend", post(payees::spend))
         .with_state(state)
 }
+
+mod payees;
 
 const PURCHASE_ROUTE: &str = "POST /spend/purchases";
 

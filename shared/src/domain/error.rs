@@ -76,6 +76,11 @@ error_codes! {
     GeofenceViolation => ("GEOFENCE_VIOLATION", 422),
     InvalidImage => ("INVALID_IMAGE", 422),
     UnauthorizedTransfer => ("UNAUTHORIZED_TRANSFER", 403),
+    EscrowNotActive => ("ESCROW_NOT_ACTIVE", 409),
+    PayeeNotAllowed => ("PAYEE_NOT_ALLOWED", 403),
+    PayeeAlreadyAllowed => ("PAYEE_ALREADY_ALLOWED", 409),
+    DailyLimitReached => ("DAILY_LIMIT_REACHED", 409),
+    TotalLimitReached => ("TOTAL_LIMIT_REACHED", 409),
     TransactionNotFound => ("TRANSACTION_NOT_FOUND", 404),
     ServiceBusy => ("SERVICE_BUSY", 503),
     InternalError => ("INTERNAL_ERROR", 500),
@@ -195,5 +200,18 @@ mod tests {
             "TRANSACTION_NOT_FOUND"
         );
         assert_eq!(ErrorCode::TransactionNotFound.status(), 404);
+    }
+
+    #[test]
+    fn spend_codes_and_statuses() {
+        for (code, text, status) in [
+            (ErrorCode::EscrowNotActive, "ESCROW_NOT_ACTIVE", 409),
+            (ErrorCode::PayeeNotAllowed, "PAYEE_NOT_ALLOWED", 403),
+            (ErrorCode::PayeeAlreadyAllowed, "PAYEE_ALREADY_ALLOWED", 409),
+            (ErrorCode::DailyLimitReached, "DAILY_LIMIT_REACHED", 409),
+            (ErrorCode::TotalLimitReached, "TOTAL_LIMIT_REACHED", 409),
+        ] {
+            assert_eq!((code.as_str(), code.status()), (text, status));
+        }
     }
 }

@@ -149,6 +149,9 @@ pub enum EscrowAction {
     /// `last`: every other milestone of the escrow is already PAID, so this
     /// payout closes the escrow (see [`super::milestone::pays_last_milestone`]).
     PayMilestone { amount: Amount, last: bool },
+    /// A usage spend to an allowed payee (`POST /spend`); the payee's limits
+    /// are checked before (`super::spend::authorize_spend`).
+    Spend { amount: Amount },
 }
 
 /// A payment the transition creates, SENT, in the same transaction.
@@ -170,6 +173,7 @@ pub enum EscrowAudit {
     Cancelled,
     PayoutSent,
     RefundSent,
+    UsageSpendSent,
 }
 
 impl EscrowAudit {
@@ -183,6 +187,7 @@ impl EscrowAudit {
             EscrowAudit::Cancelled => "ESCROW_CANCELLED",
             EscrowAudit::PayoutSent => "PAYOUT_SENT",
             EscrowAudit::RefundSent => "REFUND_SENT",
+            EscrowAudit::UsageSpendSent => "USAGE_SPEND",
         }
     }
 }
@@ -311,6 +316,11 @@ pub fn decide(state: &EscrowState, action: EscrowAction) -> Result<EscrowOutcome
             pay_milestone(state, amount, last)
         }
         (_, A::PayMilestone { .. }) => invalid,
+
+        // Spends come out of what is held, in any open state, and change no
+        // status; a settled escrow holds nothing to spend.
+        (S::Draft | S::Funded | S::Releasable, A::Spend { amount }) => spend(state, amount),
+        (_, A::Spend { .. }) => Err(ErrorCode::EscrowNotActive),
     }
 }
 
@@ -399,6 +409,21 @@ fn pay_milestone(
         payment: Some(order),
         audit,
         events,
+    }))
+}
+
+fn spend(state: &EscrowState, amount: Amount) -> Result<EscrowOutcome, ErrorCode> {
+    let order = PaymentOrder {
+        kind: PaymentKind::UsageSpend,
+        amount,
+    };
+    let balances = debit(&state.balances, order).ok_or(ErrorCode::InsufficientEscrowBalance)?;
+    Ok(EscrowOutcome::Changed(EscrowTransition {
+        status: state.status,
+        balances,
+        payment: Some(order),
+        audit: vec![EscrowAudit::UsageSpendSent],
+        events: vec![EscrowEventKind::PaymentSent],
     }))
 }
 
@@ -675,7 +700,7 @@ mod tests {
         Refused(ErrorCode),
     }
 
-    fn actions() -> [(&'static str, EscrowAction); 13] {
+    fn actions() -> [(&'static str, EscrowAction); 15] {
         use EscrowAction as A;
         [
             (
@@ -740,15 +765,28 @@ mod tests {
                     last: true,
                 },
             ),
+            (
+                "spend",
+                A::Spend {
+                    amount: amount(100),
+                },
+            ),
+            (
+                "spend too big",
+                A::Spend {
+                    amount: amount(601),
+                },
+            ),
         ]
     }
 
     /// API.md's state table, one row per status, one column per `actions()`.
-    fn expected(status: EscrowStatus) -> [Expect; 13] {
+    fn expected(status: EscrowStatus) -> [Expect; 15] {
         use EscrowStatus as S;
         use Expect::*;
         let invalid = Refused(ErrorCode::EscrowInvalidState);
         let short = Refused(ErrorCode::InsufficientEscrowBalance);
+        let closed = Refused(ErrorCode::EscrowNotActive);
         match status {
             S::Draft => [
                 To(S::Draft),
@@ -764,6 +802,8 @@ mod tests {
                 invalid,
                 invalid,
                 invalid,
+                To(S::Draft),
+                short,
             ],
             S::Funded => [
                 invalid,
@@ -778,6 +818,8 @@ mod tests {
                 To(S::Funded),
                 To(S::Released),
                 short,
+                short,
+                To(S::Funded),
                 short,
             ],
             S::Releasable => [
@@ -794,14 +836,16 @@ mod tests {
                 To(S::Released),
                 short,
                 short,
+                To(S::Releasable),
+                short,
             ],
             S::Released => [
                 invalid, invalid, invalid, invalid, Unchanged, invalid, Unchanged, Unchanged,
-                Unchanged, invalid, invalid, invalid, invalid,
+                Unchanged, invalid, invalid, invalid, invalid, closed, closed,
             ],
             S::Refunded | S::Cancelled => [
                 invalid, invalid, invalid, invalid, invalid, Unchanged, Unchanged, Unchanged,
-                Unchanged, invalid, invalid, invalid, invalid,
+                Unchanged, invalid, invalid, invalid, invalid, closed, closed,
             ],
         }
     }
@@ -1148,6 +1192,7 @@ mod tests {
             (A::Cancelled, "ESCROW_CANCELLED"),
             (A::PayoutSent, "PAYOUT_SENT"),
             (A::RefundSent, "REFUND_SENT"),
+            (A::UsageSpendSent, "USAGE_SPEND"),
         ];
         for (audit, text) in audits {
             assert_eq!(audit.as_str(), text);

@@ -14,7 +14,7 @@ use super::{
     money::Amount,
     payment::{
         apply_psp_event, retry_payment, BalanceDelta, PaymentKind, PaymentState, PaymentStatus,
-        PaymentTransition, PspEventType, PspOutcome, RetryOutcome,
+        PspEventType, PspOutcome, RetryOutcome,
     },
     time::Timestamp,
 };
@@ -189,17 +189,9 @@ impl Life {
                 }
             }
             Op::Spend(c) => {
-                // The spend rules proper (payees, limits) live elsewhere;
-                // here only the escrow side: open, and the money is there.
-                if !self.escrow.status.is_open() {
-                    return;
-                }
-                let delta =
-                    BalanceDelta::of(PaymentKind::UsageSpend, cents(c), PaymentTransition::Sent);
-                if let Some(balances) = self.escrow.balances.apply(delta) {
-                    self.escrow.balances = balances;
-                    self.send(PaymentKind::UsageSpend, cents(c), None);
-                }
+                // The escrow side of a spend (open, the money is there); the
+                // payee's limits are `spend::authorize_spend`'s, tested there.
+                self.act(EscrowAction::Spend { amount: cents(c) });
             }
             Op::Settle(i) | Op::Fail(i) if self.payments.is_empty() => {
                 let _ = i;

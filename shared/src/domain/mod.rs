@@ -17,6 +17,7 @@ pub mod money;
 pub mod payment;
 pub mod proof;
 pub mod purchase;
+pub mod spend;
 pub mod time;
 pub mod transfer;
 pub mod unique;

@@ -35,6 +35,7 @@ pub const MILESTONE: &str = "milestone";
 pub const PAYMENT: &str = "payment";
 pub const ALERT: &str = "alert";
 pub const TRANSACTION: &str = "transaction";
+pub const PAYEE: &str = "payee";
 
 impl Store {
     /// The next id of `kind`: from the reserved block, or a new block.

@@ -24,10 +24,12 @@
 //! | allowlist entry     | `ALLOWLIST#{owner}`                 | `RECIPIENT#{id}` |
 //! | certification       | `CERTIFIED#{user}`                  | `CERTIFIED`     |
 //! | transaction         | `TRANSACTION#{id}`                  | `TRANSACTION`   |
+//! | usage payee         | `PAYEE#{escrow}#{payee ref}`        | `PAYEE`         |
 //!
 //! Escrows reuse the list indexes: `gsi1` by client (`CLIENT#{id}`), `gsi2`
 //! by provider (`PROVIDER#{id}`), `gsi3` by kind (`ESCROW#{shard}`); payments
 //! are in `gsi1` by escrow (`ESCROW_PAYMENTS#{id}`) and `gsi3` by kind. The
+//! payees are in `gsi1` by escrow (`ESCROW_PAYEES#{id}`). The
 //! transactions (restricted transfers) are in `gsi1` by sender
 //! (`TRANSFER_SENDER#{id}`), `gsi2` by receiver (`TRANSFER_RECEIVER#{id}`,
 //! stored as `beneficiary_id` for the index filter) and `gsi3` by kind. The
@@ -341,6 +343,15 @@ pub fn transfer_sender_partition(sender: Id) -> String {
 
 pub fn transfer_receiver_partition(receiver: Id) -> String {
     format!("TRANSFER_RECEIVER#{receiver}")
+}
+
+/// A usage payee of an escrow, by its reference (`POST /spend`).
+pub fn payee(escrow: Id, payee_ref: &str) -> Key {
+    Key::new(format!("PAYEE#{escrow}#{payee_ref}"), "PAYEE")
+}
+
+pub fn escrow_payees_partition(escrow: Id) -> String {
+    format!("ESCROW_PAYEES#{escrow}")
 }
 
 pub const KIND_TRANSACTION: &str = "TRANSACTION";

@@ -13,6 +13,7 @@ pub mod items;
 pub mod keys;
 pub mod list;
 pub mod mandates;
+pub mod payees;
 pub mod payments;
 pub mod purchases;
 pub mod read;
@@ -22,6 +23,7 @@ pub mod transact;
 pub mod transfers;
 pub mod users;
 
+use crate::domain::time::Timestamp;
 use aws_sdk_dynamodb::Client;
 use std::sync::Arc;
 
@@ -31,6 +33,28 @@ pub struct Store {
     client: Client,
     table: Arc<str>,
     ids: Arc<ids::IdAllocator>,
+    clock: Clock,
+}
+
+/// The time the store decides with: the system clock, or an instant pinned
+/// by a test (a spend across midnight UTC). Only day-bound rules read it.
+#[derive(Clone, Default)]
+pub struct Clock(Arc<std::sync::Mutex<Option<Timestamp>>>);
+
+impl Clock {
+    pub fn now(&self) -> Timestamp {
+        self.0
+            .lock()
+            .map(|pinned| pinned.unwrap_or_else(Timestamp::now))
+            .unwrap_or_else(|_| Timestamp::now())
+    }
+
+    /// Pins the clock at `at` (`None`: the system clock again).
+    pub fn pin(&self, at: Option<Timestamp>) {
+        if let Ok(mut pinned) = self.0.lock() {
+            *pinned = at;
+        }
+    }
 }
 
 impl Store {
@@ -39,7 +63,12 @@ impl Store {
             client,
             table: Arc::from(table),
             ids: Arc::new(ids::IdAllocator::new(id_block)),
+            clock: Clock::default(),
         }
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// The DynamoDB client of every function, from the standard AWS

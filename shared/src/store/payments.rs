@@ -224,12 +224,14 @@ impl Store {
         let mut trail = Trail::new(escrow.id, actor, now);
         for audit in &transition.audit {
             let item = match audit {
-                EscrowAudit::PayoutSent | EscrowAudit::RefundSent => trail.audit(
-                    self,
-                    audit.as_str(),
-                    (entity::PAYMENT, payment.id),
-                    payment_data.clone(),
-                )?,
+                EscrowAudit::PayoutSent | EscrowAudit::RefundSent | EscrowAudit::UsageSpendSent => {
+                    trail.audit(
+                        self,
+                        audit.as_str(),
+                        (entity::PAYMENT, payment.id),
+                        payment_data.clone(),
+                    )?
+                }
                 _ => trail.audit(
                     self,
                     audit.as_str(),

@@ -1,0 +1,425 @@
+//! Usage payees of an escrow (`/spend/allowed`) and the spends that pay them
+//! (`POST /spend`).
+//!
+//! A payee is one item keyed by (escrow, payee ref), listed through `gsi1`
+//! (`ESCROW_PAYEES#{escrow}`, by id). A spend follows the purchase: one
+//! pass reads the idempotency record, the payee and the escrow;
+//! `domain::spend::authorize_spend` decides; one transaction writes the
+//! idempotency record, the escrow's conditional debit and the USAGE_SPEND
+//! payment (the payout code path, `Store::payment_transaction`), and the
+//! payee's counters under conditions that keep every limit, so concurrent
+//! spends never pass a limit or the balance. The counters only grow by
+//! commutative updates: racing spends on one payee do not fail each other
+//! unless a limit is really at stake.
+
+use super::{
+    audit::{entity, Actor, AuditEntry},
+    escrows::{not_found, refusal, Remarks},
+    idempotency::{IdempotencyRecord, Scope, StoredResponse},
+    ids,
+    items::{from_item, key_item, n, s, to_item, values},
+    keys,
+    list::{Listed, Page, PageRequest},
+    transact::Backoff,
+    Store,
+};
+use crate::{
+    domain::{
+        error::ErrorCode,
+        escrow::Escrow,
+        ids::Id,
+        money::{Amount, Money},
+        payment::Payee,
+        spend::{authorize_spend, utc_day, PayeeView, SpendDecision, SpendRequest, UsagePayee},
+        time::Timestamp,
+    },
+    error::AppError,
+};
+use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem, Update};
+use serde::{Deserialize, Serialize};
+
+/// Audit action of a new payee (entity `escrow`).
+pub const PAYEE_ALLOWED: &str = "USAGE_PAYEE_ALLOWED";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PayeeRecord {
+    pk: String,
+    sk: String,
+    id: Id,
+    escrow_id: Id,
+    payee_ref: String,
+    label: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    daily_limit_cents: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    total_limit_cents: Option<i64>,
+    spent_today_cents: i64,
+    spent_day: String,
+    spent_total_cents: i64,
+    created_at: Timestamp,
+    gsi1pk: String,
+    gsi1sk: String,
+}
+
+impl PayeeRecord {
+    fn new(p: &UsagePayee) -> PayeeRecord {
+        let key = keys::payee(p.escrow_id, &p.payee_ref);
+        PayeeRecord {
+            pk: key.pk,
+            sk: key.sk,
+            id: p.id,
+            escrow_id: p.escrow_id,
+            payee_ref: p.payee_ref.clone(),
+            label: p.label.clone(),
+            daily_limit_cents: p.daily_limit.map(|a| a.minor_units()),
+            total_limit_cents: p.total_limit.map(|a| a.minor_units()),
+            spent_today_cents: p.spent_today.minor_units(),
+            spent_day: p.spent_day.clone(),
+            spent_total_cents: p.spent_total.minor_units(),
+            created_at: p.created_at,
+            gsi1pk: keys::escrow_payees_partition(p.escrow_id),
+            gsi1sk: keys::id_sort_key(p.id),
+        }
+    }
+
+    fn into_payee(self) -> Result<UsagePayee, AppError> {
+        let corrupt =
+            |what: &str| AppError::internal(format!("payee {}: stored {what} is invalid", self.id));
+        let amount = |cents: Option<i64>, what: &str| {
+            cents
+                .map(|c| Amount::from_minor_units(c).map_err(|_| corrupt(what)))
+                .transpose()
+        };
+        let money =
+            |cents: i64, what: &str| Money::from_minor_units(cents).map_err(|_| corrupt(what));
+        Ok(UsagePayee {
+            id: self.id,
+            escrow_id: self.escrow_id,
+            daily_limit: amount(self.daily_limit_cents, "daily limit")?,
+            total_limit: amount(self.total_limit_cents, "total limit")?,
+            spent_today: money(self.spent_today_cents, "spent today")?,
+            spent_total: money(self.spent_total_cents, "spent total")?,
+            payee_ref: self.payee_ref,
+            label: self.label,
+            spent_day: self.spent_day,
+            created_at: self.created_at,
+        })
+    }
+}
+
+impl Listed for PayeeRecord {
+    fn id(&self) -> Id {
+        self.id
+    }
+}
+
+/// A payee to allow, as the client asks for it (already parsed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPayee {
+    pub payee_ref: String,
+    pub label: String,
+    pub daily_limit: Option<Amount>,
+    pub total_limit: Option<Amount>,
+}
+
+/// The answer of `POST /spend`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SpendView {
+    pub payment_id: Id,
+    pub escrow_id: Id,
+    pub payee_ref: String,
+    pub amount: Amount,
+    pub status: crate::domain::payment::PaymentStatus,
+    pub psp_ref: String,
+}
+
+fn escrow_not_active() -> AppError {
+    AppError::new(
+        ErrorCode::EscrowNotActive,
+        "The escrow is released, refunded or cancelled: nothing can be spent from it.",
+    )
+}
+
+/// The refusal of a spend, as answered.
+fn spend_refusal(code: ErrorCode) -> AppError {
+    let message = match code {
+        ErrorCode::EscrowNotActive => return escrow_not_active(),
+        ErrorCode::PayeeNotAllowed => "This payee is not allowed for this escrow.",
+        ErrorCode::DailyLimitReached => "This spend would pass the payee's daily limit (UTC day).",
+        ErrorCode::TotalLimitReached => "This spend would pass the payee's total limit.",
+        other => return refusal(other),
+    };
+    AppError::new(code, message)
+}
+
+impl Store {
+    /// Allows a payee on escrow `escrow`, if `permit` lets the caller: one
+    /// transaction puts the payee if the pair is new, checks the escrow is
+    /// still open and writes the audit entry.
+    pub async fn allow_payee(
+        &self,
+        escrow: Id,
+        new: &NewPayee,
+        actor: &Actor,
+        permit: impl Fn(&Escrow) -> Result<(), AppError>,
+    ) -> Result<PayeeView, AppError> {
+        // Allocated once, by the first attempt that gets that far.
+        let id = std::sync::OnceLock::new();
+        self.retry_busy("allow a payee", || {
+            self.try_allow_payee(escrow, new, actor, &permit, &id)
+        })
+        .await
+    }
+
+    async fn try_allow_payee(
+        &self,
+        escrow: Id,
+        new: &NewPayee,
+        actor: &Actor,
+        permit: &impl Fn(&Escrow) -> Result<(), AppError>,
+        id: &std::sync::OnceLock<Id>,
+    ) -> Result<PayeeView, AppError> {
+        // Read afresh on every attempt: a release may have closed it.
+        let escrow = self.escrow(escrow).await?.ok_or_else(not_found)?;
+        permit(&escrow)?;
+        if !escrow.status.is_open() {
+            return Err(escrow_not_active());
+        }
+        let id = match id.get() {
+            Some(id) => *id,
+            None => {
+                let new = self.next_id(ids::PAYEE).await?;
+                *id.get_or_init(|| new)
+            }
+        };
+        let now = Timestamp::now();
+        let payee = UsagePayee {
+            id,
+            escrow_id: escrow.id,
+            payee_ref: new.payee_ref.clone(),
+            label: new.label.clone(),
+            daily_limit: new.daily_limit,
+            total_limit: new.total_limit,
+            spent_today: Money::ZERO,
+            spent_day: utc_day(now),
+            spent_total: Money::ZERO,
+            created_at: now,
+        };
+        let still_open = ConditionCheck::builder()
+            .table_name(self.table())
+            .set_key(Some(key_item(&keys::escrow(escrow.id))))
+            .condition_expression("#status = :status")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(escrow.status.as_str()))
+            .build()
+            .map_err(AppError::internal)?;
+        let audit = AuditEntry::new(
+            actor,
+            PAYEE_ALLOWED,
+            entity::ESCROW,
+            escrow.id,
+            serde_json::json!({
+                "payee_id": id,
+                "payee_ref": payee.payee_ref,
+                "label": payee.label,
+                "daily_limit": payee.daily_limit,
+                "total_limit": payee.total_limit,
+            }),
+            now,
+        );
+        let items = vec![
+            self.put_new(to_item(&PayeeRecord::new(&payee))?),
+            TransactWriteItem::builder()
+                .condition_check(still_open)
+                .build(),
+            self.audit(&audit)?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(payee.view(&utc_day(self.clock().now()))),
+            Err(e) if e.failed_condition(0) => Err(AppError::new(
+                ErrorCode::PayeeAlreadyAllowed,
+                "This payee is already allowed for this escrow.",
+            )),
+            // The escrow changed status meanwhile: decide again.
+            Err(e) if e.failed_condition(1) => Err(AppError::busy()),
+            Err(e) => Err(e.unexpected()),
+        }
+    }
+
+    /// One page of an escrow's payees, newest first.
+    pub async fn payees(&self, escrow: Id, page: PageRequest) -> Result<Page<PayeeView>, AppError> {
+        let partition = keys::escrow_payees_partition(escrow);
+        let page = self
+            .list::<PayeeRecord>(&[(keys::GSI_BY_SENDER, partition)], &Vec::new(), page)
+            .await?;
+        let today = utc_day(self.clock().now());
+        Ok(Page {
+            items: page
+                .items
+                .into_iter()
+                .map(|r| r.into_payee().map(|p| p.view(&today)))
+                .collect::<Result<_, _>>()?,
+            next_cursor: page.next_cursor,
+        })
+    }
+
+    /// Makes (or replays) the spend `request` under idempotency `scope`.
+    /// `permit` says whether the caller may spend from the escrow it names.
+    /// Refusals change nothing and are not remembered under the key: a limit
+    /// reached today may allow the same request tomorrow.
+    pub async fn spend(
+        &self,
+        request: &SpendRequest,
+        scope: &Scope,
+        fingerprint: &str,
+        actor: &Actor,
+        permit: impl Fn(&Escrow) -> Result<(), AppError>,
+    ) -> Result<StoredResponse, AppError> {
+        let mut backoff = Backoff::new(Backoff::ATTEMPTS);
+        loop {
+            match self
+                .try_spend(request, scope, fingerprint, actor, &permit)
+                .await
+            {
+                Ok(Some(response)) => return Ok(response),
+                Ok(None) => {}
+                Err(e) if e.is_busy() => {}
+                Err(e) => return Err(e),
+            }
+            if !backoff.wait().await {
+                tracing::warn!(attempts = backoff.attempts(), "spend gave up: busy");
+                return Err(AppError::new(
+                    ErrorCode::ServiceBusy,
+                    "The escrow is busy; nothing was spent. Retry with the same Idempotency-Key.",
+                ));
+            }
+        }
+    }
+
+    async fn try_spend(
+        &self,
+        request: &SpendRequest,
+        scope: &Scope,
+        fingerprint: &str,
+        actor: &Actor,
+        permit: &impl Fn(&Escrow) -> Result<(), AppError>,
+    ) -> Result<Option<StoredResponse>, AppError> {
+        let now = self.clock().now();
+        let record_key = scope.storage_key();
+        let payee_key = keys::payee(request.escrow_id, &request.payee_ref);
+        let wanted = [record_key.clone(), payee_key.clone()];
+        let (mut found, escrow) =
+            tokio::try_join!(self.get_many(&wanted), self.escrow(request.escrow_id),)?;
+        if let Some(item) = found.remove(&record_key) {
+            if let Some(record) = IdempotencyRecord::from_live_item(item, Timestamp::now())? {
+                return record.replay(fingerprint).map(Some);
+            }
+        }
+        let escrow = escrow.ok_or_else(not_found)?;
+        permit(&escrow)?;
+        let payee = found
+            .remove(&payee_key)
+            .map(|item| from_item::<PayeeRecord>(item)?.into_payee())
+            .transpose()?;
+        let decision = authorize_spend(&escrow.state(), payee.as_ref(), request.amount, now)
+            .map_err(spend_refusal)?;
+        let payee = payee.ok_or_else(|| AppError::internal("a spend authorised without payee"))?;
+        let order = decision
+            .transition
+            .payment
+            .ok_or_else(|| AppError::internal("a spend without a payment"))?;
+        let mut remarks = Remarks::new();
+        if let Some(note) = &request.note {
+            remarks.insert("note".into(), note.clone().into());
+        }
+        let (mut items, payment) = self
+            .payment_transaction(
+                &escrow,
+                &decision.transition,
+                order,
+                Payee::Ref {
+                    payee_ref: payee.payee_ref.clone(),
+                },
+                None,
+                &remarks,
+                actor,
+                now,
+            )
+            .await?;
+        items.push(self.payee_debit(&payee, &decision, request.amount));
+        let response = StoredResponse {
+            status: 200,
+            body: serde_json::to_string(&SpendView {
+                payment_id: payment.id,
+                escrow_id: escrow.id,
+                payee_ref: payee.payee_ref,
+                amount: payment.amount,
+                status: payment.status,
+                psp_ref: payment.psp_ref,
+            })
+            .map_err(AppError::internal)?,
+        };
+        let record = IdempotencyRecord::new(scope, fingerprint.to_string(), response.clone(), now);
+        items.insert(0, self.idempotency_put(&record, now)?);
+        match self.transact(items).await {
+            Ok(()) => Ok(Some(response)),
+            Err(e) if e.failed_condition(0) => {
+                match self.idempotency_record(scope, Timestamp::now()).await? {
+                    Some(record) => record.replay(fingerprint).map(Some),
+                    None => Ok(None),
+                }
+            }
+            // The escrow or the payee changed under us: decide again.
+            Err(e) if e.is_busy() || matches!(e, super::transact::TransactError::Cancelled(_)) => {
+                Ok(None)
+            }
+            Err(e) => Err(e.unexpected()),
+        }
+    }
+
+    /// The payee's counters after a spend of `amount`, conditional on what
+    /// keeps its limits: commutative within a day, and the first spend of a
+    /// new day restarts the daily counter (only if nobody did it first).
+    fn payee_debit(
+        &self,
+        payee: &UsagePayee,
+        decision: &SpendDecision,
+        amount: Amount,
+    ) -> TransactWriteItem {
+        let a = amount.minor_units();
+        let mut vals = values([(":amount", n(a)), (":day", s(&decision.day))]);
+        let (set, mut condition) = if decision.new_day {
+            vals.insert(":read_day".into(), s(&payee.spent_day));
+            (
+                "SET spent_day = :day, spent_today_cents = :amount, \
+                 spent_total_cents = spent_total_cents + :amount",
+                vec!["spent_day = :read_day".to_string()],
+            )
+        } else {
+            let mut condition = vec!["spent_day = :day".to_string()];
+            if let Some(limit) = payee.daily_limit {
+                condition.push("spent_today_cents <= :daily_room".into());
+                vals.insert(":daily_room".into(), n(limit.minor_units() - a));
+            }
+            (
+                "SET spent_today_cents = spent_today_cents + :amount, \
+                 spent_total_cents = spent_total_cents + :amount",
+                condition,
+            )
+        };
+        if let Some(limit) = payee.total_limit {
+            condition.push("spent_total_cents <= :total_room".into());
+            vals.insert(":total_room".into(), n(limit.minor_units() - a));
+        }
+        self.update(
+            Update::builder()
+                .set_key(Some(key_item(&keys::payee(
+                    payee.escrow_id,
+                    &payee.payee_ref,
+                ))))
+                .update_expression(set)
+                .condition_expression(condition.join(" AND "))
+                .set_expression_attribute_values(Some(vals)),
+        )
+    }
+}
