@@ -3,6 +3,7 @@
 //! `secrets`, `telemetry`). Function crates stay thin: parse, call the domain, persist,
 //! answer.
 
+pub mod api_doc;
 pub mod app;
 pub mod auth;
 pub mod config;

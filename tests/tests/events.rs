@@ -509,6 +509,14 @@ fn expectations() -> Vec<Expected> {
                 assert_eq!(b["status"], "SENT");
             },
         },
+        Expected {
+            file: "45-health-openapi.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                assert_eq!(b["openapi"], "3.1.0");
+                assert!(b["paths"]["/escrows/{id}/deposit"]["post"].is_object());
+            },
+        },
     ]
 }
 

@@ -107,6 +107,28 @@ async fn alerts(
     ))
 }
 
+// ---------------------------------------------------------------------------
+// The API document
+
+/// This function's routes in the API document.
+pub fn api_routes() -> Vec<shared::api_doc::Route> {
+    use shared::{
+        api_doc::{one_of_strings, Route},
+        store::{alerts::AlertView, audit::AuditView},
+    };
+    let types: Vec<&str> = AlertType::ALL.iter().map(|t| t.as_str()).collect();
+    vec![
+        Route::get(
+            "/audit/{entity}/{id}",
+            "The audit trail of one entity, oldest first",
+        )
+        .list::<AuditView>(),
+        Route::get("/alerts", "Alerts, newest first")
+            .query("type", one_of_strings(&types), false)
+            .list::<AlertView>(),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -119,3 +119,42 @@ async fn revoke(
     state.auth.forget(&hash);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+// ---------------------------------------------------------------------------
+// The API document
+
+/// `POST /apikeys` body (documentation only).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct CreateApiKey {
+    #[schema(schema_with = shared::api_doc::text::<1, 100>)]
+    name: String,
+    scope: Role,
+    /// Required for a `user` key, refused otherwise.
+    user_id: Option<shared::api_doc::IdInput>,
+    expires_at: Option<shared::api_doc::TimestampInput>,
+}
+
+/// This function's routes in the API document.
+pub fn api_routes() -> Vec<shared::api_doc::Route> {
+    use shared::{
+        api_doc::{extended, string_schema, Route},
+        domain::{access::ApiKey, error::ErrorCode},
+    };
+    // `ApiKey` goes to the components through the list; the creation adds `key`.
+    let created = extended::<ApiKey>(&[("key", string_schema(None, None).into())]);
+    vec![
+        Route::post("/apikeys", "Create an API key; the secret is returned once")
+            .body::<CreateApiKey>()
+            .answer_schema(
+                201,
+                created,
+                "The key, with its secret `key` (shown only here).",
+            )
+            .errors(&[ErrorCode::UserNotFound]),
+        Route::get("/apikeys", "List API keys (never the secret)").list::<ApiKey>(),
+        Route::delete("/apikeys/{id}", "Revoke an API key")
+            .empty(204, "Revoked.")
+            .errors(&[ErrorCode::ApiKeyNotFound]),
+    ]
+}

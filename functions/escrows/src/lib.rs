@@ -397,3 +397,135 @@ async fn check_deadline(
     };
     act(&state, &caller, id, action, party, Remarks::new()).await
 }
+
+// ---------------------------------------------------------------------------
+// The API document
+
+/// A milestone's geofence as sent (documentation only).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct GeofenceInput {
+    #[schema(minimum = -90.0, maximum = 90.0)]
+    lat: f64,
+    #[schema(minimum = -180.0, maximum = 180.0)]
+    lng: f64,
+    #[schema(exclusive_minimum = 0.0, maximum = 100000.0)]
+    radius_m: f64,
+}
+
+/// A milestone as sent.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct MilestoneInput {
+    #[schema(schema_with = shared::api_doc::text::<1, 200>)]
+    label: String,
+    amount: shared::api_doc::MoneyInput,
+    #[schema(schema_with = shared::api_doc::text::<1, 50>)]
+    proof_type: String,
+    geofence: Option<GeofenceInput>,
+}
+
+/// `POST /escrows` body.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct CreateEscrow {
+    client_id: shared::api_doc::IdInput,
+    provider_id: shared::api_doc::IdInput,
+    amount_total: shared::api_doc::MoneyInput,
+    /// Default `USD`.
+    currency: Option<shared::api_doc::CurrencyInput>,
+    /// Default `{}`.
+    release_conditions: Option<serde_json::Map<String, Value>>,
+    /// In the future.
+    deadline_at: shared::api_doc::TimestampInput,
+    /// 1 to 50; their amounts add up to `amount_total`.
+    #[schema(min_items = 1, max_items = 50)]
+    milestones: Option<Vec<MilestoneInput>>,
+}
+
+/// `POST /escrows/{id}/deposit` body.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct Deposit {
+    amount: shared::api_doc::MoneyInput,
+}
+
+/// The optional body of `client-approve` and `client-reject`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct Remark {
+    #[schema(schema_with = shared::api_doc::text::<0, MAX_NOTE_CHARS>)]
+    note: Option<String>,
+}
+
+/// The optional body of `mark-delivered`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct Delivery {
+    #[schema(schema_with = shared::api_doc::text::<0, MAX_NOTE_CHARS>)]
+    note: Option<String>,
+    #[schema(schema_with = shared::api_doc::text::<0, MAX_NOTE_CHARS>)]
+    proof_url: Option<String>,
+}
+
+/// This function's routes in the API document.
+pub fn api_routes() -> Vec<shared::api_doc::Route> {
+    use shared::{api_doc::Route, domain::error::ErrorCode, store::escrows::EscrowEvent};
+    let transition = [ErrorCode::EscrowNotFound, ErrorCode::EscrowInvalidState];
+    vec![
+        Route::post("/escrows", "Create an escrow with its milestones")
+            .body::<CreateEscrow>()
+            .answer::<Escrow>(201, "The escrow, DRAFT.")
+            .errors(&[ErrorCode::UserNotFound]),
+        Route::get("/escrows", "List escrows")
+            .query_id("client_id", false)
+            .query_id("provider_id", false)
+            .query(
+                "status",
+                <EscrowStatus as utoipa::PartialSchema>::schema(),
+                false,
+            )
+            .list::<Escrow>(),
+        Route::get("/escrows/{id}", "Read an escrow")
+            .answer::<Escrow>(200, "The escrow.")
+            .errors(&[ErrorCode::EscrowNotFound]),
+        Route::get(
+            "/escrows/{id}/events",
+            "The escrow's timeline, oldest first",
+        )
+        .list::<EscrowEvent>()
+        .errors(&[ErrorCode::EscrowNotFound]),
+        Route::post("/escrows/{id}/deposit", "Deposit into a DRAFT escrow")
+            .idempotent()
+            .body::<Deposit>()
+            .answer::<Escrow>(200, "The escrow.")
+            .errors(&transition)
+            .errors(&[ErrorCode::DepositExceedsTotal]),
+        Route::post("/escrows/{id}/mark-delivered", "The provider delivered")
+            .optional_body::<Delivery>()
+            .answer::<Escrow>(200, "The escrow.")
+            .errors(&transition),
+        Route::post(
+            "/escrows/{id}/client-approve",
+            "The client approves: the remainder is paid to the provider",
+        )
+        .optional_body::<Remark>()
+        .answer::<Escrow>(200, "The escrow.")
+        .errors(&transition)
+        .errors(&[ErrorCode::InsufficientEscrowBalance]),
+        Route::post(
+            "/escrows/{id}/client-reject",
+            "The client rejects: the remainder is refunded to the client",
+        )
+        .optional_body::<Remark>()
+        .answer::<Escrow>(200, "The escrow.")
+        .errors(&transition)
+        .errors(&[ErrorCode::InsufficientEscrowBalance]),
+        Route::post(
+            "/escrows/{id}/check-deadline",
+            "Apply the deadline rule now (no body)",
+        )
+        .answer::<Escrow>(200, "The escrow, changed or not.")
+        .errors(&transition),
+    ]
+}

@@ -1,12 +1,255 @@
-//! `GET /health`: liveness, no auth, no I/O.
+//! `GET /health`: liveness, no auth, no I/O; and `GET /openapi.json`: the
+//! API document, no auth, built from every function's route table (pure:
+//! no AWS client, no state).
 
-use axum::{routing::get, Json, Router};
+use axum::{
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    routing::get,
+    Json, Router,
+};
 use serde_json::{json, Value};
+use shared::api_doc::{self, Route};
+use std::sync::OnceLock;
 
 pub fn router() -> Router {
-    Router::new().route("/health", get(health))
+    Router::new()
+        .route("/health", get(health))
+        .route("/openapi.json", get(serve_document))
 }
 
 async fn health() -> Json<Value> {
     Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+}
+
+/// This function's own routes in the API document.
+pub fn api_routes() -> Vec<Route> {
+    vec![
+        Route::get("/health", "Liveness").public().answer_schema(
+            200,
+            api_doc::object(&[
+                ("status", api_doc::one_of_strings(&["ok"]).into()),
+                ("version", api_doc::string_schema(None, None).into()),
+            ]),
+            "The service is up.",
+        ),
+        Route::get("/openapi.json", "This document (OpenAPI 3.1)")
+            .public()
+            .answer_schema(
+                200,
+                utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::Type::Object),
+                "The API document.",
+            ),
+    ]
+}
+
+/// Every route of every function, in one list. A new function crate adds
+/// its `api_routes()` here (and a dependency in Cargo.toml).
+pub fn all_routes() -> Vec<Route> {
+    [
+        api_routes(),
+        users::api_routes(),
+        apikeys::api_routes(),
+        mandates::api_routes(),
+        spend::api_routes(),
+        escrows::api_routes(),
+        payments::api_routes(),
+        transactions::api_routes(),
+        alerts::api_routes(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The API document as served (and committed as `openapi.json`).
+pub fn document() -> &'static str {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    DOCUMENT.get_or_init(|| api_doc::to_json(&api_doc::document(all_routes())))
+}
+
+async fn serve_document() -> Response {
+    let mut response = (StatusCode::OK, document()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::{collections::BTreeSet, path::PathBuf};
+
+    fn repo_file(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(name)
+    }
+
+    fn parsed() -> Value {
+        serde_json::from_str(document()).expect("the document is JSON")
+    }
+
+    /// `openapi.json` at the repo root is what the service serves.
+    /// `make openapi` (KOBATELA_WRITE_OPENAPI=1) rewrites it.
+    #[test]
+    fn committed_document_is_current() {
+        let path = repo_file("openapi.json");
+        if std::env::var_os("KOBATELA_WRITE_OPENAPI").is_some() {
+            std::fs::write(&path, document()).expect("write openapi.json");
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == document(),
+            "openapi.json is not what the code serves: run `make openapi` and commit it"
+        );
+    }
+
+    #[test]
+    fn is_openapi_3_1_with_the_bearer_scheme() {
+        let doc = parsed();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+        assert_eq!(
+            doc["components"]["securitySchemes"]["bearer"]["scheme"],
+            "bearer"
+        );
+        let codes: BTreeSet<&str> = doc["components"]["schemas"]["Error"]["properties"]["error"]
+            ["properties"]["code"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        let all: BTreeSet<&str> = shared::domain::error::ErrorCode::ALL
+            .iter()
+            .map(|c| c.as_str())
+            .collect();
+        assert_eq!(codes, all);
+    }
+
+    fn refs(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(target)) = map.get("$ref") {
+                    out.push(target.clone());
+                }
+                map.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        let doc = parsed();
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(!found.is_empty());
+        for target in found {
+            let name = target
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("unexpected $ref {target}"));
+            assert!(
+                doc["components"]["schemas"].get(name).is_some(),
+                "{target} is not defined"
+            );
+        }
+    }
+
+    #[test]
+    fn auth_idempotency_and_errors_where_the_contract_says() {
+        let doc = parsed();
+        let public = ["/health", "/openapi.json"];
+        let money_moving = [
+            "/spend/purchases",
+            "/spend",
+            "/transactions",
+            "/escrows/{id}/deposit",
+        ];
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
+                assert_eq!(secured, !public.contains(&path.as_str()), "{method} {path}");
+                if secured {
+                    for status in ["401", "403", "503"] {
+                        assert!(
+                            op["responses"].get(status).is_some(),
+                            "{method} {path} {status}"
+                        );
+                    }
+                    assert!(op["responses"]["503"]["headers"]
+                        .get("Retry-After")
+                        .is_some());
+                }
+                let idempotent = op["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header");
+                let moves_money = method == "post" && money_moving.contains(&path.as_str());
+                assert_eq!(idempotent, moves_money, "{method} {path}");
+                let success = op["responses"]
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .any(|s| s.starts_with('2'));
+                assert!(success, "{method} {path} has no success answer");
+            }
+        }
+    }
+
+    /// The HttpApi paths `template.yaml` sends to a function.
+    fn template_paths() -> Vec<String> {
+        let text = std::fs::read_to_string(repo_file("template.yaml")).unwrap();
+        let template: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let mut paths = Vec::new();
+        for (_, resource) in template["Resources"].as_mapping().unwrap() {
+            let Some(events) = resource["Properties"]["Events"].as_mapping() else {
+                continue;
+            };
+            for (_, event) in events {
+                if event["Type"].as_str() == Some("HttpApi") {
+                    if let Some(path) = event["Properties"]["Path"].as_str() {
+                        paths.push(path.to_string());
+                    }
+                }
+            }
+        }
+        paths
+    }
+
+    fn routed_by(template_path: &str, path: &str) -> bool {
+        match template_path.strip_suffix("/{proxy+}") {
+            Some(prefix) => path
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.len() > 1 && rest.starts_with('/')),
+            None => template_path == path,
+        }
+    }
+
+    /// Every documented path reaches a function through the template, and
+    /// every route of the template has documented paths: a new function or
+    /// route in the template without its `api_routes()` fails here.
+    #[test]
+    fn the_document_and_the_template_have_the_same_routes() {
+        let doc = parsed();
+        let documented: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
+        let template = template_paths();
+        assert!(template.len() > 10);
+        for path in &documented {
+            assert!(
+                template.iter().any(|t| routed_by(t, path)),
+                "{path} is documented but no template route sends it to a function"
+            );
+        }
+        for t in &template {
+            assert!(
+                documented.iter().any(|p| routed_by(t, p)),
+                "the template routes {t} but the document has no path under it"
+            );
+        }
+    }
 }

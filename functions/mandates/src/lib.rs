@@ -121,3 +121,63 @@ async fn cleanup(
         &serde_json::json!({ "expired": sweep.expired, "skipped": sweep.skipped }),
     ))
 }
+
+// ---------------------------------------------------------------------------
+// The API document
+
+/// `POST /mandates` body (documentation only).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct CreateMandate {
+    sender_id: shared::api_doc::IdInput,
+    beneficiary_id: shared::api_doc::IdInput,
+    total_amount: shared::api_doc::MoneyInput,
+    /// Default `USD`.
+    currency: Option<shared::api_doc::CurrencyInput>,
+    allowed_category_id: Option<shared::api_doc::IdInput>,
+    allowed_merchant_id: Option<shared::api_doc::IdInput>,
+    expires_at: shared::api_doc::TimestampInput,
+}
+
+/// This function's routes in the API document.
+pub fn api_routes() -> Vec<shared::api_doc::Route> {
+    use shared::{
+        api_doc::{object, Route},
+        domain::mandate::Mandate,
+    };
+    let count = || {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::Integer)
+            .minimum(Some(0))
+            .into()
+    };
+    vec![
+        Route::post("/mandates", "Create a usage mandate")
+            .body::<CreateMandate>()
+            .answer::<Mandate>(201, "The mandate.")
+            .errors(&[
+                ErrorCode::UserNotFound,
+                ErrorCode::CategoryNotFound,
+                ErrorCode::MerchantNotFound,
+                ErrorCode::MandateExpiresInPast,
+                ErrorCode::MandateConflict,
+            ]),
+        Route::get("/mandates", "List mandates")
+            .query_id("sender_id", false)
+            .query_id("beneficiary_id", false)
+            .query(
+                "status",
+                <shared::domain::mandate::MandateStatus as utoipa::PartialSchema>::schema(),
+                false,
+            )
+            .list::<Mandate>(),
+        Route::get("/mandates/{id}", "Read a mandate")
+            .answer::<Mandate>(200, "The mandate.")
+            .errors(&[ErrorCode::MandateNotFound]),
+        Route::post("/mandates/cleanup", "Expire overdue mandates now").answer_schema(
+            202,
+            object(&[("expired", count()), ("skipped", count())]),
+            "How many mandates were expired (and skipped, busy).",
+        ),
+    ]
+}

@@ -77,3 +77,20 @@ async fn list(
         &state.store.payments(escrow_id, page).await?,
     ))
 }
+
+// ---------------------------------------------------------------------------
+// The API document
+
+/// This function's routes in the API document.
+pub fn api_routes() -> Vec<shared::api_doc::Route> {
+    use shared::{api_doc::Route, domain::payment::Payment};
+    vec![
+        Route::get("/payments", "List payments")
+            .query_id("escrow_id", false)
+            .list::<Payment>()
+            .errors(&[ErrorCode::EscrowNotFound]),
+        Route::get("/payments/{id}", "Read a payment")
+            .answer::<Payment>(200, "The payment.")
+            .errors(&[ErrorCode::PaymentNotFound]),
+    ]
+}

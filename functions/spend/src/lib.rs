@@ -203,3 +203,148 @@ async fn read_purchase(
         .ok_or_else(|| AppError::new(ErrorCode::PurchaseNotFound, "Purchase not found."))?;
     Ok(json(StatusCode::OK, &purchase))
 }
+
+// ---------------------------------------------------------------------------
+// The API document
+
+/// `POST /spend/categories` body (documentation only).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct CreateCategory {
+    #[schema(schema_with = shared::api_doc::text::<1, 64>)]
+    code: String,
+    #[schema(schema_with = shared::api_doc::text::<1, 255>)]
+    label: String,
+}
+
+/// `POST /spend/merchants` body.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct CreateMerchant {
+    #[schema(schema_with = shared::api_doc::text::<1, 255>)]
+    name: String,
+    category_id: Option<shared::api_doc::IdInput>,
+    is_certified: Option<bool>,
+}
+
+/// `POST /spend/allow` body: exactly one of `merchant_id` and `category_id`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct AllowSpend {
+    owner_id: shared::api_doc::IdInput,
+    merchant_id: Option<shared::api_doc::IdInput>,
+    category_id: Option<shared::api_doc::IdInput>,
+}
+
+/// `POST /spend/purchases` body.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct CreatePurchase {
+    sender_id: shared::api_doc::IdInput,
+    /// Defaults to `sender_id`.
+    beneficiary_id: Option<shared::api_doc::IdInput>,
+    merchant_id: shared::api_doc::IdInput,
+    amount: shared::api_doc::MoneyInput,
+    /// Default `USD`.
+    currency: Option<shared::api_doc::CurrencyInput>,
+    category_id: Option<shared::api_doc::IdInput>,
+}
+
+/// `POST /spend/allowed` body.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct AllowPayee {
+    escrow_id: shared::api_doc::IdInput,
+    #[schema(schema_with = shared::api_doc::text::<2, 120>)]
+    payee_ref: String,
+    #[schema(schema_with = shared::api_doc::text::<2, 200>)]
+    label: String,
+    daily_limit: Option<shared::api_doc::MoneyInput>,
+    total_limit: Option<shared::api_doc::MoneyInput>,
+}
+
+/// `POST /spend` body.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct CreateSpend {
+    escrow_id: shared::api_doc::IdInput,
+    #[schema(schema_with = shared::api_doc::text::<2, 120>)]
+    payee_ref: String,
+    amount: shared::api_doc::MoneyInput,
+    #[schema(schema_with = shared::api_doc::text::<0, 500>)]
+    note: Option<String>,
+}
+
+/// This function's routes in the API document.
+pub fn api_routes() -> Vec<shared::api_doc::Route> {
+    use shared::{
+        api_doc::{status_schema, Route},
+        domain::{
+            catalogue::{Category, Merchant},
+            purchase::Purchase,
+            spend::PayeeView,
+        },
+        store::payees::SpendView,
+    };
+    vec![
+        Route::post("/spend/categories", "Create a spend category")
+            .body::<CreateCategory>()
+            .answer::<Category>(201, "The category.")
+            .errors(&[ErrorCode::CategoryExists]),
+        Route::post("/spend/merchants", "Create a merchant")
+            .body::<CreateMerchant>()
+            .answer::<Merchant>(201, "The merchant.")
+            .errors(&[ErrorCode::CategoryNotFound, ErrorCode::MerchantExists]),
+        Route::post("/spend/allow", "Allow an owner a merchant or a category")
+            .body::<AllowSpend>()
+            .answer_schema(201, status_schema(&["added"]), "Added.")
+            .answer_schema(200, status_schema(&["exists"]), "Already allowed.")
+            .errors(&[
+                ErrorCode::UserNotFound,
+                ErrorCode::MerchantNotFound,
+                ErrorCode::CategoryNotFound,
+            ]),
+        Route::post("/spend/purchases", "Spend a mandate")
+            .idempotent()
+            .body::<CreatePurchase>()
+            .answer::<Purchase>(201, "The purchase.")
+            .errors(&[
+                ErrorCode::MerchantNotFound,
+                ErrorCode::UserNotFound,
+                ErrorCode::CategoryMismatch,
+                ErrorCode::MandateRequired,
+                ErrorCode::MandateExpired,
+                ErrorCode::MandateMerchantForbidden,
+                ErrorCode::MandateCategoryForbidden,
+                ErrorCode::MandateBalanceExceeded,
+                ErrorCode::UnauthorizedUsage,
+            ]),
+        Route::get("/spend/purchases/{id}", "Read a purchase")
+            .answer::<Purchase>(200, "The purchase.")
+            .errors(&[ErrorCode::PurchaseNotFound]),
+        Route::post("/spend/allowed", "Allow a payee of an escrow, with limits")
+            .body::<AllowPayee>()
+            .answer::<PayeeView>(201, "The payee.")
+            .errors(&[
+                ErrorCode::EscrowNotFound,
+                ErrorCode::EscrowNotActive,
+                ErrorCode::PayeeAlreadyAllowed,
+            ]),
+        Route::get("/spend/allowed", "List an escrow's allowed payees")
+            .query_id("escrow_id", true)
+            .list::<PayeeView>()
+            .errors(&[ErrorCode::EscrowNotFound]),
+        Route::post("/spend", "Pay an allowed payee from an escrow")
+            .idempotent()
+            .body::<CreateSpend>()
+            .answer::<SpendView>(200, "The payment made.")
+            .errors(&[
+                ErrorCode::EscrowNotFound,
+                ErrorCode::EscrowNotActive,
+                ErrorCode::PayeeNotAllowed,
+                ErrorCode::DailyLimitReached,
+                ErrorCode::TotalLimitReached,
+                ErrorCode::InsufficientEscrowBalance,
+            ]),
+    ]
+}

@@ -172,3 +172,67 @@ async fn list(
         &state.store.transactions(&filter, page).await?,
     ))
 }
+
+// ---------------------------------------------------------------------------
+// The API document
+
+/// `POST /allowlist` body (documentation only).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct AllowlistEntry {
+    owner_id: shared::api_doc::IdInput,
+    recipient_id: shared::api_doc::IdInput,
+}
+
+/// `POST /certified` body.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct Certification {
+    user_id: shared::api_doc::IdInput,
+    /// BASIC or GOLD, any case.
+    #[schema(pattern = "^([Bb][Aa][Ss][Ii][Cc]|[Gg][Oo][Ll][Dd])$")]
+    level: String,
+}
+
+/// `POST /transactions` body.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct CreateTransaction {
+    sender_id: shared::api_doc::IdInput,
+    receiver_id: shared::api_doc::IdInput,
+    amount: shared::api_doc::MoneyInput,
+    /// Default `USD`.
+    currency: Option<shared::api_doc::CurrencyInput>,
+}
+
+/// This function's routes in the API document.
+pub fn api_routes() -> Vec<shared::api_doc::Route> {
+    use shared::{
+        api_doc::{status_schema, Route},
+        domain::transfer::Transfer,
+    };
+    vec![
+        Route::post("/allowlist", "Allowlist a transfer recipient")
+            .body::<AllowlistEntry>()
+            .answer_schema(201, status_schema(&["added"]), "Added.")
+            .answer_schema(200, status_schema(&["exists"]), "Already there.")
+            .errors(&[ErrorCode::UserNotFound]),
+        Route::post("/certified", "Certify a user")
+            .body::<Certification>()
+            .answer_schema(201, status_schema(&["created"]), "Certified.")
+            .answer_schema(200, status_schema(&["updated"]), "Level updated.")
+            .errors(&[ErrorCode::UserNotFound]),
+        Route::post("/transactions", "A restricted transfer")
+            .idempotent()
+            .body::<CreateTransaction>()
+            .answer::<Transfer>(201, "The transfer.")
+            .errors(&[ErrorCode::UserNotFound, ErrorCode::UnauthorizedTransfer]),
+        Route::get("/transactions", "List transfers, newest first")
+            .query_id("sender_id", false)
+            .query_id("receiver_id", false)
+            .list::<Transfer>(),
+        Route::get("/transactions/{id}", "Read a transfer")
+            .answer::<Transfer>(200, "The transfer.")
+            .errors(&[ErrorCode::TransactionNotFound]),
+    ]
+}

@@ -89,3 +89,42 @@ async fn set_active(
     state.auth.forget_user(id);
     Ok(json(StatusCode::OK, &user))
 }
+
+// ---------------------------------------------------------------------------
+// The API document
+
+/// `POST /users` body (documentation only: the handler reads fields by hand).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct CreateUser {
+    #[schema(schema_with = shared::api_doc::text::<1, 100>)]
+    username: String,
+    #[schema(schema_with = shared::api_doc::email)]
+    email: String,
+    is_active: Option<bool>,
+}
+
+/// `PATCH /users/{id}` body.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct SetActive {
+    is_active: bool,
+}
+
+/// This function's routes in the API document.
+pub fn api_routes() -> Vec<shared::api_doc::Route> {
+    use shared::{api_doc::Route, domain::user::User};
+    vec![
+        Route::post("/users", "Create a user")
+            .body::<CreateUser>()
+            .answer::<User>(201, "The user.")
+            .errors(&[ErrorCode::UserExists]),
+        Route::get("/users/{id}", "Read a user")
+            .answer::<User>(200, "The user.")
+            .errors(&[ErrorCode::UserNotFound]),
+        Route::patch("/users/{id}", "Deactivate or reactivate a user")
+            .body::<SetActive>()
+            .answer::<User>(200, "The user.")
+            .errors(&[ErrorCode::UserNotFound]),
+    ]
+}

@@ -4,7 +4,7 @@
 use super::{ids::Id, time::Timestamp};
 use serde::Serialize;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Category {
     pub id: Id,
     pub code: String,
@@ -13,7 +13,7 @@ pub struct Category {
     pub updated_at: Timestamp,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Merchant {
     pub id: Id,
     pub name: String,

@@ -21,7 +21,7 @@ use super::{
 };
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum EscrowStatus {
     Draft,
@@ -460,7 +460,7 @@ fn change(
 // The escrow as answered
 
 /// A milestone as the API answers it (`Milestone` of API.md).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Milestone {
     pub id: Id,
     pub idx: u32,
@@ -472,7 +472,7 @@ pub struct Milestone {
 }
 
 /// An escrow as the API answers it (`Escrow` of API.md).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Escrow {
     pub id: Id,
     pub client_id: Id,
@@ -537,7 +537,7 @@ pub const MAX_PROOF_TYPE_CHARS: usize = 50;
 /// Where a PHOTO proof must be taken, as the client sent it; checked by
 /// [`check_escrow_terms`] with the rules of [`geo`] (which every bad field
 /// reports). Degrees and metres are geometry, not money, so `f64` is right.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Geofence {
     pub lat: f64,
     pub lng: f64,

@@ -9,7 +9,7 @@
 use super::{error::ErrorCode, escrow::EscrowStatus};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum MilestoneStatus {
     /// Waiting for a proof (again, after a rejected one).

@@ -15,7 +15,7 @@ use super::{
 };
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PaymentKind {
     /// To the provider: a milestone, or the remainder on release.
@@ -55,7 +55,7 @@ impl PaymentKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum PaymentStatus {
     Sent,
@@ -173,7 +173,7 @@ impl BalanceDelta {
 
 /// Who a payment goes to: a user (payouts, refunds) or an allowed payee
 /// (usage spends).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Payee {
     User { user_id: super::ids::Id },
@@ -181,7 +181,7 @@ pub enum Payee {
 }
 
 /// A payment as the API answers it (`Payment` of API.md).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Payment {
     pub id: super::ids::Id,
     pub escrow_id: super::ids::Id,

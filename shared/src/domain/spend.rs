@@ -69,7 +69,7 @@ impl UsagePayee {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PayeeView {
     pub id: Id,
     pub escrow_id: Id,

@@ -3,7 +3,7 @@
 use super::{ids::Id, time::Timestamp};
 use serde::Serialize;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct User {
     pub id: Id,
     pub username: String,

@@ -68,7 +68,7 @@ pub struct AlertRecord {
 }
 
 /// An alert as `GET /alerts` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AlertView {
     pub id: u64,
     #[serde(rename = "type")]

@@ -143,7 +143,7 @@ impl Store {
 }
 
 /// One audit entry as `GET /audit/{entity}/{id}` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AuditView {
     pub at: String,
     pub actor: String,

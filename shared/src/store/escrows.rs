@@ -221,7 +221,7 @@ struct EventRecord {
 }
 
 /// One entry of `GET /escrows/{id}/events`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct EscrowEvent {
     pub kind: String,
     pub at: Timestamp,

@@ -123,7 +123,7 @@ pub struct NewPayee {
 }
 
 /// The answer of `POST /spend`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SpendView {
     pub payment_id: Id,
     pub escrow_id: Id,
