@@ -12,19 +12,21 @@ CARGO_LAMBDA_VERSION := 1.9.2
 LAMBDA_FUNCTIONS := health users apikeys mandates spend escrows payments transactions alerts mandate-expiry
 
 .PHONY: help dev test fmt-check clippy unit cfn-lint integration lint build \
-	build-lambda lambda-check bench moto-selftest venv clean
+	build-lambda lambda-check bench moto-selftest venv clean openapi schemathesis
 
 help:
 	@echo 'Kobatela: local development and tests'
 	@echo ''
 	@echo '  make dev            run every function in one process (kobatela-local, 127.0.0.1:3000)'
 	@echo '                      against the local AWS stack (moto on 127.0.0.1:5005, reused if running)'
-	@echo '  make test           fmt-check, clippy, unit, cfn-lint, moto-selftest, integration (stops at the first failure)'
+	@echo '  make test           fmt-check, clippy, unit, cfn-lint, moto-selftest, integration, schemathesis (stops at the first failure)'
 	@echo '  make fmt-check      cargo fmt --all -- --check'
 	@echo '  make clippy         cargo clippy --workspace --all-targets -- -D warnings'
 	@echo '  make unit           cargo test --workspace --exclude kobatela-tests'
 	@echo '  make cfn-lint       cfn-lint template.yaml'
 	@echo '  make integration    black-box tests against a fresh moto + kobatela-local (ARGS go to cargo test)'
+	@echo '  make schemathesis   property-based API tests from GET /openapi.json (Schemathesis, about 4 minutes)'
+	@echo '  make openapi        regenerate openapi.json (the API document) from the code'
 	@echo '  make lint           fmt-check, clippy, cfn-lint'
 	@echo '  make build          cargo build --workspace'
 	@echo '  make build-lambda   cargo lambda build --release --x86-64 (cargo-lambda from PyPI into .venv)'
@@ -50,6 +52,7 @@ test:
 	$(SUBMAKE) cfn-lint
 	$(SUBMAKE) moto-selftest
 	$(SUBMAKE) integration
+	$(SUBMAKE) schemathesis
 
 fmt-check:
 	cargo fmt --all -- --check
@@ -69,6 +72,14 @@ cfn-lint: venv
 
 integration:
 	bash local/integration.sh $(ARGS)
+
+schemathesis:
+	bash local/schemathesis.sh
+
+# The committed openapi.json is checked against the code by a unit test of the
+# health function; this rewrites it.
+openapi:
+	KOBATELA_WRITE_OPENAPI=1 cargo test -p health committed_document_is_current
 
 lint:
 	$(SUBMAKE) fmt-check

@@ -41,7 +41,7 @@ KOB_TARGET="${CARGO_TARGET_DIR:-target}"
 case "$KOB_TARGET" in /*) ;; *) KOB_TARGET="$KOB_ROOT/$KOB_TARGET" ;; esac
 
 # Pinned: known to work on this machine.
-KOB_PIP_PINS=('moto[server]==5.2.5' 'cfn-lint==1.58.0')
+KOB_PIP_PINS=('moto[server]==5.2.5' 'cfn-lint==1.58.0' 'schemathesis==4.32.5')
 
 # How long the cleanup waits for a process after TERM before it sends KILL.
 KOB_STOP_GRACE_SECONDS="${KOB_STOP_GRACE_SECONDS:-10}"
@@ -155,7 +155,7 @@ is_loopback_host() {
 ensure_venv() {
     local stamp="$KOB_VENV/.kobatela-pins" want
     want="${KOB_PIP_PINS[*]}"
-    if [[ -x "$KOB_VENV/bin/python" && -x "$KOB_VENV/bin/moto_server" && -x "$KOB_VENV/bin/cfn-lint" ]] &&
+    if [[ -x "$KOB_VENV/bin/python" && -x "$KOB_VENV/bin/moto_server" && -x "$KOB_VENV/bin/cfn-lint" && -x "$KOB_VENV/bin/schemathesis" ]] &&
         [[ "$(cat "$stamp" 2>/dev/null)" == "$want" ]]; then
         return 0
     fi
@@ -163,7 +163,7 @@ ensure_venv() {
     # Serialise concurrent installs (make dev and make test side by side).
     (
         flock -w 600 9 || kob_die "timed out waiting for another ensure_venv"
-        if [[ -x "$KOB_VENV/bin/python" && -x "$KOB_VENV/bin/moto_server" && -x "$KOB_VENV/bin/cfn-lint" ]] &&
+        if [[ -x "$KOB_VENV/bin/python" && -x "$KOB_VENV/bin/moto_server" && -x "$KOB_VENV/bin/cfn-lint" && -x "$KOB_VENV/bin/schemathesis" ]] &&
             [[ "$(cat "$stamp" 2>/dev/null)" == "$want" ]]; then
             exit 0
         fi

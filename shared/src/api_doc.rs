@@ -330,6 +330,17 @@ impl Route {
         self
     }
 
+    /// Replaces the schema of the path parameter `name` (text by default).
+    pub fn path_schema(mut self, name: &str, schema: impl Into<RefOr<Schema>>) -> Route {
+        let schema = schema.into();
+        for parameter in &mut self.parameters {
+            if parameter.name == name && parameter.parameter_in == ParameterIn::Path {
+                parameter.schema = Some(schema.clone());
+            }
+        }
+        self
+    }
+
     /// A query parameter.
     pub fn query(mut self, name: &str, schema: impl Into<RefOr<Schema>>, required: bool) -> Route {
         self.parameters.push(

@@ -122,6 +122,10 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
             "/audit/{entity}/{id}",
             "The audit trail of one entity, oldest first",
         )
+        .path_schema(
+            "entity",
+            one_of_strings(&entity::BY_PATH.map(|(name, _)| name)),
+        )
         .list::<AuditView>(),
         Route::get("/alerts", "Alerts, newest first")
             .query("type", one_of_strings(&types), false)
