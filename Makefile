@@ -12,14 +12,15 @@ CARGO_LAMBDA_VERSION := 1.9.2
 LAMBDA_FUNCTIONS := health users apikeys mandates spend escrows payments transactions alerts mandate-expiry
 
 .PHONY: help dev test fmt-check clippy unit cfn-lint integration lint build \
-	build-lambda lambda-check bench moto-selftest venv clean
+	build-lambda lambda-check invoke invoke-smoke bench moto-selftest venv clean
 
 help:
 	@echo 'Kobatela: local development and tests'
 	@echo ''
 	@echo '  make dev            run every function in one process (kobatela-local, 127.0.0.1:3000)'
 	@echo '                      against the local AWS stack (moto on 127.0.0.1:5005, reused if running)'
-	@echo '  make test           fmt-check, clippy, unit, cfn-lint, moto-selftest, integration (stops at the first failure)'
+	@echo '  make test           fmt-check, clippy, unit, cfn-lint, moto-selftest, integration, invoke-smoke'
+	@echo '                      (stops at the first failure)'
 	@echo '  make fmt-check      cargo fmt --all -- --check'
 	@echo '  make clippy         cargo clippy --workspace --all-targets -- -D warnings'
 	@echo '  make unit           cargo test --workspace --exclude kobatela-tests'
@@ -31,6 +32,10 @@ help:
 	@echo '  make lambda-check   build-lambda, then check each function has target/lambda/<name>/bootstrap;'
 	@echo '                      slow, not part of make test. Builds x86_64 (the only Rust target here);'
 	@echo '                      template.yaml deploys arm64'
+	@echo '  make invoke FN=f EVENT=events/f/NN-x.json'
+	@echo '                      sam local invoke without Docker: the event through the function'"'"'s Lambda'
+	@echo '                      binary under cargo lambda watch, on the local stack (make dev'"'"'s if running)'
+	@echo '  make invoke-smoke   one event of each function through make invoke (part of make test)'
 	@echo '  make bench          release binary sizes, kobatela-local start-up time, round-trip counters,'
 	@echo '                      purchases/s on a fresh table and after 10 000 purchases, CPU per request'
 	@echo '  make moto-selftest  check the emulator: bootstrap resources and atomic concurrent transactions'
@@ -50,6 +55,7 @@ test:
 	$(SUBMAKE) cfn-lint
 	$(SUBMAKE) moto-selftest
 	$(SUBMAKE) integration
+	$(SUBMAKE) invoke-smoke
 
 fmt-check:
 	cargo fmt --all -- --check
@@ -93,6 +99,13 @@ lambda-check: build-lambda
 		if [[ -f "$$b" ]]; then printf '%-16s %10d bytes\n' "$$f" "$$(stat -c %s "$$b")"; \
 		else echo "missing $$b" >&2; missing=1; fi; \
 	done; exit $$missing
+
+invoke:
+	@test -n "$(FN)" -a -n "$(EVENT)" || { echo 'usage: make invoke FN=<function> EVENT=events/<file>.json' >&2; exit 2; }
+	CARGO_LAMBDA_VERSION=$(CARGO_LAMBDA_VERSION) bash local/invoke.sh "$(FN)" "$(EVENT)"
+
+invoke-smoke:
+	CARGO_LAMBDA_VERSION=$(CARGO_LAMBDA_VERSION) bash local/invoke.sh --smoke
 
 bench:
 	bash local/bench.sh

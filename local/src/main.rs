@@ -4,6 +4,7 @@
 //!
 //!   kobatela-local                     serve on KOBATELA_LOCAL_ADDR
 //!   kobatela-local create-admin-key N  create an admin key named N, print it once
+//!   kobatela-local ensure-table        create the table if missing (local stack only)
 
 mod admin;
 
@@ -29,7 +30,8 @@ async fn main() -> ExitCode {
     {
         [] => serve().await,
         ["create-admin-key", name] => admin::create(name).await,
-        _ => Err("usage: kobatela-local [create-admin-key NAME]".to_string()),
+        ["ensure-table"] => admin::state_with_table().await.map(|_| ()),
+        _ => Err("usage: kobatela-local [create-admin-key NAME | ensure-table]".to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
