@@ -408,6 +408,37 @@ impl Harness {
     }
 }
 
+/// What the metered calls since the last reset cost.
+struct Cost {
+    tally: Tally,
+    /// Round trips, every operation.
+    total: u64,
+    /// Each transaction's items, by kind and size.
+    sizes: Vec<Vec<(&'static str, usize)>>,
+    /// Write units as DynamoDB prices them (2 per KB, rounded up, per item).
+    priced: u64,
+    /// Index entries the writes added or rewrote.
+    index_units: u64,
+}
+
+impl Harness {
+    async fn cost(&self) -> Cost {
+        let tally = self.meter.tally(std::mem::take);
+        let sizes = item_sizes(&tally, &self.table).await;
+        Cost {
+            total: tally.executions.values().sum(),
+            priced: sizes
+                .iter()
+                .flatten()
+                .map(|(_, size)| transactional_wcu(*size))
+                .sum(),
+            index_units: index_units_of(&tally, &self.table).await,
+            sizes,
+            tally,
+        }
+    }
+}
+
 fn per(total: u64, n: u64) -> f64 {
     total as f64 / n as f64
 }
@@ -610,16 +641,14 @@ async fn escrow_deposits_and_payouts_cost_few_round_trips() {
             .await
             .expect(200);
     }
-    let tally = h.meter.tally(std::mem::take);
+    let Cost {
+        tally,
+        total,
+        sizes,
+        priced,
+        index_units,
+    } = h.cost().await;
     let calls = |op: &str| tally.executions.get(op).copied().unwrap_or(0);
-    let total: u64 = tally.executions.values().sum();
-    let sizes = item_sizes(&tally, &h.table).await;
-    let priced: u64 = sizes
-        .iter()
-        .flatten()
-        .map(|(_, size)| transactional_wcu(*size))
-        .sum();
-    let index_units = index_units_of(&tally, &h.table).await;
     println!(
         "deposit round trips: {:.2} per deposit ({:?}); write units {:.1} per deposit, index writes {:.2}",
         per(total, N),
@@ -722,15 +751,13 @@ async fn transfers_cost_two_round_trips() {
         for _ in 0..N {
             transfer(receiver, unique("k")).await.expect(status);
         }
-        let tally = h.meter.tally(std::mem::take);
-        let total: u64 = tally.executions.values().sum();
-        let sizes = item_sizes(&tally, &h.table).await;
-        let priced: u64 = sizes
-            .iter()
-            .flatten()
-            .map(|(_, size)| transactional_wcu(*size))
-            .sum();
-        let index_units = index_units_of(&tally, &h.table).await;
+        let Cost {
+            tally,
+            total,
+            sizes,
+            priced,
+            index_units,
+        } = h.cost().await;
         println!(
             "transfer {what}: {:.2} round trips ({:?}); write units {:.1}, index writes {:.2} per transfer",
             per(total, N),
@@ -797,15 +824,13 @@ async fn spends_cost_three_round_trips() {
     for _ in 0..N {
         spend().await.expect(200);
     }
-    let tally = h.meter.tally(std::mem::take);
-    let total: u64 = tally.executions.values().sum();
-    let sizes = item_sizes(&tally, &h.table).await;
-    let priced: u64 = sizes
-        .iter()
-        .flatten()
-        .map(|(_, size)| transactional_wcu(*size))
-        .sum();
-    let index_units = index_units_of(&tally, &h.table).await;
+    let Cost {
+        tally,
+        total,
+        sizes,
+        priced,
+        index_units,
+    } = h.cost().await;
     println!(
         "spend: {:.2} round trips ({:?}); write units {:.1}, index writes {:.2} per spend; items {:?}",
         per(total, N),

@@ -22,7 +22,6 @@ use super::{
     items::{from_item, key_item, n, s, to_item, values, Item},
     keys::{self, Key},
     list::{Listed, Page, PageRequest, PartyList},
-    transact::Backoff,
     users::take_user,
     Store,
 };
@@ -684,22 +683,10 @@ impl Store {
         permit: impl Fn(&Escrow) -> Result<(), AppError>,
         actor: &Actor,
     ) -> Result<StoredResponse, AppError> {
-        let mut backoff = Backoff::new(Backoff::ATTEMPTS);
-        loop {
-            match self
-                .try_deposit(id, amount, scope, fingerprint, &permit, actor)
-                .await
-            {
-                Ok(Some(response)) => return Ok(response),
-                Ok(None) => {}
-                Err(e) if e.is_busy() => {}
-                Err(e) => return Err(e),
-            }
-            if !backoff.wait().await {
-                tracing::warn!(escrow = %id, "deposit gave up: busy");
-                return Err(AppError::busy());
-            }
-        }
+        self.until_settled("deposit", AppError::busy, || {
+            self.try_deposit(id, amount, scope, fingerprint, &permit, actor)
+        })
+        .await
     }
 
     async fn try_deposit(
@@ -813,22 +800,10 @@ impl Store {
         remarks: &Remarks,
         actor: &Actor,
     ) -> Result<Escrow, AppError> {
-        let mut backoff = Backoff::new(Backoff::ATTEMPTS);
-        loop {
-            match self
-                .try_escrow_action(id, action, &permit, remarks, actor)
-                .await
-            {
-                Ok(Some(escrow)) => return Ok(escrow),
-                Ok(None) => {}
-                Err(e) if e.is_busy() => {}
-                Err(e) => return Err(e),
-            }
-            if !backoff.wait().await {
-                tracing::warn!(escrow = %id, ?action, "escrow action gave up: busy");
-                return Err(AppError::busy());
-            }
-        }
+        self.until_settled("escrow action", AppError::busy, || {
+            self.try_escrow_action(id, action, &permit, remarks, actor)
+        })
+        .await
     }
 
     async fn try_escrow_action(

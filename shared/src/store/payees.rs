@@ -20,7 +20,6 @@ use super::{
     items::{from_item, key_item, n, s, to_item, values},
     keys,
     list::{Listed, Page, PageRequest},
-    transact::Backoff,
     Store,
 };
 use crate::{
@@ -185,13 +184,7 @@ impl Store {
         if !escrow.status.is_open() {
             return Err(escrow_not_active());
         }
-        let id = match id.get() {
-            Some(id) => *id,
-            None => {
-                let new = self.next_id(ids::PAYEE).await?;
-                *id.get_or_init(|| new)
-            }
-        };
+        let id = self.reserve_id(id, ids::PAYEE).await?;
         let now = Timestamp::now();
         let payee = UsagePayee {
             id,
@@ -275,25 +268,16 @@ impl Store {
         actor: &Actor,
         permit: impl Fn(&Escrow) -> Result<(), AppError>,
     ) -> Result<StoredResponse, AppError> {
-        let mut backoff = Backoff::new(Backoff::ATTEMPTS);
-        loop {
-            match self
-                .try_spend(request, scope, fingerprint, actor, &permit)
-                .await
-            {
-                Ok(Some(response)) => return Ok(response),
-                Ok(None) => {}
-                Err(e) if e.is_busy() => {}
-                Err(e) => return Err(e),
-            }
-            if !backoff.wait().await {
-                tracing::warn!(attempts = backoff.attempts(), "spend gave up: busy");
-                return Err(AppError::new(
-                    ErrorCode::ServiceBusy,
-                    "The escrow is busy; nothing was spent. Retry with the same Idempotency-Key.",
-                ));
-            }
-        }
+        let busy = || {
+            AppError::new(
+                ErrorCode::ServiceBusy,
+                "The escrow is busy; nothing was spent. Retry with the same Idempotency-Key.",
+            )
+        };
+        self.until_settled("spend", busy, || {
+            self.try_spend(request, scope, fingerprint, actor, &permit)
+        })
+        .await
     }
 
     async fn try_spend(
