@@ -33,6 +33,12 @@ impl WebhookSecret {
         (!value.is_empty()).then_some(WebhookSecret(value))
     }
 
+    /// The lower-case hex signature of `timestamp.body`, as the PSP sends
+    /// it (for the local `psp-event` command and tests).
+    pub fn signature_hex(&self, timestamp: &[u8], body: &[u8]) -> String {
+        hex::encode(self.sign(timestamp, body))
+    }
+
     fn sign(&self, timestamp: &[u8], body: &[u8]) -> [u8; 32] {
         let mut mac =
             Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC accepts keys of any length");
