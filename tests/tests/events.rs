@@ -39,10 +39,15 @@ const FUNCTIONS: &[&str] = &[
     "payments",
     "alerts",
     "mandate-expiry",
+    "psp-webhook",
+    "psp-events",
 ];
 
 /// The one function invoked by a schedule rather than over HTTP.
 const SCHEDULED_FUNCTION: &str = "mandate-expiry";
+
+/// The one function invoked by an SQS queue (a batch of messages).
+const QUEUE_FUNCTION: &str = "psp-events";
 
 /// What replaying one file must give.
 struct Expected {
@@ -57,6 +62,8 @@ enum Outcome {
     Status(u16),
     /// The scheduled event: `check` sees the handler's return value.
     Scheduled,
+    /// An SQS batch: `check` sees the batch response (`batchItemFailures`).
+    Queue,
 }
 
 fn id(value: &Value) -> u64 {
@@ -419,6 +426,43 @@ fn expectations() -> Vec<Expected> {
             outcome: Outcome::Status(200),
             check: |b| assert_eq!(b, &json!({"items": [], "next_cursor": null})),
         },
+        Expected {
+            file: "35-psp-webhook-payment-failed.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                assert_eq!(
+                    b,
+                    &json!({"ok": "true", "event_id": "evt_0035", "status": "queued"})
+                )
+            },
+        },
+        Expected {
+            file: "36-psp-events-batch.json",
+            outcome: Outcome::Queue,
+            check: |b| assert_eq!(b, &json!({"batchItemFailures": []})),
+        },
+        Expected {
+            file: "37-payments-psp-event-get.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                assert_eq!(b["event_id"], "evt_0035");
+                assert_eq!(b["type"], "payment.failed");
+                assert_eq!(b["status"], "APPLIED");
+                assert_eq!(b["payment_id"], 1);
+                assert!(b["psp_ref"].as_str().unwrap().starts_with("PSP-"));
+                assert!(b["processed_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+            },
+        },
+        Expected {
+            file: "38-payments-execute.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                assert_eq!(id(b), 1);
+                assert_eq!(b["status"], "SENT");
+                assert_eq!(b["attempts"], 2);
+                assert_eq!(b["amount"], "300.00");
+            },
+        },
     ]
 }
 
@@ -574,7 +618,8 @@ fn template_functions() -> BTreeMap<String, (BTreeSet<String>, bool)> {
                         }
                         other => panic!("{name:?}: HttpApi event with {other:?}"),
                     },
-                    Some("Schedule") => scheduled = true,
+                    // A schedule or a queue: a trigger with one event file.
+                    Some("Schedule") | Some("SQS") => scheduled = true,
                     other => panic!("{name:?}: event type {other:?} is not covered by events/"),
                 }
             }
@@ -612,6 +657,19 @@ fn events_cover_every_route_and_match_the_template() {
             );
             assert_eq!(file.json["detail-type"], "Scheduled Event", "{where_}");
             assert_eq!(file.json["source"], "aws.events", "{where_}");
+            covered.insert((file.function.clone(), "schedule".into()));
+            continue;
+        }
+        if file.function == QUEUE_FUNCTION {
+            assert!(
+                *scheduled,
+                "{where_}: the template gives {} no queue",
+                file.function
+            );
+            assert_eq!(
+                file.json["Records"][0]["eventSource"], "aws:sqs",
+                "{where_}"
+            );
             covered.insert((file.function.clone(), "schedule".into()));
             continue;
         }
@@ -670,7 +728,7 @@ fn events_cover_every_route_and_match_the_template() {
         if *scheduled {
             assert!(
                 covered.contains(&(binary.clone(), "schedule".into())),
-                "the schedule of {binary} has no file in events/{binary}/"
+                "the trigger (schedule or queue) of {binary} has no file in events/{binary}/"
             );
         }
     }
@@ -707,6 +765,25 @@ async fn call(app: Router, request: http::Request<lambda_http::Body>) -> Reply {
         );
     }
     reply
+}
+
+/// The webhook event as the PSP would send it now: the payment's `psp_ref`
+/// in the body, the current time, and the signature of both.
+fn signed(event: &Value, psp_ref: &str) -> String {
+    let mut event = event.clone();
+    let body = event["body"]
+        .as_str()
+        .expect("a webhook event has a body")
+        .replace("REPLACE_WITH_PSP_REF", psp_ref);
+    let ts = kobatela_tests::unix_now().to_string();
+    event["headers"]["x-psp-signature"] = Value::String(kobatela_tests::psp_sign(
+        &kobatela_tests::psp_secret(),
+        &ts,
+        &body,
+    ));
+    event["headers"]["x-psp-timestamp"] = Value::String(ts);
+    event["body"] = Value::String(body);
+    event.to_string()
 }
 
 /// The event with `Authorization: Bearer <secret>` in place of the placeholder.
@@ -753,16 +830,38 @@ async fn every_event_file_replays_through_its_handler() {
                 println!("{where_}: {result}");
                 result
             }
+            Outcome::Queue => {
+                assert_eq!(file.function, QUEUE_FUNCTION, "{where_}: not the queue's");
+                let event: aws_lambda_events::sqs::SqsEvent =
+                    serde_json::from_value(file.json.clone())
+                        .unwrap_or_else(|e| panic!("{where_}: not an SQS event: {e}"));
+                let response = psp_events::handle(&state.store, event).await;
+                let result = serde_json::to_value(response).unwrap();
+                println!("{where_}: {result}");
+                result
+            }
             Outcome::Status(status) => {
                 assert_ne!(
                     file.function, SCHEDULED_FUNCTION,
                     "{where_}: {SCHEDULED_FUNCTION} is not HTTP"
                 );
-                let request = lambda_http::request::from_str(&with_key(&file.json, secret))
-                    .unwrap_or_else(|e| {
-                        panic!("{}: not an API Gateway event: {e}", file.path.display())
-                    });
-                let answer = call(app_of(&file.function, state), request).await;
+                let text = if file.function == "psp-webhook" {
+                    let payment = bodies
+                        .get("31-payments-get.json")
+                        .expect("the payout is read before the webhook");
+                    signed(&file.json, payment["psp_ref"].as_str().unwrap())
+                } else {
+                    with_key(&file.json, secret)
+                };
+                let request = lambda_http::request::from_str(&text).unwrap_or_else(|e| {
+                    panic!("{}: not an API Gateway event: {e}", file.path.display())
+                });
+                let app = if file.function == "psp-webhook" {
+                    shared::http::app(psp_webhook::router(api.webhook.clone()))
+                } else {
+                    app_of(&file.function, state)
+                };
+                let answer = call(app, request).await;
                 println!("{where_}: {} {}", answer.status.as_u16(), answer.text);
                 assert_eq!(
                     answer.status.as_u16(),
@@ -837,7 +936,11 @@ async fn every_event_file_replays_through_its_handler() {
             "ESCROW_RELEASED"
         ]
     );
-    assert_eq!(table.audit_actions("PAYMENT", 1).await, vec!["PAYOUT_SENT"]);
+    // Paid out (28), failed by the PSP (35, 36), sent again (38).
+    assert_eq!(
+        table.audit_actions("PAYMENT", 1).await,
+        vec!["PAYOUT_SENT", "PAYMENT_FAILED", "PAYOUT_SENT"]
+    );
 
     // The purchase debited the mandate, through the handler and in the store.
     let read = lambda_http::request::from_str(&with_key(
