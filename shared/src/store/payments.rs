@@ -593,15 +593,23 @@ impl Store {
             amount: payment.amount,
             attempts: payment.attempts,
         };
-        let attempts =
-            match retry_payment(&state, &escrow.balances()) {
-                Ok(RetryOutcome::Unchanged) => return Ok(Some(payment)),
-                Ok(RetryOutcome::Resend { attempts, .. }) => attempts,
-                Err(code) => return Err(AppError::new(
+        let attempts = match retry_payment(&state, &escrow.balances()) {
+            Ok(RetryOutcome::Unchanged) => return Ok(Some(payment)),
+            Ok(RetryOutcome::Resend { attempts, .. }) => attempts,
+            Err(code) => {
+                // A racing execute may have sent it (taking the money)
+                // between the two reads: then it is SENT, answered as is.
+                if let Some(again) = self.payment(id).await? {
+                    if again.payment.status != PaymentStatus::Error {
+                        return Ok(Some(again.payment));
+                    }
+                }
+                return Err(AppError::new(
                     code,
                     "The escrow does not hold enough available money to send this payment again.",
-                )),
-            };
+                ));
+            }
+        };
         let now = Timestamp::now();
         let psp_ref = new_psp_ref();
         let mut items = vec![
