@@ -463,6 +463,15 @@ mod tests {
     }
 
     #[test]
+    fn signature_hex_is_what_the_psp_sends() {
+        let ts = NOW.to_string();
+        let secret = WebhookSecret::new(CURRENT).unwrap();
+        let sig = secret.signature_hex(ts.as_bytes(), BODY);
+        assert_eq!(sig, sign(CURRENT, &ts, BODY));
+        assert_eq!(verify(Some(&ts), Some(&sig), BODY, false), Ok(()));
+    }
+
+    #[test]
     fn secrets_never_show() {
         let all = secrets(true);
         let debug = format!("{all:?} {:#?}", all.current);

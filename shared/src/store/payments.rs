@@ -681,3 +681,104 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offline_store() -> Store {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .build();
+        Store::new(aws_sdk_dynamodb::Client::from_conf(config), "t", 1)
+    }
+
+    fn payment(kind: PaymentKind) -> Payment {
+        let now = Timestamp::parse("2030-01-01T00:00:00Z").unwrap();
+        Payment {
+            id: Id::new(3).unwrap(),
+            escrow_id: Id::new(2).unwrap(),
+            milestone_id: None,
+            kind,
+            payee: Payee::User {
+                user_id: Id::new(1).unwrap(),
+            },
+            amount: Amount::from_minor_units(500).unwrap(),
+            currency: Currency::from_stored("USD").unwrap(),
+            psp_ref: "PSP-1".into(),
+            status: PaymentStatus::Sent,
+            attempts: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn balance_moves_follow_the_delta_and_guard_the_bucket_that_shrinks() {
+        use PaymentKind as K;
+        use PaymentTransition as T;
+        let store = offline_store();
+        let now = Timestamp::parse("2030-01-01T00:00:00Z").unwrap();
+        for (kind, transition, bucket, available, moved, guard) in [
+            (
+                K::Payout,
+                T::Sent,
+                "paid_cents",
+                "-500",
+                "500",
+                "available_cents",
+            ),
+            (
+                K::Payout,
+                T::Failed,
+                "paid_cents",
+                "500",
+                "-500",
+                "paid_cents",
+            ),
+            (
+                K::UsageSpend,
+                T::Failed,
+                "paid_cents",
+                "500",
+                "-500",
+                "paid_cents",
+            ),
+            (
+                K::Refund,
+                T::Sent,
+                "refunded_cents",
+                "-500",
+                "500",
+                "available_cents",
+            ),
+            (
+                K::Refund,
+                T::Failed,
+                "refunded_cents",
+                "500",
+                "-500",
+                "refunded_cents",
+            ),
+        ] {
+            let item = store.balance_move(&payment(kind), transition, now);
+            let update = item.update().unwrap();
+            assert!(
+                update
+                    .update_expression()
+                    .contains(&format!("{bucket} = {bucket} + :moved")),
+                "{kind:?} {transition:?}: {}",
+                update.update_expression()
+            );
+            assert_eq!(
+                update.condition_expression(),
+                Some(format!("attribute_exists(pk) AND {guard} >= :out").as_str())
+            );
+            let values = update.expression_attribute_values().unwrap();
+            assert_eq!(values[":available"].as_n().unwrap(), available);
+            assert_eq!(values[":moved"].as_n().unwrap(), moved);
+            assert_eq!(values[":out"].as_n().unwrap(), "500");
+            assert_eq!(update.key()["pk"].as_s().unwrap(), "ESCROW#2");
+        }
+    }
+}

@@ -346,3 +346,96 @@ impl Store {
         self.update(update)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::payment::PaymentTransition;
+
+    fn offline_store() -> Store {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .build();
+        Store::new(aws_sdk_dynamodb::Client::from_conf(config), "t", 1)
+    }
+
+    #[test]
+    fn event_keys_are_the_hash_of_the_id() {
+        let key = keys::psp_event("evt_1");
+        assert!(key.pk.starts_with("PSP_EVENT#"));
+        assert_eq!(key.pk.len(), "PSP_EVENT#".len() + 64);
+        assert_eq!(key.sk, "PSP_EVENT");
+        assert_eq!(keys::psp_event("evt_1"), key);
+        assert_ne!(keys::psp_event("evt_2").pk, key.pk);
+        // Any text, however long, makes a key of one shape.
+        assert_eq!(keys::psp_event(&"x".repeat(5000)).pk.len(), key.pk.len());
+    }
+
+    fn record(status: &str) -> PspEventRecord {
+        PspEventRecord {
+            pk: "p".into(),
+            sk: "s".into(),
+            event_id: "e".into(),
+            event_type: None,
+            psp_ref: None,
+            status: status.into(),
+            received_at: Timestamp::parse("2030-01-01T00:00:00Z").unwrap(),
+            processed_at: None,
+            payment_id: None,
+            ttl: 0,
+        }
+    }
+
+    #[test]
+    fn only_received_and_queued_events_are_still_to_process() {
+        for (status, processed) in [
+            ("RECEIVED", false),
+            ("QUEUED", false),
+            ("APPLIED", true),
+            ("IGNORED", true),
+            ("CONFLICT", true),
+        ] {
+            assert_eq!(record(status).processed(), processed, "{status}");
+        }
+    }
+
+    #[test]
+    fn marking_processed_is_conditional_on_not_processed_yet() {
+        let store = offline_store();
+        let now = Timestamp::parse("2030-01-01T00:00:00Z").unwrap();
+        let outcome = PspOutcome::Applied(PaymentTransition::Failed);
+        let item = store.event_processed(&keys::psp_event("e"), &outcome, Id::new(7), now);
+        let update = item.update().unwrap();
+        assert_eq!(
+            update.condition_expression(),
+            Some("#status IN (:received, :queued)")
+        );
+        let values = update.expression_attribute_values().unwrap();
+        assert_eq!(values[":status"].as_s().unwrap(), "APPLIED");
+        assert_eq!(values[":payment"].as_n().unwrap(), "7");
+        assert!(update.update_expression().contains("payment_id = :payment"));
+        let ignored = store.event_processed(
+            &keys::psp_event("e"),
+            &PspOutcome::UnknownReference,
+            None,
+            now,
+        );
+        let update = ignored.update().unwrap();
+        assert_eq!(
+            update.expression_attribute_values().unwrap()[":status"]
+                .as_s()
+                .unwrap(),
+            "IGNORED"
+        );
+        assert!(!update.update_expression().contains("payment_id"));
+    }
+
+    #[test]
+    fn queued_messages_carry_the_event_id_only() {
+        let text = serde_json::to_string(&QueuedEvent {
+            event_id: "evt_1".into(),
+        })
+        .unwrap();
+        assert_eq!(text, r#"{"event_id":"evt_1"}"#);
+    }
+}
