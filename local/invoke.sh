@@ -31,7 +31,7 @@ SMOKE=(
     "spend events/spend/07-spend-create-category.json"
     "escrows events/escrows/24-escrows-list.json"
     "payments events/payments/32-payments-list.json"
-    "transactions events/transactions/39-transactions-list.json"
+    "transactions events/transactions/43-transactions-list.json"
     "alerts events/alerts/34-audit-alerts.json"
     "mandate-expiry events/mandate-expiry/17-mandate-expiry-scheduled.json"
 )

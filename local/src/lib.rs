@@ -1,6 +1,8 @@
 //! The routes of every HTTP function in one router, as API Gateway routes
 //! them: what `kobatela-local` serves and in-process tests call.
 
+pub mod psp;
+
 use axum::Router;
 use shared::SharedState;
 

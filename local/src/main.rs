@@ -5,8 +5,11 @@
 //!   kobatela-local                     serve on KOBATELA_LOCAL_ADDR
 //!   kobatela-local create-admin-key N  create an admin key named N, print it once
 //!   kobatela-local ensure-table        create the table if missing (local stack only)
+//!   kobatela-local psp-event --ref PSP-… [--type payment.settled] [--id EVT]
+//!                                      send a correctly signed PSP webhook to the local API
 
 mod admin;
+mod psp_event;
 
 use kobatela_local::routes;
 
@@ -31,7 +34,11 @@ async fn main() -> ExitCode {
         [] => serve().await,
         ["create-admin-key", name] => admin::create(name).await,
         ["ensure-table"] => admin::state_with_table().await.map(|_| ()),
-        _ => Err("usage: kobatela-local [create-admin-key NAME | ensure-table]".to_string()),
+        ["psp-event", rest @ ..] => psp_event::send(rest).await,
+        _ => Err(
+            "usage: kobatela-local [create-admin-key NAME | ensure-table | psp-event --ref PSP-… [--type T] [--id ID]]"
+                .to_string(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -63,6 +70,8 @@ async fn serve() -> Result<(), String> {
     }
     let state = admin::state_with_table().await?;
     admin::ensure_admin_key(&state).await?;
+    let queue = kobatela_local::psp::local_queue(&shared::app::sdk_config().await).await?;
+    let webhook = kobatela_local::psp::local_webhook(state.store.clone(), queue.clone()).await?;
 
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         format!("cannot listen on {addr}: {e} (is another kobatela-local running?)")
@@ -71,8 +80,14 @@ async fn serve() -> Result<(), String> {
         state.clone(),
         Duration::from_secs(sweep_every),
     ));
+    // The stand-in for the Lambda SQS event source of psp-events.
+    tokio::spawn(kobatela_local::psp::consume_forever(
+        queue,
+        state.store.clone(),
+    ));
     println!("kobatela-local listening on http://{addr}");
-    axum::serve(listener, shared::http::app(routes(&state)))
+    let app = routes(&state).merge(psp_webhook::router(webhook));
+    axum::serve(listener, shared::http::app(app))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| format!("server failed: {e}"))?;

@@ -10,6 +10,8 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod metrics;
+#[cfg(feature = "queue")]
+pub mod queue;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;

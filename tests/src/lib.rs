@@ -568,6 +568,9 @@ pub struct InProcess {
     pub state: shared::SharedState,
     pub table: String,
     pub admin_key: String,
+    /// The PSP webhook's state: its own queue (`table`'s name) in the
+    /// emulator, which no background consumer reads: `consume_psp` does.
+    pub webhook: psp_webhook::WebhookState,
     app: axum::Router,
 }
 
@@ -582,6 +585,16 @@ impl InProcess {
     pub async fn with_client(
         prefix: &str,
         client: aws_sdk_dynamodb::Client,
+        settings: &[(&str, &str)],
+    ) -> InProcess {
+        InProcess::with_clients(prefix, client, None, settings).await
+    }
+
+    /// Same, with an SQS client of the caller's too (interceptors).
+    pub async fn with_clients(
+        prefix: &str,
+        client: aws_sdk_dynamodb::Client,
+        sqs: Option<aws_sdk_sqs::Client>,
         settings: &[(&str, &str)],
     ) -> InProcess {
         let table = unique(prefix);
@@ -612,11 +625,38 @@ impl InProcess {
             .create_api_key(new, &shared::store::audit::Actor::System)
             .await
             .expect("admin key created");
-        let app = shared::http::app(kobatela_local::routes(&state));
+        let sqs = match sqs {
+            Some(sqs) => sqs,
+            None => shared::queue::Queue::new_client(
+                &aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
+            ),
+        };
+        let url = sqs
+            .create_queue()
+            .queue_name(&table)
+            .send()
+            .await
+            .expect("queue created")
+            .queue_url
+            .expect("a queue URL");
+        let webhook = psp_webhook::Webhook::new(
+            state.store.clone(),
+            shared::queue::Queue::new(sqs, &url),
+            psp_webhook::webhook_secrets(
+                &shared::config::Secret::new(psp_secret()),
+                psp_previous_secret()
+                    .map(shared::config::Secret::new)
+                    .as_ref(),
+            ),
+        );
+        let app = shared::http::app(
+            kobatela_local::routes(&state).merge(psp_webhook::router(webhook.clone())),
+        );
         InProcess {
             state,
             table,
             admin_key,
+            webhook,
             app,
         }
     }
@@ -669,6 +709,42 @@ impl InProcess {
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {
         self.call("POST", path, &[], Some(body)).await
+    }
+
+    /// `POST /psp/webhook` with these headers and this raw body, no API key.
+    pub async fn psp_webhook(&self, headers: &[(&str, &str)], body: &str) -> Reply {
+        use tower::ServiceExt;
+        let mut request = http::Request::builder().method("POST").uri("/psp/webhook");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
+            .body(axum::body::Body::from(body.to_string()))
+            .expect("request builds");
+        Reply::read(
+            self.app
+                .clone()
+                .oneshot(request)
+                .await
+                .expect("router answers"),
+        )
+        .await
+    }
+
+    /// Runs the consumer (`psp_events::handle`, as kobatela-local does) over
+    /// this API's queue until a receive comes back empty: `(received, failed)`.
+    pub async fn consume_psp(&self) -> (usize, usize) {
+        let (mut received, mut failed) = (0, 0);
+        loop {
+            let (r, f) = kobatela_local::psp::poll_once(&self.webhook.queue, &self.state.store, 0)
+                .await
+                .expect("the queue answers");
+            if r == 0 {
+                return (received, failed);
+            }
+            received += r;
+            failed += f;
+        }
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -866,5 +942,73 @@ impl InProcess {
             Some(json!({ "amount": amount })),
         )
         .await
+    }
+}
+
+/// The PSP webhook secret the running service and in-process APIs trust.
+pub fn psp_secret() -> String {
+    env("KOBATELA_PSP_WEBHOOK_SECRET")
+}
+
+/// The previous secret, still accepted (rotation), if the run sets one.
+pub fn psp_previous_secret() -> Option<String> {
+    std::env::var("KOBATELA_PSP_WEBHOOK_SECRET_PREVIOUS")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+}
+
+/// The PSP's signature of `timestamp.body` under `secret`, computed here
+/// independently of the service's code: lower-case hex HMAC-SHA256.
+pub fn psp_sign(secret: &str, timestamp: &str, body: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key");
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Now, in unix seconds, as the PSP writes `X-PSP-Timestamp`.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as i64
+}
+
+/// A PSP event body: `{"id", "type", "psp_ref"}`.
+pub fn psp_body(event_id: &str, kind: &str, psp_ref: &str) -> String {
+    json!({"id": event_id, "type": kind, "psp_ref": psp_ref}).to_string()
+}
+
+/// The headers of a correctly signed webhook (current secret, now).
+pub fn psp_headers(body: &str) -> Vec<(String, String)> {
+    let ts = unix_now().to_string();
+    let sig = psp_sign(&psp_secret(), &ts, body);
+    vec![
+        ("x-psp-timestamp".to_string(), ts),
+        ("x-psp-signature".to_string(), sig),
+    ]
+}
+
+/// Borrowed form of headers, for `send`.
+pub fn header_refs(headers: &[(String, String)]) -> Vec<(&str, &str)> {
+    headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+impl Api {
+    /// `POST /psp/webhook` as the PSP sends it (no API key).
+    pub async fn psp_webhook(&self, headers: &[(&str, &str)], body: &str) -> Reply {
+        Api::anonymous()
+            .send(
+                Method::POST,
+                "/psp/webhook",
+                headers,
+                Some(body.to_string()),
+            )
+            .await
     }
 }

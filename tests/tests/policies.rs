@@ -136,7 +136,8 @@ async fn in_process(prefix: &str, recorder: &Recorder) -> InProcess {
 }
 
 /// The function API Gateway routes `path` to: its first segment, except
-/// `/alerts`, which the `audit` function serves.
+/// `/audit` (the alerts function) and `/psp/…` (the webhook, or the
+/// payments function for `/psp/events/…`).
 fn function_of(path: &str) -> &str {
     match path
         .trim_start_matches('/')
@@ -147,8 +148,21 @@ fn function_of(path: &str) -> &str {
         // GET /audit/{entity}/{id} belongs to the alerts group (staff reads).
         "audit" => "alerts",
         "allowlist" | "certified" => "transactions",
+        "psp" if path.starts_with("/psp/webhook") => "psp-webhook",
+        // GET /psp/events/{id}: staff read, by the payments function.
+        "psp" => "payments",
         first => first,
     }
+}
+
+/// A signed webhook of `kind` for `psp_ref`, as the PSP sends it.
+async fn webhook(api: &Routed<'_>, event_id: &str, kind: &str, psp_ref: &str) -> Reply {
+    api.recorder.on("psp-webhook");
+    let body = kobatela_tests::psp_body(event_id, kind, psp_ref);
+    let headers = kobatela_tests::psp_headers(&body);
+    api.api
+        .psp_webhook(&kobatela_tests::header_refs(&headers), &body)
+        .await
 }
 
 /// The in-process API, with every request labelled with the function that
@@ -529,6 +543,77 @@ async fn drive(api: &Routed<'_>, table: &Table) {
             .await
             .expect(200);
     }
+
+    // PSP: a milestone payout failed by the webhook (the consumer gives the
+    // money back, the milestone back to APPROVED, one alert), executed
+    // again, settled; a contradiction, an unknown reference, a duplicate;
+    // the event read back.
+    let m = EscrowSetup::with(
+        api,
+        json!({"amount_total": "10.00",
+               "milestones": [{"label": "m", "amount": "10.00", "proof_type": "PHOTO"}]}),
+    )
+    .await;
+    api.call(
+        "POST",
+        &format!("/escrows/{}/deposit", m.escrow),
+        &[("idempotency-key", &unique("k"))],
+        Some(json!({"amount": "10.00"})),
+    )
+    .await
+    .expect(200);
+    // The proofs' payout hook (no function calls it yet).
+    api.recorder.on("setup");
+    let (_, paid) = api
+        .api
+        .state
+        .store
+        .pay_milestone(
+            shared::domain::ids::Id::new(m.escrow).unwrap(),
+            1,
+            |_, _| Ok(vec![]),
+            &shared::store::audit::Actor::System,
+        )
+        .await
+        .unwrap();
+    let failed = unique("evt");
+    webhook(api, &failed, "payment.failed", &paid.psp_ref)
+        .await
+        .expect(200);
+    webhook(
+        api,
+        &unique("evt"),
+        "payment.settled",
+        &unique("PSP-nobody"),
+    )
+    .await
+    .expect(200);
+    api.recorder.on("psp-events");
+    api.api.consume_psp().await;
+    let retried = api
+        .call("POST", &format!("/payments/execute/{}", paid.id), &[], None)
+        .await
+        .expect(200);
+    let new_ref = retried.body["psp_ref"].as_str().unwrap().to_string();
+    let settled = unique("evt");
+    webhook(api, &settled, "payment.settled", &new_ref)
+        .await
+        .expect(200);
+    webhook(api, &unique("evt"), "payment.failed", &new_ref)
+        .await
+        .expect(200);
+    assert_eq!(
+        webhook(api, &settled, "payment.settled", &new_ref)
+            .await
+            .expect(200)
+            .body["status"],
+        "duplicate"
+    );
+    api.recorder.on("psp-events");
+    api.api.consume_psp().await;
+    api.call("GET", &format!("/psp/events/{failed}"), &[], None)
+        .await
+        .expect(200);
 
     // Health touches nothing.
     api.call("GET", "/health", &[], None).await.expect(200);

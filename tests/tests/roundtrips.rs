@@ -1048,3 +1048,137 @@ async fn a_purchase_that_always_conflicts_is_busy_and_debits_nothing() {
     assert_eq!(h.purchases_of(fixture.mandate).await, (1, 1000));
     assert_eq!(h.debits_of(fixture.mandate).await, 1);
 }
+
+/// A webhook receipt: one conditional Put (RECEIVED) and one Update
+/// (QUEUED) around the SQS send. An applied event: the event, the PSP
+/// reference and the payment read (3 GetItem), then ONE transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psp_receipts_and_applied_events_cost_few_round_trips() {
+    const N: u64 = 5;
+    let h = harness().await;
+    let mut payouts = Vec::new();
+    for _ in 0..=N {
+        let e = EscrowSetup::new(&h.api, "10.00").await;
+        h.api
+            .deposit(e.escrow, &unique("k"), "10.00")
+            .await
+            .expect(200);
+        h.api
+            .call(
+                "POST",
+                &format!("/escrows/{}/client-approve", e.escrow),
+                &[],
+                None,
+            )
+            .await
+            .expect(200);
+        let p = h
+            .api
+            .get(&format!("/payments?escrow_id={}", e.escrow))
+            .await
+            .expect(200)
+            .body["items"][0]["psp_ref"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        payouts.push(p);
+    }
+    let send = |kind: &'static str, psp_ref: String| {
+        let api = &h.api;
+        async move {
+            let body = kobatela_tests::psp_body(&unique("evt"), kind, &psp_ref);
+            let headers = kobatela_tests::psp_headers(&body);
+            api.psp_webhook(&kobatela_tests::header_refs(&headers), &body)
+                .await
+                .expect(200);
+        }
+    };
+    // Warm-up: the first failure reserves alert ids.
+    send("payment.failed", payouts[0].clone()).await;
+    h.api.consume_psp().await;
+
+    for kind in ["payment.settled", "payment.failed"] {
+        let refs: Vec<String> = if kind == "payment.settled" {
+            payouts[1..=N as usize].to_vec()
+        } else {
+            // The failures of fresh payouts.
+            let mut fresh = Vec::new();
+            for _ in 0..N {
+                let e = EscrowSetup::new(&h.api, "10.00").await;
+                h.api
+                    .deposit(e.escrow, &unique("k"), "10.00")
+                    .await
+                    .expect(200);
+                h.api
+                    .call(
+                        "POST",
+                        &format!("/escrows/{}/client-approve", e.escrow),
+                        &[],
+                        None,
+                    )
+                    .await
+                    .expect(200);
+                fresh.push(
+                    h.api
+                        .get(&format!("/payments?escrow_id={}", e.escrow))
+                        .await
+                        .expect(200)
+                        .body["items"][0]["psp_ref"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                );
+            }
+            fresh
+        };
+        h.meter.reset();
+        for psp_ref in refs {
+            send(kind, psp_ref).await;
+        }
+        let receipts = h.meter.tally(std::mem::take);
+        println!("{kind} receipts: {:?} for {N}", receipts.executions);
+        assert_eq!(
+            receipts.executions,
+            BTreeMap::from([("PutItem".to_string(), N), (UPDATE.to_string(), N)]),
+            "a receipt: one Put, one Update"
+        );
+        let (received, failed) = h.api.consume_psp().await;
+        assert_eq!((received, failed), (N as usize, 0));
+        let tally = h.meter.tally(std::mem::take);
+        let sizes = item_sizes(&tally, &h.table).await;
+        let priced: u64 = sizes
+            .iter()
+            .flatten()
+            .map(|(_, size)| transactional_wcu(*size))
+            .sum();
+        let index_units = index_units_of(&tally, &h.table).await;
+        println!(
+            "{kind} applied: {:?} for {N}; items per transaction {:?}; write units {:.1} per event, index writes {:.1}",
+            tally.executions,
+            sizes.first().map(|t| t.len()),
+            per(priced, N),
+            per(index_units, N)
+        );
+        assert_eq!(
+            (tally.executions[GET], tally.executions[TRANSACT]),
+            (3 * N, N),
+            "{:?}",
+            tally.executions
+        );
+        assert_eq!(tally.executions.values().sum::<u64>(), 4 * N);
+        // Settled: payment, event, audit, timeline. Failed: + the escrow's
+        // balances and the PAYMENT_FAILED alert.
+        let items = if kind == "payment.settled" { 4 } else { 6 };
+        assert!(sizes.iter().all(|t| t.len() == items), "{sizes:?}");
+        assert_eq!(
+            priced,
+            2 * items as u64 * N,
+            "every item under 1 KiB: {sizes:?}"
+        );
+    }
+    // The event items themselves are small: a receipt's Put and Update are
+    // 1 WCU each.
+    for item in h.table.items_with_prefix("PSP_EVENT#").await {
+        assert!(item_size(&item) < 1024, "{item:?}");
+    }
+}

@@ -20,6 +20,7 @@
 //! | deadline-missed guard | `DEADLINE_MISSED#{escrow}`        | `GUARD`         |
 //! | payment             | `PAYMENT#{id}`                      | `PAYMENT`       |
 //! | PSP reference       | `PSP_REF#{psp_ref}`                 | `PSP_REF`       |
+//! | PSP webhook event   | `PSP_EVENT#{sha256 hex of event id}` | `PSP_EVENT`    |
 //! | alert               | `ALERT#{type}#{sha256 hex of cause}` | `ALERT`        |
 //! | allowlist entry     | `ALLOWLIST#{owner}`                 | `RECIPIENT#{id}` |
 //! | certification       | `CERTIFIED#{user}`                  | `CERTIFIED`     |
@@ -306,6 +307,19 @@ pub fn payment(id: Id) -> Key {
 /// Points from the reference the PSP echoes to its payment.
 pub fn psp_ref(psp_ref: &str) -> Key {
     Key::new(format!("PSP_REF#{psp_ref}"), "PSP_REF")
+}
+
+/// One PSP webhook event, by the SHA-256 of its id (a PSP's id may be any
+/// text: the key stays short and of one shape).
+pub fn psp_event(event_id: &str) -> Key {
+    use sha2::{Digest, Sha256};
+    Key::new(
+        format!(
+            "PSP_EVENT#{}",
+            hex::encode(Sha256::digest(event_id.as_bytes()))
+        ),
+        "PSP_EVENT",
+    )
 }
 
 pub fn client_partition(client: Id) -> String {
