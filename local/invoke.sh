@@ -10,9 +10,11 @@
 #                                     (part of make test)
 #
 # The stack: the emulator of a running `make dev` (KOBATELA_MOTO_PORT, default
-# 5005) with its table and pepper, else a fresh emulator stopped at exit. The
-# API key placeholder of HTTP events is replaced by a new admin key made with
-# `kobatela-local create-admin-key`.
+# 5005) with its table, pepper and webhook secret, else a fresh emulator
+# stopped at exit. The API key placeholder of HTTP events is replaced by a new
+# admin key made with `kobatela-local create-admin-key`; a webhook event is
+# signed now with the webhook secret (its `psp_ref` placeholder becomes
+# KOBATELA_INVOKE_PSP_REF, default PSP-invoke).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=local/stack.sh
@@ -34,6 +36,8 @@ SMOKE=(
     "transactions events/transactions/43-transactions-list.json"
     "alerts events/alerts/34-audit-alerts.json"
     "mandate-expiry events/mandate-expiry/17-mandate-expiry-scheduled.json"
+    "psp-webhook events/psp-webhook/35-psp-webhook-payment-failed.json"
+    "psp-events events/psp-events/36-psp-events-batch.json"
 )
 
 usage() {
@@ -63,13 +67,19 @@ use_stack() {
         if [[ -z "${KOBATELA_API_KEY_PEPPER:-}" && -s "$KOB_STATE/pepper" ]]; then
             KOBATELA_API_KEY_PEPPER="$(<"$KOB_STATE/pepper")"
         fi
+        if [[ -z "${KOBATELA_PSP_WEBHOOK_SECRET:-}" && -s "$KOB_STATE/psp-webhook-secret" ]]; then
+            KOBATELA_PSP_WEBHOOK_SECRET="$(<"$KOB_STATE/psp-webhook-secret")"
+        fi
     else
         port="$(free_port)"
         start_moto "$port"
         export KOBATELA_TABLE="kobatela-invoke"
     fi
     KOBATELA_API_KEY_PEPPER="${KOBATELA_API_KEY_PEPPER:-$(random_hex 32)}"
-    export KOBATELA_API_KEY_PEPPER
+    KOBATELA_PSP_WEBHOOK_SECRET="${KOBATELA_PSP_WEBHOOK_SECRET:-$(random_hex 32)}"
+    # The queue local/bootstrap.py creates, as moto names its URLs.
+    KOBATELA_PSP_QUEUE_URL="${KOBATELA_PSP_QUEUE_URL:-$AWS_ENDPOINT_URL/123456789012/kobatela-psp-events}"
+    export KOBATELA_API_KEY_PEPPER KOBATELA_PSP_WEBHOOK_SECRET KOBATELA_PSP_QUEUE_URL
     export RUST_LOG="${RUST_LOG:-warn}"
 }
 
@@ -98,11 +108,30 @@ start_watch() {
     done
 }
 
-# Invokes FUNCTION with EVENT (the key placeholder replaced); prints the answer.
+# EVENT as it must be sent now: the API key in place of its placeholder, a
+# webhook's body signed with the current time.
+prepare() {
+    KOB_KEY="$2" KOB_REF="${KOBATELA_INVOKE_PSP_REF:-PSP-invoke}" "$KOB_PY" -c '
+import hashlib, hmac, json, os, sys, time
+event = json.load(open(sys.argv[1]))
+headers = event.get("headers", {})
+if "authorization" in headers:
+    headers["authorization"] = "Bearer " + os.environ["KOB_KEY"]
+if headers.get("x-psp-signature") == "REPLACE_WITH_HMAC_SHA256_HEX":
+    body = event["body"].replace("REPLACE_WITH_PSP_REF", os.environ["KOB_REF"])
+    ts = str(int(time.time()))
+    secret = os.environ["KOBATELA_PSP_WEBHOOK_SECRET"].encode()
+    headers["x-psp-timestamp"] = ts
+    headers["x-psp-signature"] = hmac.new(secret, f"{ts}.{body}".encode(), hashlib.sha256).hexdigest()
+    event["body"] = body
+json.dump(event, sys.stdout)' "$1"
+}
+
+# Invokes FUNCTION with EVENT (prepared as above); prints the answer.
 invoke() {
     local function=$1 event=$2 key=$3 payload
     payload="$(mktemp)"
-    sed "s/REPLACE_WITH_AN_API_KEY/$key/" "$event" >"$payload"
+    prepare "$event" "$key" >"$payload"
     # The first invocation of a function builds it: allow for that.
     timeout "$WATCH_TIMEOUT" cargo lambda invoke "$function" \
         --invoke-address 127.0.0.1 --invoke-port "$WATCH_PORT" \
@@ -110,13 +139,19 @@ invoke() {
     rm -f "$payload"
 }
 
-# The status an answer carries: an HTTP function's statusCode, or 200 for a
-# scheduled function's JSON result.
+# The status an answer carries: an HTTP function's statusCode; for the queue
+# consumer 200 unless it reported a message as failed; 200 for the schedule's
+# JSON result.
 status_of() {
     "$KOB_PY" -c '
 import json, sys
 answer = json.loads(sys.stdin.read())
-print(answer.get("statusCode", 200) if isinstance(answer, dict) else 200)'
+if not isinstance(answer, dict):
+    print(200)
+elif answer.get("batchItemFailures"):
+    print(500)
+else:
+    print(answer.get("statusCode", 200))'
 }
 
 main() {

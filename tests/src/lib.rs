@@ -999,6 +999,36 @@ pub fn header_refs(headers: &[(String, String)]) -> Vec<(&str, &str)> {
         .collect()
 }
 
+/// A correctly signed PSP event `kind` for `psp_ref`, sent as the PSP does.
+pub async fn send_psp_event(event_id: &str, kind: &str, psp_ref: &str) -> Reply {
+    let body = psp_body(event_id, kind, psp_ref);
+    let headers = psp_headers(&body);
+    Api::anonymous()
+        .psp_webhook(&header_refs(&headers), &body)
+        .await
+}
+
+/// `GET /psp/events/{id}` until the local consumer has processed the event
+/// (bounded: 30 s), as a client would wait for it.
+pub async fn psp_processed(admin: &Api, event_id: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let reply = admin
+            .get(&format!("/psp/events/{event_id}"))
+            .await
+            .expect(200);
+        if reply.body["status"] != "QUEUED" {
+            return reply.body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "event {event_id} not processed within 30 s: {}",
+            reply.text
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 impl Api {
     /// `POST /psp/webhook` as the PSP sends it (no API key).
     pub async fn psp_webhook(&self, headers: &[(&str, &str)], body: &str) -> Reply {

@@ -10,11 +10,11 @@
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use kobatela_tests::{
     faults::{Fault, Faults, Wire},
-    header_refs, psp_body, psp_headers, psp_previous_secret, psp_secret, psp_sign, unique,
-    unix_now, user_key, Api, EscrowSetup, InProcess, Reply, Table,
+    header_refs, psp_body, psp_headers, psp_previous_secret, psp_processed as processed,
+    psp_secret, psp_sign, send_psp_event as send_event, unique, unix_now, user_key, Api,
+    EscrowSetup, InProcess, Reply, Table,
 };
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
 
 /// An escrow of `total`, funded and approved: one PAYOUT, SENT.
 async fn payout(admin: &Api, total: &str) -> (EscrowSetup, Value) {
@@ -35,34 +35,6 @@ async fn payout(admin: &Api, total: &str) -> (EscrowSetup, Value) {
         .clone();
     assert_eq!(payment["status"], "SENT");
     (e, payment)
-}
-
-async fn send_event(event_id: &str, kind: &str, psp_ref: &str) -> Reply {
-    let body = psp_body(event_id, kind, psp_ref);
-    let headers = psp_headers(&body);
-    Api::anonymous()
-        .psp_webhook(&header_refs(&headers), &body)
-        .await
-}
-
-/// `GET /psp/events/{id}` until the consumer has processed it (bounded).
-async fn processed(admin: &Api, event_id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let reply = admin
-            .get(&format!("/psp/events/{event_id}"))
-            .await
-            .expect(200);
-        if reply.body["status"] != "QUEUED" {
-            return reply.body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "event {event_id} not processed within 30 s: {}",
-            reply.text
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn payment(admin: &Api, id: u64) -> Value {

@@ -28,7 +28,7 @@ use crate::{
         escrow::Escrow,
         ids::Id,
         money::{Amount, Money},
-        payment::Payee,
+        payment::{Payee, Payment, PaymentTransition},
         spend::{authorize_spend, utc_day, PayeeView, SpendDecision, SpendRequest, UsagePayee},
         time::Timestamp,
     },
@@ -359,6 +359,35 @@ impl Store {
             }
             Err(e) => Err(e.unexpected()),
         }
+    }
+
+    /// A USAGE_SPEND payment's effect on its payee's total when the PSP fails
+    /// it (the amount back) or it is sent again (the amount out again, with
+    /// no limit check: it is the same spend, not a new one). Nothing for
+    /// other payments.
+    pub(crate) fn payee_total_shift(
+        &self,
+        payment: &Payment,
+        transition: PaymentTransition,
+    ) -> Option<TransactWriteItem> {
+        let Payee::Ref { payee_ref } = &payment.payee else {
+            return None;
+        };
+        let amount = payment.amount.minor_units();
+        let update = Update::builder()
+            .set_key(Some(key_item(&keys::payee(payment.escrow_id, payee_ref))))
+            .update_expression("SET spent_total_cents = spent_total_cents + :shift");
+        let update = match transition {
+            PaymentTransition::Failed => update
+                .condition_expression("spent_total_cents >= :amount")
+                .expression_attribute_values(":shift", n(-amount))
+                .expression_attribute_values(":amount", n(amount)),
+            PaymentTransition::Sent => update
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":shift", n(amount)),
+            PaymentTransition::Settled => return None,
+        };
+        Some(self.update(update))
     }
 
     /// The payee's counters after a spend of `amount`, conditional on what

@@ -17,7 +17,6 @@ use super::{
     items::{key_item, n, s, to_item, values, Item},
     keys,
     list::{Filters, Listed, Page, PageRequest},
-    transact::Backoff,
     Store,
 };
 use crate::{
@@ -268,18 +267,10 @@ impl Store {
         extra: impl Fn(&Escrow, Timestamp) -> Result<Vec<TransactWriteItem>, AppError>,
         actor: &Actor,
     ) -> Result<(Escrow, Payment), AppError> {
-        let mut backoff = Backoff::new(Backoff::ATTEMPTS);
-        loop {
-            match self.try_pay_milestone(id, idx, &extra, actor).await {
-                Ok(Some(done)) => return Ok(done),
-                Ok(None) => {}
-                Err(e) if e.is_busy() => {}
-                Err(e) => return Err(e),
-            }
-            if !backoff.wait().await {
-                return Err(AppError::busy());
-            }
-        }
+        self.until_settled("pay a milestone", AppError::busy, || {
+            self.try_pay_milestone(id, idx, &extra, actor)
+        })
+        .await
     }
 
     async fn try_pay_milestone(
@@ -466,6 +457,9 @@ impl Store {
         )];
         if transition == PaymentTransition::Failed {
             items.push(self.balance_move(payment, transition, now));
+            // A failed spend gives its amount back to the payee's total
+            // (not to the day's counter).
+            items.extend(self.payee_total_shift(payment, transition));
             if let Some(milestone_id) = payment.milestone_id {
                 let escrow = self
                     .escrow(payment.escrow_id)
@@ -557,19 +551,10 @@ impl Store {
     /// money being there. SENT or SETTLED: answered unchanged. Racing
     /// executes: one wins, the others read SENT and answer it unchanged.
     pub async fn execute_payment(&self, id: Id, actor: &Actor) -> Result<Payment, AppError> {
-        let mut backoff = Backoff::new(Backoff::ATTEMPTS);
-        loop {
-            match self.try_execute_payment(id, actor).await {
-                Ok(Some(payment)) => return Ok(payment),
-                Ok(None) => {}
-                Err(e) if e.is_busy() => {}
-                Err(e) => return Err(e),
-            }
-            if !backoff.wait().await {
-                tracing::warn!(payment = %id, "execute gave up: busy");
-                return Err(AppError::busy());
-            }
-        }
+        self.until_settled("execute a payment", AppError::busy, || {
+            self.try_execute_payment(id, actor)
+        })
+        .await
     }
 
     async fn try_execute_payment(
@@ -634,6 +619,7 @@ impl Store {
             ),
             self.balance_move(&payment, PaymentTransition::Sent, now),
         ];
+        items.extend(self.payee_total_shift(&payment, PaymentTransition::Sent));
         let mut pointer: Item = key_item(&keys::psp_ref(&psp_ref));
         pointer.insert("payment_id".into(), n(id));
         items.push(self.put_new(pointer));
