@@ -4,10 +4,13 @@
 //!
 //!   kobatela-local                     serve on KOBATELA_LOCAL_ADDR
 //!   kobatela-local create-admin-key N  create an admin key named N, print it once
+//!   kobatela-local photo --lat L --lng G --out F
+//!                                      write a JPEG with fresh EXIF (now, at L,G) to F
 
 mod admin;
+mod photo;
 
-use kobatela_local::routes;
+use kobatela_local::all_routes;
 
 use shared::SharedState;
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
@@ -29,7 +32,11 @@ async fn main() -> ExitCode {
     {
         [] => serve().await,
         ["create-admin-key", name] => admin::create(name).await,
-        _ => Err("usage: kobatela-local [create-admin-key NAME]".to_string()),
+        ["photo", rest @ ..] => photo::write(rest),
+        _ => Err(
+            "usage: kobatela-local [create-admin-key NAME | photo --lat L --lng G --out FILE]"
+                .to_string(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -61,6 +68,7 @@ async fn serve() -> Result<(), String> {
     }
     let state = admin::state_with_table().await?;
     admin::ensure_admin_key(&state).await?;
+    let blob = kobatela_local::local_blob().await;
 
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         format!("cannot listen on {addr}: {e} (is another kobatela-local running?)")
@@ -70,7 +78,7 @@ async fn serve() -> Result<(), String> {
         Duration::from_secs(sweep_every),
     ));
     println!("kobatela-local listening on http://{addr}");
-    axum::serve(listener, shared::http::app(routes(&state)))
+    axum::serve(listener, shared::http::app(all_routes(&state, &blob)))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| format!("server failed: {e}"))?;

@@ -173,7 +173,11 @@ impl Blob {
         };
         let mut body = output.body;
         let mut bytes = Vec::new();
-        while let Some(chunk) = body.try_next().await.map_err(|e| s3_error("read object", e))? {
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| s3_error("read object", e))?
+        {
             let room = (limit as usize).saturating_sub(bytes.len());
             let take = chunk.len().min(room);
             bytes.extend_from_slice(&chunk[..take]);

@@ -566,6 +566,8 @@ pub fn cents_of(items: &[HashMap<String, AttributeValue>]) -> i64 {
 /// runs, or to see every DynamoDB call.
 pub struct InProcess {
     pub state: shared::SharedState,
+    /// The proof bucket of the local stack (its `bytes_read` counts reads).
+    pub blob: shared::blob::Blob,
     pub table: String,
     pub admin_key: String,
     app: axum::Router,
@@ -612,9 +614,11 @@ impl InProcess {
             .create_api_key(new, &shared::store::audit::Actor::System)
             .await
             .expect("admin key created");
-        let app = shared::http::app(kobatela_local::routes(&state));
+        let blob = kobatela_local::local_blob().await;
+        let app = shared::http::app(kobatela_local::all_routes(&state, &blob));
         InProcess {
             state,
+            blob,
             table,
             admin_key,
             app,

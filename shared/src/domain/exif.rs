@@ -417,8 +417,16 @@ mod tests {
         let evidence = read_evidence_as("image/jpeg", &bytes).unwrap();
         assert_eq!(evidence.taken_at, Some(at("2029-06-01T11:58:30Z")));
         let position = evidence.position.unwrap();
-        assert!((position.lat() - 14.6937).abs() < 1e-5, "{}", position.lat());
-        assert!((position.lng() + 17.4441).abs() < 1e-5, "{}", position.lng());
+        assert!(
+            (position.lat() - 14.6937).abs() < 1e-5,
+            "{}",
+            position.lat()
+        );
+        assert!(
+            (position.lng() + 17.4441).abs() < 1e-5,
+            "{}",
+            position.lng()
+        );
         let without = read_evidence(&gps_photo("2029:06:01", (0, 0, 0), None)).unwrap();
         assert_eq!(without.position, None);
     }

@@ -112,9 +112,21 @@ mod tests {
         use ProofStatus::*;
         assert_eq!(decide_proof(Pending, Approve), Ok(DecisionOutcome::Apply));
         assert_eq!(decide_proof(Pending, Reject), Ok(DecisionOutcome::Apply));
-        assert_eq!(decide_proof(Approved, Approve), Ok(DecisionOutcome::Unchanged));
-        assert_eq!(decide_proof(Rejected, Reject), Ok(DecisionOutcome::Unchanged));
-        assert_eq!(decide_proof(Approved, Reject), Err(ErrorCode::ProofAlreadyApproved));
-        assert_eq!(decide_proof(Rejected, Approve), Err(ErrorCode::ProofAlreadyRejected));
+        assert_eq!(
+            decide_proof(Approved, Approve),
+            Ok(DecisionOutcome::Unchanged)
+        );
+        assert_eq!(
+            decide_proof(Rejected, Reject),
+            Ok(DecisionOutcome::Unchanged)
+        );
+        assert_eq!(
+            decide_proof(Approved, Reject),
+            Err(ErrorCode::ProofAlreadyApproved)
+        );
+        assert_eq!(
+            decide_proof(Rejected, Approve),
+            Err(ErrorCode::ProofAlreadyRejected)
+        );
     }
 }

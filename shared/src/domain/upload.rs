@@ -89,7 +89,11 @@ pub fn read_limit(declared_length: u64) -> u64 {
 /// Checks the bytes read back against the declaration: the exact length and
 /// the SHA-256 computed here (a stored checksum is never trusted). Anything
 /// else is 422 `PROOF_HASH_MISMATCH`.
-pub fn check_bytes(declared_length: u64, declared_sha256: &str, bytes: &[u8]) -> Result<(), ErrorCode> {
+pub fn check_bytes(
+    declared_length: u64,
+    declared_sha256: &str,
+    bytes: &[u8],
+) -> Result<(), ErrorCode> {
     if bytes.len() as u64 != declared_length {
         return Err(ErrorCode::ProofHashMismatch);
     }
@@ -104,7 +108,11 @@ fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -164,9 +172,18 @@ mod tests {
     fn bytes_must_be_exactly_what_was_declared() {
         let hex = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
         assert_eq!(check_bytes(3, hex, b"abc"), Ok(()));
-        assert_eq!(check_bytes(3, hex, b"abd"), Err(ErrorCode::ProofHashMismatch));
-        assert_eq!(check_bytes(3, hex, b"abcd"), Err(ErrorCode::ProofHashMismatch));
-        assert_eq!(check_bytes(4, hex, b"abc"), Err(ErrorCode::ProofHashMismatch));
+        assert_eq!(
+            check_bytes(3, hex, b"abd"),
+            Err(ErrorCode::ProofHashMismatch)
+        );
+        assert_eq!(
+            check_bytes(3, hex, b"abcd"),
+            Err(ErrorCode::ProofHashMismatch)
+        );
+        assert_eq!(
+            check_bytes(4, hex, b"abc"),
+            Err(ErrorCode::ProofHashMismatch)
+        );
         assert_eq!(read_limit(3), 4);
     }
 }

@@ -34,6 +34,7 @@ pub const ESCROW: &str = "escrow";
 pub const MILESTONE: &str = "milestone";
 pub const PAYMENT: &str = "payment";
 pub const ALERT: &str = "alert";
+pub const PROOF: &str = "proof";
 
 impl Store {
     /// The next id of `kind`: from the reserved block, or a new block.

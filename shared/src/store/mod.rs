@@ -14,6 +14,7 @@ pub mod keys;
 pub mod list;
 pub mod mandates;
 pub mod payments;
+pub mod proofs;
 pub mod purchases;
 pub mod read;
 pub mod retry;
