@@ -8,6 +8,7 @@
 //! `AWS_ENDPOINT_URL` and the dummy AWS credentials.
 
 pub mod faults;
+pub mod photos;
 
 use aws_sdk_dynamodb::{operation::scan::builders::ScanFluentBuilder, types::AttributeValue};
 use reqwest::{header::HeaderMap, Method, StatusCode};

@@ -6,42 +6,24 @@
 //! The emulator checks neither presigned signatures nor checksums, so a test
 //! can PUT other bytes than declared: the server must notice by itself.
 
-use kobatela_tests::{escrow_money, unique, user_key, Api, EscrowSetup, Reply, Table};
+use kobatela_tests::{
+    escrow_money,
+    photos::{photo, put_presigned, sha256_hex, unique_bytes},
+    unique, user_key, Api, EscrowSetup, Reply, Table,
+};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
-use shared::domain::exif::builder::{gps_photo, jpeg_without_exif};
+use shared::domain::exif::builder::jpeg_without_exif;
 
 /// A milestone site (Dakar).
 const SITE: (f64, f64) = (14.6937, -17.4441);
 
-/// A JPEG taken `ago` seconds before now (negative: in the future), at
-/// `position`.
-fn photo(ago: i64, position: Option<(f64, f64)>) -> Vec<u8> {
-    let at = chrono::Utc::now() - chrono::TimeDelta::seconds(ago);
-    use chrono::{Datelike, Timelike};
-    let date = format!("{:04}:{:02}:{:02}", at.year(), at.month(), at.day());
-    gps_photo(&date, (at.hour(), at.minute(), at.second()), position)
-}
-
-/// A fresh photo at the site, made unique (so its SHA-256 is new) by a
-/// comment segment.
+/// A fresh photo at the site, made unique (so its SHA-256 is new).
 fn fresh_photo() -> Vec<u8> {
     unique_bytes(photo(30, Some(SITE)))
 }
 
-/// Appends a JPEG comment segment with a random text before EOI.
-fn unique_bytes(mut jpeg: Vec<u8>) -> Vec<u8> {
-    let tag = uuid::Uuid::new_v4().simple().to_string();
-    let eoi = jpeg.split_off(jpeg.len() - 2);
-    jpeg.extend([0xff, 0xfe]);
-    jpeg.extend(((tag.len() + 2) as u16).to_be_bytes());
-    jpeg.extend(tag.as_bytes());
-    jpeg.extend(eoi);
-    jpeg
-}
-
 fn sha(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
+    sha256_hex(bytes)
 }
 
 /// A funded escrow of the given milestones, with its parties' user keys.
@@ -165,24 +147,8 @@ impl Site {
     }
 }
 
-/// PUTs `bytes` to the presigned URL with the returned headers (all of them,
-/// or all but content-length, to send another length than declared).
 async fn put(upload: &Reply, bytes: Vec<u8>, with_length: bool) -> u16 {
-    assert_eq!(upload.body["method"], "PUT");
-    let mut request = reqwest::Client::new().put(upload.body["url"].as_str().unwrap());
-    for (name, value) in upload.body["headers"].as_object().unwrap() {
-        if !with_length && name.eq_ignore_ascii_case("content-length") {
-            continue;
-        }
-        request = request.header(name.as_str(), value.as_str().unwrap());
-    }
-    request
-        .body(bytes)
-        .send()
-        .await
-        .expect("the emulator answers")
-        .status()
-        .as_u16()
+    put_presigned(&upload.body, bytes, with_length).await
 }
 
 #[tokio::test]
