@@ -31,7 +31,7 @@ pub fn write(args: &[&str]) -> Result<(), String> {
     let bytes = gps_photo(&date, (now.hour(), now.minute(), now.second()), position);
     std::fs::write(&out, &bytes).map_err(|e| format!("cannot write {out}: {e}"))?;
     println!(
-        "{out}: {} bytes, taken {} UTC",
+        "{out}: {} bytes, taken {}",
         bytes.len(),
         now.format("%Y-%m-%dT%H:%M:%SZ")
     );

@@ -236,6 +236,11 @@ async fn proofs_a_fresh_photo_in_the_fence_is_approved_and_paid() {
         .iter()
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
+    // The proof's events follow the payout's, written in the same instant.
+    assert_eq!(
+        kinds[kinds.len() - 3..],
+        ["PAYMENT_SENT", "PROOF_SUBMITTED", "PROOF_APPROVED"]
+    );
     for kind in ["PROOF_SUBMITTED", "PROOF_APPROVED", "PAYMENT_SENT"] {
         assert_eq!(
             kinds.iter().filter(|k| **k == kind).count(),

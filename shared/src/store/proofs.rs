@@ -46,6 +46,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Mutex;
 
+/// A payout writes at most this many audit entries and events (its trail
+/// numbers them from 1): a proof's entries in the same transaction come after.
+const PAYOUT_ENTRIES: u8 = 10;
+
 /// What `POST /proofs/uploads` prepared, remembered for `POST /proofs`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Upload {
@@ -365,42 +369,6 @@ impl Store {
         }
     }
 
-    fn new_proof(
-        &self,
-        id: Id,
-        new: &NewProof,
-        escrow: &Escrow,
-        status: ProofStatus,
-        review_reason: Option<&str>,
-        evidence: Option<Value>,
-        now: Timestamp,
-    ) -> Result<Proof, AppError> {
-        let milestone = escrow
-            .milestones
-            .iter()
-            .find(|m| m.idx == new.milestone_idx)
-            .ok_or_else(|| target_refusal(ErrorCode::MilestoneNotFound))?;
-        Ok(Proof {
-            id,
-            escrow_id: escrow.id,
-            milestone_id: milestone.id,
-            milestone_idx: milestone.idx,
-            kind: new.kind.clone(),
-            storage_url: new.storage_url.clone(),
-            sha256: new.sha256.clone(),
-            content_type: new.content_type.clone(),
-            size: new.size,
-            metadata: new.metadata.clone(),
-            evidence,
-            status,
-            review_reason: review_reason.map(str::to_string),
-            decided_by: (status == ProofStatus::Approved).then(|| Actor::System.to_string()),
-            decision_note: None,
-            created_at: now,
-            updated_at: now,
-        })
-    }
-
     /// The proof, its file's guard, and the `SUBMIT_PROOF` audit entry and
     /// `PROOF_SUBMITTED` event; `approved` adds `APPROVE_PROOF` and
     /// `PROOF_APPROVED`. Guard at index 1.
@@ -508,7 +476,7 @@ impl Store {
         check_proof_target(escrow.status, &escrow.slots(), new.milestone_idx)
             .map_err(target_refusal)?;
         let now = Timestamp::now();
-        let proof = self.new_proof(
+        let proof = new_proof(
             id,
             new,
             &escrow,
@@ -549,7 +517,7 @@ impl Store {
         let extra = |escrow: &Escrow, now: Timestamp| {
             check_proof_target(escrow.status, &escrow.slots(), new.milestone_idx)
                 .map_err(target_refusal)?;
-            let proof = self.new_proof(
+            let proof = new_proof(
                 id,
                 new,
                 escrow,
@@ -558,7 +526,8 @@ impl Store {
                 Some(evidence.clone()),
                 now,
             )?;
-            let mut trail = Trail::new(escrow.id, actor, now);
+            // After the payout's own audit entry and events.
+            let mut trail = Trail::new(escrow.id, actor, now).after(PAYOUT_ENTRIES);
             let mut items = self.proof_items(&proof, new, escrow, &mut trail)?;
             if !pays_last_milestone(&escrow.slots(), new.milestone_idx) {
                 items.extend(self.earlier_paid(escrow, new.milestone_idx));
@@ -671,7 +640,7 @@ impl Store {
                 return Err(target_refusal(ErrorCode::MilestoneNotWaiting));
             }
             let data = serde_json::json!({"proof_id": proof.id, "note": note, "auto": false});
-            let mut trail = Trail::new(escrow.id, actor, now);
+            let mut trail = Trail::new(escrow.id, actor, now).after(PAYOUT_ENTRIES);
             let mut items = vec![
                 self.decided_update(proof, ProofStatus::Approved, &note, actor, now),
                 trail.audit(
@@ -751,4 +720,39 @@ impl Store {
             Err(e) => Err(e.unexpected()),
         }
     }
+}
+
+fn new_proof(
+    id: Id,
+    new: &NewProof,
+    escrow: &Escrow,
+    status: ProofStatus,
+    review_reason: Option<&str>,
+    evidence: Option<Value>,
+    now: Timestamp,
+) -> Result<Proof, AppError> {
+    let milestone = escrow
+        .milestones
+        .iter()
+        .find(|m| m.idx == new.milestone_idx)
+        .ok_or_else(|| target_refusal(ErrorCode::MilestoneNotFound))?;
+    Ok(Proof {
+        id,
+        escrow_id: escrow.id,
+        milestone_id: milestone.id,
+        milestone_idx: milestone.idx,
+        kind: new.kind.clone(),
+        storage_url: new.storage_url.clone(),
+        sha256: new.sha256.clone(),
+        content_type: new.content_type.clone(),
+        size: new.size,
+        metadata: new.metadata.clone(),
+        evidence,
+        status,
+        review_reason: review_reason.map(str::to_string),
+        decided_by: (status == ProofStatus::Approved).then(|| Actor::System.to_string()),
+        decision_note: None,
+        created_at: now,
+        updated_at: now,
+    })
 }
