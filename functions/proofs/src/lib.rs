@@ -110,6 +110,11 @@ fn provider_escrow(caller: &Principal, escrow: Option<Escrow>) -> Result<Escrow,
     Ok(escrow)
 }
 
+/// The escrow, read again while DynamoDB is busy (bounded, then 503).
+async fn read_escrow(store: &shared::store::Store, id: Id) -> Result<Option<Escrow>, AppError> {
+    store.retry_busy("read escrow", || store.escrow(id)).await
+}
+
 fn milestone_of(escrow: &Escrow, idx: u32) -> Result<&Milestone, AppError> {
     escrow
         .milestones
@@ -142,7 +147,10 @@ async fn prepare_upload(
         f.finish(|| Some((escrow_id?, idx?, content_type?, length?, sha256?)))?;
 
     let store = &state.app.store;
-    let (escrow, taken) = tokio::join!(store.escrow(escrow_id), store.proof_hash_taken(&sha256));
+    let (escrow, taken) = tokio::join!(
+        read_escrow(store, escrow_id),
+        store.proof_hash_taken(&sha256)
+    );
     let escrow = provider_escrow(&caller, escrow?)?;
     milestone_target(&escrow, idx)?;
     if taken? {
@@ -240,8 +248,10 @@ async fn submit(
             f.finish(|| Some((escrow_id?, idx?, kind?, metadata?, storage_url?, sha256?)))?;
         let sha256 = sha256.trim().to_ascii_lowercase();
         let store = &state.app.store;
-        let (escrow, taken) =
-            tokio::join!(store.escrow(escrow_id), store.proof_hash_taken(&sha256));
+        let (escrow, taken) = tokio::join!(
+            read_escrow(store, escrow_id),
+            store.proof_hash_taken(&sha256)
+        );
         let escrow = provider_escrow(&caller, escrow?)?;
         milestone_target(&escrow, idx)?;
         if taken? {
@@ -295,7 +305,7 @@ async fn submit_upload(
         ));
     }
     let (escrow, taken) = tokio::join!(
-        store.escrow(escrow_id),
+        read_escrow(store, escrow_id),
         store.proof_hash_taken(&upload.sha256)
     );
     let escrow = provider_escrow(caller, escrow?)?;
