@@ -9,10 +9,10 @@ SHELL := /bin/bash
 SUBMAKE := $(MAKE) --no-print-directory
 ENSURE_VENV := bash -c 'set -euo pipefail; source local/stack.sh; ensure_venv'
 CARGO_LAMBDA_VERSION := 1.9.2
-LAMBDA_FUNCTIONS := health users apikeys mandates spend escrows payments transactions alerts mandate-expiry psp-webhook psp-events
+LAMBDA_FUNCTIONS := health users apikeys mandates spend escrows proofs payments transactions alerts mandate-expiry psp-webhook psp-events
 
 .PHONY: help dev test fmt-check clippy unit cfn-lint integration lint build \
-	build-lambda lambda-check invoke invoke-smoke bench moto-selftest venv clean
+	build-lambda lambda-check invoke invoke-smoke bench moto-selftest venv clean photo
 
 help:
 	@echo 'Kobatela: local development and tests'
@@ -41,12 +41,20 @@ help:
 	@echo '  make moto-selftest  check the emulator: bootstrap resources and atomic concurrent transactions'
 	@echo '  make venv           create .venv (pinned moto[server] and cfn-lint)'
 	@echo '  make clean          cargo clean and remove .local-state (keeps .venv)'
+	@echo '  make photo          a JPEG with fresh EXIF (now) at LAT,LNG in OUT (default photo.jpg),'
+	@echo '                      for trying POST /proofs by hand: make photo LAT=14.6928 LNG=-17.4467'
 	@echo ''
 	@echo 'make dev honours KOBATELA_LOCAL_ADDR, KOBATELA_MOTO_PORT, KOBATELA_TABLE, KOBATELA_ADMIN_KEY,'
 	@echo 'KOBATELA_API_KEY_PEPPER, KOBATELA_SWEEP_SECONDS and RUST_LOG (see local/dev.sh).'
 
 dev:
 	bash local/dev.sh
+
+LAT ?= 14.6928
+LNG ?= -17.4467
+OUT ?= photo.jpg
+photo:
+	cargo run -q -p kobatela-local -- photo --lat $(LAT) --lng $(LNG) --out $(OUT)
 
 test:
 	$(SUBMAKE) fmt-check

@@ -7,11 +7,14 @@
 //!   kobatela-local ensure-table        create the table if missing (local stack only)
 //!   kobatela-local psp-event --ref PSP-… [--type payment.settled] [--id EVT]
 //!                                      send a correctly signed PSP webhook to the local API
+//!   kobatela-local photo --lat L --lng G --out F
+//!                                      write a JPEG with fresh EXIF (now, at L,G) to F
 
 mod admin;
+mod photo;
 mod psp_event;
 
-use kobatela_local::routes;
+use kobatela_local::all_routes;
 
 use shared::SharedState;
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
@@ -35,8 +38,9 @@ async fn main() -> ExitCode {
         ["create-admin-key", name] => admin::create(name).await,
         ["ensure-table"] => admin::state_with_table().await.map(|_| ()),
         ["psp-event", rest @ ..] => psp_event::send(rest).await,
+        ["photo", rest @ ..] => photo::write(rest),
         _ => Err(
-            "usage: kobatela-local [create-admin-key NAME | ensure-table | psp-event --ref PSP-… [--type T] [--id ID]]"
+            "usage: kobatela-local [create-admin-key NAME | ensure-table | psp-event --ref PSP-… [--type T] [--id ID] | photo --lat L --lng G --out FILE]"
                 .to_string(),
         ),
     };
@@ -72,6 +76,7 @@ async fn serve() -> Result<(), String> {
     admin::ensure_admin_key(&state).await?;
     let queue = kobatela_local::psp::local_queue(&shared::app::sdk_config().await).await?;
     let webhook = kobatela_local::psp::local_webhook(state.store.clone(), queue.clone()).await?;
+    let blob = kobatela_local::local_blob().await;
 
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         format!("cannot listen on {addr}: {e} (is another kobatela-local running?)")
@@ -86,7 +91,7 @@ async fn serve() -> Result<(), String> {
         state.store.clone(),
     ));
     println!("kobatela-local listening on http://{addr}");
-    let app = routes(&state).merge(psp_webhook::router(webhook));
+    let app = all_routes(&state, &blob).merge(psp_webhook::router(webhook));
     axum::serve(listener, shared::http::app(app))
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -5,6 +5,8 @@
 
 pub mod app;
 pub mod auth;
+#[cfg(feature = "blob")]
+pub mod blob;
 pub mod config;
 pub mod domain;
 pub mod error;

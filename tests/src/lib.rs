@@ -8,6 +8,7 @@
 //! `AWS_ENDPOINT_URL` and the dummy AWS credentials.
 
 pub mod faults;
+pub mod photos;
 
 use aws_sdk_dynamodb::{operation::scan::builders::ScanFluentBuilder, types::AttributeValue};
 use reqwest::{header::HeaderMap, Method, StatusCode};
@@ -566,6 +567,8 @@ pub fn cents_of(items: &[HashMap<String, AttributeValue>]) -> i64 {
 /// runs, or to see every DynamoDB call.
 pub struct InProcess {
     pub state: shared::SharedState,
+    /// The proof bucket of the local stack (its `bytes_read` counts reads).
+    pub blob: shared::blob::Blob,
     pub table: String,
     pub admin_key: String,
     /// The PSP webhook's state: its own queue (`table`'s name) in the
@@ -649,11 +652,13 @@ impl InProcess {
                     .as_ref(),
             ),
         );
+        let blob = kobatela_local::local_blob().await;
         let app = shared::http::app(
-            kobatela_local::routes(&state).merge(psp_webhook::router(webhook.clone())),
+            kobatela_local::all_routes(&state, &blob).merge(psp_webhook::router(webhook.clone())),
         );
         InProcess {
             state,
+            blob,
             table,
             admin_key,
             webhook,

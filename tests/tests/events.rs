@@ -36,6 +36,7 @@ const FUNCTIONS: &[&str] = &[
     "mandates",
     "spend",
     "escrows",
+    "proofs",
     "payments",
     "alerts",
     "transactions",
@@ -553,6 +554,68 @@ fn expectations() -> Vec<Expected> {
                 assert_eq!(b["status"], "SENT");
             },
         },
+        Expected {
+            file: "49-escrows-create-for-proofs.json",
+            outcome: Outcome::Status(201),
+            check: |b| {
+                assert_eq!(id(b), 3);
+                assert_eq!(b["milestones"][0]["proof_type"], "PHOTO");
+                assert_eq!(b["milestones"][0]["geofence"]["radius_m"], 300.0);
+            },
+        },
+        Expected {
+            file: "50-escrows-deposit-for-proofs.json",
+            outcome: Outcome::Status(200),
+            check: |b| assert_eq!(b["status"], "FUNDED"),
+        },
+        Expected {
+            file: "51-proofs-upload.json",
+            outcome: Outcome::Status(201),
+            check: |b| {
+                assert_eq!(b["method"], "PUT");
+                let url = b["url"].as_str().unwrap();
+                assert!(url.contains("/uploads/3/1/"), "{url}");
+                assert!(url.contains("X-Amz-Expires=900"), "{url}");
+                assert_eq!(b["headers"]["content-type"], "image/jpeg");
+                assert_eq!(b["headers"]["content-length"], "2048");
+                assert!(b["headers"]["x-amz-checksum-sha256"].as_str().is_some());
+                assert_eq!(b["upload_id"].as_str().unwrap().len(), 32);
+            },
+        },
+        Expected {
+            file: "52-proofs-submit-old-client.json",
+            outcome: Outcome::Status(201),
+            check: |b| {
+                assert_eq!(id(b), 1);
+                assert_eq!(b["status"], "PENDING");
+                assert_eq!(b["review_reason"], "UNVERIFIED_UPLOAD");
+                assert_eq!(b["evidence"], Value::Null);
+                assert_eq!(b["storage_url"], "https://files.example.com/walls.jpg");
+            },
+        },
+        Expected {
+            file: "53-proofs-get.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                assert_eq!(id(b), 1);
+                assert_eq!(b["status"], "PENDING");
+                assert_eq!(
+                    b["download_url"],
+                    Value::Null,
+                    "an old client's file is not ours"
+                );
+            },
+        },
+        Expected {
+            file: "54-proofs-decision.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                assert_eq!(id(b), 1);
+                assert_eq!(b["status"], "APPROVED");
+                assert_eq!(b["decision_note"], "Walls are up");
+                assert_eq!(b["decided_by"], "apikey:1");
+            },
+        },
     ]
 }
 
@@ -824,6 +887,9 @@ fn events_cover_every_route_and_match_the_template() {
     }
 }
 
+/// The proof bucket of the replay (the in-process API's).
+static BLOB: std::sync::OnceLock<shared::blob::Blob> = std::sync::OnceLock::new();
+
 /// The function's whole app, as `run_on_lambda` serves it.
 fn app_of(function: &str, state: &SharedState) -> Router {
     let routes = match function {
@@ -833,6 +899,10 @@ fn app_of(function: &str, state: &SharedState) -> Router {
         "mandates" => mandates::router(state.clone()),
         "spend" => spend::router(state.clone()),
         "escrows" => escrows::router(state.clone()),
+        "proofs" => proofs::router(proofs::ProofsState {
+            app: state.clone(),
+            blob: BLOB.get().expect("the replay sets the bucket").clone(),
+        }),
         "payments" => payments::router(state.clone()),
         "transactions" => transactions::router(state.clone()),
         "alerts" => alerts::router(state.clone()),
@@ -890,6 +960,7 @@ fn with_key(event: &Value, secret: &str) -> String {
 async fn every_event_file_replays_through_its_handler() {
     let api = InProcess::new("events").await;
     let (state, secret) = (&api.state, &api.admin_key);
+    let _ = BLOB.set(api.blob.clone());
     let admin = state
         .store
         .api_key_by_hash(&state.auth.hash(secret))

@@ -25,7 +25,7 @@ use aws_smithy_runtime_api::{
 };
 use aws_smithy_types::config_bag::ConfigBag;
 use kobatela_tests::{
-    faults::operation, unique, AdminApi, EscrowSetup, InProcess, MandateSetup, Reply, Table,
+    faults::operation, photos, unique, AdminApi, EscrowSetup, InProcess, MandateSetup, Reply, Table,
 };
 use serde_json::{json, Value};
 use std::{
@@ -615,6 +615,75 @@ async fn drive(api: &Routed<'_>, table: &Table) {
         .await
         .expect(200);
 
+    // Proofs: an upload, its PUT, an auto-approved proof and its read; an
+    // old client's proof rejected, another approved.
+    let e = EscrowSetup::with(
+        api,
+        json!({"amount_total": "30.00", "milestones": [
+            {"label": "a", "amount": "10.00", "proof_type": "PHOTO"},
+            {"label": "b", "amount": "10.00", "proof_type": "PHOTO"},
+            {"label": "c", "amount": "10.00", "proof_type": "PHOTO"}]}),
+    )
+    .await;
+    api.call(
+        "POST",
+        &format!("/escrows/{}/deposit", e.escrow),
+        &[("idempotency-key", &unique("k"))],
+        Some(json!({"amount": "30.00"})),
+    )
+    .await
+    .expect(200);
+    let bytes = photos::unique_bytes(photos::photo(10, None));
+    let upload = api
+        .call(
+            "POST",
+            "/proofs/uploads",
+            &[],
+            Some(photos::upload_body(e.escrow, 1, "image/jpeg", &bytes)),
+        )
+        .await
+        .expect(201);
+    assert_eq!(photos::put_presigned(&upload.body, bytes, true).await, 200);
+    let approved = api
+        .call(
+            "POST",
+            "/proofs",
+            &[],
+            Some(
+                json!({"escrow_id": e.escrow, "milestone_idx": 1, "type": "PHOTO",
+                        "upload_id": upload.body["upload_id"]}),
+            ),
+        )
+        .await
+        .expect(201);
+    assert_eq!(approved.body["status"], "APPROVED");
+    api.call("GET", &format!("/proofs/{}", approved.id()), &[], None)
+        .await
+        .expect(200);
+    for decision in ["rejected", "approved"] {
+        let old = api
+            .call(
+                "POST",
+                "/proofs",
+                &[],
+                Some(
+                    json!({"escrow_id": e.escrow, "milestone_idx": 2, "type": "PHOTO",
+                            "storage_url": "https://example.com/p.jpg",
+                            "sha256": photos::sha256_hex(unique("old").as_bytes())}),
+                ),
+            )
+            .await
+            .expect(201);
+        api.call(
+            "POST",
+            &format!("/proofs/{}/decision", old.id()),
+            &[],
+            Some(json!({"decision": decision})),
+        )
+        .await
+        .expect(200);
+    }
+
     // Health touches nothing.
     api.call("GET", "/health", &[], None).await.expect(200);
 }
@@ -763,4 +832,71 @@ async fn repeated_unknown_keys_cost_one_read_and_stay_unauthorized() {
     );
     // The admin key still works (a known key is not hurt by the negative cache).
     api.get("/users/1").await.expect(404);
+}
+
+/// The proofs function alone reaches the bucket, and only its two prefixes:
+/// GetObject and PutObject on `uploads/*` (presigned PUTs, the server's read)
+/// and `proofs/*` (the kept copy). Its bucket comes from the template.
+#[test]
+fn only_the_proofs_function_reaches_the_proof_files() {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"))
+            .unwrap();
+    let template: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let mut seen = false;
+    for (name, resource) in template["Resources"].as_mapping().unwrap() {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap();
+        let mut s3 = BTreeSet::new();
+        let mut resources = BTreeSet::new();
+        for policy in resource["Properties"]["Policies"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+        {
+            for statement in policy["Statement"].as_sequence().into_iter().flatten() {
+                let actions: Vec<String> = match &statement["Action"] {
+                    serde_yaml::Value::String(a) => vec![a.clone()],
+                    serde_yaml::Value::Sequence(list) => list
+                        .iter()
+                        .map(|a| a.as_str().unwrap().to_string())
+                        .collect(),
+                    _ => vec![],
+                };
+                if !actions.iter().any(|a| a.starts_with("s3:")) {
+                    continue;
+                }
+                s3.extend(actions);
+                for r in statement["Resource"].as_sequence().into_iter().flatten() {
+                    if let serde_yaml::Value::Tagged(tagged) = r {
+                        resources.insert(tagged.value.as_str().unwrap_or("").to_string());
+                    }
+                }
+            }
+        }
+        if binary == "proofs" {
+            seen = true;
+            assert_eq!(
+                s3,
+                BTreeSet::from(["s3:GetObject".to_string(), "s3:PutObject".to_string()])
+            );
+            assert_eq!(
+                resources,
+                BTreeSet::from([
+                    "${ProofBucket.Arn}/proofs/*".to_string(),
+                    "${ProofBucket.Arn}/uploads/*".to_string()
+                ])
+            );
+            let bucket =
+                &resource["Properties"]["Environment"]["Variables"]["KOBATELA_PROOF_BUCKET"];
+            assert!(matches!(bucket, serde_yaml::Value::Tagged(_)), "{name:?}");
+        } else {
+            assert!(s3.is_empty(), "{name:?} reaches S3: {s3:?}");
+        }
+    }
+    assert!(seen, "no proofs function in template.yaml");
 }

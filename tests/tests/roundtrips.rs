@@ -43,7 +43,7 @@ use kobatela_tests::{
     faults::{operation, Fault, Faults},
     unique, EscrowSetup, InProcess, MandateSetup, Table,
 };
-use serde_json::json;
+use serde_json::{json, Value};
 use shared::store::transact::Backoff;
 use std::{
     collections::{BTreeMap, HashMap},
@@ -1181,4 +1181,127 @@ async fn psp_receipts_and_applied_events_cost_few_round_trips() {
     for item in h.table.items_with_prefix("PSP_EVENT#").await {
         assert!(item_size(&item) < 1024, "{item:?}");
     }
+}
+
+/// An auto-approved proof: DynamoDB round trips, the transaction's items
+/// and write units, and the S3 bytes the server reads (exactly the file;
+/// never more than declared + 1 when the object is longer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auto_approved_proof_costs_few_round_trips_and_reads_the_file_once() {
+    use kobatela_tests::photos;
+    const N: u64 = 5;
+    let h = harness().await;
+    let two = json!({"amount_total": "20.00", "milestones": [
+        {"label": "a", "amount": "10.00", "proof_type": "PHOTO"},
+        {"label": "b", "amount": "10.00", "proof_type": "PHOTO"}]});
+    let mut ready = Vec::new();
+    for _ in 0..=N {
+        let s = EscrowSetup::with(&h.api, two.clone()).await;
+        h.api
+            .deposit(s.escrow, &unique("k"), "20.00")
+            .await
+            .expect(200);
+        let bytes = photos::unique_bytes(photos::photo(10, None));
+        let upload = h
+            .api
+            .post(
+                "/proofs/uploads",
+                photos::upload_body(s.escrow, 1, "image/jpeg", &bytes),
+            )
+            .await
+            .expect(201);
+        assert_eq!(
+            photos::put_presigned(&upload.body, bytes.clone(), true).await,
+            200
+        );
+        ready.push((
+            s.escrow,
+            upload.body["upload_id"].clone(),
+            bytes.len() as u64,
+        ));
+    }
+    let submit = |escrow: u64, upload_id: Value| {
+        h.api.post(
+            "/proofs",
+            json!({"escrow_id": escrow, "milestone_idx": 1, "type": "PHOTO", "upload_id": upload_id}),
+        )
+    };
+    // Warm-up: proof and payment ids reserved, the key cached.
+    let (escrow, upload_id, _) = ready.remove(0);
+    submit(escrow, upload_id).await.expect(201);
+    h.meter.reset();
+    let read_before = h.api.blob.bytes_read();
+    let mut file_bytes = 0;
+    for (escrow, upload_id, size) in ready {
+        let proof = submit(escrow, upload_id).await.expect(201);
+        assert_eq!(proof.body["status"], "APPROVED");
+        file_bytes += size;
+    }
+    let read = h.api.blob.bytes_read() - read_before;
+    let tally = h.meter.tally(std::mem::take);
+    let total: u64 = tally.executions.values().sum();
+    let sizes = item_sizes(&tally, &h.table).await;
+    let priced: u64 = sizes
+        .iter()
+        .flatten()
+        .map(|(_, size)| transactional_wcu(*size))
+        .sum();
+    println!(
+        "auto-approved proof: {:.2} round trips ({:?}); {:?} items per transaction; {:.1} write units; S3 bytes read {read} for {file_bytes} bytes of files",
+        per(total, N),
+        tally.executions,
+        sizes.iter().map(Vec::len).collect::<Vec<_>>(),
+        per(priced, N),
+    );
+    // The upload and the file's guard (GetItem), the escrow (Query) for the
+    // judge, then the payout hook: the escrow again, one transaction.
+    assert_eq!(
+        (
+            calls_of(&tally, GET),
+            calls_of(&tally, QUERY),
+            calls_of(&tally, TRANSACT)
+        ),
+        (2 * N, 2 * N, N),
+        "{:?}",
+        tally.executions
+    );
+    assert_eq!(total, 5 * N);
+    // Escrow update, payment, PSP reference, milestone PAID, the check that
+    // milestone 2 is unpaid, the payout's audit entry and event; the proof,
+    // its file's guard, SUBMIT_PROOF and APPROVE_PROOF, PROOF_SUBMITTED and
+    // PROOF_APPROVED: 13 items, each under 1 KiB.
+    assert!(sizes.iter().all(|t| t.len() == 13), "{sizes:?}");
+    assert_eq!(priced, 26 * N, "item sizes {sizes:?}");
+    assert_eq!(read, file_bytes, "the server reads each file once, whole");
+
+    // An object longer than declared: at most declared + 1 bytes are read.
+    let s = EscrowSetup::with(&h.api, two.clone()).await;
+    h.api
+        .deposit(s.escrow, &unique("k"), "20.00")
+        .await
+        .expect(200);
+    let bytes = photos::unique_bytes(photos::photo(10, None));
+    let upload = h
+        .api
+        .post(
+            "/proofs/uploads",
+            photos::upload_body(s.escrow, 1, "image/jpeg", &bytes),
+        )
+        .await
+        .expect(201);
+    let mut longer = bytes.clone();
+    longer.extend(vec![7u8; 1 << 20]);
+    assert_eq!(
+        photos::put_presigned(&upload.body, longer, false).await,
+        200
+    );
+    let before = h.api.blob.bytes_read();
+    submit(s.escrow, upload.body["upload_id"].clone())
+        .await
+        .expect_error(422, "PROOF_HASH_MISMATCH");
+    assert_eq!(h.api.blob.bytes_read() - before, bytes.len() as u64 + 1);
+}
+
+fn calls_of(tally: &Tally, op: &str) -> u64 {
+    tally.executions.get(op).copied().unwrap_or(0)
 }

@@ -298,6 +298,13 @@ impl<'a> Trail<'a> {
         }
     }
 
+    /// Entries of this trail sort after the first `n` of another one
+    /// written in the same transaction (a proof's after its payout's).
+    pub fn after(mut self, n: u8) -> Trail<'a> {
+        self.next = n;
+        self
+    }
+
     fn order(&mut self) -> u8 {
         self.next += 1;
         self.next

@@ -36,6 +36,7 @@ pub const PAYMENT: &str = "payment";
 pub const ALERT: &str = "alert";
 pub const TRANSACTION: &str = "transaction";
 pub const PAYEE: &str = "payee";
+pub const PROOF: &str = "proof";
 
 impl Store {
     /// The id of `kind` kept in `slot` for one request, allocated by the

@@ -26,6 +26,9 @@
 //! | certification       | `CERTIFIED#{user}`                  | `CERTIFIED`     |
 //! | transaction         | `TRANSACTION#{id}`                  | `TRANSACTION`   |
 //! | usage payee         | `PAYEE#{escrow}#{payee ref}`        | `PAYEE`         |
+//! | proof upload (TTL 1 day) | `UPLOAD#{upload_id}`            | `UPLOAD`        |
+//! | proof               | `PROOF#{id}`                        | `PROOF`         |
+//! | proof file guard    | `PROOF_HASH#{sha256 hex}`           | `GUARD`         |
 //!
 //! Escrows reuse the list indexes: `gsi1` by client (`CLIENT#{id}`), `gsi2`
 //! by provider (`PROVIDER#{id}`), `gsi3` by kind (`ESCROW#{shard}`); payments
@@ -320,6 +323,20 @@ pub fn psp_event(event_id: &str) -> Key {
         ),
         "PSP_EVENT",
     )
+}
+
+/// An upload prepared by `POST /proofs/uploads` (expires by TTL).
+pub fn upload(upload_id: &str) -> Key {
+    Key::new(format!("UPLOAD#{upload_id}"), "UPLOAD")
+}
+
+pub fn proof(id: Id) -> Key {
+    Key::new(format!("PROOF#{id}"), "PROOF")
+}
+
+/// Guards a file's SHA-256: one proof per file, ever.
+pub fn proof_hash(sha256_hex: &str) -> Key {
+    Key::new(format!("PROOF_HASH#{sha256_hex}"), "GUARD")
 }
 
 pub fn client_partition(client: Id) -> String {
