@@ -9,7 +9,9 @@
 //! `every_documented_route_has_a_row` fails when a route is added to the
 //! API document (`openapi.json`) without a row here.
 
-use kobatela_tests::{create_user, unique, user_key, Api, EscrowSetup, Reply};
+use kobatela_tests::{
+    create_user, psp_processed, send_psp_event, unique, user_key, Api, EscrowSetup, Reply,
+};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -74,6 +76,9 @@ struct World {
     escrow_released: u64,
     payment: u64,
     transaction: u64,
+    psp_event: String,
+    /// An old client's proof (PENDING) on an escrow of `c` (client) and `p`.
+    proof: u64,
 }
 
 impl World {
@@ -205,6 +210,21 @@ impl World {
             .await
             .expect(201);
         let transaction = transfer(&admin, c, p).await.expect(201).id();
+        let proof = admin
+            .post(
+                "/proofs",
+                json!({"escrow_id": photo_escrow(&admin, c, p).await, "milestone_idx": 1,
+                       "type": "PHOTO", "storage_url": "https://example.com/p.jpg",
+                       "sha256": sha256_hex(&unique("file"))}),
+            )
+            .await
+            .expect(201)
+            .id();
+        let psp_event = unique("evt");
+        send_psp_event(&psp_event, "payment.settled", "PSP-unknown")
+            .await
+            .expect(200);
+        psp_processed(&admin, &psp_event).await;
         World {
             admin,
             keys,
@@ -219,12 +239,33 @@ impl World {
             escrow_released,
             payment,
             transaction,
+            psp_event,
+            proof,
         }
     }
 
     fn key(&self, caller: Caller) -> &Api {
         &self.keys[CALLERS.iter().position(|c| *c == caller).unwrap()]
     }
+}
+
+/// A FUNDED escrow of `client` and `provider` with one PHOTO milestone.
+async fn photo_escrow(admin: &Api, client: u64, provider: u64) -> u64 {
+    let e = EscrowSetup::with(
+        admin,
+        json!({"client_id": client, "provider_id": provider, "amount_total": "1.00",
+               "milestones": [{"label": "m", "amount": "1.00", "proof_type": "PHOTO"}]}),
+    )
+    .await;
+    admin
+        .deposit(e.escrow, &unique("k"), "1.00")
+        .await
+        .expect(200);
+    e.escrow
+}
+
+fn sha256_hex(text: &str) -> String {
+    kobatela_tests::photos::sha256_hex(text.as_bytes())
 }
 
 async fn transfer(api: &Api, sender: u64, receiver: u64) -> Reply {
@@ -395,6 +436,27 @@ async fn request(w: &World, route: &str) -> Request {
             &format!("/escrows/{}/check-deadline", w.escrow_funded),
             json!({}),
         ),
+        // The provider proves (roles swapped: the party key's user is the
+        // provider), on a fresh escrow each time (a milestone takes one
+        // proof at a time).
+        "POST /proofs/uploads" => post(
+            "/proofs/uploads",
+            json!({"escrow_id": photo_escrow(&w.admin, p, c).await, "milestone_idx": 1,
+                   "content_type": "image/jpeg", "content_length": 100,
+                   "sha256": sha256_hex(&unique("file"))}),
+        ),
+        "POST /proofs" => post(
+            "/proofs",
+            json!({"escrow_id": photo_escrow(&w.admin, p, c).await, "milestone_idx": 1,
+                   "type": "PHOTO", "storage_url": "https://example.com/p.jpg",
+                   "sha256": sha256_hex(&unique("file"))}),
+        ),
+        "GET /proofs/{id}" => get(format!("/proofs/{}", w.proof)),
+        // The client decides; the same decision again is 200 unchanged.
+        "POST /proofs/{id}/decision" => post(
+            &format!("/proofs/{}/decision", w.proof),
+            json!({"decision": "rejected"}),
+        ),
         "GET /payments/{id}" => get(format!("/payments/{}", w.payment)),
         "GET /payments" => get(format!("/payments?escrow_id={}", w.escrow_released)),
         "POST /allowlist" => post("/allowlist", json!({"owner_id": c, "recipient_id": p})),
@@ -405,6 +467,11 @@ async fn request(w: &World, route: &str) -> Request {
         ),
         "GET /transactions/{id}" => get(format!("/transactions/{}", w.transaction)),
         "GET /transactions" => get(format!("/transactions?sender_id={c}")),
+        "GET /psp/events/{event_id}" => get(format!("/psp/events/{}", w.psp_event)),
+        // A SENT payment: answered unchanged.
+        "POST /payments/execute/{id}" => {
+            post(&format!("/payments/execute/{}", w.payment), json!({}))
+        }
         "GET /alerts" => get("/alerts".into()),
         "GET /audit/{entity}/{id}" => get(format!("/audit/user/{c}")),
         other => panic!("no request for {other}: add one"),
@@ -459,8 +526,14 @@ fn rows() -> Vec<Row> {
             "POST /escrows/{id}/check-deadline",
             [U, U, K, K, K, K, F, F],
         ),
+        row("POST /proofs/uploads", party_acts),
+        row("POST /proofs", party_acts),
+        row("GET /proofs/{id}", party_reads),
+        row("POST /proofs/{id}/decision", [U, U, K, K, K, F, F, F]),
         row("GET /payments/{id}", party_reads),
         row("GET /payments", party_reads),
+        row("POST /payments/execute/{id}", staff),
+        row("GET /psp/events/{event_id}", staff),
         row("POST /allowlist", party_acts),
         row("POST /certified", admin_only),
         row("POST /transactions", party_acts),
