@@ -9,17 +9,18 @@ SHELL := /bin/bash
 SUBMAKE := $(MAKE) --no-print-directory
 ENSURE_VENV := bash -c 'set -euo pipefail; source local/stack.sh; ensure_venv'
 CARGO_LAMBDA_VERSION := 1.9.2
-LAMBDA_FUNCTIONS := health users apikeys mandates spend escrows payments transactions alerts mandate-expiry
+LAMBDA_FUNCTIONS := health users apikeys mandates spend escrows proofs payments transactions alerts mandate-expiry psp-webhook psp-events
 
 .PHONY: help dev test fmt-check clippy unit cfn-lint integration lint build \
-	build-lambda lambda-check bench moto-selftest venv clean openapi schemathesis
+	build-lambda lambda-check invoke invoke-smoke bench moto-selftest venv clean photo openapi schemathesis
 
 help:
 	@echo 'Kobatela: local development and tests'
 	@echo ''
 	@echo '  make dev            run every function in one process (kobatela-local, 127.0.0.1:3000)'
 	@echo '                      against the local AWS stack (moto on 127.0.0.1:5005, reused if running)'
-	@echo '  make test           fmt-check, clippy, unit, cfn-lint, moto-selftest, integration, schemathesis (stops at the first failure)'
+	@echo '  make test           fmt-check, clippy, unit, cfn-lint, moto-selftest, integration, invoke-smoke,'
+	@echo '                      schemathesis (stops at the first failure)'
 	@echo '  make fmt-check      cargo fmt --all -- --check'
 	@echo '  make clippy         cargo clippy --workspace --all-targets -- -D warnings'
 	@echo '  make unit           cargo test --workspace --exclude kobatela-tests'
@@ -33,17 +34,29 @@ help:
 	@echo '  make lambda-check   build-lambda, then check each function has target/lambda/<name>/bootstrap;'
 	@echo '                      slow, not part of make test. Builds x86_64 (the only Rust target here);'
 	@echo '                      template.yaml deploys arm64'
+	@echo '  make invoke FN=f EVENT=events/f/NN-x.json'
+	@echo '                      sam local invoke without Docker: the event through the function'"'"'s Lambda'
+	@echo '                      binary under cargo lambda watch, on the local stack (make dev'"'"'s if running)'
+	@echo '  make invoke-smoke   one event of each function through make invoke (part of make test)'
 	@echo '  make bench          release binary sizes, kobatela-local start-up time, round-trip counters,'
 	@echo '                      purchases/s on a fresh table and after 10 000 purchases, CPU per request'
 	@echo '  make moto-selftest  check the emulator: bootstrap resources and atomic concurrent transactions'
 	@echo '  make venv           create .venv (pinned moto[server] and cfn-lint)'
 	@echo '  make clean          cargo clean and remove .local-state (keeps .venv)'
+	@echo '  make photo          a JPEG with fresh EXIF (now) at LAT,LNG in OUT (default photo.jpg),'
+	@echo '                      for trying POST /proofs by hand: make photo LAT=14.6928 LNG=-17.4467'
 	@echo ''
 	@echo 'make dev honours KOBATELA_LOCAL_ADDR, KOBATELA_MOTO_PORT, KOBATELA_TABLE, KOBATELA_ADMIN_KEY,'
 	@echo 'KOBATELA_API_KEY_PEPPER, KOBATELA_SWEEP_SECONDS and RUST_LOG (see local/dev.sh).'
 
 dev:
 	bash local/dev.sh
+
+LAT ?= 14.6928
+LNG ?= -17.4467
+OUT ?= photo.jpg
+photo:
+	cargo run -q -p kobatela-local -- photo --lat $(LAT) --lng $(LNG) --out $(OUT)
 
 test:
 	$(SUBMAKE) fmt-check
@@ -52,6 +65,7 @@ test:
 	$(SUBMAKE) cfn-lint
 	$(SUBMAKE) moto-selftest
 	$(SUBMAKE) integration
+	$(SUBMAKE) invoke-smoke
 	$(SUBMAKE) schemathesis
 
 fmt-check:
@@ -104,6 +118,13 @@ lambda-check: build-lambda
 		if [[ -f "$$b" ]]; then printf '%-16s %10d bytes\n' "$$f" "$$(stat -c %s "$$b")"; \
 		else echo "missing $$b" >&2; missing=1; fi; \
 	done; exit $$missing
+
+invoke:
+	@test -n "$(FN)" -a -n "$(EVENT)" || { echo 'usage: make invoke FN=<function> EVENT=events/<file>.json' >&2; exit 2; }
+	CARGO_LAMBDA_VERSION=$(CARGO_LAMBDA_VERSION) bash local/invoke.sh "$(FN)" "$(EVENT)"
+
+invoke-smoke:
+	CARGO_LAMBDA_VERSION=$(CARGO_LAMBDA_VERSION) bash local/invoke.sh --smoke
 
 bench:
 	bash local/bench.sh

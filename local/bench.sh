@@ -14,7 +14,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=local/stack.sh
 source local/stack.sh
 
-BINARIES=(health users apikeys mandates spend escrows payments transactions alerts mandate-expiry kobatela-local)
+BINARIES=(health users apikeys mandates spend escrows proofs payments transactions alerts mandate-expiry psp-webhook psp-events kobatela-local)
 RUNS="${KOBATELA_BENCH_RUNS:-5}"
 START_TIMEOUT_S="${KOBATELA_BENCH_START_TIMEOUT:-30}"
 

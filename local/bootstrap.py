@@ -86,7 +86,14 @@ def ensure_bucket(s3) -> None:
                     "Status": "Enabled",
                     "Filter": {"Prefix": ""},
                     "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
-                }
+                },
+                {
+                    "ID": "ExpireUnusedUploads",
+                    "Status": "Enabled",
+                    "Filter": {"Prefix": "uploads/"},
+                    "Expiration": {"Days": 1},
+                    "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+                },
             ]
         },
     )

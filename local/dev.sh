@@ -9,6 +9,8 @@
 #   KOBATELA_API_KEY_PEPPER  kept in .local-state/pepper (generated once) so keys survive restarts
 #   KOBATELA_SWEEP_SECONDS   60
 #   KOBATELA_ADMIN_KEY       passed through when set (else kobatela-local prints a generated one)
+#   KOBATELA_PSP_WEBHOOK_SECRET  kept in .local-state/psp-webhook-secret (generated once), printed at start
+#   KOBATELA_PSP_WEBHOOK_SECRET_PREVIOUS  passed through when set (a second secret still accepted)
 #   RUST_LOG                 info
 #
 # Ctrl-C or SIGTERM stops kobatela-local, then the emulator if this script started it.
@@ -61,6 +63,19 @@ if [[ -z "${KOBATELA_API_KEY_PEPPER:-}" ]]; then
     KOBATELA_API_KEY_PEPPER="$(<"$pepper_file")"
 fi
 export KOBATELA_API_KEY_PEPPER
+if [[ -z "${KOBATELA_PSP_WEBHOOK_SECRET:-}" ]]; then
+    secret_file="$KOB_STATE/psp-webhook-secret"
+    if [[ ! -s "$secret_file" ]]; then
+        (umask 077 && random_hex 32 >"$secret_file")
+    fi
+    KOBATELA_PSP_WEBHOOK_SECRET="$(<"$secret_file")"
+fi
+export KOBATELA_PSP_WEBHOOK_SECRET
+# A local secret, for signing test events by hand (kobatela-local psp-event).
+kob_log "PSP webhook secret: $KOBATELA_PSP_WEBHOOK_SECRET"
+if [[ -n "${KOBATELA_PSP_WEBHOOK_SECRET_PREVIOUS:-}" ]]; then
+    export KOBATELA_PSP_WEBHOOK_SECRET_PREVIOUS
+fi
 if [[ -n "${KOBATELA_ADMIN_KEY:-}" ]]; then
     export KOBATELA_ADMIN_KEY
 fi

@@ -33,7 +33,10 @@ export RUST_LOG="${RUST_LOG:-info}"
 # Secrets of this run only; never printed.
 KOBATELA_API_KEY_PEPPER="$(random_hex 32)"
 KOBATELA_ADMIN_KEY="kob_test_$(random_hex 16)"
-export KOBATELA_API_KEY_PEPPER KOBATELA_ADMIN_KEY
+# The webhook's secrets: the tests sign as the PSP with both (rotation).
+KOBATELA_PSP_WEBHOOK_SECRET="$(random_hex 32)"
+KOBATELA_PSP_WEBHOOK_SECRET_PREVIOUS="$(random_hex 32)"
+export KOBATELA_API_KEY_PEPPER KOBATELA_ADMIN_KEY KOBATELA_PSP_WEBHOOK_SECRET KOBATELA_PSP_WEBHOOK_SECRET_PREVIOUS
 
 print_app_log() {
     echo "---- last 100 lines of $APP_LOG ----" >&2

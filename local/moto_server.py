@@ -307,6 +307,23 @@ class SerialisedApp:
         self.lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        # An SQS long poll (ReceiveMessage with WaitTimeSeconds, kobatela-local's
+        # PSP queue consumer) waits up to 20 s inside moto: under the lock it
+        # would stall every other request for that long. It runs outside the
+        # lock; moto's SQS queue is a Python list that sends append to and
+        # receives copy, each atomic under the GIL. DynamoDB never skips the lock.
+        if environ.get("HTTP_X_AMZ_TARGET") == "AmazonSQS.ReceiveMessage":
+            body = _read_body(environ)
+            environ[BODY_READ] = True
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+            result = self.app(environ, start_response)
+            try:
+                return [bytes(chunk) for chunk in result]
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
         with self.lock:
             body = _read_body(environ)
             environ[BODY_READ] = True

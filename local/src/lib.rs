@@ -1,6 +1,8 @@
 //! The routes of every HTTP function in one router, as API Gateway routes
 //! them: what `kobatela-local` serves and in-process tests call.
 
+pub mod psp;
+
 use axum::Router;
 use shared::SharedState;
 
@@ -15,3 +17,27 @@ pub fn routes(state: &SharedState) -> Router {
         .merge(transactions::router(state.clone()))
         .merge(alerts::router(state.clone()))
 }
+
+/// Every route, the proofs function's included (it alone needs the bucket).
+pub fn all_routes(state: &SharedState, blob: &shared::blob::Blob) -> Router {
+    routes(state).merge(proofs::router(proofs::ProofsState {
+        app: state.clone(),
+        blob: blob.clone(),
+    }))
+}
+
+/// The proof bucket of the local stack: `KOBATELA_PROOF_BUCKET`, or the one
+/// `local/bootstrap.py` creates.
+pub async fn local_blob() -> shared::blob::Blob {
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    shared::blob::Blob::from_lookup(&sdk, |name| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .or_else(|| Some(LOCAL_PROOF_BUCKET.to_string()))
+    })
+    .expect("a bucket name is always given")
+}
+
+/// The bucket `local/bootstrap.py` creates.
+pub const LOCAL_PROOF_BUCKET: &str = "kobatela-proofs-local";

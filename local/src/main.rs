@@ -4,10 +4,17 @@
 //!
 //!   kobatela-local                     serve on KOBATELA_LOCAL_ADDR
 //!   kobatela-local create-admin-key N  create an admin key named N, print it once
+//!   kobatela-local ensure-table        create the table if missing (local stack only)
+//!   kobatela-local psp-event --ref PSP-… [--type payment.settled] [--id EVT]
+//!                                      send a correctly signed PSP webhook to the local API
+//!   kobatela-local photo --lat L --lng G --out F
+//!                                      write a JPEG with fresh EXIF (now, at L,G) to F
 
 mod admin;
+mod photo;
+mod psp_event;
 
-use kobatela_local::routes;
+use kobatela_local::all_routes;
 
 use shared::SharedState;
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
@@ -29,7 +36,13 @@ async fn main() -> ExitCode {
     {
         [] => serve().await,
         ["create-admin-key", name] => admin::create(name).await,
-        _ => Err("usage: kobatela-local [create-admin-key NAME]".to_string()),
+        ["ensure-table"] => admin::state_with_table().await.map(|_| ()),
+        ["psp-event", rest @ ..] => psp_event::send(rest).await,
+        ["photo", rest @ ..] => photo::write(rest),
+        _ => Err(
+            "usage: kobatela-local [create-admin-key NAME | ensure-table | psp-event --ref PSP-… [--type T] [--id ID] | photo --lat L --lng G --out FILE]"
+                .to_string(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -61,6 +74,9 @@ async fn serve() -> Result<(), String> {
     }
     let state = admin::state_with_table().await?;
     admin::ensure_admin_key(&state).await?;
+    let queue = kobatela_local::psp::local_queue(&shared::app::sdk_config().await).await?;
+    let webhook = kobatela_local::psp::local_webhook(state.store.clone(), queue.clone()).await?;
+    let blob = kobatela_local::local_blob().await;
 
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         format!("cannot listen on {addr}: {e} (is another kobatela-local running?)")
@@ -69,8 +85,14 @@ async fn serve() -> Result<(), String> {
         state.clone(),
         Duration::from_secs(sweep_every),
     ));
+    // The stand-in for the Lambda SQS event source of psp-events.
+    tokio::spawn(kobatela_local::psp::consume_forever(
+        queue,
+        state.store.clone(),
+    ));
     println!("kobatela-local listening on http://{addr}");
-    axum::serve(listener, shared::http::app(routes(&state)))
+    let app = all_routes(&state, &blob).merge(psp_webhook::router(webhook));
+    axum::serve(listener, shared::http::app(app))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| format!("server failed: {e}"))?;

@@ -290,6 +290,30 @@ impl Route {
         self
     }
 
+    /// A request header (the PSP webhook's signature headers).
+    pub fn header(
+        mut self,
+        name: &str,
+        required: bool,
+        description: &str,
+        schema: impl Into<RefOr<Schema>>,
+    ) -> Route {
+        self.parameters.push(
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Header)
+                .required(if required {
+                    Required::True
+                } else {
+                    Required::False
+                })
+                .description(Some(description))
+                .schema(Some(schema))
+                .build(),
+        );
+        self
+    }
+
     /// A JSON body described by `T` (required).
     pub fn body<T: ToSchema>(mut self) -> Route {
         self.body = Some(collect::<T>(&mut self.schemas));

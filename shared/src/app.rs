@@ -52,11 +52,12 @@ pub async fn store_for_lambda() -> Result<Store, String> {
 }
 
 /// The standard AWS configuration (region, credentials, `AWS_ENDPOINT_URL`).
-async fn sdk_config() -> aws_config::SdkConfig {
+pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }
 
-fn refuse(reason: String) -> String {
+/// Logs why a function refuses to start, and returns the reason.
+pub fn refuse(reason: String) -> String {
     tracing::error!(%reason, "refusing to start");
     reason
 }

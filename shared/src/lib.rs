@@ -6,11 +6,15 @@
 pub mod api_doc;
 pub mod app;
 pub mod auth;
+#[cfg(feature = "blob")]
+pub mod blob;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
 pub mod metrics;
+#[cfg(feature = "queue")]
+pub mod queue;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;

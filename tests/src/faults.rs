@@ -343,3 +343,140 @@ async fn refuse(Path(code): Path<String>) -> Response {
         }),
     )
 }
+
+/// Failures on the wire that the fault server cannot stage, for any SDK
+/// client (DynamoDB or SQS), by operation name:
+/// - a refused call (`refuse_calls`): the interceptor fails it before it is
+///   sent, as an unreachable or failing service would: nothing lands;
+/// - a lost answer (`lose_answers`): the request lands, then its answer is
+///   replaced by a 500, as a timeout after the write would look. The SDK
+///   retries it like any 5xx, so the request lands again.
+///
+/// Also counts calls by operation name.
+#[derive(Debug, Clone, Default)]
+pub struct Wire(Arc<WireInner>);
+
+#[derive(Debug, Default)]
+struct WireInner {
+    refuse: Mutex<std::collections::BTreeMap<String, u64>>,
+    lose: Mutex<std::collections::BTreeMap<String, u64>>,
+    calls: Mutex<std::collections::BTreeMap<String, u64>>,
+    lost: AtomicU64,
+}
+
+impl Wire {
+    /// The next `times` calls of `operation` (e.g. `SendMessage`) fail.
+    pub fn refuse_calls(&self, operation: &str, times: u64) {
+        self.0
+            .refuse
+            .lock()
+            .unwrap()
+            .insert(operation.to_string(), times);
+    }
+
+    /// The answers of the next `times` attempts of `operation` are lost
+    /// after the request landed.
+    pub fn lose_answers(&self, operation: &str, times: u64) {
+        self.0
+            .lose
+            .lock()
+            .unwrap()
+            .insert(operation.to_string(), times);
+    }
+
+    /// Calls of `operation` since the last `reset_counts`.
+    pub fn calls(&self, operation: &str) -> u64 {
+        self.0
+            .calls
+            .lock()
+            .unwrap()
+            .get(operation)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn reset_counts(&self) {
+        self.0.calls.lock().unwrap().clear();
+    }
+
+    /// Answers lost so far.
+    pub fn lost(&self) -> u64 {
+        self.0.lost.load(Ordering::SeqCst)
+    }
+
+    /// An SQS client with the service's own settings and this interceptor.
+    pub async fn sqs_client(&self) -> aws_sdk_sqs::Client {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        aws_sdk_sqs::Client::from_conf(
+            shared::queue::Queue::client_config(&sdk)
+                .interceptor(self.clone())
+                .build(),
+        )
+    }
+
+    /// A DynamoDB client with the service's own settings, this interceptor
+    /// and, if given, the fault injector too.
+    pub async fn dynamodb_client(&self, faults: Option<&Faults>) -> Client {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let mut config = shared::store::Store::client_config(&sdk).interceptor(self.clone());
+        if let Some(faults) = faults {
+            config = config.interceptor(faults.clone());
+        }
+        Client::from_conf(config.build())
+    }
+
+    fn take(map: &Mutex<std::collections::BTreeMap<String, u64>>, operation: &str) -> bool {
+        let mut map = map.lock().unwrap();
+        match map.get_mut(operation) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Intercept for Wire {
+    fn name(&self) -> &'static str {
+        "kobatela-tests wire"
+    }
+
+    fn read_before_serialization(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let op = operation(cfg);
+        *self.0.calls.lock().unwrap().entry(op.clone()).or_default() += 1;
+        if Wire::take(&self.0.refuse, &op) {
+            return Err(format!("{op} refused by kobatela-tests").into());
+        }
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let op = operation(cfg);
+        if !Wire::take(&self.0.lose, &op) {
+            return Ok(());
+        }
+        self.0.lost.fetch_add(1, Ordering::SeqCst);
+        let mut response = aws_smithy_runtime_api::http::Response::new(
+            aws_smithy_runtime_api::http::StatusCode::try_from(500u16).expect("a status"),
+            aws_smithy_types::body::SdkBody::from(
+                r#"{"__type":"InternalFailure","message":"answer lost by kobatela-tests"}"#,
+            ),
+        );
+        response
+            .headers_mut()
+            .insert("content-type", "application/x-amz-json-1.0");
+        *context.response_mut() = response;
+        Ok(())
+    }
+}

@@ -8,6 +8,7 @@
 //! `AWS_ENDPOINT_URL` and the dummy AWS credentials.
 
 pub mod faults;
+pub mod photos;
 
 use aws_sdk_dynamodb::{operation::scan::builders::ScanFluentBuilder, types::AttributeValue};
 use reqwest::{header::HeaderMap, Method, StatusCode};
@@ -566,8 +567,13 @@ pub fn cents_of(items: &[HashMap<String, AttributeValue>]) -> i64 {
 /// runs, or to see every DynamoDB call.
 pub struct InProcess {
     pub state: shared::SharedState,
+    /// The proof bucket of the local stack (its `bytes_read` counts reads).
+    pub blob: shared::blob::Blob,
     pub table: String,
     pub admin_key: String,
+    /// The PSP webhook's state: its own queue (`table`'s name) in the
+    /// emulator, which no background consumer reads: `consume_psp` does.
+    pub webhook: psp_webhook::WebhookState,
     app: axum::Router,
 }
 
@@ -582,6 +588,16 @@ impl InProcess {
     pub async fn with_client(
         prefix: &str,
         client: aws_sdk_dynamodb::Client,
+        settings: &[(&str, &str)],
+    ) -> InProcess {
+        InProcess::with_clients(prefix, client, None, settings).await
+    }
+
+    /// Same, with an SQS client of the caller's too (interceptors).
+    pub async fn with_clients(
+        prefix: &str,
+        client: aws_sdk_dynamodb::Client,
+        sqs: Option<aws_sdk_sqs::Client>,
         settings: &[(&str, &str)],
     ) -> InProcess {
         let table = unique(prefix);
@@ -612,11 +628,40 @@ impl InProcess {
             .create_api_key(new, &shared::store::audit::Actor::System)
             .await
             .expect("admin key created");
-        let app = shared::http::app(kobatela_local::routes(&state));
+        let sqs = match sqs {
+            Some(sqs) => sqs,
+            None => shared::queue::Queue::new_client(
+                &aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
+            ),
+        };
+        let url = sqs
+            .create_queue()
+            .queue_name(&table)
+            .send()
+            .await
+            .expect("queue created")
+            .queue_url
+            .expect("a queue URL");
+        let webhook = psp_webhook::Webhook::new(
+            state.store.clone(),
+            shared::queue::Queue::new(sqs, &url),
+            psp_webhook::webhook_secrets(
+                &shared::config::Secret::new(psp_secret()),
+                psp_previous_secret()
+                    .map(shared::config::Secret::new)
+                    .as_ref(),
+            ),
+        );
+        let blob = kobatela_local::local_blob().await;
+        let app = shared::http::app(
+            kobatela_local::all_routes(&state, &blob).merge(psp_webhook::router(webhook.clone())),
+        );
         InProcess {
             state,
+            blob,
             table,
             admin_key,
+            webhook,
             app,
         }
     }
@@ -669,6 +714,42 @@ impl InProcess {
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {
         self.call("POST", path, &[], Some(body)).await
+    }
+
+    /// `POST /psp/webhook` with these headers and this raw body, no API key.
+    pub async fn psp_webhook(&self, headers: &[(&str, &str)], body: &str) -> Reply {
+        use tower::ServiceExt;
+        let mut request = http::Request::builder().method("POST").uri("/psp/webhook");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
+            .body(axum::body::Body::from(body.to_string()))
+            .expect("request builds");
+        Reply::read(
+            self.app
+                .clone()
+                .oneshot(request)
+                .await
+                .expect("router answers"),
+        )
+        .await
+    }
+
+    /// Runs the consumer (`psp_events::handle`, as kobatela-local does) over
+    /// this API's queue until a receive comes back empty: `(received, failed)`.
+    pub async fn consume_psp(&self) -> (usize, usize) {
+        let (mut received, mut failed) = (0, 0);
+        loop {
+            let (r, f) = kobatela_local::psp::poll_once(&self.webhook.queue, &self.state.store, 0)
+                .await
+                .expect("the queue answers");
+            if r == 0 {
+                return (received, failed);
+            }
+            received += r;
+            failed += f;
+        }
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -866,5 +947,103 @@ impl InProcess {
             Some(json!({ "amount": amount })),
         )
         .await
+    }
+}
+
+/// The PSP webhook secret the running service and in-process APIs trust.
+pub fn psp_secret() -> String {
+    env("KOBATELA_PSP_WEBHOOK_SECRET")
+}
+
+/// The previous secret, still accepted (rotation), if the run sets one.
+pub fn psp_previous_secret() -> Option<String> {
+    std::env::var("KOBATELA_PSP_WEBHOOK_SECRET_PREVIOUS")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+}
+
+/// The PSP's signature of `timestamp.body` under `secret`, computed here
+/// independently of the service's code: lower-case hex HMAC-SHA256.
+pub fn psp_sign(secret: &str, timestamp: &str, body: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key");
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Now, in unix seconds, as the PSP writes `X-PSP-Timestamp`.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as i64
+}
+
+/// A PSP event body: `{"id", "type", "psp_ref"}`.
+pub fn psp_body(event_id: &str, kind: &str, psp_ref: &str) -> String {
+    json!({"id": event_id, "type": kind, "psp_ref": psp_ref}).to_string()
+}
+
+/// The headers of a correctly signed webhook (current secret, now).
+pub fn psp_headers(body: &str) -> Vec<(String, String)> {
+    let ts = unix_now().to_string();
+    let sig = psp_sign(&psp_secret(), &ts, body);
+    vec![
+        ("x-psp-timestamp".to_string(), ts),
+        ("x-psp-signature".to_string(), sig),
+    ]
+}
+
+/// Borrowed form of headers, for `send`.
+pub fn header_refs(headers: &[(String, String)]) -> Vec<(&str, &str)> {
+    headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+/// A correctly signed PSP event `kind` for `psp_ref`, sent as the PSP does.
+pub async fn send_psp_event(event_id: &str, kind: &str, psp_ref: &str) -> Reply {
+    let body = psp_body(event_id, kind, psp_ref);
+    let headers = psp_headers(&body);
+    Api::anonymous()
+        .psp_webhook(&header_refs(&headers), &body)
+        .await
+}
+
+/// `GET /psp/events/{id}` until the local consumer has processed the event
+/// (bounded: 30 s), as a client would wait for it.
+pub async fn psp_processed(admin: &Api, event_id: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let reply = admin
+            .get(&format!("/psp/events/{event_id}"))
+            .await
+            .expect(200);
+        if reply.body["status"] != "QUEUED" {
+            return reply.body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "event {event_id} not processed within 30 s: {}",
+            reply.text
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+impl Api {
+    /// `POST /psp/webhook` as the PSP sends it (no API key).
+    pub async fn psp_webhook(&self, headers: &[(&str, &str)], body: &str) -> Reply {
+        Api::anonymous()
+            .send(
+                Method::POST,
+                "/psp/webhook",
+                headers,
+                Some(body.to_string()),
+            )
+            .await
     }
 }

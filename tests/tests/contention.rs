@@ -14,6 +14,10 @@
 //!   `Retry-After`, after at least `Backoff::ATTEMPTS` attempts, and the
 //!   table is exactly as before (item count, balances).
 //!
+//! Proofs too: submission (auto-approved and paid, or to review) and both
+//! decisions; and an S3 failure under a submission is a 5xx that stores
+//! nothing.
+//!
 //! The sweep and `/mandates/cleanup` skip a mandate they cannot expire and
 //! go on with the others; `POST /mandates` racing the expiry of the old
 //! mandate never answers a false 409.
@@ -24,7 +28,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use kobatela_tests::{
     create_user,
     faults::{Fault, Faults},
-    unique, EscrowSetup, InProcess, MandateSetup, Reply, Table,
+    photos, unique, EscrowSetup, InProcess, MandateSetup, Reply, Table,
 };
 use serde_json::{json, Value};
 use shared::store::transact::Backoff;
@@ -845,4 +849,179 @@ async fn a_new_mandate_never_gets_a_false_conflict() {
         )
         .await
         .expect_error(409, "MANDATE_CONFLICT");
+}
+
+/// `n` funded escrows of one PHOTO milestone of 10.00 each.
+async fn photo_escrows(h: &Harness, n: usize) -> Vec<u64> {
+    let mut made = Vec::new();
+    for _ in 0..n {
+        let s = EscrowSetup::with(
+            &h.api,
+            json!({"amount_total": "10.00",
+                   "milestones": [{"label": "all", "amount": "10.00", "proof_type": "PHOTO"}]}),
+        )
+        .await;
+        h.api
+            .deposit(s.escrow, &unique("k"), "10.00")
+            .await
+            .expect(200);
+        made.push(s.escrow);
+    }
+    made
+}
+
+/// An upload prepared for milestone 1 of `escrow` and its fresh photo PUT;
+/// answers the upload_id.
+async fn uploaded_photo(h: &Harness, escrow: u64) -> String {
+    let bytes = photos::unique_bytes(photos::photo(10, None));
+    let reply = h
+        .api
+        .post(
+            "/proofs/uploads",
+            photos::upload_body(escrow, 1, "image/jpeg", &bytes),
+        )
+        .await
+        .expect(201);
+    assert_eq!(photos::put_presigned(&reply.body, bytes, true).await, 200);
+    reply.body["upload_id"].as_str().unwrap().to_string()
+}
+
+fn old_client_proof(escrow: u64) -> Value {
+    json!({"escrow_id": escrow, "milestone_idx": 1, "type": "PHOTO",
+           "storage_url": "https://example.com/p.jpg",
+           "sha256": photos::sha256_hex(unique("old").as_bytes())})
+}
+
+async fn milestone_status(h: &Harness, escrow: u64) -> String {
+    h.api
+        .get(&format!("/escrows/{escrow}"))
+        .await
+        .expect(200)
+        .body["milestones"][0]["status"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Proof submission (auto-approved and paid, or to review) and decisions
+/// (approve pays, reject) under every fault: they recover, or answer 503
+/// having changed nothing.
+#[tokio::test]
+async fn proofs_survive_contention_and_throttling() {
+    let (h, _) = &escrow_harness("busy-proofs").await;
+    // One proof first: the proof id counter exists, so no run creates it.
+    let first = photo_escrows(h, 1).await[0];
+    h.api
+        .post("/proofs", old_client_proof(first))
+        .await
+        .expect(201);
+
+    let escrows = photo_escrows(h, 13).await;
+    let mut uploads = Vec::new();
+    for escrow in &escrows {
+        uploads.push((*escrow, uploaded_photo(h, *escrow).await));
+    }
+    under_every_fault(
+        h,
+        "POST /proofs (auto-approved)",
+        uploads,
+        201,
+        |(escrow, upload_id)| async move {
+            h.api
+                .post(
+                    "/proofs",
+                    json!({"escrow_id": escrow, "milestone_idx": 1, "type": "PHOTO",
+                           "upload_id": upload_id}),
+                )
+                .await
+        },
+    )
+    .await;
+    for (i, escrow) in escrows.iter().enumerate() {
+        let refused = i > 0 && i % 2 == 0;
+        let expected = if refused { "WAITING" } else { "PAID" };
+        assert_eq!(milestone_status(h, *escrow).await, expected, "proof {i}");
+    }
+
+    let escrows = photo_escrows(h, 13).await;
+    under_every_fault(
+        h,
+        "POST /proofs (review)",
+        escrows.clone(),
+        201,
+        |escrow| async move { h.api.post("/proofs", old_client_proof(escrow)).await },
+    )
+    .await;
+    for (i, escrow) in escrows.iter().enumerate() {
+        let refused = i > 0 && i % 2 == 0;
+        let expected = if refused { "WAITING" } else { "PENDING_REVIEW" };
+        assert_eq!(milestone_status(h, *escrow).await, expected, "review {i}");
+    }
+
+    for decision in ["approved", "rejected"] {
+        let escrows = photo_escrows(h, 13).await;
+        let mut proofs = Vec::new();
+        for escrow in &escrows {
+            let id = h
+                .api
+                .post("/proofs", old_client_proof(*escrow))
+                .await
+                .expect(201)
+                .id();
+            proofs.push(id);
+        }
+        let path = format!("POST /proofs/{{id}}/decision {decision}");
+        under_every_fault(h, &path, proofs.clone(), 200, |id| async move {
+            h.api
+                .post(
+                    &format!("/proofs/{id}/decision"),
+                    json!({"decision": decision}),
+                )
+                .await
+        })
+        .await;
+        for (i, escrow) in escrows.iter().enumerate() {
+            let refused = i > 0 && i % 2 == 0;
+            let expected = match (refused, decision) {
+                (true, _) => "PENDING_REVIEW",
+                (false, "approved") => "PAID",
+                (false, _) => "WAITING",
+            };
+            assert_eq!(milestone_status(h, *escrow).await, expected, "{path} {i}");
+        }
+    }
+}
+
+/// The bucket failing under a submission (here: a bucket that does not
+/// exist) answers 5xx, never a refusal, and stores nothing.
+#[tokio::test]
+async fn an_s3_read_failure_is_a_server_error_and_stores_nothing() {
+    use tower::ServiceExt;
+    let h = harness("s3-down").await;
+    let escrow = photo_escrows(&h, 1).await[0];
+    let upload_id = uploaded_photo(&h, escrow).await;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let broken = shared::blob::Blob::from_lookup(&sdk, |_| Some(unique("no-such-bucket"))).unwrap();
+    let app = shared::http::app(kobatela_local::all_routes(&h.api.state, &broken));
+    let before = h.table.item_count().await;
+    let body = json!({"escrow_id": escrow, "milestone_idx": 1, "type": "PHOTO",
+                      "upload_id": upload_id});
+    let request = http::Request::builder()
+        .method("POST")
+        .uri("/proofs")
+        .header("authorization", format!("Bearer {}", h.api.admin_key))
+        .body(axum::body::Body::from(body.to_string()))
+        .unwrap();
+    let reply = Reply::read(app.oneshot(request).await.unwrap()).await;
+    assert!(reply.status.is_server_error(), "{}", reply.text);
+    assert!(
+        ["INTERNAL_ERROR", "SERVICE_BUSY"].contains(&reply.code()),
+        "{}",
+        reply.text
+    );
+    assert!(!reply.text.contains("no-such-bucket"), "{}", reply.text);
+    assert_eq!(h.table.item_count().await, before);
+    assert_eq!(milestone_status(&h, escrow).await, "WAITING");
+    // With the bucket back, the same upload goes through.
+    h.api.post("/proofs", body).await.expect(201);
 }

@@ -36,14 +36,20 @@ const FUNCTIONS: &[&str] = &[
     "mandates",
     "spend",
     "escrows",
+    "proofs",
     "payments",
     "alerts",
     "transactions",
     "mandate-expiry",
+    "psp-webhook",
+    "psp-events",
 ];
 
 /// The one function invoked by a schedule rather than over HTTP.
 const SCHEDULED_FUNCTION: &str = "mandate-expiry";
+
+/// The one function invoked by an SQS queue (a batch of messages).
+const QUEUE_FUNCTION: &str = "psp-events";
 
 /// What replaying one file must give.
 struct Expected {
@@ -58,6 +64,8 @@ enum Outcome {
     Status(u16),
     /// The scheduled event: `check` sees the handler's return value.
     Scheduled,
+    /// An SQS batch: `check` sees the batch response (`batchItemFailures`).
+    Queue,
 }
 
 fn id(value: &Value) -> u64 {
@@ -421,17 +429,54 @@ fn expectations() -> Vec<Expected> {
             check: |b| assert_eq!(b, &json!({"items": [], "next_cursor": null})),
         },
         Expected {
-            file: "35-transactions-allowlist.json",
+            file: "35-psp-webhook-payment-failed.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                assert_eq!(
+                    b,
+                    &json!({"ok": "true", "event_id": "evt_0035", "status": "queued"})
+                )
+            },
+        },
+        Expected {
+            file: "36-psp-events-batch.json",
+            outcome: Outcome::Queue,
+            check: |b| assert_eq!(b, &json!({"batchItemFailures": []})),
+        },
+        Expected {
+            file: "37-payments-psp-event-get.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                assert_eq!(b["event_id"], "evt_0035");
+                assert_eq!(b["type"], "payment.failed");
+                assert_eq!(b["status"], "APPLIED");
+                assert_eq!(b["payment_id"], 1);
+                assert!(b["psp_ref"].as_str().unwrap().starts_with("PSP-"));
+                assert!(b["processed_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+            },
+        },
+        Expected {
+            file: "38-payments-execute.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                assert_eq!(id(b), 1);
+                assert_eq!(b["status"], "SENT");
+                assert_eq!(b["attempts"], 2);
+                assert_eq!(b["amount"], "300.00");
+            },
+        },
+        Expected {
+            file: "39-transactions-allowlist.json",
             outcome: Outcome::Status(201),
             check: |b| assert_eq!(b, &json!({"status": "added"})),
         },
         Expected {
-            file: "36-transactions-certify.json",
+            file: "40-transactions-certify.json",
             outcome: Outcome::Status(201),
             check: |b| assert_eq!(b, &json!({"status": "created"})),
         },
         Expected {
-            file: "37-transactions-create.json",
+            file: "41-transactions-create.json",
             outcome: Outcome::Status(201),
             check: |b| {
                 assert_eq!(id(b), 1);
@@ -445,7 +490,7 @@ fn expectations() -> Vec<Expected> {
             },
         },
         Expected {
-            file: "38-transactions-get.json",
+            file: "42-transactions-get.json",
             outcome: Outcome::Status(200),
             check: |b| {
                 assert_eq!(id(b), 1);
@@ -453,7 +498,7 @@ fn expectations() -> Vec<Expected> {
             },
         },
         Expected {
-            file: "39-transactions-list.json",
+            file: "43-transactions-list.json",
             outcome: Outcome::Status(200),
             check: |b| {
                 let items = b["items"].as_array().expect("a page");
@@ -462,7 +507,7 @@ fn expectations() -> Vec<Expected> {
             },
         },
         Expected {
-            file: "40-escrows-create-for-spends.json",
+            file: "44-escrows-create-for-spends.json",
             outcome: Outcome::Status(201),
             check: |b| {
                 assert_eq!(id(b), 2);
@@ -470,7 +515,7 @@ fn expectations() -> Vec<Expected> {
             },
         },
         Expected {
-            file: "41-escrows-deposit-for-spends.json",
+            file: "45-escrows-deposit-for-spends.json",
             outcome: Outcome::Status(200),
             check: |b| {
                 assert_eq!(b["status"], "FUNDED");
@@ -478,7 +523,7 @@ fn expectations() -> Vec<Expected> {
             },
         },
         Expected {
-            file: "42-spend-allow-payee.json",
+            file: "46-spend-allow-payee.json",
             outcome: Outcome::Status(201),
             check: |b| {
                 assert_eq!(id(b), 1);
@@ -492,7 +537,7 @@ fn expectations() -> Vec<Expected> {
             },
         },
         Expected {
-            file: "43-spend-list-payees.json",
+            file: "47-spend-list-payees.json",
             outcome: Outcome::Status(200),
             check: |b| {
                 let items = b["items"].as_array().expect("a page");
@@ -500,7 +545,7 @@ fn expectations() -> Vec<Expected> {
             },
         },
         Expected {
-            file: "44-spend-from-escrow.json",
+            file: "48-spend-from-escrow.json",
             outcome: Outcome::Status(200),
             check: |b| {
                 assert_eq!(b["payment_id"], 2);
@@ -510,7 +555,69 @@ fn expectations() -> Vec<Expected> {
             },
         },
         Expected {
-            file: "45-health-openapi.json",
+            file: "49-escrows-create-for-proofs.json",
+            outcome: Outcome::Status(201),
+            check: |b| {
+                assert_eq!(id(b), 3);
+                assert_eq!(b["milestones"][0]["proof_type"], "PHOTO");
+                assert_eq!(b["milestones"][0]["geofence"]["radius_m"], 300.0);
+            },
+        },
+        Expected {
+            file: "50-escrows-deposit-for-proofs.json",
+            outcome: Outcome::Status(200),
+            check: |b| assert_eq!(b["status"], "FUNDED"),
+        },
+        Expected {
+            file: "51-proofs-upload.json",
+            outcome: Outcome::Status(201),
+            check: |b| {
+                assert_eq!(b["method"], "PUT");
+                let url = b["url"].as_str().unwrap();
+                assert!(url.contains("/uploads/3/1/"), "{url}");
+                assert!(url.contains("X-Amz-Expires=900"), "{url}");
+                assert_eq!(b["headers"]["content-type"], "image/jpeg");
+                assert_eq!(b["headers"]["content-length"], "2048");
+                assert!(b["headers"]["x-amz-checksum-sha256"].as_str().is_some());
+                assert_eq!(b["upload_id"].as_str().unwrap().len(), 32);
+            },
+        },
+        Expected {
+            file: "52-proofs-submit-old-client.json",
+            outcome: Outcome::Status(201),
+            check: |b| {
+                assert_eq!(id(b), 1);
+                assert_eq!(b["status"], "PENDING");
+                assert_eq!(b["review_reason"], "UNVERIFIED_UPLOAD");
+                assert_eq!(b["evidence"], Value::Null);
+                assert_eq!(b["storage_url"], "https://files.example.com/walls.jpg");
+            },
+        },
+        Expected {
+            file: "53-proofs-get.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                assert_eq!(id(b), 1);
+                assert_eq!(b["status"], "PENDING");
+                assert_eq!(
+                    b["download_url"],
+                    Value::Null,
+                    "an old client's file is not ours"
+                );
+            },
+        },
+        Expected {
+            file: "54-proofs-decision.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                assert_eq!(id(b), 1);
+                assert_eq!(b["status"], "APPROVED");
+                assert_eq!(b["decision_note"], "Walls are up");
+                assert_eq!(b["decided_by"], "apikey:1");
+            },
+        },
+        Expected {
+            file: "55-health-openapi.json",
             outcome: Outcome::Status(200),
             check: |b| {
                 assert_eq!(b["openapi"], "3.1.0");
@@ -672,7 +779,8 @@ fn template_functions() -> BTreeMap<String, (BTreeSet<String>, bool)> {
                         }
                         other => panic!("{name:?}: HttpApi event with {other:?}"),
                     },
-                    Some("Schedule") => scheduled = true,
+                    // A schedule or a queue: a trigger with one event file.
+                    Some("Schedule") | Some("SQS") => scheduled = true,
                     other => panic!("{name:?}: event type {other:?} is not covered by events/"),
                 }
             }
@@ -710,6 +818,19 @@ fn events_cover_every_route_and_match_the_template() {
             );
             assert_eq!(file.json["detail-type"], "Scheduled Event", "{where_}");
             assert_eq!(file.json["source"], "aws.events", "{where_}");
+            covered.insert((file.function.clone(), "schedule".into()));
+            continue;
+        }
+        if file.function == QUEUE_FUNCTION {
+            assert!(
+                *scheduled,
+                "{where_}: the template gives {} no queue",
+                file.function
+            );
+            assert_eq!(
+                file.json["Records"][0]["eventSource"], "aws:sqs",
+                "{where_}"
+            );
             covered.insert((file.function.clone(), "schedule".into()));
             continue;
         }
@@ -768,11 +889,14 @@ fn events_cover_every_route_and_match_the_template() {
         if *scheduled {
             assert!(
                 covered.contains(&(binary.clone(), "schedule".into())),
-                "the schedule of {binary} has no file in events/{binary}/"
+                "the trigger (schedule or queue) of {binary} has no file in events/{binary}/"
             );
         }
     }
 }
+
+/// The proof bucket of the replay (the in-process API's).
+static BLOB: std::sync::OnceLock<shared::blob::Blob> = std::sync::OnceLock::new();
 
 /// The function's whole app, as `run_on_lambda` serves it.
 fn app_of(function: &str, state: &SharedState) -> Router {
@@ -783,6 +907,10 @@ fn app_of(function: &str, state: &SharedState) -> Router {
         "mandates" => mandates::router(state.clone()),
         "spend" => spend::router(state.clone()),
         "escrows" => escrows::router(state.clone()),
+        "proofs" => proofs::router(proofs::ProofsState {
+            app: state.clone(),
+            blob: BLOB.get().expect("the replay sets the bucket").clone(),
+        }),
         "payments" => payments::router(state.clone()),
         "transactions" => transactions::router(state.clone()),
         "alerts" => alerts::router(state.clone()),
@@ -808,6 +936,25 @@ async fn call(app: Router, request: http::Request<lambda_http::Body>) -> Reply {
     reply
 }
 
+/// The webhook event as the PSP would send it now: the payment's `psp_ref`
+/// in the body, the current time, and the signature of both.
+fn signed(event: &Value, psp_ref: &str) -> String {
+    let mut event = event.clone();
+    let body = event["body"]
+        .as_str()
+        .expect("a webhook event has a body")
+        .replace("REPLACE_WITH_PSP_REF", psp_ref);
+    let ts = kobatela_tests::unix_now().to_string();
+    event["headers"]["x-psp-signature"] = Value::String(kobatela_tests::psp_sign(
+        &kobatela_tests::psp_secret(),
+        &ts,
+        &body,
+    ));
+    event["headers"]["x-psp-timestamp"] = Value::String(ts);
+    event["body"] = Value::String(body);
+    event.to_string()
+}
+
 /// The event with `Authorization: Bearer <secret>` in place of the placeholder.
 fn with_key(event: &Value, secret: &str) -> String {
     let mut event = event.clone();
@@ -821,6 +968,7 @@ fn with_key(event: &Value, secret: &str) -> String {
 async fn every_event_file_replays_through_its_handler() {
     let api = InProcess::new("events").await;
     let (state, secret) = (&api.state, &api.admin_key);
+    let _ = BLOB.set(api.blob.clone());
     let admin = state
         .store
         .api_key_by_hash(&state.auth.hash(secret))
@@ -852,16 +1000,38 @@ async fn every_event_file_replays_through_its_handler() {
                 println!("{where_}: {result}");
                 result
             }
+            Outcome::Queue => {
+                assert_eq!(file.function, QUEUE_FUNCTION, "{where_}: not the queue's");
+                let event: aws_lambda_events::sqs::SqsEvent =
+                    serde_json::from_value(file.json.clone())
+                        .unwrap_or_else(|e| panic!("{where_}: not an SQS event: {e}"));
+                let response = psp_events::handle(&state.store, event).await;
+                let result = serde_json::to_value(response).unwrap();
+                println!("{where_}: {result}");
+                result
+            }
             Outcome::Status(status) => {
                 assert_ne!(
                     file.function, SCHEDULED_FUNCTION,
                     "{where_}: {SCHEDULED_FUNCTION} is not HTTP"
                 );
-                let request = lambda_http::request::from_str(&with_key(&file.json, secret))
-                    .unwrap_or_else(|e| {
-                        panic!("{}: not an API Gateway event: {e}", file.path.display())
-                    });
-                let answer = call(app_of(&file.function, state), request).await;
+                let text = if file.function == "psp-webhook" {
+                    let payment = bodies
+                        .get("31-payments-get.json")
+                        .expect("the payout is read before the webhook");
+                    signed(&file.json, payment["psp_ref"].as_str().unwrap())
+                } else {
+                    with_key(&file.json, secret)
+                };
+                let request = lambda_http::request::from_str(&text).unwrap_or_else(|e| {
+                    panic!("{}: not an API Gateway event: {e}", file.path.display())
+                });
+                let app = if file.function == "psp-webhook" {
+                    shared::http::app(psp_webhook::router(api.webhook.clone()))
+                } else {
+                    app_of(&file.function, state)
+                };
+                let answer = call(app, request).await;
                 println!("{where_}: {} {}", answer.status.as_u16(), answer.text);
                 assert_eq!(
                     answer.status.as_u16(),
@@ -936,14 +1106,18 @@ async fn every_event_file_replays_through_its_handler() {
             "ESCROW_RELEASED"
         ]
     );
-    assert_eq!(table.audit_actions("PAYMENT", 1).await, vec!["PAYOUT_SENT"]);
+    // Paid out (28), failed by the PSP (35, 36), sent again (38).
     assert_eq!(
-        body("38-transactions-get.json"),
-        body("37-transactions-create.json")
+        table.audit_actions("PAYMENT", 1).await,
+        vec!["PAYOUT_SENT", "PAYMENT_FAILED", "PAYOUT_SENT"]
     );
     assert_eq!(
-        body("39-transactions-list.json")["items"][0],
-        *body("37-transactions-create.json")
+        body("42-transactions-get.json"),
+        body("41-transactions-create.json")
+    );
+    assert_eq!(
+        body("43-transactions-list.json")["items"][0],
+        *body("41-transactions-create.json")
     );
     assert_eq!(
         table.audit_actions("TRANSACTION", 1).await,

@@ -5,7 +5,8 @@
 //! with the store's clock pinned either side of midnight UTC.
 
 use kobatela_tests::{
-    create_user, unique, user_key, Api, EscrowFootprint, EscrowSetup, InProcess, Reply, Table,
+    create_user, psp_processed, send_psp_event, unique, user_key, Api, EscrowFootprint,
+    EscrowSetup, InProcess, Reply, Table,
 };
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -251,6 +252,60 @@ async fn a_spend_pays_the_payee_out_of_the_escrow_once() {
         .clone();
     assert_eq!(last["kind"], "PAYMENT_SENT");
     assert_eq!(last["data"]["payment_id"], payment_id);
+}
+
+#[tokio::test]
+async fn a_failed_spend_gives_the_money_back_to_the_escrow_and_the_payee_total() {
+    let admin = Api::admin();
+    let table = Table::new().await;
+    let s = funded(&admin, "50.00").await;
+    admin
+        .post(
+            "/spend/allowed",
+            payee_body(s.escrow, "clinic", Some("30"), Some("40")),
+        )
+        .await
+        .expect(201);
+    let spent = spend(&admin, &unique("k"), s.escrow, "clinic", "25.00")
+        .await
+        .expect(200);
+    let (payment_id, psp_ref) = (
+        spent.body["payment_id"].as_u64().unwrap(),
+        spent.body["psp_ref"].as_str().unwrap().to_string(),
+    );
+    let event = unique("evt");
+    send_psp_event(&event, "payment.failed", &psp_ref)
+        .await
+        .expect(200);
+    assert_eq!(psp_processed(&admin, &event).await["status"], "APPLIED");
+    let footprint = table.escrow_footprint(s.escrow).await;
+    assert_eq!((footprint.available, footprint.paid), (5000, 0));
+    // Back to the total, not to the day: the day's limit still counts it.
+    let p = payee(&admin, s.escrow, "clinic").await;
+    assert_eq!(
+        (&p["spent_today"], &p["spent_total"]),
+        (&json!("25.00"), &json!("0.00"))
+    );
+    spend(&admin, &unique("k"), s.escrow, "clinic", "5.01")
+        .await
+        .expect_error(409, "DAILY_LIMIT_REACHED");
+
+    // Sent again: the same spend, out of the escrow and into the total again.
+    let again = admin
+        .post(&format!("/payments/execute/{payment_id}"), json!({}))
+        .await
+        .expect(200);
+    assert_eq!(
+        (&again.body["status"], &again.body["attempts"]),
+        (&json!("SENT"), &json!(2))
+    );
+    let footprint = table.escrow_footprint(s.escrow).await;
+    assert_eq!((footprint.available, footprint.paid), (2500, 2500));
+    assert_eq!(
+        payee(&admin, s.escrow, "clinic").await["spent_total"],
+        "25.00"
+    );
+    assert_eq!(spends_of(&table, s.escrow).await, (2500, 1));
 }
 
 #[tokio::test]

@@ -25,7 +25,7 @@ use aws_smithy_runtime_api::{
 };
 use aws_smithy_types::config_bag::ConfigBag;
 use kobatela_tests::{
-    faults::operation, unique, AdminApi, EscrowSetup, InProcess, MandateSetup, Reply, Table,
+    faults::operation, photos, unique, AdminApi, EscrowSetup, InProcess, MandateSetup, Reply, Table,
 };
 use serde_json::{json, Value};
 use std::{
@@ -136,7 +136,8 @@ async fn in_process(prefix: &str, recorder: &Recorder) -> InProcess {
 }
 
 /// The function API Gateway routes `path` to: its first segment, except
-/// `/alerts`, which the `audit` function serves.
+/// `/audit` (the alerts function) and `/psp/…` (the webhook, or the
+/// payments function for `/psp/events/…`).
 fn function_of(path: &str) -> &str {
     match path
         .trim_start_matches('/')
@@ -147,8 +148,21 @@ fn function_of(path: &str) -> &str {
         // GET /audit/{entity}/{id} belongs to the alerts group (staff reads).
         "audit" => "alerts",
         "allowlist" | "certified" => "transactions",
+        "psp" if path.starts_with("/psp/webhook") => "psp-webhook",
+        // GET /psp/events/{id}: staff read, by the payments function.
+        "psp" => "payments",
         first => first,
     }
+}
+
+/// A signed webhook of `kind` for `psp_ref`, as the PSP sends it.
+async fn webhook(api: &Routed<'_>, event_id: &str, kind: &str, psp_ref: &str) -> Reply {
+    api.recorder.on("psp-webhook");
+    let body = kobatela_tests::psp_body(event_id, kind, psp_ref);
+    let headers = kobatela_tests::psp_headers(&body);
+    api.api
+        .psp_webhook(&kobatela_tests::header_refs(&headers), &body)
+        .await
 }
 
 /// The in-process API, with every request labelled with the function that
@@ -530,6 +544,146 @@ async fn drive(api: &Routed<'_>, table: &Table) {
             .expect(200);
     }
 
+    // PSP: a milestone payout failed by the webhook (the consumer gives the
+    // money back, the milestone back to APPROVED, one alert), executed
+    // again, settled; a contradiction, an unknown reference, a duplicate;
+    // the event read back.
+    let m = EscrowSetup::with(
+        api,
+        json!({"amount_total": "10.00",
+               "milestones": [{"label": "m", "amount": "10.00", "proof_type": "PHOTO"}]}),
+    )
+    .await;
+    api.call(
+        "POST",
+        &format!("/escrows/{}/deposit", m.escrow),
+        &[("idempotency-key", &unique("k"))],
+        Some(json!({"amount": "10.00"})),
+    )
+    .await
+    .expect(200);
+    // The proofs' payout hook (no function calls it yet).
+    api.recorder.on("setup");
+    let (_, paid) = api
+        .api
+        .state
+        .store
+        .pay_milestone(
+            shared::domain::ids::Id::new(m.escrow).unwrap(),
+            1,
+            |_, _| Ok(vec![]),
+            &shared::store::audit::Actor::System,
+        )
+        .await
+        .unwrap();
+    let failed = unique("evt");
+    webhook(api, &failed, "payment.failed", &paid.psp_ref)
+        .await
+        .expect(200);
+    webhook(
+        api,
+        &unique("evt"),
+        "payment.settled",
+        &unique("PSP-nobody"),
+    )
+    .await
+    .expect(200);
+    api.recorder.on("psp-events");
+    api.api.consume_psp().await;
+    let retried = api
+        .call("POST", &format!("/payments/execute/{}", paid.id), &[], None)
+        .await
+        .expect(200);
+    let new_ref = retried.body["psp_ref"].as_str().unwrap().to_string();
+    let settled = unique("evt");
+    webhook(api, &settled, "payment.settled", &new_ref)
+        .await
+        .expect(200);
+    webhook(api, &unique("evt"), "payment.failed", &new_ref)
+        .await
+        .expect(200);
+    assert_eq!(
+        webhook(api, &settled, "payment.settled", &new_ref)
+            .await
+            .expect(200)
+            .body["status"],
+        "duplicate"
+    );
+    api.recorder.on("psp-events");
+    api.api.consume_psp().await;
+    api.call("GET", &format!("/psp/events/{failed}"), &[], None)
+        .await
+        .expect(200);
+
+    // Proofs: an upload, its PUT, an auto-approved proof and its read; an
+    // old client's proof rejected, another approved.
+    let e = EscrowSetup::with(
+        api,
+        json!({"amount_total": "30.00", "milestones": [
+            {"label": "a", "amount": "10.00", "proof_type": "PHOTO"},
+            {"label": "b", "amount": "10.00", "proof_type": "PHOTO"},
+            {"label": "c", "amount": "10.00", "proof_type": "PHOTO"}]}),
+    )
+    .await;
+    api.call(
+        "POST",
+        &format!("/escrows/{}/deposit", e.escrow),
+        &[("idempotency-key", &unique("k"))],
+        Some(json!({"amount": "30.00"})),
+    )
+    .await
+    .expect(200);
+    let bytes = photos::unique_bytes(photos::photo(10, None));
+    let upload = api
+        .call(
+            "POST",
+            "/proofs/uploads",
+            &[],
+            Some(photos::upload_body(e.escrow, 1, "image/jpeg", &bytes)),
+        )
+        .await
+        .expect(201);
+    assert_eq!(photos::put_presigned(&upload.body, bytes, true).await, 200);
+    let approved = api
+        .call(
+            "POST",
+            "/proofs",
+            &[],
+            Some(
+                json!({"escrow_id": e.escrow, "milestone_idx": 1, "type": "PHOTO",
+                        "upload_id": upload.body["upload_id"]}),
+            ),
+        )
+        .await
+        .expect(201);
+    assert_eq!(approved.body["status"], "APPROVED");
+    api.call("GET", &format!("/proofs/{}", approved.id()), &[], None)
+        .await
+        .expect(200);
+    for decision in ["rejected", "approved"] {
+        let old = api
+            .call(
+                "POST",
+                "/proofs",
+                &[],
+                Some(
+                    json!({"escrow_id": e.escrow, "milestone_idx": 2, "type": "PHOTO",
+                            "storage_url": "https://example.com/p.jpg",
+                            "sha256": photos::sha256_hex(unique("old").as_bytes())}),
+                ),
+            )
+            .await
+            .expect(201);
+        api.call(
+            "POST",
+            &format!("/proofs/{}/decision", old.id()),
+            &[],
+            Some(json!({"decision": decision})),
+        )
+        .await
+        .expect(200);
+    }
+
     // Health touches nothing.
     api.call("GET", "/health", &[], None).await.expect(200);
 }
@@ -678,4 +832,71 @@ async fn repeated_unknown_keys_cost_one_read_and_stay_unauthorized() {
     );
     // The admin key still works (a known key is not hurt by the negative cache).
     api.get("/users/1").await.expect(404);
+}
+
+/// The proofs function alone reaches the bucket, and only its two prefixes:
+/// GetObject and PutObject on `uploads/*` (presigned PUTs, the server's read)
+/// and `proofs/*` (the kept copy). Its bucket comes from the template.
+#[test]
+fn only_the_proofs_function_reaches_the_proof_files() {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"))
+            .unwrap();
+    let template: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let mut seen = false;
+    for (name, resource) in template["Resources"].as_mapping().unwrap() {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap();
+        let mut s3 = BTreeSet::new();
+        let mut resources = BTreeSet::new();
+        for policy in resource["Properties"]["Policies"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+        {
+            for statement in policy["Statement"].as_sequence().into_iter().flatten() {
+                let actions: Vec<String> = match &statement["Action"] {
+                    serde_yaml::Value::String(a) => vec![a.clone()],
+                    serde_yaml::Value::Sequence(list) => list
+                        .iter()
+                        .map(|a| a.as_str().unwrap().to_string())
+                        .collect(),
+                    _ => vec![],
+                };
+                if !actions.iter().any(|a| a.starts_with("s3:")) {
+                    continue;
+                }
+                s3.extend(actions);
+                for r in statement["Resource"].as_sequence().into_iter().flatten() {
+                    if let serde_yaml::Value::Tagged(tagged) = r {
+                        resources.insert(tagged.value.as_str().unwrap_or("").to_string());
+                    }
+                }
+            }
+        }
+        if binary == "proofs" {
+            seen = true;
+            assert_eq!(
+                s3,
+                BTreeSet::from(["s3:GetObject".to_string(), "s3:PutObject".to_string()])
+            );
+            assert_eq!(
+                resources,
+                BTreeSet::from([
+                    "${ProofBucket.Arn}/proofs/*".to_string(),
+                    "${ProofBucket.Arn}/uploads/*".to_string()
+                ])
+            );
+            let bucket =
+                &resource["Properties"]["Environment"]["Variables"]["KOBATELA_PROOF_BUCKET"];
+            assert!(matches!(bucket, serde_yaml::Value::Tagged(_)), "{name:?}");
+        } else {
+            assert!(s3.is_empty(), "{name:?} reaches S3: {s3:?}");
+        }
+    }
+    assert!(seen, "no proofs function in template.yaml");
 }

@@ -43,7 +43,7 @@ use kobatela_tests::{
     faults::{operation, Fault, Faults},
     unique, EscrowSetup, InProcess, MandateSetup, Table,
 };
-use serde_json::json;
+use serde_json::{json, Value};
 use shared::store::transact::Backoff;
 use std::{
     collections::{BTreeMap, HashMap},
@@ -408,6 +408,37 @@ impl Harness {
     }
 }
 
+/// What the metered calls since the last reset cost.
+struct Cost {
+    tally: Tally,
+    /// Round trips, every operation.
+    total: u64,
+    /// Each transaction's items, by kind and size.
+    sizes: Vec<Vec<(&'static str, usize)>>,
+    /// Write units as DynamoDB prices them (2 per KB, rounded up, per item).
+    priced: u64,
+    /// Index entries the writes added or rewrote.
+    index_units: u64,
+}
+
+impl Harness {
+    async fn cost(&self) -> Cost {
+        let tally = self.meter.tally(std::mem::take);
+        let sizes = item_sizes(&tally, &self.table).await;
+        Cost {
+            total: tally.executions.values().sum(),
+            priced: sizes
+                .iter()
+                .flatten()
+                .map(|(_, size)| transactional_wcu(*size))
+                .sum(),
+            index_units: index_units_of(&tally, &self.table).await,
+            sizes,
+            tally,
+        }
+    }
+}
+
 fn per(total: u64, n: u64) -> f64 {
     total as f64 / n as f64
 }
@@ -610,16 +641,14 @@ async fn escrow_deposits_and_payouts_cost_few_round_trips() {
             .await
             .expect(200);
     }
-    let tally = h.meter.tally(std::mem::take);
+    let Cost {
+        tally,
+        total,
+        sizes,
+        priced,
+        index_units,
+    } = h.cost().await;
     let calls = |op: &str| tally.executions.get(op).copied().unwrap_or(0);
-    let total: u64 = tally.executions.values().sum();
-    let sizes = item_sizes(&tally, &h.table).await;
-    let priced: u64 = sizes
-        .iter()
-        .flatten()
-        .map(|(_, size)| transactional_wcu(*size))
-        .sum();
-    let index_units = index_units_of(&tally, &h.table).await;
     println!(
         "deposit round trips: {:.2} per deposit ({:?}); write units {:.1} per deposit, index writes {:.2}",
         per(total, N),
@@ -722,15 +751,13 @@ async fn transfers_cost_two_round_trips() {
         for _ in 0..N {
             transfer(receiver, unique("k")).await.expect(status);
         }
-        let tally = h.meter.tally(std::mem::take);
-        let total: u64 = tally.executions.values().sum();
-        let sizes = item_sizes(&tally, &h.table).await;
-        let priced: u64 = sizes
-            .iter()
-            .flatten()
-            .map(|(_, size)| transactional_wcu(*size))
-            .sum();
-        let index_units = index_units_of(&tally, &h.table).await;
+        let Cost {
+            tally,
+            total,
+            sizes,
+            priced,
+            index_units,
+        } = h.cost().await;
         println!(
             "transfer {what}: {:.2} round trips ({:?}); write units {:.1}, index writes {:.2} per transfer",
             per(total, N),
@@ -797,15 +824,13 @@ async fn spends_cost_three_round_trips() {
     for _ in 0..N {
         spend().await.expect(200);
     }
-    let tally = h.meter.tally(std::mem::take);
-    let total: u64 = tally.executions.values().sum();
-    let sizes = item_sizes(&tally, &h.table).await;
-    let priced: u64 = sizes
-        .iter()
-        .flatten()
-        .map(|(_, size)| transactional_wcu(*size))
-        .sum();
-    let index_units = index_units_of(&tally, &h.table).await;
+    let Cost {
+        tally,
+        total,
+        sizes,
+        priced,
+        index_units,
+    } = h.cost().await;
     println!(
         "spend: {:.2} round trips ({:?}); write units {:.1}, index writes {:.2} per spend; items {:?}",
         per(total, N),
@@ -1022,4 +1047,261 @@ async fn a_purchase_that_always_conflicts_is_busy_and_debits_nothing() {
     );
     assert_eq!(h.purchases_of(fixture.mandate).await, (1, 1000));
     assert_eq!(h.debits_of(fixture.mandate).await, 1);
+}
+
+/// A webhook receipt: one conditional Put (RECEIVED) and one Update
+/// (QUEUED) around the SQS send. An applied event: the event, the PSP
+/// reference and the payment read (3 GetItem), then ONE transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psp_receipts_and_applied_events_cost_few_round_trips() {
+    const N: u64 = 5;
+    let h = harness().await;
+    let mut payouts = Vec::new();
+    for _ in 0..=N {
+        let e = EscrowSetup::new(&h.api, "10.00").await;
+        h.api
+            .deposit(e.escrow, &unique("k"), "10.00")
+            .await
+            .expect(200);
+        h.api
+            .call(
+                "POST",
+                &format!("/escrows/{}/client-approve", e.escrow),
+                &[],
+                None,
+            )
+            .await
+            .expect(200);
+        let p = h
+            .api
+            .get(&format!("/payments?escrow_id={}", e.escrow))
+            .await
+            .expect(200)
+            .body["items"][0]["psp_ref"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        payouts.push(p);
+    }
+    let send = |kind: &'static str, psp_ref: String| {
+        let api = &h.api;
+        async move {
+            let body = kobatela_tests::psp_body(&unique("evt"), kind, &psp_ref);
+            let headers = kobatela_tests::psp_headers(&body);
+            api.psp_webhook(&kobatela_tests::header_refs(&headers), &body)
+                .await
+                .expect(200);
+        }
+    };
+    // Warm-up: the first failure reserves alert ids.
+    send("payment.failed", payouts[0].clone()).await;
+    h.api.consume_psp().await;
+
+    for kind in ["payment.settled", "payment.failed"] {
+        let refs: Vec<String> = if kind == "payment.settled" {
+            payouts[1..=N as usize].to_vec()
+        } else {
+            // The failures of fresh payouts.
+            let mut fresh = Vec::new();
+            for _ in 0..N {
+                let e = EscrowSetup::new(&h.api, "10.00").await;
+                h.api
+                    .deposit(e.escrow, &unique("k"), "10.00")
+                    .await
+                    .expect(200);
+                h.api
+                    .call(
+                        "POST",
+                        &format!("/escrows/{}/client-approve", e.escrow),
+                        &[],
+                        None,
+                    )
+                    .await
+                    .expect(200);
+                fresh.push(
+                    h.api
+                        .get(&format!("/payments?escrow_id={}", e.escrow))
+                        .await
+                        .expect(200)
+                        .body["items"][0]["psp_ref"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                );
+            }
+            fresh
+        };
+        h.meter.reset();
+        for psp_ref in refs {
+            send(kind, psp_ref).await;
+        }
+        let receipts = h.meter.tally(std::mem::take);
+        println!("{kind} receipts: {:?} for {N}", receipts.executions);
+        assert_eq!(
+            receipts.executions,
+            BTreeMap::from([("PutItem".to_string(), N), (UPDATE.to_string(), N)]),
+            "a receipt: one Put, one Update"
+        );
+        let (received, failed) = h.api.consume_psp().await;
+        assert_eq!((received, failed), (N as usize, 0));
+        let tally = h.meter.tally(std::mem::take);
+        let sizes = item_sizes(&tally, &h.table).await;
+        let priced: u64 = sizes
+            .iter()
+            .flatten()
+            .map(|(_, size)| transactional_wcu(*size))
+            .sum();
+        let index_units = index_units_of(&tally, &h.table).await;
+        println!(
+            "{kind} applied: {:?} for {N}; items per transaction {:?}; write units {:.1} per event, index writes {:.1}",
+            tally.executions,
+            sizes.first().map(|t| t.len()),
+            per(priced, N),
+            per(index_units, N)
+        );
+        assert_eq!(
+            (tally.executions[GET], tally.executions[TRANSACT]),
+            (3 * N, N),
+            "{:?}",
+            tally.executions
+        );
+        assert_eq!(tally.executions.values().sum::<u64>(), 4 * N);
+        // Settled: payment, event, audit, timeline. Failed: + the escrow's
+        // balances and the PAYMENT_FAILED alert.
+        let items = if kind == "payment.settled" { 4 } else { 6 };
+        assert!(sizes.iter().all(|t| t.len() == items), "{sizes:?}");
+        assert_eq!(
+            priced,
+            2 * items as u64 * N,
+            "every item under 1 KiB: {sizes:?}"
+        );
+    }
+    // The event items themselves are small: a receipt's Put and Update are
+    // 1 WCU each.
+    for item in h.table.items_with_prefix("PSP_EVENT#").await {
+        assert!(item_size(&item) < 1024, "{item:?}");
+    }
+}
+
+/// An auto-approved proof: DynamoDB round trips, the transaction's items
+/// and write units, and the S3 bytes the server reads (exactly the file;
+/// never more than declared + 1 when the object is longer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auto_approved_proof_costs_few_round_trips_and_reads_the_file_once() {
+    use kobatela_tests::photos;
+    const N: u64 = 5;
+    let h = harness().await;
+    let two = json!({"amount_total": "20.00", "milestones": [
+        {"label": "a", "amount": "10.00", "proof_type": "PHOTO"},
+        {"label": "b", "amount": "10.00", "proof_type": "PHOTO"}]});
+    let mut ready = Vec::new();
+    for _ in 0..=N {
+        let s = EscrowSetup::with(&h.api, two.clone()).await;
+        h.api
+            .deposit(s.escrow, &unique("k"), "20.00")
+            .await
+            .expect(200);
+        let bytes = photos::unique_bytes(photos::photo(10, None));
+        let upload = h
+            .api
+            .post(
+                "/proofs/uploads",
+                photos::upload_body(s.escrow, 1, "image/jpeg", &bytes),
+            )
+            .await
+            .expect(201);
+        assert_eq!(
+            photos::put_presigned(&upload.body, bytes.clone(), true).await,
+            200
+        );
+        ready.push((
+            s.escrow,
+            upload.body["upload_id"].clone(),
+            bytes.len() as u64,
+        ));
+    }
+    let submit = |escrow: u64, upload_id: Value| {
+        h.api.post(
+            "/proofs",
+            json!({"escrow_id": escrow, "milestone_idx": 1, "type": "PHOTO", "upload_id": upload_id}),
+        )
+    };
+    // Warm-up: proof and payment ids reserved, the key cached.
+    let (escrow, upload_id, _) = ready.remove(0);
+    submit(escrow, upload_id).await.expect(201);
+    h.meter.reset();
+    let read_before = h.api.blob.bytes_read();
+    let mut file_bytes = 0;
+    for (escrow, upload_id, size) in ready {
+        let proof = submit(escrow, upload_id).await.expect(201);
+        assert_eq!(proof.body["status"], "APPROVED");
+        file_bytes += size;
+    }
+    let read = h.api.blob.bytes_read() - read_before;
+    let tally = h.meter.tally(std::mem::take);
+    let total: u64 = tally.executions.values().sum();
+    let sizes = item_sizes(&tally, &h.table).await;
+    let priced: u64 = sizes
+        .iter()
+        .flatten()
+        .map(|(_, size)| transactional_wcu(*size))
+        .sum();
+    println!(
+        "auto-approved proof: {:.2} round trips ({:?}); {:?} items per transaction; {:.1} write units; S3 bytes read {read} for {file_bytes} bytes of files",
+        per(total, N),
+        tally.executions,
+        sizes.iter().map(Vec::len).collect::<Vec<_>>(),
+        per(priced, N),
+    );
+    // The upload and the file's guard (GetItem), the escrow (Query) for the
+    // judge, then the payout hook: the escrow again, one transaction.
+    assert_eq!(
+        (
+            calls_of(&tally, GET),
+            calls_of(&tally, QUERY),
+            calls_of(&tally, TRANSACT)
+        ),
+        (2 * N, 2 * N, N),
+        "{:?}",
+        tally.executions
+    );
+    assert_eq!(total, 5 * N);
+    // Escrow update, payment, PSP reference, milestone PAID, the check that
+    // milestone 2 is unpaid, the payout's audit entry and event; the proof,
+    // its file's guard, SUBMIT_PROOF and APPROVE_PROOF, PROOF_SUBMITTED and
+    // PROOF_APPROVED: 13 items, each under 1 KiB.
+    assert!(sizes.iter().all(|t| t.len() == 13), "{sizes:?}");
+    assert_eq!(priced, 26 * N, "item sizes {sizes:?}");
+    assert_eq!(read, file_bytes, "the server reads each file once, whole");
+
+    // An object longer than declared: at most declared + 1 bytes are read.
+    let s = EscrowSetup::with(&h.api, two.clone()).await;
+    h.api
+        .deposit(s.escrow, &unique("k"), "20.00")
+        .await
+        .expect(200);
+    let bytes = photos::unique_bytes(photos::photo(10, None));
+    let upload = h
+        .api
+        .post(
+            "/proofs/uploads",
+            photos::upload_body(s.escrow, 1, "image/jpeg", &bytes),
+        )
+        .await
+        .expect(201);
+    let mut longer = bytes.clone();
+    longer.extend(vec![7u8; 1 << 20]);
+    assert_eq!(
+        photos::put_presigned(&upload.body, longer, false).await,
+        200
+    );
+    let before = h.api.blob.bytes_read();
+    submit(s.escrow, upload.body["upload_id"].clone())
+        .await
+        .expect_error(422, "PROOF_HASH_MISMATCH");
+    assert_eq!(h.api.blob.bytes_read() - before, bytes.len() as u64 + 1);
+}
+
+fn calls_of(tally: &Tally, op: &str) -> u64 {
+    tally.executions.get(op).copied().unwrap_or(0)
 }

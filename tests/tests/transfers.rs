@@ -32,6 +32,16 @@ async fn footprint(table: &Table, sender: u64) -> (usize, usize) {
     )
 }
 
+/// The ids of a page's items, in order.
+fn ids(page: &Reply) -> Vec<u64> {
+    page.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_u64().unwrap())
+        .collect()
+}
+
 async fn users(admin: &Api, n: usize) -> Vec<u64> {
     let mut ids = Vec::new();
     for _ in 0..n {
@@ -481,20 +491,12 @@ async fn users_send_for_themselves_and_read_only_their_own() {
         .get("/transactions/99999999")
         .await
         .expect_error(404, "TRANSACTION_NOT_FOUND");
-    let ids = |reply: Reply| -> Vec<u64> {
-        reply.body["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["id"].as_u64().unwrap())
-            .collect()
-    };
     assert_eq!(
-        ids(as_b.get("/transactions").await.expect(200)),
+        ids(&as_b.get("/transactions").await.expect(200)),
         vec![sent.id()]
     );
-    assert!(ids(as_stranger.get("/transactions").await.expect(200)).is_empty());
-    assert!(ids(as_stranger
+    assert!(ids(&as_stranger.get("/transactions").await.expect(200)).is_empty());
+    assert!(ids(&as_stranger
         .get(&format!("/transactions?sender_id={a}"))
         .await
         .expect(200))
@@ -522,14 +524,6 @@ async fn lists_filter_by_party_and_page_newest_first() {
                 .id(),
         );
     }
-    let ids = |reply: &Reply| -> Vec<u64> {
-        reply.body["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["id"].as_u64().unwrap())
-            .collect()
-    };
     let by_sender = admin
         .get(&format!("/transactions?sender_id={a}"))
         .await

@@ -53,9 +53,11 @@ pub fn all_routes() -> Vec<Route> {
         mandates::api_routes(),
         spend::api_routes(),
         escrows::api_routes(),
+        proofs::api_routes(),
         payments::api_routes(),
         transactions::api_routes(),
         alerts::api_routes(),
+        psp_webhook::api_routes(),
     ]
     .into_iter()
     .flatten()
@@ -162,7 +164,8 @@ mod tests {
     #[test]
     fn auth_idempotency_and_errors_where_the_contract_says() {
         let doc = parsed();
-        let public = ["/health", "/openapi.json"];
+        // The webhook is signed by the PSP, not authenticated by an API key.
+        let public = ["/health", "/openapi.json", "/psp/webhook"];
         let money_moving = [
             "/spend/purchases",
             "/spend",

@@ -353,8 +353,9 @@ fn coordinate(
         .map(|(magnitude, sign)| sign * magnitude))
 }
 
-#[cfg(test)]
-pub(crate) mod builder;
+/// The tiny EXIF writer of the tests (and of `kobatela-local photo`).
+#[cfg(any(test, feature = "test-support"))]
+pub mod builder;
 
 #[cfg(test)]
 mod tests {
@@ -408,6 +409,26 @@ mod tests {
 
     fn close(actual: f64, expected: f64) {
         assert!((actual - expected).abs() < 1e-9, "{actual} vs {expected}");
+    }
+
+    #[test]
+    fn the_gps_photo_writer_round_trips() {
+        let bytes = gps_photo("2029:06:01", (11, 58, 30), Some((14.6937, -17.4441)));
+        let evidence = read_evidence_as("image/jpeg", &bytes).unwrap();
+        assert_eq!(evidence.taken_at, Some(at("2029-06-01T11:58:30Z")));
+        let position = evidence.position.unwrap();
+        assert!(
+            (position.lat() - 14.6937).abs() < 1e-5,
+            "{}",
+            position.lat()
+        );
+        assert!(
+            (position.lng() + 17.4441).abs() < 1e-5,
+            "{}",
+            position.lng()
+        );
+        let without = read_evidence(&gps_photo("2029:06:01", (0, 0, 0), None)).unwrap();
+        assert_eq!(without.position, None);
     }
 
     #[test]

@@ -222,7 +222,7 @@ impl PspEventType {
 }
 
 /// What became of one PSP event (`GET /psp/events/{id}`'s `status`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum PspEventStatus {
     Queued,

@@ -33,6 +33,12 @@ impl WebhookSecret {
         (!value.is_empty()).then_some(WebhookSecret(value))
     }
 
+    /// The lower-case hex signature of `timestamp.body`, as the PSP sends
+    /// it (for the local `psp-event` command and tests).
+    pub fn signature_hex(&self, timestamp: &[u8], body: &[u8]) -> String {
+        hex::encode(self.sign(timestamp, body))
+    }
+
     fn sign(&self, timestamp: &[u8], body: &[u8]) -> [u8; 32] {
         let mut mac =
             Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC accepts keys of any length");
@@ -454,6 +460,15 @@ mod tests {
             assert_eq!(reason.code(), ErrorCode::InvalidSignature);
             assert_eq!(reason.code().status(), 401);
         }
+    }
+
+    #[test]
+    fn signature_hex_is_what_the_psp_sends() {
+        let ts = NOW.to_string();
+        let secret = WebhookSecret::new(CURRENT).unwrap();
+        let sig = secret.signature_hex(ts.as_bytes(), BODY);
+        assert_eq!(sig, sign(CURRENT, &ts, BODY));
+        assert_eq!(verify(Some(&ts), Some(&sig), BODY, false), Ok(()));
     }
 
     #[test]

@@ -12,18 +12,22 @@ use crate::{
     },
 };
 use axum::{
-    extract::{FromRequestParts, Path, Query},
+    extract::{FromRef, FromRequestParts, Path, Query},
     http::{header, request::Parts},
 };
 use std::collections::HashMap;
 
-impl FromRequestParts<SharedState> for Principal {
+/// Any router state that holds the shared state (the proofs function's
+/// carries its S3 adapter too) authenticates the same way.
+impl<S> FromRequestParts<S> for Principal
+where
+    SharedState: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = AppError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &SharedState,
-    ) -> Result<Principal, AppError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Principal, AppError> {
+        let state = SharedState::from_ref(state);
         let header = parts
             .headers
             .get(header::AUTHORIZATION)

@@ -10,11 +10,13 @@ use crate::{domain::ids::Id, domain::time::Timestamp, error::AppError};
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use serde::{Deserialize, Serialize};
 
-/// Who did it: an API key (`apikey:{id}`) or the system (the expiry schedule).
+/// Who did it: an API key (`apikey:{id}`), the system (the expiry
+/// schedule), or the PSP (its signed webhook, applied by `psp-events`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
     ApiKey(Id),
     System,
+    Psp,
 }
 
 impl From<&crate::domain::access::Principal> for Actor {
@@ -28,6 +30,7 @@ impl std::fmt::Display for Actor {
         match self {
             Actor::ApiKey(id) => write!(f, "apikey:{id}"),
             Actor::System => f.write_str("system"),
+            Actor::Psp => f.write_str("psp"),
         }
     }
 }

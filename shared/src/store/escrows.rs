@@ -22,7 +22,6 @@ use super::{
     items::{from_item, key_item, n, s, to_item, values, Item},
     keys::{self, Key},
     list::{Listed, Page, PageRequest, PartyList},
-    transact::Backoff,
     users::take_user,
     Store,
 };
@@ -297,6 +296,13 @@ impl<'a> Trail<'a> {
             now,
             next: 0,
         }
+    }
+
+    /// Entries of this trail sort after the first `n` of another one
+    /// written in the same transaction (a proof's after its payout's).
+    pub fn after(mut self, n: u8) -> Trail<'a> {
+        self.next = n;
+        self
     }
 
     fn order(&mut self) -> u8 {
@@ -684,22 +690,10 @@ impl Store {
         permit: impl Fn(&Escrow) -> Result<(), AppError>,
         actor: &Actor,
     ) -> Result<StoredResponse, AppError> {
-        let mut backoff = Backoff::new(Backoff::ATTEMPTS);
-        loop {
-            match self
-                .try_deposit(id, amount, scope, fingerprint, &permit, actor)
-                .await
-            {
-                Ok(Some(response)) => return Ok(response),
-                Ok(None) => {}
-                Err(e) if e.is_busy() => {}
-                Err(e) => return Err(e),
-            }
-            if !backoff.wait().await {
-                tracing::warn!(escrow = %id, "deposit gave up: busy");
-                return Err(AppError::busy());
-            }
-        }
+        self.until_settled("deposit", AppError::busy, || {
+            self.try_deposit(id, amount, scope, fingerprint, &permit, actor)
+        })
+        .await
     }
 
     async fn try_deposit(
@@ -813,22 +807,10 @@ impl Store {
         remarks: &Remarks,
         actor: &Actor,
     ) -> Result<Escrow, AppError> {
-        let mut backoff = Backoff::new(Backoff::ATTEMPTS);
-        loop {
-            match self
-                .try_escrow_action(id, action, &permit, remarks, actor)
-                .await
-            {
-                Ok(Some(escrow)) => return Ok(escrow),
-                Ok(None) => {}
-                Err(e) if e.is_busy() => {}
-                Err(e) => return Err(e),
-            }
-            if !backoff.wait().await {
-                tracing::warn!(escrow = %id, ?action, "escrow action gave up: busy");
-                return Err(AppError::busy());
-            }
-        }
+        self.until_settled("escrow action", AppError::busy, || {
+            self.try_escrow_action(id, action, &permit, remarks, actor)
+        })
+        .await
     }
 
     async fn try_escrow_action(

@@ -36,8 +36,23 @@ pub const PAYMENT: &str = "payment";
 pub const ALERT: &str = "alert";
 pub const TRANSACTION: &str = "transaction";
 pub const PAYEE: &str = "payee";
+pub const PROOF: &str = "proof";
 
 impl Store {
+    /// The id of `kind` kept in `slot` for one request, allocated by the
+    /// first of its passes that needs it: a retried pass writes the same id.
+    pub(crate) async fn reserve_id(
+        &self,
+        slot: &std::sync::OnceLock<Id>,
+        kind: &'static str,
+    ) -> Result<Id, AppError> {
+        if let Some(id) = slot.get() {
+            return Ok(*id);
+        }
+        let id = self.next_id(kind).await?;
+        Ok(*slot.get_or_init(|| id))
+    }
+
     /// The next id of `kind`: from the reserved block, or a new block.
     pub async fn next_id(&self, kind: &'static str) -> Result<Id, AppError> {
         let mut reserved = self.ids.reserved.lock().await;

@@ -20,11 +20,15 @@
 //! | deadline-missed guard | `DEADLINE_MISSED#{escrow}`        | `GUARD`         |
 //! | payment             | `PAYMENT#{id}`                      | `PAYMENT`       |
 //! | PSP reference       | `PSP_REF#{psp_ref}`                 | `PSP_REF`       |
+//! | PSP webhook event   | `PSP_EVENT#{sha256 hex of event id}` | `PSP_EVENT`    |
 //! | alert               | `ALERT#{type}#{sha256 hex of cause}` | `ALERT`        |
 //! | allowlist entry     | `ALLOWLIST#{owner}`                 | `RECIPIENT#{id}` |
 //! | certification       | `CERTIFIED#{user}`                  | `CERTIFIED`     |
 //! | transaction         | `TRANSACTION#{id}`                  | `TRANSACTION`   |
 //! | usage payee         | `PAYEE#{escrow}#{payee ref}`        | `PAYEE`         |
+//! | proof upload (TTL 1 day) | `UPLOAD#{upload_id}`            | `UPLOAD`        |
+//! | proof               | `PROOF#{id}`                        | `PROOF`         |
+//! | proof file guard    | `PROOF_HASH#{sha256 hex}`           | `GUARD`         |
 //!
 //! Escrows reuse the list indexes: `gsi1` by client (`CLIENT#{id}`), `gsi2`
 //! by provider (`PROVIDER#{id}`), `gsi3` by kind (`ESCROW#{shard}`); payments
@@ -306,6 +310,33 @@ pub fn payment(id: Id) -> Key {
 /// Points from the reference the PSP echoes to its payment.
 pub fn psp_ref(psp_ref: &str) -> Key {
     Key::new(format!("PSP_REF#{psp_ref}"), "PSP_REF")
+}
+
+/// One PSP webhook event, by the SHA-256 of its id (a PSP's id may be any
+/// text: the key stays short and of one shape).
+pub fn psp_event(event_id: &str) -> Key {
+    use sha2::{Digest, Sha256};
+    Key::new(
+        format!(
+            "PSP_EVENT#{}",
+            hex::encode(Sha256::digest(event_id.as_bytes()))
+        ),
+        "PSP_EVENT",
+    )
+}
+
+/// An upload prepared by `POST /proofs/uploads` (expires by TTL).
+pub fn upload(upload_id: &str) -> Key {
+    Key::new(format!("UPLOAD#{upload_id}"), "UPLOAD")
+}
+
+pub fn proof(id: Id) -> Key {
+    Key::new(format!("PROOF#{id}"), "PROOF")
+}
+
+/// Guards a file's SHA-256: one proof per file, ever.
+pub fn proof_hash(sha256_hex: &str) -> Key {
+    Key::new(format!("PROOF_HASH#{sha256_hex}"), "GUARD")
 }
 
 pub fn client_partition(client: Id) -> String {

@@ -15,6 +15,8 @@ pub mod list;
 pub mod mandates;
 pub mod payees;
 pub mod payments;
+pub mod proofs;
+pub mod psp_events;
 pub mod purchases;
 pub mod read;
 pub mod retry;

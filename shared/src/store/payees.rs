@@ -20,7 +20,6 @@ use super::{
     items::{from_item, key_item, n, s, to_item, values},
     keys,
     list::{Listed, Page, PageRequest},
-    transact::Backoff,
     Store,
 };
 use crate::{
@@ -29,7 +28,7 @@ use crate::{
         escrow::Escrow,
         ids::Id,
         money::{Amount, Money},
-        payment::Payee,
+        payment::{Payee, Payment, PaymentTransition},
         spend::{authorize_spend, utc_day, PayeeView, SpendDecision, SpendRequest, UsagePayee},
         time::Timestamp,
     },
@@ -185,13 +184,7 @@ impl Store {
         if !escrow.status.is_open() {
             return Err(escrow_not_active());
         }
-        let id = match id.get() {
-            Some(id) => *id,
-            None => {
-                let new = self.next_id(ids::PAYEE).await?;
-                *id.get_or_init(|| new)
-            }
-        };
+        let id = self.reserve_id(id, ids::PAYEE).await?;
         let now = Timestamp::now();
         let payee = UsagePayee {
             id,
@@ -275,25 +268,16 @@ impl Store {
         actor: &Actor,
         permit: impl Fn(&Escrow) -> Result<(), AppError>,
     ) -> Result<StoredResponse, AppError> {
-        let mut backoff = Backoff::new(Backoff::ATTEMPTS);
-        loop {
-            match self
-                .try_spend(request, scope, fingerprint, actor, &permit)
-                .await
-            {
-                Ok(Some(response)) => return Ok(response),
-                Ok(None) => {}
-                Err(e) if e.is_busy() => {}
-                Err(e) => return Err(e),
-            }
-            if !backoff.wait().await {
-                tracing::warn!(attempts = backoff.attempts(), "spend gave up: busy");
-                return Err(AppError::new(
-                    ErrorCode::ServiceBusy,
-                    "The escrow is busy; nothing was spent. Retry with the same Idempotency-Key.",
-                ));
-            }
-        }
+        let busy = || {
+            AppError::new(
+                ErrorCode::ServiceBusy,
+                "The escrow is busy; nothing was spent. Retry with the same Idempotency-Key.",
+            )
+        };
+        self.until_settled("spend", busy, || {
+            self.try_spend(request, scope, fingerprint, actor, &permit)
+        })
+        .await
     }
 
     async fn try_spend(
@@ -375,6 +359,35 @@ impl Store {
             }
             Err(e) => Err(e.unexpected()),
         }
+    }
+
+    /// A USAGE_SPEND payment's effect on its payee's total when the PSP fails
+    /// it (the amount back) or it is sent again (the amount out again, with
+    /// no limit check: it is the same spend, not a new one). Nothing for
+    /// other payments.
+    pub(crate) fn payee_total_shift(
+        &self,
+        payment: &Payment,
+        transition: PaymentTransition,
+    ) -> Option<TransactWriteItem> {
+        let Payee::Ref { payee_ref } = &payment.payee else {
+            return None;
+        };
+        let amount = payment.amount.minor_units();
+        let update = Update::builder()
+            .set_key(Some(key_item(&keys::payee(payment.escrow_id, payee_ref))))
+            .update_expression("SET spent_total_cents = spent_total_cents + :shift");
+        let update = match transition {
+            PaymentTransition::Failed => update
+                .condition_expression("spent_total_cents >= :amount")
+                .expression_attribute_values(":shift", n(-amount))
+                .expression_attribute_values(":amount", n(amount)),
+            PaymentTransition::Sent => update
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":shift", n(amount)),
+            PaymentTransition::Settled => return None,
+        };
+        Some(self.update(update))
     }
 
     /// The payee's counters after a spend of `amount`, conditional on what

@@ -14,10 +14,9 @@ use super::{
         applied, not_found, refusal, transition_data, BalanceGuard, PaymentMove, Remarks, Trail,
     },
     ids,
-    items::{key_item, n, s, to_item, Item},
+    items::{key_item, n, s, to_item, values, Item},
     keys,
     list::{Filters, Listed, Page, PageRequest},
-    transact::Backoff,
     Store,
 };
 use crate::{
@@ -31,12 +30,15 @@ use crate::{
         ids::Id,
         milestone::{pays_last_milestone, MilestoneStatus},
         money::Amount,
-        payment::{new_psp_ref, Payee, Payment, PaymentKind, PaymentStatus},
+        payment::{
+            new_psp_ref, retry_payment, BalanceDelta, Payee, Payment, PaymentKind, PaymentState,
+            PaymentStatus, PaymentTransition, RetryOutcome,
+        },
         time::Timestamp,
     },
     error::AppError,
 };
-use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem};
+use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -265,18 +267,10 @@ impl Store {
         extra: impl Fn(&Escrow, Timestamp) -> Result<Vec<TransactWriteItem>, AppError>,
         actor: &Actor,
     ) -> Result<(Escrow, Payment), AppError> {
-        let mut backoff = Backoff::new(Backoff::ATTEMPTS);
-        loop {
-            match self.try_pay_milestone(id, idx, &extra, actor).await {
-                Ok(Some(done)) => return Ok(done),
-                Ok(None) => {}
-                Err(e) if e.is_busy() => {}
-                Err(e) => return Err(e),
-            }
-            if !backoff.wait().await {
-                return Err(AppError::busy());
-            }
-        }
+        self.until_settled("pay a milestone", AppError::busy, || {
+            self.try_pay_milestone(id, idx, &extra, actor)
+        })
+        .await
     }
 
     async fn try_pay_milestone(
@@ -411,5 +405,368 @@ impl Store {
                 .collect::<Result<_, _>>()?,
             next_cursor: page.next_cursor,
         })
+    }
+
+    /// The payment the PSP knows by `psp_ref` (any of its attempts' refs):
+    /// the pointer, then the payment; two consistent reads.
+    pub async fn payment_by_psp_ref(&self, psp_ref: &str) -> Result<Option<Payment>, AppError> {
+        #[derive(Deserialize)]
+        struct Pointer {
+            payment_id: Id,
+        }
+        let Some(pointer) = self.get::<Pointer>(&keys::psp_ref(psp_ref)).await? else {
+            return Ok(None);
+        };
+        match self
+            .get::<PaymentRecord>(&keys::payment(pointer.payment_id))
+            .await?
+        {
+            Some(record) => record.into_payment().map(Some),
+            None => Err(AppError::internal(format!(
+                "PSP reference points at payment {} which is not stored",
+                pointer.payment_id
+            ))),
+        }
+    }
+
+    /// The items of a PSP-driven transition of `payment` (SETTLED or ERROR),
+    /// for the consumer's transaction; item 0 is the payment's update,
+    /// conditional on SENT under this very `psp_ref`. A failure also gives the
+    /// money back to the escrow (`available += amount`, conditional on it
+    /// having been paid out) and puts the milestone back to APPROVED.
+    pub(crate) async fn psp_payment_items(
+        &self,
+        payment: &Payment,
+        transition: PaymentTransition,
+        event_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<TransactWriteItem>, AppError> {
+        let to = transition.status();
+        let mut items = vec![self.update(
+            Update::builder()
+                .set_key(Some(key_item(&keys::payment(payment.id))))
+                .update_expression("SET #status = :to, updated_at = :now")
+                .condition_expression("#status = :sent AND psp_ref = :ref")
+                .expression_attribute_names("#status", "status")
+                .set_expression_attribute_values(Some(values([
+                    (":to", s(to.as_str())),
+                    (":now", s(now.to_string())),
+                    (":sent", s(PaymentStatus::Sent.as_str())),
+                    (":ref", s(&payment.psp_ref)),
+                ]))),
+        )];
+        if transition == PaymentTransition::Failed {
+            items.push(self.balance_move(payment, transition, now));
+            // A failed spend gives its amount back to the payee's total
+            // (not to the day's counter).
+            items.extend(self.payee_total_shift(payment, transition));
+            if let Some(milestone_id) = payment.milestone_id {
+                let escrow = self
+                    .escrow(payment.escrow_id)
+                    .await?
+                    .ok_or_else(|| AppError::internal("a payment's escrow is not stored"))?;
+                if let (Some(m), Some(back)) = (
+                    escrow.milestones.iter().find(|m| m.id == milestone_id),
+                    transition.milestone_status(),
+                ) {
+                    items.push(
+                        self.update(
+                            Update::builder()
+                                .set_key(Some(key_item(&keys::milestone(escrow.id, m.idx))))
+                                .update_expression("SET #status = :back, updated_at = :now")
+                                .condition_expression("#status = :paid")
+                                .expression_attribute_names("#status", "status")
+                                .set_expression_attribute_values(Some(values([
+                                    (":back", s(back.as_str())),
+                                    (":paid", s(MilestoneStatus::Paid.as_str())),
+                                    (":now", s(now.to_string())),
+                                ]))),
+                        ),
+                    );
+                }
+            }
+        }
+        let data = serde_json::json!({
+            "payment_id": payment.id,
+            "escrow_id": payment.escrow_id,
+            "milestone_id": payment.milestone_id,
+            "kind": payment.kind,
+            "amount": payment.amount,
+            "currency": payment.currency,
+            "psp_ref": payment.psp_ref,
+            "status": to,
+            "event_id": event_id,
+        });
+        let mut trail = Trail::new(payment.escrow_id, &Actor::Psp, now);
+        items.push(trail.audit(
+            self,
+            transition.audit(payment.kind),
+            (entity::PAYMENT, payment.id),
+            data.clone(),
+        )?);
+        items.push(trail.event(self, transition.event_kind(), data)?);
+        Ok(items)
+    }
+
+    /// The escrow's balance update for `transition` of `payment`
+    /// (`BalanceDelta`): a debit is conditional on `available`, a credit back
+    /// on the bucket it leaves.
+    fn balance_move(
+        &self,
+        payment: &Payment,
+        transition: PaymentTransition,
+        now: Timestamp,
+    ) -> TransactWriteItem {
+        let delta = BalanceDelta::of(payment.kind, payment.amount, transition);
+        let (bucket, moved) = if delta.refunded != 0 {
+            ("refunded_cents", delta.refunded)
+        } else {
+            ("paid_cents", delta.paid)
+        };
+        // The bucket that shrinks must hold the amount.
+        let condition = if delta.available < 0 {
+            "available_cents >= :out".to_string()
+        } else {
+            format!("{bucket} >= :out")
+        };
+        let update = Update::builder()
+            .set_key(Some(key_item(&keys::escrow(payment.escrow_id))))
+            .update_expression(format!(
+                "SET available_cents = available_cents + :available, {bucket} = {bucket} + :moved, updated_at = :now"
+            ))
+            .condition_expression(format!("attribute_exists(pk) AND {condition}"))
+            .set_expression_attribute_values(Some(values([
+                (":available", n(delta.available)),
+                (":moved", n(moved)),
+                (":out", n(payment.amount.minor_units())),
+                (":now", s(now.to_string())),
+            ])));
+        self.update(update)
+    }
+
+    /// `POST /payments/execute/{id}`: an ERROR payment is sent again (new
+    /// `psp_ref` and pointer, attempts + 1, SENT, the amount out of
+    /// `available` again, its milestone PAID), in one transaction
+    /// conditional on the payment still being that ERROR attempt and on the
+    /// money being there. SENT or SETTLED: answered unchanged. Racing
+    /// executes: one wins, the others read SENT and answer it unchanged.
+    pub async fn execute_payment(&self, id: Id, actor: &Actor) -> Result<Payment, AppError> {
+        self.until_settled("execute a payment", AppError::busy, || {
+            self.try_execute_payment(id, actor)
+        })
+        .await
+    }
+
+    async fn try_execute_payment(
+        &self,
+        id: Id,
+        actor: &Actor,
+    ) -> Result<Option<Payment>, AppError> {
+        let payment = self
+            .payment(id)
+            .await?
+            .ok_or_else(|| AppError::new(ErrorCode::PaymentNotFound, "Payment not found."))?
+            .payment;
+        if payment.status != PaymentStatus::Error {
+            return Ok(Some(payment));
+        }
+        let escrow = self
+            .escrow(payment.escrow_id)
+            .await?
+            .ok_or_else(|| AppError::internal("a payment's escrow is not stored"))?;
+        let state = PaymentState {
+            kind: payment.kind,
+            status: payment.status,
+            amount: payment.amount,
+            attempts: payment.attempts,
+        };
+        let attempts = match retry_payment(&state, &escrow.balances()) {
+            Ok(RetryOutcome::Unchanged) => return Ok(Some(payment)),
+            Ok(RetryOutcome::Resend { attempts, .. }) => attempts,
+            Err(code) => {
+                // A racing execute may have sent it (taking the money)
+                // between the two reads: then it is SENT, answered as is.
+                if let Some(again) = self.payment(id).await? {
+                    if again.payment.status != PaymentStatus::Error {
+                        return Ok(Some(again.payment));
+                    }
+                }
+                return Err(AppError::new(
+                    code,
+                    "The escrow does not hold enough available money to send this payment again.",
+                ));
+            }
+        };
+        let now = Timestamp::now();
+        let psp_ref = new_psp_ref();
+        let mut items = vec![
+            self.update(
+                Update::builder()
+                    .set_key(Some(key_item(&keys::payment(id))))
+                    .update_expression(
+                        "SET #status = :sent, psp_ref = :ref, attempts = :attempts, updated_at = :now",
+                    )
+                    .condition_expression("#status = :error AND attempts = :was")
+                    .expression_attribute_names("#status", "status")
+                    .set_expression_attribute_values(Some(values([
+                        (":sent", s(PaymentStatus::Sent.as_str())),
+                        (":error", s(PaymentStatus::Error.as_str())),
+                        (":ref", s(&psp_ref)),
+                        (":attempts", n(attempts)),
+                        (":was", n(payment.attempts)),
+                        (":now", s(now.to_string())),
+                    ]))),
+            ),
+            self.balance_move(&payment, PaymentTransition::Sent, now),
+        ];
+        items.extend(self.payee_total_shift(&payment, PaymentTransition::Sent));
+        let mut pointer: Item = key_item(&keys::psp_ref(&psp_ref));
+        pointer.insert("payment_id".into(), n(id));
+        items.push(self.put_new(pointer));
+        if let Some(m) = payment
+            .milestone_id
+            .and_then(|mid| escrow.milestones.iter().find(|m| m.id == mid))
+        {
+            if m.status != MilestoneStatus::Paid {
+                items.push(self.milestone_paid(escrow.id, m, now));
+            }
+        }
+        let sent = Payment {
+            psp_ref,
+            status: PaymentStatus::Sent,
+            attempts,
+            updated_at: now,
+            ..payment
+        };
+        let data = serde_json::json!({
+            "payment_id": sent.id,
+            "escrow_id": sent.escrow_id,
+            "milestone_id": sent.milestone_id,
+            "kind": sent.kind,
+            "payee": sent.payee,
+            "amount": sent.amount,
+            "currency": sent.currency,
+            "psp_ref": sent.psp_ref,
+            "attempts": sent.attempts,
+        });
+        let mut trail = Trail::new(escrow.id, actor, now);
+        let transition = PaymentTransition::Sent;
+        items.push(trail.audit(
+            self,
+            transition.audit(sent.kind),
+            (entity::PAYMENT, id),
+            data.clone(),
+        )?);
+        items.push(trail.event(self, transition.event_kind(), data)?);
+        match self.transact(items).await {
+            Ok(()) => Ok(Some(sent)),
+            // Retried by someone else, the money moved, or the milestone
+            // changed: decide again on a fresh read.
+            Err(e) if e.is_busy() || matches!(e, super::transact::TransactError::Cancelled(_)) => {
+                Ok(None)
+            }
+            Err(e) => Err(e.unexpected()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offline_store() -> Store {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .build();
+        Store::new(aws_sdk_dynamodb::Client::from_conf(config), "t", 1)
+    }
+
+    fn payment(kind: PaymentKind) -> Payment {
+        let now = Timestamp::parse("2030-01-01T00:00:00Z").unwrap();
+        Payment {
+            id: Id::new(3).unwrap(),
+            escrow_id: Id::new(2).unwrap(),
+            milestone_id: None,
+            kind,
+            payee: Payee::User {
+                user_id: Id::new(1).unwrap(),
+            },
+            amount: Amount::from_minor_units(500).unwrap(),
+            currency: Currency::from_stored("USD").unwrap(),
+            psp_ref: "PSP-1".into(),
+            status: PaymentStatus::Sent,
+            attempts: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn balance_moves_follow_the_delta_and_guard_the_bucket_that_shrinks() {
+        use PaymentKind as K;
+        use PaymentTransition as T;
+        let store = offline_store();
+        let now = Timestamp::parse("2030-01-01T00:00:00Z").unwrap();
+        for (kind, transition, bucket, available, moved, guard) in [
+            (
+                K::Payout,
+                T::Sent,
+                "paid_cents",
+                "-500",
+                "500",
+                "available_cents",
+            ),
+            (
+                K::Payout,
+                T::Failed,
+                "paid_cents",
+                "500",
+                "-500",
+                "paid_cents",
+            ),
+            (
+                K::UsageSpend,
+                T::Failed,
+                "paid_cents",
+                "500",
+                "-500",
+                "paid_cents",
+            ),
+            (
+                K::Refund,
+                T::Sent,
+                "refunded_cents",
+                "-500",
+                "500",
+                "available_cents",
+            ),
+            (
+                K::Refund,
+                T::Failed,
+                "refunded_cents",
+                "500",
+                "-500",
+                "refunded_cents",
+            ),
+        ] {
+            let item = store.balance_move(&payment(kind), transition, now);
+            let update = item.update().unwrap();
+            assert!(
+                update
+                    .update_expression()
+                    .contains(&format!("{bucket} = {bucket} + :moved")),
+                "{kind:?} {transition:?}: {}",
+                update.update_expression()
+            );
+            assert_eq!(
+                update.condition_expression(),
+                Some(format!("attribute_exists(pk) AND {guard} >= :out").as_str())
+            );
+            let values = update.expression_attribute_values().unwrap();
+            assert_eq!(values[":available"].as_n().unwrap(), available);
+            assert_eq!(values[":moved"].as_n().unwrap(), moved);
+            assert_eq!(values[":out"].as_n().unwrap(), "500");
+            assert_eq!(update.key()["pk"].as_s().unwrap(), "ESCROW#2");
+        }
     }
 }

@@ -14,7 +14,6 @@ use super::{
     items::{key_item, n, s, to_item, values},
     keys,
     mandates::{take_guard, take_mandate, GUARD_OWNER},
-    transact::Backoff,
     users::take_user,
     Store,
 };
@@ -36,6 +35,7 @@ use crate::{
 };
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
+use std::sync::OnceLock;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct PurchaseRecord {
@@ -121,29 +121,17 @@ impl Store {
         fingerprint: &str,
         actor: &Actor,
     ) -> Result<StoredResponse, AppError> {
-        let mut backoff = Backoff::new(Backoff::ATTEMPTS);
-        let mut purchase_id = None;
-        loop {
-            match self
-                .try_purchase(request, scope, fingerprint, actor, &mut purchase_id)
-                .await
-            {
-                Ok(Some(response)) => return Ok(response),
-                Ok(None) => {}
-                Err(e) if e.is_busy() => {}
-                Err(e) => return Err(e),
-            }
-            if !backoff.wait().await {
-                tracing::warn!(
-                    attempts = backoff.attempts(),
-                    "purchase gave up: the mandate stayed contended or throttled"
-                );
-                return Err(AppError::new(
-                    ErrorCode::ServiceBusy,
-                    "The mandate is busy; nothing was debited. Retry with the same Idempotency-Key.",
-                ));
-            }
-        }
+        let purchase_id = OnceLock::new();
+        let busy = || {
+            AppError::new(
+                ErrorCode::ServiceBusy,
+                "The mandate is busy; nothing was debited. Retry with the same Idempotency-Key.",
+            )
+        };
+        self.until_settled("purchase", busy, || {
+            self.try_purchase(request, scope, fingerprint, actor, &purchase_id)
+        })
+        .await
     }
 
     /// One read-decide-write pass. `None`: the mandate changed under us
@@ -154,16 +142,14 @@ impl Store {
         scope: &Scope,
         fingerprint: &str,
         actor: &Actor,
-        purchase_id: &mut Option<Id>,
+        purchase_id: &OnceLock<Id>,
     ) -> Result<Option<StoredResponse>, AppError> {
         let snapshot = self
             .read_for_purchase(request, scope, Timestamp::now())
             .await?;
-        let id = match (&snapshot, *purchase_id) {
-            (Snapshot::Authorised { .. }, None) => {
-                Some(*purchase_id.insert(self.next_id(ids::PURCHASE).await?))
-            }
-            (_, id) => id,
+        let id = match snapshot {
+            Snapshot::Authorised { .. } => Some(self.reserve_id(purchase_id, ids::PURCHASE).await?),
+            _ => purchase_id.get().copied(),
         };
         // Taken just before the transaction is sent: the debit's `expires_at >
         // now` condition must not use the time of the reads.

@@ -72,16 +72,39 @@ impl Store {
         F: FnMut() -> Fut,
         Fut: Future<Output = AppResult<T>>,
     {
+        self.until_settled(what, AppError::busy, || {
+            let attempt = attempt();
+            async move { attempt.await.map(Some) }
+        })
+        .await
+    }
+
+    /// Runs one read-decide-write `pass` until it settles: `Some` is the
+    /// answer; `None` (what it decided on changed before it wrote) and
+    /// `SERVICE_BUSY` run it again from a fresh read, with bounded, jittered
+    /// backoff; then `busy()` answers. A pass that did not settle wrote
+    /// nothing: its transaction was refused whole.
+    pub async fn until_settled<T, F, Fut>(
+        &self,
+        what: &'static str,
+        busy: impl Fn() -> AppError,
+        mut pass: F,
+    ) -> AppResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = AppResult<Option<T>>>,
+    {
         let mut backoff = Backoff::new(Backoff::ATTEMPTS);
         loop {
-            match attempt().await {
-                Err(e) if e.is_busy() => {
-                    if !backoff.wait().await {
-                        tracing::warn!(what, attempts = backoff.attempts(), "gave up: busy");
-                        return Err(e);
-                    }
-                }
-                other => return other,
+            match pass().await {
+                Ok(Some(done)) => return Ok(done),
+                Ok(None) => {}
+                Err(e) if e.is_busy() => {}
+                Err(e) => return Err(e),
+            }
+            if !backoff.wait().await {
+                tracing::warn!(what, attempts = backoff.attempts(), "gave up: busy");
+                return Err(busy());
             }
         }
     }

@@ -17,7 +17,6 @@ use super::{
     items::to_item,
     keys,
     list::{Listed, Page, PageRequest, PartyList},
-    transact::Backoff,
     users::take_user,
     Store,
 };
@@ -38,6 +37,7 @@ use crate::{
     store::alerts::{self, NewAlert},
 };
 use serde::{Deserialize, Serialize};
+use std::sync::OnceLock;
 
 #[derive(Debug, Serialize)]
 struct AllowlistRecord {
@@ -269,26 +269,17 @@ impl Store {
         fingerprint: &str,
         actor: &Actor,
     ) -> Result<StoredResponse, AppError> {
-        let mut backoff = Backoff::new(Backoff::ATTEMPTS);
-        let mut reserved: Option<Id> = None;
-        loop {
-            match self
-                .try_transfer(request, scope, fingerprint, actor, &mut reserved)
-                .await
-            {
-                Ok(Some(response)) => return Ok(response),
-                Ok(None) => {}
-                Err(e) if e.is_busy() => {}
-                Err(e) => return Err(e),
-            }
-            if !backoff.wait().await {
-                tracing::warn!(attempts = backoff.attempts(), "transfer gave up: busy");
-                return Err(AppError::new(
-                    ErrorCode::ServiceBusy,
-                    "The service is busy; nothing was recorded. Retry with the same Idempotency-Key.",
-                ));
-            }
-        }
+        let reserved = OnceLock::new();
+        let busy = || {
+            AppError::new(
+                ErrorCode::ServiceBusy,
+                "The service is busy; nothing was recorded. Retry with the same Idempotency-Key.",
+            )
+        };
+        self.until_settled("transfer", busy, || {
+            self.try_transfer(request, scope, fingerprint, actor, &reserved)
+        })
+        .await
     }
 
     /// One read-decide-write pass; `None`: decide again. `reserved` keeps
@@ -299,14 +290,14 @@ impl Store {
         scope: &Scope,
         fingerprint: &str,
         actor: &Actor,
-        reserved: &mut Option<Id>,
+        reserved: &OnceLock<Id>,
     ) -> Result<Option<StoredResponse>, AppError> {
         let snapshot = self.read_for_transfer(request, scope).await?;
         let now = Timestamp::now();
         let (response, mut items) = match snapshot {
             Snapshot::Replay(record) => return record.replay(fingerprint).map(Some),
             Snapshot::Allowed => {
-                let id = self.reserve(reserved, ids::TRANSACTION).await?;
+                let id = self.reserve_id(reserved, ids::TRANSACTION).await?;
                 let transfer = request.record(id, now);
                 let response = StoredResponse {
                     status: 201,
@@ -327,7 +318,7 @@ impl Store {
                 (response, items)
             }
             Snapshot::Refused(refusal) => {
-                let id = self.reserve(reserved, alerts::ID_KIND).await?;
+                let id = self.reserve_id(reserved, alerts::ID_KIND).await?;
                 let response = StoredResponse {
                     status: refusal.code().status(),
                     body: AppError::new(refusal.code(), TransferRefusal::MESSAGE)
@@ -367,14 +358,6 @@ impl Store {
             }
             Err(e) if e.is_busy() => Ok(None),
             Err(e) => Err(e.unexpected()),
-        }
-    }
-
-    /// An id of `kind` for this request, allocated once across its passes.
-    async fn reserve(&self, reserved: &mut Option<Id>, kind: &'static str) -> Result<Id, AppError> {
-        match *reserved {
-            Some(id) => Ok(id),
-            None => Ok(*reserved.insert(self.next_id(kind).await?)),
         }
     }
 

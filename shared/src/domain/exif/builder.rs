@@ -210,3 +210,36 @@ fn plain_jpeg_body() -> Vec<u8> {
     out.extend([0xff, 0xd9]);
     out
 }
+
+/// A JPEG as a phone camera writes it: GPS date and time stamp (UTC) and,
+/// if given, the position in decimal degrees (written as degrees, minutes
+/// and hundredths of seconds). `date` is `YYYY:MM:DD`, `time` (h, m, s).
+pub fn gps_photo(date: &str, time: (u32, u32, u32), position: Option<(f64, f64)>) -> Vec<u8> {
+    let mut gps = vec![
+        Entry::rationals(TAG_GPS_TIME_STAMP, &[(time.0, 1), (time.1, 1), (time.2, 1)]),
+        Entry::ascii(TAG_GPS_DATE_STAMP, date),
+    ];
+    if let Some((lat, lng)) = position {
+        let dms = |tag: u16, degrees: f64| {
+            let centiseconds = (degrees.abs() * 360_000.0).round() as u64;
+            let d = (centiseconds / 360_000) as u32;
+            let m = ((centiseconds % 360_000) / 6_000) as u32;
+            Entry::dms(tag, d, m, (centiseconds % 6_000) as u32)
+        };
+        gps.push(Entry::ascii(
+            TAG_GPS_LATITUDE_REF,
+            if lat < 0.0 { "S" } else { "N" },
+        ));
+        gps.push(dms(TAG_GPS_LATITUDE, lat));
+        gps.push(Entry::ascii(
+            TAG_GPS_LONGITUDE_REF,
+            if lng < 0.0 { "W" } else { "E" },
+        ));
+        gps.push(dms(TAG_GPS_LONGITUDE, lng));
+    }
+    Exif {
+        gps,
+        ..Exif::default()
+    }
+    .jpeg()
+}

@@ -1,0 +1,546 @@
+//! `POST /proofs/uploads`, `POST /proofs`, `GET /proofs/{id}` and
+//! `POST /proofs/{id}/decision`: photo (and other) proofs of milestones,
+//! their files in S3.
+//!
+//! The server, not the client, reads the file: `POST /proofs` reads the
+//! uploaded object itself (at most the declared length + 1 bytes), hashes
+//! it, reads its EXIF block for PHOTO milestones, and lets
+//! `shared::domain::proof::judge_photo` decide: refuse (422, nothing
+//! stored), review, or approve and pay (one transaction, through
+//! `Store::pay_milestone`). The accepted file is copied to
+//! `proofs/{sha256}`, which the bucket keeps; uploads that never become a
+//! proof expire with their prefix after a day.
+
+use axum::{
+    extract::{FromRef, State},
+    http::StatusCode,
+    response::Response,
+    routing::{get, post},
+    Router,
+};
+use serde_json::{json, Map, Value};
+use shared::{
+    blob::{upload_missing, Blob, Read},
+    domain::{
+        access::{Principal, Role},
+        error::ErrorCode,
+        escrow::{Escrow, Milestone},
+        exif, geo,
+        ids::Id,
+        proof::{judge_photo, Evidence, FileEvidence, PhotoEvidence, PhotoTerms, Verdict},
+        proof_review::Decision,
+        time::Timestamp,
+        upload,
+    },
+    error::AppError,
+    http::{
+        body::{parse, Fields, JsonBody},
+        extract::PathId,
+        json,
+    },
+    store::{
+        audit::Actor,
+        proofs::{
+            duplicate, milestone_target, proof_not_found, target_refusal, Judged, NewProof, Upload,
+        },
+    },
+    AppState, SharedState,
+};
+use std::time::Duration;
+
+/// The proofs function's state: the shared one and the proof bucket (no
+/// other function needs S3).
+#[derive(Clone)]
+pub struct ProofsState {
+    pub app: SharedState,
+    pub blob: Blob,
+}
+
+impl FromRef<ProofsState> for SharedState {
+    fn from_ref(state: &ProofsState) -> SharedState {
+        state.app.clone()
+    }
+}
+
+impl ProofsState {
+    /// A Lambda's start: the shared state, then the bucket
+    /// (`KOBATELA_PROOF_BUCKET`); refuses to start without it.
+    pub async fn for_lambda() -> Result<ProofsState, String> {
+        let app = AppState::for_lambda().await?;
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let blob = Blob::from_env(&sdk).inspect_err(|reason| {
+            tracing::error!(%reason, "refusing to start");
+        })?;
+        Ok(ProofsState { app, blob })
+    }
+}
+
+pub fn router(state: ProofsState) -> Router {
+    Router::new()
+        .route("/proofs/uploads", post(prepare_upload))
+        .route("/proofs", post(submit))
+        .route("/proofs/{id}", get(read))
+        .route("/proofs/{id}/decision", post(decide))
+        .with_state(state)
+}
+
+/// Longest decision note.
+const MAX_NOTE_CHARS: usize = 2000;
+
+fn milestone_idx(value: &Value) -> Result<u32, &'static str> {
+    value
+        .as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or("must be a whole number from 0 to 4294967295")
+}
+
+fn object(value: &Value) -> Result<Value, &'static str> {
+    if value.is_object() {
+        Ok(value.clone())
+    } else {
+        Err("must be a JSON object")
+    }
+}
+
+/// The escrow a proof or an upload is for, if the caller may act as its
+/// provider: unknown → 404 `MILESTONE_NOT_FOUND`; another's → 403.
+fn provider_escrow(caller: &Principal, escrow: Option<Escrow>) -> Result<Escrow, AppError> {
+    let escrow = escrow.ok_or_else(|| target_refusal(ErrorCode::MilestoneNotFound))?;
+    AppError::permit(caller.acts_for(escrow.provider_id))?;
+    Ok(escrow)
+}
+
+/// The escrow, read again while DynamoDB is busy (bounded, then 503).
+async fn read_escrow(store: &shared::store::Store, id: Id) -> Result<Option<Escrow>, AppError> {
+    store.retry_busy("read escrow", || store.escrow(id)).await
+}
+
+fn milestone_of(escrow: &Escrow, idx: u32) -> Result<&Milestone, AppError> {
+    escrow
+        .milestones
+        .iter()
+        .find(|m| m.idx == idx)
+        .ok_or_else(|| target_refusal(ErrorCode::MilestoneNotFound))
+}
+
+async fn prepare_upload(
+    State(state): State<ProofsState>,
+    caller: Principal,
+    JsonBody(body): JsonBody,
+) -> Result<Response, AppError> {
+    AppError::permit(caller.role != Role::Support)?;
+    let mut f = Fields::of(&body)?;
+    let escrow_id = f.required("escrow_id", Id::from_json);
+    let idx = f.required("milestone_idx", milestone_idx);
+    let content_type = f.required("content_type", |v: &Value| {
+        upload::content_type(v.as_str().unwrap_or_default())
+    });
+    let length = f.required("content_length", |v: &Value| {
+        v.as_u64()
+            .ok_or("must be a whole number of bytes from 1 to 10485760")
+            .and_then(upload::content_length)
+    });
+    let sha256 = f.required("sha256", |v: &Value| {
+        upload::sha256_hex(v.as_str().unwrap_or_default())
+    });
+    let (escrow_id, idx, content_type, length, sha256) =
+        f.finish(|| Some((escrow_id?, idx?, content_type?, length?, sha256?)))?;
+
+    let store = &state.app.store;
+    let (escrow, taken) = tokio::join!(
+        read_escrow(store, escrow_id),
+        store.proof_hash_taken(&sha256)
+    );
+    let escrow = provider_escrow(&caller, escrow?)?;
+    milestone_target(&escrow, idx)?;
+    if taken? {
+        return Err(duplicate());
+    }
+
+    let upload_id = uuid::Uuid::new_v4().simple().to_string();
+    let key = upload::upload_key(escrow_id, idx, &upload_id);
+    let valid = Duration::from_secs(upload::PUT_VALID_SECONDS);
+    let presigned = state
+        .blob
+        .presign_put(
+            &key,
+            content_type,
+            length,
+            &upload::checksum_base64(&sha256),
+            valid,
+        )
+        .await?;
+    let now = Timestamp::now();
+    let record = Upload {
+        upload_id: upload_id.clone(),
+        escrow_id,
+        milestone_idx: idx,
+        content_type: content_type.to_string(),
+        content_length: length,
+        sha256,
+        object_key: key,
+        uploader: Actor::from(&caller).to_string(),
+        created_at: now,
+    };
+    store.put_upload(&record).await?;
+    let headers: Map<String, Value> = presigned
+        .headers
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    Ok(json(
+        StatusCode::CREATED,
+        &json!({
+            "upload_id": upload_id,
+            "method": presigned.method,
+            "url": presigned.url,
+            "headers": headers,
+            "expires_at": now.plus_seconds(upload::PUT_VALID_SECONDS as i64),
+        }),
+    ))
+}
+
+/// The milestone's terms for `judge_photo`.
+fn terms(milestone: &Milestone) -> PhotoTerms<'_> {
+    PhotoTerms {
+        proof_type: &milestone.proof_type,
+        geofence: milestone
+            .geofence
+            .and_then(|g| geo::Geofence::parse(g.lat, g.lng, g.radius_m).ok()),
+    }
+}
+
+fn judged(verdict: Verdict) -> Result<Judged, AppError> {
+    let value = |e: PhotoEvidence| serde_json::to_value(e).map_err(AppError::internal);
+    match verdict {
+        Verdict::Refuse(refusal) => Err(refusal.into()),
+        Verdict::Approve(evidence) => Ok(Judged::Approve {
+            evidence: value(evidence)?,
+        }),
+        Verdict::Review { reason, evidence } => Ok(Judged::Review {
+            reason: reason.as_str(),
+            evidence: evidence.map(value).transpose()?,
+        }),
+    }
+}
+
+async fn submit(
+    State(state): State<ProofsState>,
+    caller: Principal,
+    JsonBody(body): JsonBody,
+) -> Result<Response, AppError> {
+    AppError::permit(caller.role != Role::Support)?;
+    let new_style = body.get("upload_id").is_some_and(|v| !v.is_null());
+    let mut f = Fields::of(&body)?;
+    let escrow_id = f.required("escrow_id", Id::from_json);
+    let idx = f.required("milestone_idx", milestone_idx);
+    let kind = f.required("type", parse::text(1, 50));
+    let metadata = f.optional("metadata", object);
+    let proof = if new_style {
+        let upload_id = f.required("upload_id", parse::text(1, 100));
+        let (escrow_id, idx, kind, metadata, upload_id) =
+            f.finish(|| Some((escrow_id?, idx?, kind?, metadata?, upload_id?)))?;
+        submit_upload(&state, &caller, escrow_id, idx, kind, metadata, &upload_id).await?
+    } else {
+        let storage_url = f.required("storage_url", parse::text(1, 1024));
+        let sha256 = f.required("sha256", parse::text(1, 128));
+        let (escrow_id, idx, kind, metadata, storage_url, sha256) =
+            f.finish(|| Some((escrow_id?, idx?, kind?, metadata?, storage_url?, sha256?)))?;
+        let sha256 = sha256.trim().to_ascii_lowercase();
+        let store = &state.app.store;
+        let (escrow, taken) = tokio::join!(
+            read_escrow(store, escrow_id),
+            store.proof_hash_taken(&sha256)
+        );
+        let escrow = provider_escrow(&caller, escrow?)?;
+        milestone_target(&escrow, idx)?;
+        if taken? {
+            return Err(duplicate());
+        }
+        let milestone = milestone_of(&escrow, idx)?;
+        // Old clients' body: the server never read the file; always review.
+        let verdict = judge_photo(
+            &terms(milestone),
+            FileEvidence::Unverified,
+            metadata.as_ref(),
+            Timestamp::now(),
+        );
+        let new = NewProof {
+            escrow_id,
+            milestone_idx: idx,
+            kind,
+            storage_url,
+            sha256,
+            content_type: None,
+            size: None,
+            metadata,
+            object_key: None,
+            judged: judged(verdict)?,
+        };
+        store.submit_proof(new, &(&caller).into()).await?
+    };
+    Ok(json(StatusCode::CREATED, &proof))
+}
+
+async fn submit_upload(
+    state: &ProofsState,
+    caller: &Principal,
+    escrow_id: Id,
+    idx: u32,
+    kind: String,
+    metadata: Option<Value>,
+    upload_id: &str,
+) -> Result<shared::domain::proof_review::Proof, AppError> {
+    let store = &state.app.store;
+    let upload = store.upload(upload_id).await?.ok_or_else(|| {
+        AppError::new(
+            ErrorCode::ProofUploadMissing,
+            "No upload with this upload_id (or it is more than a day old): prepare one with POST /proofs/uploads.",
+        )
+    })?;
+    if upload.escrow_id != escrow_id || upload.milestone_idx != idx {
+        return Err(AppError::field(
+            "upload_id",
+            "was prepared for another escrow or milestone",
+        ));
+    }
+    let (escrow, taken) = tokio::join!(
+        read_escrow(store, escrow_id),
+        store.proof_hash_taken(&upload.sha256)
+    );
+    let escrow = provider_escrow(caller, escrow?)?;
+    milestone_target(&escrow, idx)?;
+    if taken? {
+        return Err(duplicate());
+    }
+    let milestone = milestone_of(&escrow, idx)?;
+
+    // The server reads the file itself: never more than declared + 1 bytes.
+    let limit = upload::read_limit(upload.content_length);
+    let bytes = match state.blob.read_bounded(&upload.object_key, limit).await? {
+        Read::Missing => return Err(upload_missing()),
+        Read::Bytes(bytes) => bytes,
+    };
+    upload::check_bytes(upload.content_length, &upload.sha256, &bytes).map_err(|code| {
+        AppError::new(
+            code,
+            "The uploaded bytes are not the declared file (length or SHA-256 differ).",
+        )
+    })?;
+    let terms = terms(milestone);
+    let file = if terms.is_photo() {
+        FileEvidence::Read(exif::read_evidence_as(&upload.content_type, &bytes))
+    } else {
+        FileEvidence::Read(Ok(Evidence::default()))
+    };
+    let verdict = judge_photo(&terms, file, metadata.as_ref(), Timestamp::now());
+    let judged = judged(verdict)?;
+
+    // The proof's own copy, kept for good (the upload prefix expires).
+    let key = upload::proof_key(&upload.sha256);
+    state
+        .blob
+        .put(
+            &key,
+            bytes,
+            &upload.content_type,
+            &upload::checksum_base64(&upload.sha256),
+        )
+        .await?;
+    let new = NewProof {
+        escrow_id,
+        milestone_idx: idx,
+        kind,
+        storage_url: state.blob.url_of(&key),
+        sha256: upload.sha256,
+        content_type: Some(upload.content_type),
+        size: Some(upload.content_length),
+        metadata,
+        object_key: Some(key),
+        judged,
+    };
+    store.submit_proof(new, &caller.into()).await
+}
+
+async fn read(
+    State(state): State<ProofsState>,
+    caller: Principal,
+    PathId(id): PathId,
+) -> Result<Response, AppError> {
+    let read = state
+        .app
+        .store
+        .proof(id)
+        .await?
+        .filter(|p| caller.may_read(&p.parties))
+        .ok_or_else(proof_not_found)?;
+    let download_url = match &read.object_key {
+        Some(key) => Some(
+            state
+                .blob
+                .presign_get(key, Duration::from_secs(upload::GET_VALID_SECONDS))
+                .await?,
+        ),
+        None => None,
+    };
+    let mut body = serde_json::to_value(&read.proof).map_err(AppError::internal)?;
+    body["download_url"] = json!(download_url);
+    Ok(json(StatusCode::OK, &body))
+}
+
+async fn decide(
+    State(state): State<ProofsState>,
+    caller: Principal,
+    PathId(id): PathId,
+    JsonBody(body): JsonBody,
+) -> Result<Response, AppError> {
+    let mut f = Fields::of(&body)?;
+    let decision = f.required("decision", |v: &Value| {
+        Decision::parse(v.as_str().unwrap_or_default()).ok_or("must be approved or rejected")
+    });
+    let note = f.optional("note", parse::text(0, MAX_NOTE_CHARS));
+    let (decision, note) = f.finish(|| Some((decision?, note?)))?;
+    // Staff, or the escrow's client: acting on another's proof is 403.
+    let permit =
+        |parties: &[Id; 2]| AppError::permit(caller.is_staff() || caller.acts_for(parties[0]));
+    let proof = state
+        .app
+        .store
+        .decide_proof(id, decision, note, permit, &(&caller).into())
+        .await?;
+    Ok(json(StatusCode::OK, &proof))
+}
+
+// ---------------------------------------------------------------------------
+// The API document
+
+/// `POST /proofs/uploads` body.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct PrepareUpload {
+    escrow_id: shared::api_doc::IdInput,
+    #[schema(minimum = 0, maximum = 4294967295_u64)]
+    milestone_idx: u64,
+    #[schema(schema_with = upload_content_types)]
+    content_type: String,
+    #[schema(minimum = 1, maximum = 10485760)]
+    content_length: u64,
+    /// 64 lower-case hex characters.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    sha256: String,
+}
+
+fn upload_content_types() -> utoipa::openapi::ObjectBuilder {
+    shared::api_doc::one_of_strings(&["image/jpeg", "image/png", "image/heic", "application/pdf"])
+}
+
+/// The answer of `POST /proofs/uploads`: a presigned PUT.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct PreparedUpload {
+    upload_id: String,
+    /// `PUT`.
+    method: String,
+    url: String,
+    /// Send exactly these headers with the bytes.
+    headers: std::collections::BTreeMap<String, String>,
+    expires_at: shared::domain::time::Timestamp,
+}
+
+/// `POST /proofs` body: an `upload_id` (the file is read by the server),
+/// or, for old clients, `storage_url` and `sha256` (always reviewed).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct SubmitProof {
+    escrow_id: shared::api_doc::IdInput,
+    #[schema(minimum = 0, maximum = 4294967295_u64)]
+    milestone_idx: u64,
+    #[schema(rename = "type", schema_with = shared::api_doc::text::<1, 50>)]
+    kind: String,
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Value>,
+    #[schema(schema_with = shared::api_doc::text::<1, 100>)]
+    upload_id: Option<String>,
+    #[schema(schema_with = shared::api_doc::text::<1, 1024>)]
+    storage_url: Option<String>,
+    #[schema(schema_with = shared::api_doc::text::<1, 128>)]
+    sha256: Option<String>,
+}
+
+/// `POST /proofs/{id}/decision` body.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct DecisionBody {
+    /// `approved` or `rejected`, any case.
+    decision: String,
+    #[schema(schema_with = shared::api_doc::text::<0, MAX_NOTE_CHARS>)]
+    note: Option<String>,
+}
+
+/// This function's routes in the API document.
+pub fn api_routes() -> Vec<shared::api_doc::Route> {
+    use shared::{
+        api_doc::{extended, Route},
+        domain::proof_review::Proof,
+    };
+    let target = [
+        ErrorCode::MilestoneNotFound,
+        ErrorCode::EscrowInvalidState,
+        ErrorCode::NoOpenMilestone,
+        ErrorCode::SequenceError,
+        ErrorCode::MilestoneNotWaiting,
+        ErrorCode::ProofDuplicate,
+    ];
+    let download_url = utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .description(Some(
+            "A presigned GET valid 5 minutes; null for an old client's file.",
+        ))
+        .build();
+    vec![
+        Route::post("/proofs/uploads", "Presign a PUT of a proof file")
+            .body::<PrepareUpload>()
+            .answer::<PreparedUpload>(201, "The presigned PUT, valid 15 minutes.")
+            .errors(&target),
+        Route::post(
+            "/proofs",
+            "Submit a proof; the server reads the stored file",
+        )
+        .body::<SubmitProof>()
+        .answer::<Proof>(201, "The proof: APPROVED (and paid) or PENDING review.")
+        .errors(&target)
+        .errors(&[
+            ErrorCode::ProofUploadMissing,
+            ErrorCode::ProofHashMismatch,
+            ErrorCode::MissingExifTimestamp,
+            ErrorCode::StaleTimestamp,
+            ErrorCode::FutureTimestamp,
+            ErrorCode::GeofenceViolation,
+            ErrorCode::InvalidImage,
+            ErrorCode::InsufficientEscrowBalance,
+        ]),
+        Route::get(
+            "/proofs/{id}",
+            "Read a proof, with a short-lived download URL",
+        )
+        .answer_schema(
+            200,
+            extended::<Proof>(&[("download_url", download_url.into())]),
+            "The proof.",
+        )
+        .errors(&[ErrorCode::ProofNotFound]),
+        Route::post(
+            "/proofs/{id}/decision",
+            "Approve (pays the milestone) or reject",
+        )
+        .body::<DecisionBody>()
+        .answer::<Proof>(200, "The proof.")
+        .errors(&[
+            ErrorCode::ProofNotFound,
+            ErrorCode::ProofAlreadyApproved,
+            ErrorCode::ProofAlreadyRejected,
+            ErrorCode::InsufficientEscrowBalance,
+            ErrorCode::MilestoneNotWaiting,
+        ]),
+    ]
+}

@@ -1,0 +1,441 @@
+//! PSP webhook events: recorded once by event id by the webhook, applied
+//! once by the `psp-events` consumer.
+//!
+//! One item per event, `PSP_EVENT#{sha256 of event id}`, living
+//! [`TTL_DAYS`] (longer than any PSP retry schedule). Its `status`:
+//! - `RECEIVED`: recorded, not yet known to be on the queue (the send failed,
+//!   or the webhook's answer was lost). A PSP retry of the event sends it
+//!   again. Shown as `QUEUED` by `GET /psp/events/{id}`: it is, or will be
+//!   with the PSP's retry, and the consumer treats both alike.
+//! - `QUEUED`: sent to the queue. A PSP retry is a `duplicate`.
+//! - `APPLIED`, `IGNORED`, `CONFLICT`: processed, in the same transaction as
+//!   the payment change, audit entry, timeline event and alert it caused,
+//!   conditional on the event not being processed yet. A redelivered (or
+//!   twice-sent) message fails that condition and changes nothing.
+
+use super::{
+    alerts::{self, NewAlert},
+    items::{n, s, to_item, values},
+    keys,
+    retry::aws_error,
+    transact::Backoff,
+    Store,
+};
+use crate::{
+    domain::{
+        ids::Id,
+        payment::{resolve_psp_event, PaymentStatus, PspEventStatus, PspEventType, PspOutcome},
+        time::Timestamp,
+        webhook::EventIdentity,
+    },
+    error::AppError,
+};
+use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+use serde::{Deserialize, Serialize};
+
+/// How long an event id is remembered (API.md: at least 7 days).
+pub const TTL_DAYS: i64 = 30;
+
+const RECEIVED: &str = "RECEIVED";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PspEventRecord {
+    pk: String,
+    sk: String,
+    event_id: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    event_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    psp_ref: Option<String>,
+    /// RECEIVED, QUEUED, APPLIED, IGNORED or CONFLICT.
+    status: String,
+    received_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    processed_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    payment_id: Option<Id>,
+    ttl: i64,
+}
+
+impl PspEventRecord {
+    fn processed(&self) -> bool {
+        !matches!(self.status.as_str(), RECEIVED | "QUEUED")
+    }
+}
+
+/// `GET /psp/events/{event_id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct PspEventView {
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    pub psp_ref: Option<String>,
+    pub status: PspEventStatus,
+    pub received_at: Timestamp,
+    pub processed_at: Option<Timestamp>,
+    pub payment_id: Option<Id>,
+}
+
+/// What the webhook does with an event after recording it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// First seen now: send it.
+    New,
+    /// Seen before but not known to be queued: send it again.
+    NotQueued,
+    /// Already queued or processed: answer `duplicate`.
+    Duplicate,
+}
+
+/// The message the webhook puts on the queue. The consumer trusts only the
+/// event id: what it applies is read from the recorded event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedEvent {
+    pub event_id: String,
+}
+
+/// What the consumer did with one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consumed {
+    /// Processed now, with this status.
+    Done(PspEventStatus),
+    /// Processed before (a redelivery, or the same event sent twice).
+    AlreadyProcessed,
+    /// No such event recorded (nothing to apply).
+    NotRecorded,
+}
+
+impl Store {
+    /// Records a verified event (status RECEIVED) unless its id is known:
+    /// one conditional Put; a known id costs one more read.
+    pub async fn record_psp_event(
+        &self,
+        identity: &EventIdentity,
+        now: Timestamp,
+    ) -> Result<Recorded, AppError> {
+        let key = keys::psp_event(&identity.event_id);
+        let record = PspEventRecord {
+            pk: key.pk.clone(),
+            sk: key.sk.clone(),
+            event_id: identity.event_id.clone(),
+            event_type: identity.event_type.clone(),
+            psp_ref: identity.psp_ref.clone(),
+            status: RECEIVED.into(),
+            received_at: now,
+            processed_at: None,
+            payment_id: None,
+            ttl: now.unix_seconds() + TTL_DAYS * 86_400,
+        };
+        let item = to_item(&record)?;
+        self.retry_busy("record PSP event", || async {
+            let put = self
+                .client
+                .put_item()
+                .table_name(self.table())
+                .set_item(Some(item.clone()))
+                .condition_expression("attribute_not_exists(pk)")
+                .send()
+                .await;
+            match put {
+                Ok(_) => Ok(Recorded::New),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                {
+                    match self.get::<PspEventRecord>(&key).await? {
+                        Some(known) if known.status == RECEIVED => Ok(Recorded::NotQueued),
+                        Some(_) => Ok(Recorded::Duplicate),
+                        // Gone between the two calls (its TTL): try again.
+                        None => Err(AppError::busy()),
+                    }
+                }
+                Err(e) => Err(aws_error(e)),
+            }
+        })
+        .await
+    }
+
+    /// Marks a sent event QUEUED, unless the consumer got to it first.
+    pub async fn mark_psp_event_queued(&self, event_id: &str) -> Result<(), AppError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(super::items::key_item(&keys::psp_event(event_id))))
+            .update_expression("SET #status = :queued")
+            .condition_expression("#status = :received")
+            .expression_attribute_names("#status", "status")
+            .set_expression_attribute_values(Some(values([
+                (":queued", s("QUEUED")),
+                (":received", s(RECEIVED)),
+            ])))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(aws_error(e)),
+        }
+    }
+
+    /// One event as `GET /psp/events/{id}` shows it.
+    pub async fn psp_event(&self, event_id: &str) -> Result<Option<PspEventView>, AppError> {
+        let Some(record) = self
+            .get::<PspEventRecord>(&keys::psp_event(event_id))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let status = match record.status.as_str() {
+            "APPLIED" => PspEventStatus::Applied,
+            "IGNORED" => PspEventStatus::Ignored,
+            "CONFLICT" => PspEventStatus::Conflict,
+            _ => PspEventStatus::Queued,
+        };
+        Ok(Some(PspEventView {
+            event_id: record.event_id,
+            event_type: record.event_type,
+            psp_ref: record.psp_ref,
+            status,
+            received_at: record.received_at,
+            processed_at: record.processed_at,
+            payment_id: record.payment_id,
+        }))
+    }
+
+    /// The consumer: applies event `event_id` once, per `resolve_psp_event`,
+    /// in ONE transaction (payment, escrow, milestone, audit, timeline,
+    /// event status, alert). A payment that changed meanwhile is decided
+    /// again; contention is retried with backoff, then `SERVICE_BUSY`
+    /// (nothing changed: the message is retried by SQS).
+    pub async fn consume_psp_event(&self, event_id: &str) -> Result<Consumed, AppError> {
+        let mut backoff = Backoff::new(Backoff::ATTEMPTS);
+        loop {
+            match self.try_consume_psp_event(event_id).await {
+                Ok(Some(done)) => return Ok(done),
+                Ok(None) => {}
+                Err(e) if e.is_busy() => {}
+                Err(e) => return Err(e),
+            }
+            if !backoff.wait().await {
+                tracing::warn!(event_id, "PSP event gave up: busy");
+                return Err(AppError::busy());
+            }
+        }
+    }
+
+    async fn try_consume_psp_event(&self, event_id: &str) -> Result<Option<Consumed>, AppError> {
+        let key = keys::psp_event(event_id);
+        let Some(event) = self.get::<PspEventRecord>(&key).await? else {
+            return Ok(Some(Consumed::NotRecorded));
+        };
+        if event.processed() {
+            return Ok(Some(Consumed::AlreadyProcessed));
+        }
+        let kind = event
+            .event_type
+            .as_deref()
+            .map_or(PspEventType::Other, PspEventType::parse);
+        let payment = match &event.psp_ref {
+            Some(psp_ref) => self.payment_by_psp_ref(psp_ref).await?,
+            None => None,
+        };
+        // An older attempt of a retried payment (its psp_ref is not the
+        // current one) ended in ERROR: that is the state the event speaks to.
+        let attempt = payment.as_ref().map(|p| {
+            if Some(&p.psp_ref) == event.psp_ref.as_ref() {
+                p.status
+            } else {
+                PaymentStatus::Error
+            }
+        });
+        let outcome = match (&event.psp_ref, attempt) {
+            // No reference at all: nothing to apply it to, nothing to alert.
+            (None, _) => PspOutcome::Ignored,
+            (Some(_), attempt) => resolve_psp_event(attempt, kind),
+        };
+        let now = Timestamp::now();
+        let mut items = Vec::new();
+        let applied = matches!(outcome, PspOutcome::Applied(_));
+        if let (PspOutcome::Applied(transition), Some(p)) = (outcome, &payment) {
+            items = self.psp_payment_items(p, transition, event_id, now).await?;
+        }
+        let event_index = items.len();
+        items.push(self.event_processed(&key, &outcome, payment.as_ref().map(|p| p.id), now));
+        let alert_index = items.len();
+        if let Some(alert_type) = outcome.alert() {
+            let payload = match outcome {
+                PspOutcome::Conflict => serde_json::json!({
+                    "event_id": event.event_id, "type": event.event_type, "psp_ref": event.psp_ref,
+                    "payment_id": payment.as_ref().map(|p| p.id),
+                    "payment_status": attempt,
+                }),
+                PspOutcome::UnknownReference => serde_json::json!({
+                    "event_id": event.event_id, "type": event.event_type, "psp_ref": event.psp_ref,
+                }),
+                _ => serde_json::json!({
+                    "payment_id": payment.as_ref().map(|p| p.id),
+                    "escrow_id": payment.as_ref().map(|p| p.escrow_id),
+                    "amount": payment.as_ref().map(|p| p.amount),
+                    "psp_ref": event.psp_ref,
+                }),
+            };
+            let message = match outcome {
+                PspOutcome::Conflict => {
+                    "A PSP event contradicts the payment's final state; nothing was changed."
+                }
+                PspOutcome::UnknownReference => "A PSP event names a reference no payment has.",
+                _ => "The PSP failed a payment; its amount is back in the escrow.",
+            };
+            items.push(self.alert_put(&NewAlert {
+                id: self.next_id(alerts::ID_KIND).await?,
+                alert_type,
+                cause: format!("psp-event:{event_id}"),
+                message: message.into(),
+                actor_user_id: None,
+                payload,
+                created_at: now,
+            })?);
+        }
+        match self.transact(items).await {
+            Ok(()) => Ok(Some(Consumed::Done(outcome.event_status()))),
+            // Processed meanwhile (a concurrent delivery): nothing to do.
+            Err(e) if e.failed_condition(event_index) || e.failed_condition(alert_index) => {
+                Ok(Some(Consumed::AlreadyProcessed))
+            }
+            // The payment (or its escrow) changed under us: decide again.
+            Err(e)
+                if e.is_busy()
+                    || (applied && matches!(e, super::transact::TransactError::Cancelled(_))) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e.unexpected()),
+        }
+    }
+
+    fn event_processed(
+        &self,
+        key: &keys::Key,
+        outcome: &PspOutcome,
+        payment: Option<Id>,
+        now: Timestamp,
+    ) -> TransactWriteItem {
+        let mut set = "SET #status = :status, processed_at = :now".to_string();
+        let mut vals = values([
+            (":status", s(outcome.event_status().as_str())),
+            (":now", s(now.to_string())),
+            (":received", s(RECEIVED)),
+            (":queued", s("QUEUED")),
+        ]);
+        if let Some(id) = payment {
+            set.push_str(", payment_id = :payment");
+            vals.insert(":payment".into(), n(id));
+        }
+        let update = Update::builder()
+            .set_key(Some(super::items::key_item(key)))
+            .update_expression(set)
+            .condition_expression("#status IN (:received, :queued)")
+            .expression_attribute_names("#status", "status")
+            .set_expression_attribute_values(Some(vals));
+        self.update(update)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::payment::PaymentTransition;
+
+    fn offline_store() -> Store {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .build();
+        Store::new(aws_sdk_dynamodb::Client::from_conf(config), "t", 1)
+    }
+
+    #[test]
+    fn event_keys_are_the_hash_of_the_id() {
+        let key = keys::psp_event("evt_1");
+        assert!(key.pk.starts_with("PSP_EVENT#"));
+        assert_eq!(key.pk.len(), "PSP_EVENT#".len() + 64);
+        assert_eq!(key.sk, "PSP_EVENT");
+        assert_eq!(keys::psp_event("evt_1"), key);
+        assert_ne!(keys::psp_event("evt_2").pk, key.pk);
+        // Any text, however long, makes a key of one shape.
+        assert_eq!(keys::psp_event(&"x".repeat(5000)).pk.len(), key.pk.len());
+    }
+
+    fn record(status: &str) -> PspEventRecord {
+        PspEventRecord {
+            pk: "p".into(),
+            sk: "s".into(),
+            event_id: "e".into(),
+            event_type: None,
+            psp_ref: None,
+            status: status.into(),
+            received_at: Timestamp::parse("2030-01-01T00:00:00Z").unwrap(),
+            processed_at: None,
+            payment_id: None,
+            ttl: 0,
+        }
+    }
+
+    #[test]
+    fn only_received_and_queued_events_are_still_to_process() {
+        for (status, processed) in [
+            ("RECEIVED", false),
+            ("QUEUED", false),
+            ("APPLIED", true),
+            ("IGNORED", true),
+            ("CONFLICT", true),
+        ] {
+            assert_eq!(record(status).processed(), processed, "{status}");
+        }
+    }
+
+    #[test]
+    fn marking_processed_is_conditional_on_not_processed_yet() {
+        let store = offline_store();
+        let now = Timestamp::parse("2030-01-01T00:00:00Z").unwrap();
+        let outcome = PspOutcome::Applied(PaymentTransition::Failed);
+        let item = store.event_processed(&keys::psp_event("e"), &outcome, Id::new(7), now);
+        let update = item.update().unwrap();
+        assert_eq!(
+            update.condition_expression(),
+            Some("#status IN (:received, :queued)")
+        );
+        let values = update.expression_attribute_values().unwrap();
+        assert_eq!(values[":status"].as_s().unwrap(), "APPLIED");
+        assert_eq!(values[":payment"].as_n().unwrap(), "7");
+        assert!(update.update_expression().contains("payment_id = :payment"));
+        let ignored = store.event_processed(
+            &keys::psp_event("e"),
+            &PspOutcome::UnknownReference,
+            None,
+            now,
+        );
+        let update = ignored.update().unwrap();
+        assert_eq!(
+            update.expression_attribute_values().unwrap()[":status"]
+                .as_s()
+                .unwrap(),
+            "IGNORED"
+        );
+        assert!(!update.update_expression().contains("payment_id"));
+    }
+
+    #[test]
+    fn queued_messages_carry_the_event_id_only() {
+        let text = serde_json::to_string(&QueuedEvent {
+            event_id: "evt_1".into(),
+        })
+        .unwrap();
+        assert_eq!(text, r#"{"event_id":"evt_1"}"#);
+    }
+}
