@@ -81,7 +81,9 @@ use_stack() {
     KOBATELA_PSP_WEBHOOK_SECRET="${KOBATELA_PSP_WEBHOOK_SECRET:-$(random_hex 32)}"
     # The queue local/bootstrap.py creates, as moto names its URLs.
     KOBATELA_PSP_QUEUE_URL="${KOBATELA_PSP_QUEUE_URL:-$AWS_ENDPOINT_URL/123456789012/kobatela-psp-events}"
-    export KOBATELA_API_KEY_PEPPER KOBATELA_PSP_WEBHOOK_SECRET KOBATELA_PSP_QUEUE_URL
+    # The bucket local/bootstrap.py creates (the proofs function refuses to start without one).
+    KOBATELA_PROOF_BUCKET="${KOBATELA_PROOF_BUCKET:-kobatela-proofs-local}"
+    export KOBATELA_API_KEY_PEPPER KOBATELA_PSP_WEBHOOK_SECRET KOBATELA_PSP_QUEUE_URL KOBATELA_PROOF_BUCKET
     export RUST_LOG="${RUST_LOG:-warn}"
 }
 
@@ -163,6 +165,15 @@ main() {
     local key
     key="$(admin_key)"
     [[ -n "$key" ]] || kob_die "could not make an admin key"
+    if [[ "$1" == "--smoke" ]]; then
+        # Every function's binary in one build (parallel), before the
+        # emulator builds them one by one at their first invocation.
+        local packages=() entry
+        for entry in "${SMOKE[@]}"; do
+            packages+=(-p "${entry%% *}")
+        done
+        cargo build --quiet "${packages[@]}"
+    fi
     start_watch
     if [[ "$1" == "--smoke" ]]; then
         local failed=0 entry function event expected answer status

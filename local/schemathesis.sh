@@ -5,7 +5,7 @@
 # any 5xx, any answer that does not match the document (status, schema,
 # content type, headers), any undocumented status, and invalid data that is
 # accepted. Bounded in time: SCHEMATHESIS_MAX_EXAMPLES per operation (default
-# 25) and a --max-time budget (default 180 s; fuzzing repeats until it is spent).
+# 25) and a --max-time budget (default 150 s; fuzzing repeats until it is spent).
 #
 # With KOBATELA_BASE_URL and KOBATELA_ADMIN_KEY set to a running stack, it
 # tests that one; else it starts a fresh emulator and kobatela-local, as
@@ -16,7 +16,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source local/stack.sh
 
 MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-25}"
-MAX_TIME="${SCHEMATHESIS_MAX_TIME:-180}"
+MAX_TIME="${SCHEMATHESIS_MAX_TIME:-150}"
 SEED="${SCHEMATHESIS_SEED:-7}"
 HEALTH_TIMEOUT="${KOBATELA_HEALTH_TIMEOUT:-60}"
 APP_LOG="$KOB_STATE/kobatela-local-schemathesis.log"
@@ -36,7 +36,8 @@ if [[ -z "${KOBATELA_BASE_URL:-}" || -z "${KOBATELA_ADMIN_KEY:-}" ]]; then
     export RUST_LOG="${RUST_LOG:-warn}"
     KOBATELA_API_KEY_PEPPER="$(random_hex 32)"
     KOBATELA_ADMIN_KEY="kob_test_$(random_hex 16)"
-    export KOBATELA_API_KEY_PEPPER KOBATELA_ADMIN_KEY
+    KOBATELA_PSP_WEBHOOK_SECRET="$(random_hex 32)"
+    export KOBATELA_API_KEY_PEPPER KOBATELA_ADMIN_KEY KOBATELA_PSP_WEBHOOK_SECRET
     "$KOB_TARGET/debug/kobatela-local" >"$APP_LOG" 2>&1 &
     app_pid=$!
     kob_track_pid "$app_pid"
