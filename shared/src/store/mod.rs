@@ -35,6 +35,7 @@ pub struct Store {
     client: Client,
     table: Arc<str>,
     ids: Arc<ids::IdAllocator>,
+    purchase_hints: Arc<purchases::PurchaseHints>,
     clock: Clock,
 }
 
@@ -65,6 +66,7 @@ impl Store {
             client,
             table: Arc::from(table),
             ids: Arc::new(ids::IdAllocator::new(id_block)),
+            purchase_hints: Arc::default(),
             clock: Clock::default(),
         }
     }

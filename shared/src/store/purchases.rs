@@ -3,8 +3,9 @@
 //! parties, ACTIVE, not expired, balance), the purchase, the idempotency
 //! record and the audit entries. Lost races retry from a fresh read.
 //!
-//! Round trips in steady state: two batched reads and the transaction (ids
-//! come from a reserved block, API keys from the container cache).
+//! Round trips in steady state: one batched read and the transaction (the
+//! mandate's key comes from the container's hints, ids from a reserved block,
+//! API keys from the container cache).
 
 use super::{
     audit::{action, entity, Actor, AuditEntry},
@@ -12,7 +13,7 @@ use super::{
     idempotency::{IdempotencyRecord, Scope, StoredResponse},
     ids,
     items::{key_item, n, s, to_item, values},
-    keys,
+    keys::{self, Key},
     mandates::{take_guard, take_mandate, GUARD_OWNER},
     users::take_user,
     Store,
@@ -23,7 +24,7 @@ use crate::{
         currency::Currency,
         error::ErrorCode,
         ids::Id,
-        mandate::{Mandate, MandateStatus},
+        mandate::{Mandate, MandateParties, MandateStatus},
         money::Amount,
         purchase::{
             authorize_purchase, Debit, Purchase, PurchaseRefusal, PurchaseRequest, PurchaseStatus,
@@ -35,7 +36,9 @@ use crate::{
 };
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Mutex, OnceLock};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct PurchaseRecord {
@@ -92,6 +95,67 @@ impl TryFrom<PurchaseRecord> for Purchase {
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
+    }
+}
+
+/// Per container, the keys a purchase needs beyond those its request names:
+/// the mandate the parties' guard pointed at, and the merchant's category.
+/// A hint only adds keys to the first batched read; every decision is taken
+/// from what that consistent read returns, so a stale hint costs the second
+/// read that a purchase without hints makes, and nothing else.
+#[derive(Default)]
+pub(crate) struct PurchaseHints {
+    mandates: Mutex<HashMap<MandateParties, Id>>,
+    categories: Mutex<HashMap<Id, Id>>,
+}
+
+/// The hinted keys of one purchase.
+#[derive(Debug, Default, PartialEq)]
+struct Hint {
+    mandate: Option<Id>,
+    category: Option<Id>,
+}
+
+/// Entries per map; a full map is emptied (hints are only worth a read).
+const MAX_HINTS: usize = 10_000;
+
+impl PurchaseHints {
+    fn get(&self, parties: &MandateParties, merchant: Id) -> Hint {
+        Hint {
+            mandate: hinted(&self.mandates, parties),
+            category: hinted(&self.categories, &merchant),
+        }
+    }
+
+    /// What the last read found: `None` forgets the hint.
+    fn remember(
+        &self,
+        parties: MandateParties,
+        mandate: Option<Id>,
+        merchant: Id,
+        category: Option<Id>,
+    ) {
+        remember(&self.mandates, parties, mandate);
+        remember(&self.categories, merchant, category);
+    }
+}
+
+fn hinted<K: Eq + Hash>(map: &Mutex<HashMap<K, Id>>, key: &K) -> Option<Id> {
+    map.lock().ok()?.get(key).copied()
+}
+
+fn remember<K: Eq + Hash>(map: &Mutex<HashMap<K, Id>>, key: K, value: Option<Id>) {
+    let Ok(mut map) = map.lock() else { return };
+    match value {
+        Some(value) => {
+            if map.len() >= MAX_HINTS && !map.contains_key(&key) {
+                map.clear();
+            }
+            map.insert(key, value);
+        }
+        None => {
+            map.remove(&key);
+        }
     }
 }
 
@@ -203,9 +267,11 @@ impl Store {
         }
     }
 
-    /// Two batched, consistent reads: the idempotency record, the merchant,
-    /// the parties' guard and the merchant grant; then the mandate and the
-    /// category grant.
+    /// One batched, consistent read of the idempotency record, the merchant,
+    /// the parties' guard and users, the merchant grant, and, from the
+    /// container's hints, the mandate and the category grant the last
+    /// purchase of these parties needed. A second batch reads what a missing
+    /// or wrong hint left out (the first purchase of a container does).
     async fn read_for_purchase(
         &self,
         request: &PurchaseRequest,
@@ -213,17 +279,22 @@ impl Store {
         now: Timestamp,
     ) -> Result<Snapshot, AppError> {
         let idempotency_key = scope.storage_key();
+        let parties = request.parties();
         let merchant_grant = keys::merchant_allowance(request.beneficiary_id, request.merchant_id);
-        let mut found = self
-            .get_many(&[
-                idempotency_key.clone(),
-                keys::merchant(request.merchant_id),
-                keys::active_mandate(&request.parties()),
-                merchant_grant.clone(),
-                keys::user(request.sender_id),
-                keys::user(request.beneficiary_id),
-            ])
-            .await?;
+        let category_grant_key =
+            |category: Id| keys::category_allowance(request.beneficiary_id, category);
+        let hint = self.purchase_hints.get(&parties, request.merchant_id);
+        let mut first = vec![
+            idempotency_key.clone(),
+            keys::merchant(request.merchant_id),
+            keys::active_mandate(&parties),
+            merchant_grant.clone(),
+            keys::user(request.sender_id),
+            keys::user(request.beneficiary_id),
+        ];
+        first.extend(hint.mandate.map(keys::mandate));
+        first.extend(hint.category.map(category_grant_key));
+        let mut found = self.get_many(&first).await?;
         if let Some(item) = found.remove(&idempotency_key) {
             if let Some(record) = IdempotencyRecord::from_live_item(item, now)? {
                 return Ok(Snapshot::Replay(record));
@@ -237,23 +308,31 @@ impl Store {
             return Err(AppError::user_inactive(inactive));
         }
         let merchant = take_merchant(&mut found, request.merchant_id)?;
-        let guard = take_guard(&mut found, &request.parties())?;
-        let category_grant = merchant
-            .as_ref()
-            .and_then(|m| m.category_id)
-            .map(|c| keys::category_allowance(request.beneficiary_id, c));
+        let guard = take_guard(&mut found, &parties)?;
+        let mandate_id = guard.as_ref().map(|g| g.mandate_id);
+        let category_id = merchant.as_ref().and_then(|m| m.category_id);
+        let category_grant = category_id.map(category_grant_key);
 
-        let mut second = Vec::new();
-        second.extend(guard.as_ref().map(|g| keys::mandate(g.mandate_id)));
-        second.extend(category_grant.clone());
-        let mut found_second = self.get_many(&second).await?;
-        let mandate = match guard {
-            Some(g) => take_mandate(&mut found_second, g.mandate_id)?,
+        // What the hints did not name is read now; a hinted key that is not
+        // needed (the guard moved to a new mandate) is simply not looked at.
+        let missing: Vec<Key> = mandate_id
+            .map(keys::mandate)
+            .into_iter()
+            .chain(category_grant.clone())
+            .filter(|key| !first.contains(key))
+            .collect();
+        if !missing.is_empty() {
+            found.extend(self.get_many(&missing).await?);
+        }
+        self.purchase_hints
+            .remember(parties, mandate_id, request.merchant_id, category_id);
+        let mandate = match mandate_id {
+            Some(id) => take_mandate(&mut found, id)?,
             None => None,
         };
         let grants = UsageGrants {
             merchant: found.contains_key(&merchant_grant),
-            category: category_grant.is_some_and(|k| found_second.contains_key(&k)),
+            category: category_grant.is_some_and(|k| found.contains_key(&k)),
         };
         Ok(
             match authorize_purchase(request, merchant.as_ref(), mandate.as_ref(), grants, now) {
@@ -354,5 +433,54 @@ impl Store {
             .await?
             .map(Purchase::try_from)
             .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parties(sender: u64) -> MandateParties {
+        MandateParties {
+            sender_id: Id::new(sender).unwrap(),
+            beneficiary_id: Id::new(2).unwrap(),
+            currency: Currency::usd(),
+        }
+    }
+
+    fn id(n: u64) -> Id {
+        Id::new(n).unwrap()
+    }
+
+    #[test]
+    fn hints_remember_what_the_last_read_found_and_forget_on_none() {
+        let hints = PurchaseHints::default();
+        assert_eq!(hints.get(&parties(1), id(7)), Hint::default());
+        hints.remember(parties(1), Some(id(3)), id(7), Some(id(4)));
+        assert_eq!(
+            hints.get(&parties(1), id(7)),
+            Hint {
+                mandate: Some(id(3)),
+                category: Some(id(4))
+            }
+        );
+        // Another pair of parties, another merchant: nothing hinted.
+        assert_eq!(hints.get(&parties(5), id(8)), Hint::default());
+        // The mandate was consumed, the merchant lost its category.
+        hints.remember(parties(1), None, id(7), None);
+        assert_eq!(hints.get(&parties(1), id(7)), Hint::default());
+    }
+
+    #[test]
+    fn hints_stay_bounded() {
+        let hints = PurchaseHints::default();
+        for n in 1..=(MAX_HINTS as u64 + 5) {
+            hints.remember(parties(n), Some(id(n)), id(n), Some(id(n)));
+            assert!(hints.mandates.lock().unwrap().len() <= MAX_HINTS);
+            assert!(hints.categories.lock().unwrap().len() <= MAX_HINTS);
+        }
+        // The newest hint survives the clearing.
+        let last = MAX_HINTS as u64 + 5;
+        assert_eq!(hints.get(&parties(last), id(last)).mandate, Some(id(last)));
     }
 }
