@@ -23,6 +23,28 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+impl<T> Page<T> {
+    pub fn map<U>(self, convert: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(convert).collect(),
+            next_cursor: self.next_cursor,
+        }
+    }
+
+    /// The same page with each stored record made a domain value; the first
+    /// record that does not convert fails the page.
+    pub fn try_map<U, E>(self, convert: impl FnMut(T) -> Result<U, E>) -> Result<Page<U>, E> {
+        Ok(Page {
+            items: self
+                .items
+                .into_iter()
+                .map(convert)
+                .collect::<Result<_, _>>()?,
+            next_cursor: self.next_cursor,
+        })
+    }
+}
+
 /// One page request: `limit` items with ids below `before`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageRequest {
@@ -406,6 +428,25 @@ fn sort_key_id(item: &Item, index: Index) -> Result<Id, AppError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn try_map_keeps_the_cursor_and_fails_on_the_first_bad_record() {
+        let page = |items: Vec<&str>| Page {
+            items: items.into_iter().map(String::from).collect(),
+            next_cursor: Some("c".to_string()),
+        };
+        let parsed = page(vec!["1", "2"]).try_map(|s| s.parse::<u8>());
+        assert_eq!(
+            parsed,
+            Ok(Page {
+                items: vec![1, 2],
+                next_cursor: Some("c".to_string())
+            })
+        );
+        assert!(page(vec!["1", "x", "3"])
+            .try_map(|s| s.parse::<u8>())
+            .is_err());
+    }
 
     #[test]
     fn page_defaults_and_bounds() {

@@ -308,14 +308,7 @@ impl Store {
             status: filter.status.map(|s| s.as_str()),
         };
         let page = self.list_between::<MandateRecord>(&parties, page).await?;
-        Ok(Page {
-            items: page
-                .items
-                .into_iter()
-                .map(Mandate::try_from)
-                .collect::<Result<_, _>>()?,
-            next_cursor: page.next_cursor,
-        })
+        page.try_map(Mandate::try_from)
     }
 
     /// The transaction items that expire `mandate`: EXPIRED if still ACTIVE and

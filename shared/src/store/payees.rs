@@ -246,14 +246,7 @@ impl Store {
             .list::<PayeeRecord>(&[(keys::GSI_BY_SENDER, partition)], &Vec::new(), page)
             .await?;
         let today = utc_day(self.clock().now());
-        Ok(Page {
-            items: page
-                .items
-                .into_iter()
-                .map(|r| r.into_payee().map(|p| p.view(&today)))
-                .collect::<Result<_, _>>()?,
-            next_cursor: page.next_cursor,
-        })
+        page.try_map(|r| r.into_payee().map(|p| p.view(&today)))
     }
 
     /// Makes (or replays) the spend `request` under idempotency `scope`.

@@ -397,14 +397,7 @@ impl Store {
         let page = self
             .list::<PaymentRecord>(&partitions, &filters, page)
             .await?;
-        Ok(Page {
-            items: page
-                .items
-                .into_iter()
-                .map(PaymentRecord::into_payment)
-                .collect::<Result<_, _>>()?,
-            next_cursor: page.next_cursor,
-        })
+        page.try_map(PaymentRecord::into_payment)
     }
 
     /// The payment the PSP knows by `psp_ref` (any of its attempts' refs):

@@ -428,13 +428,6 @@ impl Store {
         let page = self
             .list_between::<TransactionRecord>(&parties, page)
             .await?;
-        Ok(Page {
-            items: page
-                .items
-                .into_iter()
-                .map(TransactionRecord::into_transfer)
-                .collect::<Result<_, _>>()?,
-            next_cursor: page.next_cursor,
-        })
+        page.try_map(TransactionRecord::into_transfer)
     }
 }
