@@ -14,7 +14,7 @@ use shared::{
     http::{body::query_errors, extract::QueryMap, json},
     store::{
         alerts::is_alert_sort_key,
-        audit::{entity, is_audit_sort_key},
+        audit::{entity, is_trail_sort_key},
         list::KeyPageRequest,
     },
     SharedState,
@@ -64,7 +64,7 @@ async fn trail(
     let (entity_name, id) = path.map(|Path(p)| p).unwrap_or_default();
     let value = |name: &str| query.get(name).map(String::as_str);
     let target = parse_target(&entity_name, &id);
-    let page = KeyPageRequest::parse(value("limit"), value("cursor"), is_audit_sort_key);
+    let page = KeyPageRequest::parse(value("limit"), value("cursor"), is_trail_sort_key);
     let ((entity, id), page) = match (target, page) {
         (Ok(target), Ok(page)) => (target, page),
         (target, page) => {

@@ -27,8 +27,10 @@ use shared::{
         json, stored, MAX_BODY_BYTES,
     },
     store::{
+        audit::is_trail_sort_key,
         escrows::{not_found, EscrowFilter, NewEscrow, Remarks},
         idempotency::{fingerprint, Scope},
+        list::KeyPageRequest,
     },
     SharedState,
 };
@@ -207,31 +209,12 @@ async fn events(
     QueryMap(query): QueryMap,
 ) -> Result<Response, AppError> {
     let value = |name: &str| query.get(name).map(String::as_str);
-    let mut problems = Vec::new();
-    let limit = match value("limit").map(str::parse::<usize>) {
-        None => shared::store::list::DEFAULT_LIMIT,
-        Some(Ok(n)) if (1..=shared::store::list::MAX_LIMIT).contains(&n) => n,
-        Some(_) => {
-            problems.push(("limit", "must be a whole number from 1 to 100"));
-            0
-        }
-    };
-    // A cursor is the sort key of a timeline entry: `{timestamp}#{nn}#{hex}`.
-    let cursor = value("cursor");
-    if cursor.is_some_and(|c| {
-        c.len() > 128
-            || Timestamp::parse(c.split('#').next().unwrap_or_default()).is_err()
-            || !c.bytes().all(|b| b.is_ascii_graphic())
-    }) {
-        problems.push(("cursor", "must be a next_cursor returned by this list"));
-    }
-    if !problems.is_empty() {
-        return Err(query_errors(problems));
-    }
+    let page = KeyPageRequest::parse(value("limit"), value("cursor"), is_trail_sort_key)
+        .map_err(query_errors)?;
     readable(&state, &caller, id).await?;
     Ok(json(
         StatusCode::OK,
-        &state.store.escrow_events(id, limit, cursor).await?,
+        &state.store.escrow_events(id, &page).await?,
     ))
 }
 

@@ -1,7 +1,7 @@
 //! The audit log: one append-only item per state change, written in the same
 //! transaction as the change (design rule 5), read per entity.
 
-use super::list::{encode_cursor, KeyPageRequest, Page};
+use super::list::{KeyPageRequest, Page};
 use super::{
     items::{from_item, s, to_item, values},
     keys, Store,
@@ -167,9 +167,10 @@ impl From<AuditRecord> for AuditView {
     }
 }
 
-/// Whether `sort_key` has the shape of an audit entry's sort key
-/// (`{at}#{nn}#{unique}`): what a `GET /audit` cursor must decode to.
-pub fn is_audit_sort_key(sort_key: &str) -> bool {
+/// Whether `sort_key` has the shape of the sort key of an audit entry or an
+/// escrow's timeline event (`{at}#{nn}#{unique}`): what a cursor of `GET
+/// /audit/…` or `GET /escrows/{id}/events` must decode to.
+pub fn is_trail_sort_key(sort_key: &str) -> bool {
     let mut parts = sort_key.splitn(3, '#');
     let (Some(at), Some(order), Some(unique)) = (parts.next(), parts.next(), parts.next()) else {
         return false;
@@ -182,55 +183,17 @@ pub fn is_audit_sort_key(sort_key: &str) -> bool {
 }
 
 impl Store {
-    /// One page of one entity's audit trail, oldest first: a single
-    /// consistent Query of the entity's partition for `limit + 1` entries
-    /// after the cursor (the extra one says whether there is a next page).
+    /// One page of one entity's audit trail, oldest first.
     pub async fn audit_page(
         &self,
         entity: &str,
         entity_id: Id,
         page: &KeyPageRequest,
     ) -> Result<Page<AuditView>, AppError> {
-        let mut key_condition = "pk = :pk".to_string();
-        let mut bound = vec![(":pk", s(keys::audit_partition(entity, entity_id)))];
-        if let Some(after) = &page.after {
-            key_condition.push_str(" AND sk > :after");
-            bound.push((":after", s(after.as_str())));
-        }
-        let output = self
-            .client
-            .query()
-            .table_name(self.table())
-            .key_condition_expression(key_condition)
-            .set_expression_attribute_values(Some(
-                bound.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
-            ))
-            .consistent_read(true)
-            .scan_index_forward(true)
-            .limit(page.limit as i32 + 1)
-            .send()
-            .await
-            .map_err(super::retry::aws_error)?;
-        let more = output.last_evaluated_key.is_some();
-        let mut records: Vec<AuditRecord> = output
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(from_item)
-            .collect::<Result<_, _>>()?;
-        let next_cursor = if records.len() > page.limit {
-            records.truncate(page.limit);
-            records.last().map(|r| encode_cursor(&r.sk))
-        } else if more {
-            // The read stopped short (size limit): resume after what it saw.
-            records.last().map(|r| encode_cursor(&r.sk))
-        } else {
-            None
-        };
-        Ok(Page {
-            items: records.into_iter().map(AuditView::from).collect(),
-            next_cursor,
-        })
+        let page = self
+            .trail_page::<AuditRecord>(keys::audit_partition(entity, entity_id), page, |r| &r.sk)
+            .await?;
+        Ok(page.map(AuditView::from))
     }
 }
 
@@ -316,7 +279,7 @@ mod tests {
         );
         let record = entry.record(3);
         assert_eq!(record.pk, "AUDIT#USER#7");
-        assert!(is_audit_sort_key(&record.sk), "{}", record.sk);
+        assert!(is_trail_sort_key(&record.sk), "{}", record.sk);
         for bad in [
             "",
             "x",
@@ -325,7 +288,7 @@ mod tests {
             "2026-01-02T03:04:05.000000Z#00#",
             "2026-01-02T03:04:05.000000Z#00#a b",
         ] {
-            assert!(!is_audit_sort_key(bad), "{bad:?}");
+            assert!(!is_trail_sort_key(bad), "{bad:?}");
         }
     }
 

@@ -21,7 +21,7 @@ use super::{
     ids,
     items::{from_item, key_item, n, s, to_item, values, Item},
     keys::{self, Key},
-    list::{Listed, Page, PageRequest, PartyList},
+    list::{KeyPageRequest, Listed, Page, PageRequest, PartyList},
     users::take_user,
     Store,
 };
@@ -620,59 +620,21 @@ impl Store {
         })
     }
 
-    /// A page of an escrow's timeline, oldest first. The cursor is the sort
-    /// key of the last entry returned.
+    /// A page of an escrow's timeline, oldest first.
     pub async fn escrow_events(
         &self,
         escrow: Id,
-        limit: usize,
-        after: Option<&str>,
+        page: &KeyPageRequest,
     ) -> Result<Page<EscrowEvent>, AppError> {
-        let partition = keys::escrow_events_partition(escrow);
-        let start = after.map(|sk| {
-            key_item(&Key {
-                pk: partition.clone(),
-                sk: sk.to_string(),
-            })
-        });
-        let output = self
-            .client
-            .query()
-            .table_name(self.table())
-            .key_condition_expression("pk = :pk")
-            .set_expression_attribute_values(Some(values([(":pk", s(&partition))])))
-            .consistent_read(true)
-            .limit(i32::try_from(limit + 1).map_err(AppError::internal)?)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(super::retry::aws_error)?;
-        let mut records: Vec<EventRecord> = output
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(from_item)
-            .collect::<Result<_, _>>()?;
-        // More after this page: an entry beyond `limit`, or a page DynamoDB cut short.
-        let more = records.len() > limit || output.last_evaluated_key.is_some();
-        records.truncate(limit);
-        let next_cursor = if more {
-            records.last().map(|r| r.sk.clone())
-        } else {
-            None
-        };
-        Ok(Page {
-            items: records
-                .into_iter()
-                .map(|r| EscrowEvent {
-                    data: serde_json::from_str(&r.data).unwrap_or(serde_json::Value::Null),
-                    kind: r.kind,
-                    at: r.at,
-                    actor: r.actor,
-                })
-                .collect(),
-            next_cursor,
-        })
+        let page = self
+            .trail_page::<EventRecord>(keys::escrow_events_partition(escrow), page, |r| &r.sk)
+            .await?;
+        Ok(page.map(|r| EscrowEvent {
+            data: serde_json::from_str(&r.data).unwrap_or(serde_json::Value::Null),
+            kind: r.kind,
+            at: r.at,
+            actor: r.actor,
+        }))
     }
 
     /// A deposit (💰): decided on a fresh read, written with its idempotency

@@ -124,6 +124,59 @@ impl KeyPageRequest {
     }
 }
 
+impl Store {
+    /// One page of a partition read in sort-key order, oldest first (an
+    /// audit trail, an escrow's timeline), past the cursor: a single
+    /// consistent Query for `limit + 1` entries, the extra one only saying
+    /// that there is a next page.
+    pub(crate) async fn trail_page<R: DeserializeOwned>(
+        &self,
+        partition: String,
+        page: &KeyPageRequest,
+        sort_key: fn(&R) -> &str,
+    ) -> Result<Page<R>, AppError> {
+        let mut key_condition = "pk = :pk".to_string();
+        let mut bound = vec![(":pk", s(partition))];
+        if let Some(after) = &page.after {
+            key_condition.push_str(" AND sk > :after");
+            bound.push((":after", s(after.as_str())));
+        }
+        let output = self
+            .client
+            .query()
+            .table_name(self.table())
+            .key_condition_expression(key_condition)
+            .set_expression_attribute_values(Some(
+                bound.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            ))
+            .consistent_read(true)
+            .scan_index_forward(true)
+            .limit(i32::try_from(page.limit + 1).map_err(AppError::internal)?)
+            .send()
+            .await
+            .map_err(super::retry::aws_error)?;
+        let mut records: Vec<R> = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<_, _>>()?;
+        // More after this page: an entry beyond `limit`, or a read that
+        // stopped short (size limit), which resumes after what it saw.
+        let more = records.len() > page.limit || output.last_evaluated_key.is_some();
+        records.truncate(page.limit);
+        let next_cursor = if more {
+            records.last().map(|r| encode_cursor(sort_key(r)))
+        } else {
+            None
+        };
+        Ok(Page {
+            items: records,
+            next_cursor,
+        })
+    }
+}
+
 /// A sort key as an opaque, URL-safe cursor (hex of its text).
 pub fn encode_cursor(sort_key: &str) -> String {
     hex::encode(sort_key)
