@@ -17,15 +17,13 @@ use shared::{
     },
     error::AppError,
     http::{
+        allowance,
         body::{parse, Fields, JsonBody},
         extract::{IdempotencyKey, PathId},
         json, stored,
     },
     metrics,
-    store::{
-        catalogue::AllowOutcome,
-        idempotency::{fingerprint, Scope, StoredResponse},
-    },
+    store::idempotency::{fingerprint, Scope, StoredResponse},
     SharedState,
 };
 
@@ -111,15 +109,11 @@ async fn allow(
     };
     let (owner_id, target) = f.finish(|| Some((owner_id?, target?)))?;
     AppError::permit(caller.acts_for(owner_id))?;
-    let (status, text) = match state
+    let outcome = state
         .store
         .allow(owner_id, target, &(&caller).into())
-        .await?
-    {
-        AllowOutcome::Added => (StatusCode::CREATED, "added"),
-        AllowOutcome::AlreadyAllowed => (StatusCode::OK, "exists"),
-    };
-    Ok(json(status, &serde_json::json!({ "status": text })))
+        .await?;
+    Ok(allowance(outcome))
 }
 
 fn parse_purchase(

@@ -21,12 +21,12 @@ use shared::{
     },
     error::AppError,
     http::{
+        allowance,
         body::{parse, Fields, JsonBody},
         extract::{IdempotencyKey, ListQuery, PathId},
-        json, stored,
+        json, outcome, stored,
     },
     store::{
-        catalogue::AllowOutcome,
         idempotency::{fingerprint, Scope},
         transfers::{CertifyOutcome, TransactionFilter},
     },
@@ -68,15 +68,11 @@ async fn allowlist(
     let parties = counterparties(&mut f, "owner_id", "recipient_id");
     let parties = f.finish(|| parties)?;
     AppError::permit(caller.acts_for(parties.from))?;
-    let (status, text) = match state
+    let outcome = state
         .store
         .add_to_allowlist(parties, &(&caller).into())
-        .await?
-    {
-        AllowOutcome::Added => (StatusCode::CREATED, "added"),
-        AllowOutcome::AlreadyAllowed => (StatusCode::OK, "exists"),
-    };
-    Ok(json(status, &serde_json::json!({ "status": text })))
+        .await?;
+    Ok(allowance(outcome))
 }
 
 async fn certify(
@@ -89,15 +85,16 @@ async fn certify(
     let level = f.required("level", CertificationLevel::from_json);
     let (user_id, level) = f.finish(|| Some((user_id?, level?)))?;
     AppError::permit(caller.is_admin())?;
-    let (status, text) = match state
-        .store
-        .certify(user_id, level, &(&caller).into())
-        .await?
-    {
-        CertifyOutcome::Created => (StatusCode::CREATED, "created"),
-        CertifyOutcome::Updated => (StatusCode::OK, "updated"),
-    };
-    Ok(json(status, &serde_json::json!({ "status": text })))
+    Ok(
+        match state
+            .store
+            .certify(user_id, level, &(&caller).into())
+            .await?
+        {
+            CertifyOutcome::Created => outcome(StatusCode::CREATED, "created"),
+            CertifyOutcome::Updated => outcome(StatusCode::OK, "updated"),
+        },
+    )
 }
 
 fn parse_transfer(

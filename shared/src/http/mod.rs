@@ -6,7 +6,11 @@ pub mod body;
 pub mod extract;
 pub mod request_id;
 
-use crate::{domain::error::ErrorCode, error::AppError, store::idempotency::StoredResponse};
+use crate::{
+    domain::error::ErrorCode,
+    error::AppError,
+    store::{catalogue::AllowOutcome, idempotency::StoredResponse},
+};
 use axum::{
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
@@ -48,6 +52,21 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
     match serde_json::to_vec(value) {
         Ok(bytes) => raw_json(status, bytes),
         Err(e) => AppError::internal(e).into_response(),
+    }
+}
+
+/// `{"status": "…"}`: the answer of a write whose outcome is all there is
+/// to say (a certification created or updated).
+pub fn outcome(status: StatusCode, text: &'static str) -> Response {
+    json(status, &serde_json::json!({ "status": text }))
+}
+
+/// An allowance (`/spend/allow`, `/allowlist`): 201 `added`, or 200
+/// `exists` when it was already there.
+pub fn allowance(outcome: AllowOutcome) -> Response {
+    match outcome {
+        AllowOutcome::Added => self::outcome(StatusCode::CREATED, "added"),
+        AllowOutcome::AlreadyAllowed => self::outcome(StatusCode::OK, "exists"),
     }
 }
 
