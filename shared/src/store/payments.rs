@@ -213,16 +213,7 @@ impl Store {
             items.push(self.milestone_paid(escrow.id, m, now));
         }
         let escrow_data = transition_data(escrow, transition, remarks);
-        let payment_data = serde_json::json!({
-            "payment_id": payment.id,
-            "escrow_id": payment.escrow_id,
-            "milestone_id": payment.milestone_id,
-            "kind": payment.kind,
-            "payee": payment.payee,
-            "amount": payment.amount,
-            "currency": payment.currency,
-            "psp_ref": payment.psp_ref,
-        });
+        let payment_data = payment_data(&payment, serde_json::json!({}));
         let mut trail = Trail::new(escrow.id, actor, now);
         for audit in &transition.audit {
             let item = match audit {
@@ -479,17 +470,10 @@ impl Store {
                 }
             }
         }
-        let data = serde_json::json!({
-            "payment_id": payment.id,
-            "escrow_id": payment.escrow_id,
-            "milestone_id": payment.milestone_id,
-            "kind": payment.kind,
-            "amount": payment.amount,
-            "currency": payment.currency,
-            "psp_ref": payment.psp_ref,
-            "status": to,
-            "event_id": event_id,
-        });
+        let data = payment_data(
+            payment,
+            serde_json::json!({"status": to, "event_id": event_id}),
+        );
         let mut trail = Trail::new(payment.escrow_id, &Actor::Psp, now);
         items.push(trail.audit(
             self,
@@ -631,17 +615,7 @@ impl Store {
             updated_at: now,
             ..payment
         };
-        let data = serde_json::json!({
-            "payment_id": sent.id,
-            "escrow_id": sent.escrow_id,
-            "milestone_id": sent.milestone_id,
-            "kind": sent.kind,
-            "payee": sent.payee,
-            "amount": sent.amount,
-            "currency": sent.currency,
-            "psp_ref": sent.psp_ref,
-            "attempts": sent.attempts,
-        });
+        let data = payment_data(&sent, serde_json::json!({"attempts": sent.attempts}));
         let mut trail = Trail::new(escrow.id, actor, now);
         let transition = PaymentTransition::Sent;
         items.push(trail.audit(
@@ -661,6 +635,25 @@ impl Store {
             Err(e) => Err(e.unexpected()),
         }
     }
+}
+
+/// What the audit entry and the timeline event of a payment say: the payment,
+/// and `extra` (an object) on top.
+fn payment_data(payment: &Payment, extra: serde_json::Value) -> serde_json::Value {
+    let mut data = serde_json::json!({
+        "payment_id": payment.id,
+        "escrow_id": payment.escrow_id,
+        "milestone_id": payment.milestone_id,
+        "kind": payment.kind,
+        "payee": payment.payee,
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "psp_ref": payment.psp_ref,
+    });
+    if let (Some(data), serde_json::Value::Object(extra)) = (data.as_object_mut(), extra) {
+        data.extend(extra);
+    }
+    data
 }
 
 #[cfg(test)]
