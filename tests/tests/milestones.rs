@@ -156,3 +156,58 @@ async fn concurrent_payouts_close_the_escrow_exactly_once() {
         );
     }
 }
+
+/// An extra item whose failed condition is named final answers its error
+/// at once, with nothing paid; unnamed, the same failure reads as "the
+/// escrow changed" and is decided again until the attempts run out (503).
+#[tokio::test]
+async fn a_final_extra_condition_answers_its_error_at_once() {
+    use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem};
+    let api = InProcess::new("milestones").await;
+    let table = Table::named(&api.table).await;
+    let s = escrow_with(&api, &["60.00", "40.00"], "100.00").await;
+    let id = Id::new(s.escrow).unwrap();
+    let before = table.escrow_footprint(s.escrow).await;
+    let table_name = api.table.clone();
+    // Always fails: a check that an item which is never written exists.
+    let failing = move |_: &_, _| {
+        let check = ConditionCheck::builder()
+            .table_name(&table_name)
+            .key("pk", AttributeValue::S("NEVER#WRITTEN".into()))
+            .key("sk", AttributeValue::S("NEVER".into()))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .unwrap();
+        Ok(vec![TransactWriteItem::builder()
+            .condition_check(check)
+            .build()])
+    };
+    let refused = || shared::error::AppError::new(ErrorCode::ProofDuplicate, "taken");
+
+    let started = std::time::Instant::now();
+    let final_error = api
+        .state
+        .store
+        .pay_milestone_with(id, 1, failing.clone(), &[(0, refused)], &Actor::System)
+        .await
+        .unwrap_err();
+    let final_took = started.elapsed();
+    assert_eq!(final_error.code, ErrorCode::ProofDuplicate);
+
+    let started = std::time::Instant::now();
+    let busy = api
+        .state
+        .store
+        .pay_milestone(id, 1, failing, &Actor::System)
+        .await
+        .unwrap_err();
+    let busy_took = started.elapsed();
+    assert_eq!(busy.code, ErrorCode::ServiceBusy);
+    // The final answer takes one attempt, the busy one every backoff step.
+    assert!(final_took < busy_took, "{final_took:?} vs {busy_took:?}");
+    assert_eq!(
+        table.escrow_footprint(s.escrow).await,
+        before,
+        "nothing paid"
+    );
+}

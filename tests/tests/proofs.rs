@@ -594,6 +594,59 @@ async fn proofs_duplicate_files_at_submit() {
     assert_eq!(other.proofs_stored().await, 0);
 }
 
+/// One file submitted at once as the proof of four escrows: exactly one
+/// proof (auto-approved and paid), and every other submission a 409
+/// `PROOF_DUPLICATE`, even one that passed the duplicate check before the
+/// winner wrote (its transaction's file guard fails: final, not a change to
+/// decide again on until 503). The losers' escrows are unchanged.
+#[tokio::test]
+async fn racing_submissions_of_one_file_make_one_proof() {
+    const SITES: usize = 4;
+    for round in 0..3 {
+        let bytes = fresh_photo();
+        let mut sites = Vec::new();
+        let mut uploads = Vec::new();
+        for _ in 0..SITES {
+            let site = Site::photo().await;
+            uploads.push(site.uploaded(1, "image/jpeg", &bytes).await);
+            sites.push(site);
+        }
+        let mut before = Vec::new();
+        for site in &sites {
+            before.push(site.table.escrow_footprint(site.escrow()).await);
+        }
+        let tasks: Vec<_> = sites
+            .iter()
+            .zip(&uploads)
+            .map(|(site, upload)| {
+                let (provider, escrow) = (site.provider.clone(), site.escrow());
+                let body = json!({"escrow_id": escrow, "milestone_idx": 1, "type": "PHOTO",
+                                  "upload_id": upload});
+                tokio::spawn(async move { provider.post("/proofs", body).await })
+            })
+            .collect();
+        let mut replies = Vec::new();
+        for task in tasks {
+            replies.push(task.await.unwrap());
+        }
+        let mut made = 0;
+        for ((site, reply), before) in sites.iter().zip(&replies).zip(&before) {
+            let after = site.table.escrow_footprint(site.escrow()).await;
+            if reply.status == 201 {
+                made += 1;
+                assert_eq!(reply.body["status"], "APPROVED", "{}", reply.text);
+                assert_eq!(after.paid, before.paid + 10000, "round {round}");
+                assert_eq!(site.proofs_stored().await, 1);
+            } else {
+                reply.clone().expect_error(409, "PROOF_DUPLICATE");
+                assert_eq!(&after, before, "round {round}: a loser changed its escrow");
+                assert_eq!(site.proofs_stored().await, 0);
+            }
+        }
+        assert_eq!(made, 1, "round {round}: {replies:?}");
+    }
+}
+
 /// N clients decide one proof (approve and reject mixed) while others
 /// submit a second, auto-approvable proof of the same milestone: one
 /// decision wins, the milestone is paid at most once, and the escrow's money

@@ -157,6 +157,10 @@ pub fn payee_of(escrow: &Escrow, kind: PaymentKind) -> Result<Payee, AppError> {
     }
 }
 
+/// An `extra` item of a milestone payout (its index among them) whose failed
+/// condition is final, and the error that answers it.
+pub type ExtraRefusal = (usize, fn() -> AppError);
+
 impl Store {
     /// THE money movement out of an escrow, as transaction items; item 0 is
     /// the escrow's update, whose failed condition means "decided on a stale
@@ -258,8 +262,23 @@ impl Store {
         extra: impl Fn(&Escrow, Timestamp) -> Result<Vec<TransactWriteItem>, AppError>,
         actor: &Actor,
     ) -> Result<(Escrow, Payment), AppError> {
+        self.pay_milestone_with(id, idx, extra, &[], actor).await
+    }
+
+    /// [`Store::pay_milestone`], where the failed condition of an `extra`
+    /// item named in `refusals` is final, answered with its error, instead
+    /// of a change of the escrow to decide again on (a proof's file guard:
+    /// another proof took the file meanwhile).
+    pub async fn pay_milestone_with(
+        &self,
+        id: Id,
+        idx: u32,
+        extra: impl Fn(&Escrow, Timestamp) -> Result<Vec<TransactWriteItem>, AppError>,
+        refusals: &[ExtraRefusal],
+        actor: &Actor,
+    ) -> Result<(Escrow, Payment), AppError> {
         self.until_settled("pay a milestone", AppError::busy, || {
-            self.try_pay_milestone(id, idx, &extra, actor)
+            self.try_pay_milestone(id, idx, &extra, refusals, actor)
         })
         .await
     }
@@ -269,6 +288,7 @@ impl Store {
         id: Id,
         idx: u32,
         extra: &impl Fn(&Escrow, Timestamp) -> Result<Vec<TransactWriteItem>, AppError>,
+        refusals: &[ExtraRefusal],
         actor: &Actor,
     ) -> Result<Option<(Escrow, Payment)>, AppError> {
         let escrow = self.escrow(id).await?.ok_or_else(not_found)?;
@@ -328,8 +348,18 @@ impl Store {
                 }
             }
         }
+        let first_extra = items.len();
         items.extend(extra(&escrow, now)?);
-        match self.transact(items).await {
+        let written = self.transact(items).await;
+        if let Err(e) = &written {
+            if let Some((_, refusal)) = refusals
+                .iter()
+                .find(|(i, _)| e.failed_condition(first_extra + i))
+            {
+                return Err(refusal());
+            }
+        }
+        match written {
             Ok(()) => Ok(Some((applied(&escrow, &transition, now), payment))),
             Err(e) if e.failed_condition(0) => {
                 // The escrow changed: perhaps now short of money, decided again.

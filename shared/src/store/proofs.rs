@@ -255,6 +255,9 @@ pub fn proof_not_found() -> AppError {
     AppError::new(ErrorCode::ProofNotFound, "Proof not found.")
 }
 
+/// Where the file's guard is among a proof's items (`proof_items`).
+const PROOF_GUARD_INDEX: usize = 1;
+
 pub fn duplicate() -> AppError {
     AppError::new(
         ErrorCode::ProofDuplicate,
@@ -371,7 +374,7 @@ impl Store {
 
     /// The proof, its file's guard, and the `SUBMIT_PROOF` audit entry and
     /// `PROOF_SUBMITTED` event; `approved` adds `APPROVE_PROOF` and
-    /// `PROOF_APPROVED`. Guard at index 1.
+    /// `PROOF_APPROVED`. Guard at [`PROOF_GUARD_INDEX`].
     fn proof_items(
         &self,
         proof: &Proof,
@@ -498,7 +501,7 @@ impl Store {
         items.extend(self.earlier_paid(&escrow, new.milestone_idx));
         match self.transact(items).await {
             Ok(()) => Ok(Some(proof)),
-            Err(e) if e.failed_condition(1) => Err(duplicate()),
+            Err(e) if e.failed_condition(PROOF_GUARD_INDEX) => Err(duplicate()),
             Err(e) if e.is_busy() => Ok(None),
             // The escrow or a milestone changed: decide again on a fresh read.
             Err(super::transact::TransactError::Cancelled(_)) => Ok(None),
@@ -535,8 +538,15 @@ impl Store {
             *made.lock().expect("not poisoned") = Some(proof);
             Ok(items)
         };
-        self.pay_milestone(new.escrow_id, new.milestone_idx, extra, actor)
-            .await?;
+        // The file's guard failing means another proof took the file: final.
+        self.pay_milestone_with(
+            new.escrow_id,
+            new.milestone_idx,
+            extra,
+            &[(PROOF_GUARD_INDEX, duplicate)],
+            actor,
+        )
+        .await?;
         made.into_inner()
             .expect("not poisoned")
             .ok_or_else(|| AppError::internal("an approved proof was not built"))
