@@ -594,14 +594,14 @@ async fn proofs_duplicate_files_at_submit() {
     assert_eq!(other.proofs_stored().await, 0);
 }
 
-/// One file submitted at once as the proof of four escrows: exactly one
+/// One file submitted at once as the proof of three escrows: exactly one
 /// proof (auto-approved and paid), and every other submission a 409
 /// `PROOF_DUPLICATE`, even one that passed the duplicate check before the
 /// winner wrote (its transaction's file guard fails: final, not a change to
 /// decide again on until 503). The losers' escrows are unchanged.
 #[tokio::test]
 async fn racing_submissions_of_one_file_make_one_proof() {
-    const SITES: usize = 4;
+    const SITES: usize = 3;
     for round in 0..3 {
         let bytes = fresh_photo();
         let mut sites = Vec::new();
