@@ -11,7 +11,11 @@ use axum::{
 use shared::{
     domain::{access::Principal, alert::AlertType, ids::Id},
     error::AppError,
-    http::{body::query_errors, extract::QueryMap, json},
+    http::{
+        body::query_errors,
+        extract::{ListQuery, QueryMap},
+        json,
+    },
     store::{
         alerts::is_alert_sort_key,
         audit::{entity, is_trail_sort_key},
@@ -84,23 +88,11 @@ async fn trail(
 async fn alerts(
     State(state): State<SharedState>,
     caller: Principal,
-    QueryMap(query): QueryMap,
+    mut query: ListQuery,
 ) -> Result<Response, AppError> {
     AppError::permit(caller.is_staff())?;
-    let value = |name: &str| query.get(name).map(String::as_str);
-    let mut problems = Vec::new();
-    let alert_type = match value("type").map(AlertType::parse) {
-        Some(None) => {
-            problems.push(("type", TYPE_PROBLEM));
-            None
-        }
-        other => other.flatten(),
-    };
-    let page = match KeyPageRequest::parse(value("limit"), value("cursor"), is_alert_sort_key) {
-        Ok(page) if problems.is_empty() => page,
-        Ok(_) => return Err(query_errors(problems)),
-        Err(more) => return Err(query_errors(problems.into_iter().chain(more).collect())),
-    };
+    let alert_type = query.parsed("type", AlertType::parse, TYPE_PROBLEM);
+    let page = query.key_page(is_alert_sort_key)?;
     Ok(json(
         StatusCode::OK,
         &state.store.alerts(alert_type, &page).await?,

@@ -22,15 +22,14 @@ use shared::{
     },
     error::AppError,
     http::{
-        body::{parse, query_errors, Fields, JsonBody},
-        extract::{IdempotencyKey, ListQuery, PathId, QueryMap},
+        body::{parse, Fields, JsonBody},
+        extract::{IdempotencyKey, ListQuery, PathId},
         json, stored, MAX_BODY_BYTES,
     },
     store::{
         audit::is_trail_sort_key,
         escrows::{not_found, EscrowFilter, NewEscrow, Remarks},
         idempotency::{fingerprint, Scope},
-        list::KeyPageRequest,
     },
     SharedState,
 };
@@ -206,11 +205,9 @@ async fn events(
     State(state): State<SharedState>,
     caller: Principal,
     PathId(id): PathId,
-    QueryMap(query): QueryMap,
+    query: ListQuery,
 ) -> Result<Response, AppError> {
-    let value = |name: &str| query.get(name).map(String::as_str);
-    let page = KeyPageRequest::parse(value("limit"), value("cursor"), is_trail_sort_key)
-        .map_err(query_errors)?;
+    let page = query.key_page(is_trail_sort_key)?;
     readable(&state, &caller, id).await?;
     Ok(json(
         StatusCode::OK,
