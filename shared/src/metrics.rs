@@ -54,8 +54,11 @@ pub fn emf_count(
 }
 
 /// The function name metrics are filed under: the Lambda's, or `local`.
-pub fn function_name() -> String {
-    std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".to_owned())
+pub fn function_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".to_owned())
+    })
 }
 
 /// Emits `value` of counter `name` as one EMF log line.
@@ -63,7 +66,7 @@ pub fn count(name: &str, value: u64, dimensions: &[(&str, &str)]) {
     let doc = emf_count(
         name,
         value,
-        &function_name(),
+        function_name(),
         dimensions,
         chrono::Utc::now().timestamp_millis(),
     );

@@ -115,7 +115,24 @@ impl FromStr for Timestamp {
 /// The canonical form, e.g. `2026-11-26T19:17:51.123456Z`.
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.format(CANONICAL_FORMAT))
+        let t = &self.0;
+        // Field by field: chrono's `format` parses its pattern on every call,
+        // and a purchase writes a dozen timestamps. Years outside four digits
+        // and leap seconds keep chrono's own rendering.
+        if !YEARS.contains(&t.year()) || t.nanosecond() >= 1_000_000_000 {
+            return write!(f, "{}", t.format(CANONICAL_FORMAT));
+        }
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.nanosecond() / 1_000
+        )
     }
 }
 
@@ -385,6 +402,11 @@ mod tests {
             let (text_a, text_b) = (a.to_string(), b.to_string());
             prop_assert_eq!(text_a.len(), 27);
             prop_assert_eq!(text_a.cmp(&text_b), a.cmp(&b));
+        }
+
+        #[test]
+        fn text_is_the_canonical_format(t in any_timestamp()) {
+            prop_assert_eq!(t.to_string(), t.datetime().format(CANONICAL_FORMAT).to_string());
         }
 
         #[test]

@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod apikeys;
 pub mod audit;
 pub mod catalogue;
+pub mod client;
 pub mod escrows;
 pub mod idempotency;
 pub mod ids;
@@ -73,18 +74,6 @@ impl Store {
 
     pub fn clock(&self) -> &Clock {
         &self.clock
-    }
-
-    /// The DynamoDB client of every function, from the standard AWS
-    /// configuration (region, credentials, `AWS_ENDPOINT_URL` locally).
-    pub fn new_client(sdk: &aws_config::SdkConfig) -> Client {
-        Client::from_conf(Store::client_config(sdk).build())
-    }
-
-    /// The DynamoDB client settings every function uses (tests add their
-    /// interceptors to the same): our retry policy on top of `sdk`.
-    pub fn client_config(sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::config::Builder {
-        aws_sdk_dynamodb::config::Builder::from(sdk).retry_config(retry::sdk_retry_config())
     }
 
     pub fn client(&self) -> &Client {
