@@ -12,7 +12,7 @@ CARGO_LAMBDA_VERSION := 1.9.2
 LAMBDA_FUNCTIONS := health users apikeys mandates spend escrows proofs payments transactions alerts mandate-expiry psp-webhook psp-events
 
 .PHONY: help dev test fmt-check clippy unit cfn-lint integration lint build \
-	build-lambda lambda-check invoke invoke-smoke bench moto-selftest venv clean photo openapi schemathesis
+	build-lambda lambda-check invoke invoke-smoke bench instructions moto-selftest venv clean photo openapi schemathesis
 
 help:
 	@echo 'Kobatela: local development and tests'
@@ -40,6 +40,8 @@ help:
 	@echo '  make invoke-smoke   one event of each function through make invoke (part of make test)'
 	@echo '  make bench          release binary sizes, kobatela-local start-up time, round-trip counters,'
 	@echo '                      purchases/s on a fresh table and after 10 000 purchases, CPU per request'
+	@echo '  make instructions   instructions per request of kobatela-local under callgrind (needs valgrind):'
+	@echo '                      a measure that does not move with the host'"'"'s load, to compare builds'
 	@echo '  make moto-selftest  check the emulator: bootstrap resources and atomic concurrent transactions'
 	@echo '  make venv           create .venv (pinned moto[server] and cfn-lint)'
 	@echo '  make clean          cargo clean and remove .local-state (keeps .venv)'
@@ -128,6 +130,9 @@ invoke-smoke:
 
 bench:
 	bash local/bench.sh
+
+instructions:
+	bash local/instructions.sh
 
 moto-selftest:
 	bash local/moto_selftest.sh
