@@ -536,3 +536,58 @@ async fn the_first_spend_after_midnight_utc_starts_a_new_day() {
     let footprint = table.escrow_footprint(s.escrow).await;
     assert_eq!((footprint.available, footprint.paid), (7500, 2500));
 }
+
+/// A spend whose escrow client or provider is inactive is 403
+/// `USER_INACTIVE` naming them, even by an admin key, and changes nothing;
+/// reactivated, the same Idempotency-Key spends (the refusal was not kept).
+#[tokio::test]
+async fn a_spend_needs_both_escrow_parties_active() {
+    let admin = Api::admin();
+    let table = Table::new().await;
+    let s = funded(&admin, "20.00").await;
+    admin
+        .post("/spend/allowed", payee_body(s.escrow, "shop", None, None))
+        .await
+        .expect(201);
+    let set_active = |user: u64, active: bool| {
+        let admin = &admin;
+        async move {
+            admin
+                .send(
+                    Method::PATCH,
+                    &format!("/users/{user}"),
+                    &[],
+                    Some(json!({ "is_active": active }).to_string()),
+                )
+                .await
+                .expect(200);
+        }
+    };
+    for (spent, party) in [s.client, s.provider].into_iter().enumerate() {
+        let before = table.escrow_footprint(s.escrow).await;
+        set_active(party, false).await;
+        let key = unique("k");
+        let refused = spend(&admin, &key, s.escrow, "shop", "1.00")
+            .await
+            .expect_error(403, "USER_INACTIVE");
+        assert!(
+            refused.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(&party.to_string()),
+            "{}",
+            refused.text
+        );
+        assert_eq!(table.escrow_footprint(s.escrow).await, before);
+        assert_eq!(
+            payee(&admin, s.escrow, "shop").await["spent_total"],
+            format!("{spent}.00")
+        );
+        set_active(party, true).await;
+        spend(&admin, &key, s.escrow, "shop", "1.00")
+            .await
+            .expect(200);
+    }
+    assert_eq!(spends_of(&table, s.escrow).await, (200, 2));
+    assert_eq!(table.escrow_footprint(s.escrow).await.available, 1800);
+}

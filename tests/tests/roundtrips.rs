@@ -904,7 +904,8 @@ async fn spends_cost_three_round_trips() {
     );
     // The record and the payee (one BatchGetItem) beside the escrow (one
     // Query), then one transaction: record, escrow debit, payment, PSP
-    // reference, payee counters, audit entry, timeline event.
+    // reference, payee counters, audit entry, timeline event, and the checks
+    // that the client and the provider are active.
     assert_eq!(
         (
             tally.executions[BATCH_GET],
@@ -916,9 +917,10 @@ async fn spends_cost_three_round_trips() {
         tally.executions
     );
     assert_eq!(total, 3 * N);
-    assert!(sizes.iter().all(|t| t.len() == 7), "{sizes:?}");
-    // Every item under 1 KB: 2 write units each, in a transaction.
-    assert_eq!(priced, 14 * N, "{sizes:?}");
+    assert!(sizes.iter().all(|t| t.len() == 9), "{sizes:?}");
+    // Every item under 1 KB: 2 write units each, in a transaction (a
+    // condition check is priced as a transactional write).
+    assert_eq!(priced, 18 * N, "{sizes:?}");
     // The payment enters gsi1 (by escrow) and gsi3 (all); the escrow keeps
     // its status and the payee's counters are not projected: nothing more.
     assert_eq!(index_units, 2 * N);

@@ -338,6 +338,12 @@ impl Store {
         };
         let record = IdempotencyRecord::new(scope, fingerprint.to_string(), response.clone(), now);
         items.insert(0, self.idempotency_put(&record, now)?);
+        // The escrow's parties, active as the money leaves (API.md: an
+        // inactive user cannot be a party to a new spend); last, so their
+        // indexes are known.
+        let parties = [escrow.client_id, escrow.provider_id];
+        let first_party = items.len();
+        items.extend(parties.map(|party| self.active_user_check(party)));
         match self.transact(items).await {
             Ok(()) => Ok(Some(response)),
             Err(e) if e.failed_condition(0) => {
@@ -346,11 +352,16 @@ impl Store {
                     None => Ok(None),
                 }
             }
-            // The escrow or the payee changed under us: decide again.
-            Err(e) if e.is_busy() || matches!(e, super::transact::TransactError::Cancelled(_)) => {
-                Ok(None)
-            }
-            Err(e) => Err(e.unexpected()),
+            Err(e) => match (0..parties.len()).find(|i| e.failed_condition(first_party + i)) {
+                Some(i) => Err(AppError::user_inactive(parties[i])),
+                // The escrow or the payee changed under us: decide again.
+                None if e.is_busy()
+                    || matches!(e, super::transact::TransactError::Cancelled(_)) =>
+                {
+                    Ok(None)
+                }
+                None => Err(e.unexpected()),
+            },
         }
     }
 

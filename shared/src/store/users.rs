@@ -12,7 +12,7 @@ use crate::{
     domain::{error::ErrorCode, ids::Id, time::Timestamp, user},
     error::AppError,
 };
-use aws_sdk_dynamodb::types::{AttributeValue, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -90,6 +90,23 @@ impl Store {
             )),
             Err(e) => Err(e.unexpected()),
         }
+    }
+
+    /// A transaction item that holds only while user `id` exists and is
+    /// active: a party to a money movement whose id the request does not
+    /// name (a spend's escrow parties) is checked in the write itself.
+    pub(crate) fn active_user_check(&self, id: Id) -> TransactWriteItem {
+        let check = ConditionCheck::builder()
+            .table_name(self.table())
+            .set_key(Some(key_item(&keys::user(id))))
+            .condition_expression("is_active = :active")
+            .set_expression_attribute_values(Some(values([(
+                ":active",
+                AttributeValue::Bool(true),
+            )])))
+            .build()
+            .expect("table, key and condition are set");
+        TransactWriteItem::builder().condition_check(check).build()
     }
 
     /// Deactivates or reactivates a user, audited in the same transaction.
