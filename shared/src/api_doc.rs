@@ -66,17 +66,19 @@ pub fn timestamp_schema() -> ObjectBuilder {
 
 /// Money as accepted: a JSON number or a string, > 0, at most 2 places.
 fn money_input_schema() -> Schema {
-    let max = 999_999_999_999_999.99_f64;
     OneOfBuilder::new()
         .item(
             ObjectBuilder::new()
                 .schema_type(Type::Number)
                 .exclusive_minimum(Some(0))
-                .maximum(Some(max))
+                // 999999999999999.99 is no f64 (it rounds to 1e15, which is
+                // refused); below 1e15 in cents says the same exactly.
+                .exclusive_maximum(Some(1e15))
                 .multiple_of(Some(0.01)),
         )
         .item(string_schema(
-            Some(r"^(0*[1-9][0-9]{0,14}(\.[0-9]{1,2})?|0*\.(0[1-9]|[1-9][0-9]?))$"),
+            // A sub-unit amount has its leading zero: ".5" is refused.
+            Some(r"^(0*[1-9][0-9]{0,14}(\.[0-9]{1,2})?|0+\.(0[1-9]|[1-9][0-9]?))$"),
             None,
         ))
         .description(Some(

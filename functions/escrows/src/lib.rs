@@ -491,21 +491,19 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
         )
         .optional_body::<Remark>()
         .answer::<Escrow>(200, "The escrow.")
-        .errors(&transition)
-        .errors(&[ErrorCode::InsufficientEscrowBalance]),
+        .errors(&transition),
         Route::post(
             "/escrows/{id}/client-reject",
             "The client rejects: the remainder is refunded to the client",
         )
         .optional_body::<Remark>()
         .answer::<Escrow>(200, "The escrow.")
-        .errors(&transition)
-        .errors(&[ErrorCode::InsufficientEscrowBalance]),
+        .errors(&transition),
         Route::post(
             "/escrows/{id}/check-deadline",
             "Apply the deadline rule now (no body)",
         )
         .answer::<Escrow>(200, "The escrow, changed or not.")
-        .errors(&transition),
+        .errors(&[ErrorCode::EscrowNotFound]),
     ]
 }

@@ -197,13 +197,26 @@ async fn receive(
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 struct PspEvent {
-    /// The event id (or `event_id`).
+    /// The event id (or `event_id`): a string or an integer.
+    #[schema(schema_with = string_or_integer)]
     id: Option<String>,
     /// `payment.settled`, `payment.failed`, … (or `event`).
     #[schema(rename = "type")]
     kind: Option<String>,
     /// The payment's reference (or `payment_reference`).
     psp_ref: Option<String>,
+}
+
+/// PSPs send event ids as strings or integers; both are read.
+fn string_or_integer() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::String))
+            .item(ObjectBuilder::new().schema_type(Type::Integer))
+            .build(),
+    )
+    .into()
 }
 
 /// The webhook's answer.
@@ -220,7 +233,7 @@ struct Receipt {
 /// This function's route in the API document: signed by the PSP, no API key.
 pub fn api_routes() -> Vec<shared::api_doc::Route> {
     use shared::api_doc::{string_schema, Route};
-    let hex = string_schema(Some("^[0-9a-fA-F]{64}(,[0-9a-fA-F]{64})*$"), None);
+    let hex = string_schema(Some("^[0-9a-f]{64}(,[0-9a-f]{64})*$"), None);
     vec![Route::post("/psp/webhook", "A PSP event (HMAC-SHA256 signed)")
         .public()
         .header(

@@ -304,7 +304,6 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
             .answer::<Purchase>(201, "The purchase.")
             .errors(&[
                 ErrorCode::MerchantNotFound,
-                ErrorCode::UserNotFound,
                 ErrorCode::CategoryMismatch,
                 ErrorCode::MandateRequired,
                 ErrorCode::MandateExpired,
