@@ -12,12 +12,11 @@ per-process CPU clock), which, unlike wall time, does not count time spent
 waiting. It also prints the CPU per request of GET /health and
 GET /users/{id} in kobatela-local, for comparison.
 
-CPU time still moves with the host: when other tenants load it, the same
-work takes more CPU time (by up to 2x on this workplace's machine). So the
+CPU time still moves with the host: the same binary's CPU per purchase
+ranged 0.70-2.0 ms within one session on this workplace's machine. So the
 CPU per request is also given per batch of BATCH requests (median and
-minimum: interference only ever adds), and a fixed job of pure Python is
-timed before each measurement ("calibration"): figures from runs whose
-calibrations differ are not comparable.
+minimum: interference only ever adds); compare builds in alternated runs,
+or count instructions instead (make instructions).
 
 Exit status 1 when a target is missed: at least --target purchases/s on the
 fresh table, and after the fill within 20 % of that rate.
@@ -50,15 +49,6 @@ def cpu_ms(pid: int) -> float:
     (CPUCLOCK_SCHED of the process), which Python does not wrap. The
     /proc/<pid>/stat counters tick every 10 ms, too coarse for a batch."""
     return time.clock_gettime_ns(((~pid) << 3) | 2) / 1e6
-
-
-def calibration_ms() -> float:
-    """Process time of a fixed pure-Python job: the machine's speed now."""
-    start = time.process_time()
-    total = 0
-    for i in range(2_000_000):
-        total += i * i
-    return (time.process_time() - start) * 1000
 
 
 class Client:
@@ -120,7 +110,6 @@ def purchase(client: Client, body: dict[str, Any]) -> None:
 
 def measure(label: str, count: int, request: Any, pids: dict[str, int]) -> float:
     """Run REQUEST COUNT times in a row; print and return requests/s."""
-    calibration = calibration_ms()
     first = {name: cpu_ms(pid) for name, pid in pids.items()}
     batches: dict[str, list[float]] = {name: [] for name in pids}
     latencies = []
@@ -145,7 +134,7 @@ def measure(label: str, count: int, request: Any, pids: dict[str, int]) -> float
     print(
         f"{label}: {count} in {elapsed:.2f} s = {rate:.1f}/s, "
         f"p50 {latencies[count // 2] * 1000:.1f} ms, p95 {latencies[int(count * 0.95)] * 1000:.1f} ms; "
-        f"CPU ms per request: {per}; calibration {calibration:.0f} ms",
+        f"CPU ms per request: {per}",
         flush=True,
     )
     return rate
