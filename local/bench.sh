@@ -50,10 +50,7 @@ start_moto "$moto_port"
 export KOBATELA_TABLE=kobatela-bench
 export KOBATELA_SWEEP_SECONDS=1
 export RUST_LOG="${RUST_LOG:-info}"
-KOBATELA_API_KEY_PEPPER="$(random_hex 32)"
-KOBATELA_ADMIN_KEY="kob_test_$(random_hex 16)"
-KOBATELA_PSP_WEBHOOK_SECRET="$(random_hex 32)"
-export KOBATELA_API_KEY_PEPPER KOBATELA_ADMIN_KEY KOBATELA_PSP_WEBHOOK_SECRET
+export_run_secrets
 APP_LOG="$KOB_STATE/kobatela-local-bench.log"
 : >"$APP_LOG"
 

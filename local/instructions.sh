@@ -22,10 +22,7 @@ export KOBATELA_LOCAL_ADDR="127.0.0.1:$app_port"
 export KOBATELA_TABLE=kobatela-instructions
 export KOBATELA_SWEEP_SECONDS=600
 export RUST_LOG="${RUST_LOG:-info}"
-KOBATELA_API_KEY_PEPPER="$(random_hex 32)"
-KOBATELA_ADMIN_KEY="kob_test_$(random_hex 16)"
-KOBATELA_PSP_WEBHOOK_SECRET="$(random_hex 32)"
-export KOBATELA_API_KEY_PEPPER KOBATELA_ADMIN_KEY KOBATELA_PSP_WEBHOOK_SECRET
+export_run_secrets
 export KOB_CALLGRIND_OUT="$KOB_STATE/callgrind.out"
 rm -f "$KOB_CALLGRIND_OUT"*
 APP_LOG="$KOB_STATE/kobatela-local-instructions.log"

@@ -30,13 +30,7 @@ export KOBATELA_BASE_URL="http://127.0.0.1:$app_port"
 export KOBATELA_TABLE=kobatela-test
 export KOBATELA_SWEEP_SECONDS=1
 export RUST_LOG="${RUST_LOG:-info}"
-# Secrets of this run only; never printed.
-KOBATELA_API_KEY_PEPPER="$(random_hex 32)"
-KOBATELA_ADMIN_KEY="kob_test_$(random_hex 16)"
-# The webhook's secrets: the tests sign as the PSP with both (rotation).
-KOBATELA_PSP_WEBHOOK_SECRET="$(random_hex 32)"
-KOBATELA_PSP_WEBHOOK_SECRET_PREVIOUS="$(random_hex 32)"
-export KOBATELA_API_KEY_PEPPER KOBATELA_ADMIN_KEY KOBATELA_PSP_WEBHOOK_SECRET KOBATELA_PSP_WEBHOOK_SECRET_PREVIOUS
+export_run_secrets
 
 print_app_log() {
     echo "---- last 100 lines of $APP_LOG ----" >&2

@@ -34,10 +34,7 @@ if [[ -z "${KOBATELA_BASE_URL:-}" || -z "${KOBATELA_ADMIN_KEY:-}" ]]; then
     export KOBATELA_BASE_URL="http://127.0.0.1:$app_port"
     export KOBATELA_TABLE=kobatela-schemathesis
     export RUST_LOG="${RUST_LOG:-warn}"
-    KOBATELA_API_KEY_PEPPER="$(random_hex 32)"
-    KOBATELA_ADMIN_KEY="kob_test_$(random_hex 16)"
-    KOBATELA_PSP_WEBHOOK_SECRET="$(random_hex 32)"
-    export KOBATELA_API_KEY_PEPPER KOBATELA_ADMIN_KEY KOBATELA_PSP_WEBHOOK_SECRET
+    export_run_secrets
     "$KOB_TARGET/debug/kobatela-local" >"$APP_LOG" 2>&1 &
     app_pid=$!
     kob_track_pid "$app_pid"

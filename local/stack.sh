@@ -122,6 +122,18 @@ random_hex() {
     python3 -c 'import secrets, sys; print(secrets.token_hex(int(sys.argv[1])))' "$1"
 }
 
+# The secrets of a throwaway run (tests, benchmarks), random, exported, never
+# printed: the API key pepper, the admin key, and the PSP webhook's two
+# secrets (current and previous, as after a rotation; the tests sign with both).
+export_run_secrets() {
+    KOBATELA_API_KEY_PEPPER="$(random_hex 32)"
+    KOBATELA_ADMIN_KEY="kob_test_$(random_hex 16)"
+    KOBATELA_PSP_WEBHOOK_SECRET="$(random_hex 32)"
+    KOBATELA_PSP_WEBHOOK_SECRET_PREVIOUS="$(random_hex 32)"
+    export KOBATELA_API_KEY_PEPPER KOBATELA_ADMIN_KEY KOBATELA_PSP_WEBHOOK_SECRET \
+        KOBATELA_PSP_WEBHOOK_SECRET_PREVIOUS
+}
+
 free_port() {
     python3 - <<'EOF'
 import socket
