@@ -407,6 +407,15 @@ async fn proofs_escrow_and_milestone_refusals() {
         )
         .await
         .expect_error(403, "FORBIDDEN");
+    // Whatever the upload: who may act is checked first.
+    site.client
+        .post(
+            "/proofs",
+            json!({"escrow_id": site.escrow(), "milestone_idx": 1, "type": "PHOTO",
+                   "upload_id": "no-such-upload"}),
+        )
+        .await
+        .expect_error(403, "FORBIDDEN");
     assert_eq!(site.proofs_stored().await, 0);
 }
 

@@ -292,7 +292,11 @@ async fn submit_upload(
     upload_id: &str,
 ) -> Result<shared::domain::proof_review::Proof, AppError> {
     let store = &state.app.store;
-    let upload = store.upload(upload_id).await?.ok_or_else(|| {
+    // Who may act comes first (API.md: not the provider → 403, whatever
+    // the upload); the upload and the escrow are read together.
+    let (upload, escrow) = tokio::join!(store.upload(upload_id), read_escrow(store, escrow_id));
+    let escrow = provider_escrow(caller, escrow?)?;
+    let upload = upload?.ok_or_else(|| {
         AppError::new(
             ErrorCode::ProofUploadMissing,
             "No upload with this upload_id (or it is more than a day old): prepare one with POST /proofs/uploads.",
@@ -304,13 +308,8 @@ async fn submit_upload(
             "was prepared for another escrow or milestone",
         ));
     }
-    let (escrow, taken) = tokio::join!(
-        read_escrow(store, escrow_id),
-        store.proof_hash_taken(&upload.sha256)
-    );
-    let escrow = provider_escrow(caller, escrow?)?;
     milestone_target(&escrow, idx)?;
-    if taken? {
+    if store.proof_hash_taken(&upload.sha256).await? {
         return Err(duplicate());
     }
     let milestone = milestone_of(&escrow, idx)?;
