@@ -2,7 +2,7 @@
 """User-space instructions per request of a kobatela-local running under
 valgrind's callgrind (local/instructions.sh starts it).
 
-CPU time per request moves with the host's load (by up to 2x on this
+CPU time per request moves with the host's load (by up to 3x on this
 workplace's machine, for the same binary); an instruction count does not,
 so two builds can be compared to the percent. It leaves out the kernel (the
 loopback TCP, epoll) and counts SHA-256 in software: valgrind does not

@@ -1,7 +1,7 @@
 //! The DynamoDB client every function uses: the standard AWS configuration,
-//! our retry policy, and an endpoint resolver that remembers its answers (on
-//! a purchase's path of two calls, the SDK's own work per call is most of
-//! our CPU: README, "CPU per purchase").
+//! our retry policy, and an endpoint resolver that remembers its answers (the
+//! SDK's own work per call is most of a purchase's cost: README, Known
+//! limits).
 
 use super::{retry, Store};
 use aws_sdk_dynamodb::{
@@ -35,8 +35,8 @@ const REMEMBERED: usize = 8;
 
 /// The SDK's endpoint resolver, remembering its last few answers. The SDK's
 /// own resolver remembers one, but a purchase alternates two operations whose
-/// parameters differ (one table, or a list of tables), so it ran the endpoint
-/// rules and parsed the URL on every call.
+/// endpoint parameters differ, so it ran the endpoint rules and parsed the
+/// URL on every call (2 % of the process's CPU samples under perf).
 #[derive(Debug, Default)]
 pub struct Endpoints {
     rules: DefaultResolver,
