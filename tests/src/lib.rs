@@ -948,6 +948,42 @@ impl InProcess {
         )
         .await
     }
+
+    /// An escrow of `total`, funded and approved by the client: its one
+    /// PAYOUT, SENT, waits for the PSP.
+    pub async fn payout(&self, total: &str) -> Payout {
+        let e = EscrowSetup::new(self, total).await;
+        self.deposit(e.escrow, &unique("d"), total)
+            .await
+            .expect(200);
+        self.call(
+            "POST",
+            &format!("/escrows/{}/client-approve", e.escrow),
+            &[],
+            None,
+        )
+        .await
+        .expect(200);
+        let payment = self
+            .get(&format!("/payments?escrow_id={}", e.escrow))
+            .await
+            .expect(200)
+            .body["items"][0]
+            .clone();
+        assert_eq!(payment["status"], "SENT", "{payment}");
+        Payout {
+            escrow: e.escrow,
+            payment: payment["id"].as_u64().unwrap(),
+            psp_ref: payment["psp_ref"].as_str().unwrap().to_string(),
+        }
+    }
+}
+
+/// A payout made by [`InProcess::payout`].
+pub struct Payout {
+    pub escrow: u64,
+    pub payment: u64,
+    pub psp_ref: String,
 }
 
 /// The PSP webhook secret the running service and in-process APIs trust.

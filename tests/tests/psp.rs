@@ -12,7 +12,7 @@ use kobatela_tests::{
     faults::{Fault, Faults, Wire},
     header_refs, psp_body, psp_headers, psp_previous_secret, psp_processed as processed,
     psp_secret, psp_sign, send_psp_event as send_event, unique, unix_now, user_key, Api,
-    EscrowSetup, InProcess, Reply, Table,
+    EscrowSetup, InProcess, Payout, Reply, Table,
 };
 use serde_json::{json, Value};
 
@@ -578,40 +578,49 @@ async fn futures_join_all<F: std::future::Future<Output = Reply> + Send + 'stati
     out
 }
 
-#[tokio::test]
-async fn psp_execute_without_the_money_is_409() {
-    // A milestone payout fails; the client then approves the remainder,
-    // which takes what came back: the retry finds nothing available.
-    let api = InProcess::new("psp-insufficient").await;
+/// A funded escrow of `total` in two PHOTO milestones of `first` and
+/// `second`, whose first milestone the payout hook paid and the PSP then
+/// failed (consumed).
+async fn failed_first_milestone(
+    api: &InProcess,
+    total: &str,
+    first: &str,
+    second: &str,
+) -> (EscrowSetup, shared::domain::payment::Payment) {
     let e = EscrowSetup::with(
-        &api,
-        json!({"amount_total": "100.00", "milestones": [
-            {"label": "a", "amount": "60.00", "proof_type": "PHOTO"},
-            {"label": "b", "amount": "40.00", "proof_type": "PHOTO"}]}),
+        api,
+        json!({"amount_total": total, "milestones": [
+            {"label": "a", "amount": first, "proof_type": "PHOTO"},
+            {"label": "b", "amount": second, "proof_type": "PHOTO"}]}),
     )
     .await;
-    api.deposit(e.escrow, &unique("d"), "100.00")
-        .await
-        .expect(200);
-    let escrow_id = shared::domain::ids::Id::new(e.escrow).unwrap();
+    api.deposit(e.escrow, &unique("d"), total).await.expect(200);
     let (_, paid) = api
         .state
         .store
         .pay_milestone(
-            escrow_id,
+            shared::domain::ids::Id::new(e.escrow).unwrap(),
             1,
             |_, _| Ok(vec![]),
             &shared::store::audit::Actor::System,
         )
         .await
         .unwrap();
-    let event = unique("evt-ms");
-    let body = psp_body(&event, "payment.failed", &paid.psp_ref);
+    let body = psp_body(&unique("evt-ms"), "payment.failed", &paid.psp_ref);
     let headers = psp_headers(&body);
     api.psp_webhook(&header_refs(&headers), &body)
         .await
         .expect(200);
     assert_eq!(api.consume_psp().await, (1, 0));
+    (e, paid)
+}
+
+#[tokio::test]
+async fn psp_execute_without_the_money_is_409() {
+    // A milestone payout fails; the client then approves the remainder,
+    // which takes what came back: the retry finds nothing available.
+    let api = InProcess::new("psp-insufficient").await;
+    let (e, paid) = failed_first_milestone(&api, "100.00", "60.00", "40.00").await;
     let back = api
         .get(&format!("/escrows/{}", e.escrow))
         .await
@@ -645,34 +654,7 @@ async fn psp_execute_without_the_money_is_409() {
 #[tokio::test]
 async fn psp_milestone_payout_retry_pays_the_milestone_again() {
     let api = InProcess::new("psp-milestone").await;
-    let e = EscrowSetup::with(
-        &api,
-        json!({"amount_total": "50.00", "milestones": [
-            {"label": "a", "amount": "20.00", "proof_type": "PHOTO"},
-            {"label": "b", "amount": "30.00", "proof_type": "PHOTO"}]}),
-    )
-    .await;
-    api.deposit(e.escrow, &unique("d"), "50.00")
-        .await
-        .expect(200);
-    let (_, paid) = api
-        .state
-        .store
-        .pay_milestone(
-            shared::domain::ids::Id::new(e.escrow).unwrap(),
-            1,
-            |_, _| Ok(vec![]),
-            &shared::store::audit::Actor::System,
-        )
-        .await
-        .unwrap();
-    let event = unique("evt-ms");
-    let body = psp_body(&event, "payment.failed", &paid.psp_ref);
-    let headers = psp_headers(&body);
-    api.psp_webhook(&header_refs(&headers), &body)
-        .await
-        .expect(200);
-    api.consume_psp().await;
+    let (e, paid) = failed_first_milestone(&api, "50.00", "20.00", "30.00").await;
     let retried = api
         .call("POST", &format!("/payments/execute/{}", paid.id), &[], None)
         .await
@@ -697,25 +679,12 @@ async fn psp_events_apply_once_in_any_arrival_order() {
         ("payment.failed", "payment.settled"),
         ("payment.settled", "payment.failed"),
     ] {
-        let e = EscrowSetup::new(&api, "40.00").await;
-        api.deposit(e.escrow, &unique("d"), "40.00")
-            .await
-            .expect(200);
-        api.call(
-            "POST",
-            &format!("/escrows/{}/client-approve", e.escrow),
-            &[],
-            None,
-        )
-        .await
-        .expect(200);
-        let p = api
-            .get(&format!("/payments?escrow_id={}", e.escrow))
-            .await
-            .expect(200)
-            .body["items"][0]
-            .clone();
-        let psp_ref = p["psp_ref"].as_str().unwrap();
+        let Payout {
+            escrow,
+            payment,
+            psp_ref,
+        } = api.payout("40.00").await;
+        let psp_ref = psp_ref.as_str();
         // Both arrive before the consumer runs; the queue hands them over in
         // its own order, twice each (a redelivery).
         let mut ids = Vec::new();
@@ -752,7 +721,7 @@ async fn psp_events_apply_once_in_any_arrival_order() {
             "{first} then {second}"
         );
         let after = api
-            .get(&format!("/payments/{}", p["id"]))
+            .get(&format!("/payments/{payment}"))
             .await
             .expect(200)
             .body;
@@ -762,17 +731,14 @@ async fn psp_events_apply_once_in_any_arrival_order() {
             "ERROR"
         };
         assert_eq!(after["status"], expected);
-        let f = table.escrow_footprint(e.escrow).await;
+        let f = table.escrow_footprint(escrow).await;
         if expected == "ERROR" {
             assert_eq!((f.available, f.paid), (4000, 0));
         } else {
             assert_eq!((f.available, f.paid), (0, 4000));
         }
         assert_eq!(
-            table
-                .audit_actions("PAYMENT", p["id"].as_u64().unwrap())
-                .await
-                .len(),
+            table.audit_actions("PAYMENT", payment).await.len(),
             2,
             "sent, then one PSP change"
         );
@@ -792,30 +758,6 @@ async fn faulty(prefix: &str, wire: &Wire, faults: &Faults) -> InProcess {
 }
 
 /// A SENT payout made in-process: (escrow, payment id, psp_ref).
-async fn in_process_payout(api: &InProcess, total: &str) -> (u64, u64, String) {
-    let e = EscrowSetup::new(api, total).await;
-    api.deposit(e.escrow, &unique("d"), total).await.expect(200);
-    api.call(
-        "POST",
-        &format!("/escrows/{}/client-approve", e.escrow),
-        &[],
-        None,
-    )
-    .await
-    .expect(200);
-    let p = api
-        .get(&format!("/payments?escrow_id={}", e.escrow))
-        .await
-        .expect(200)
-        .body["items"][0]
-        .clone();
-    (
-        e.escrow,
-        p["id"].as_u64().unwrap(),
-        p["psp_ref"].as_str().unwrap().to_string(),
-    )
-}
-
 async fn stored_status(table: &Table, event_id: &str) -> Option<String> {
     table
         .items_with_prefix("PSP_EVENT#")
@@ -830,7 +772,11 @@ async fn psp_a_failed_sqs_send_is_503_then_the_retry_queues_and_applies_once() {
     let (wire, faults) = (Wire::default(), Faults::start().await);
     let api = faulty("psp-sqsfail", &wire, &faults).await;
     let table = Table::named(&api.table).await;
-    let (escrow, payment, psp_ref) = in_process_payout(&api, "25.00").await;
+    let Payout {
+        escrow,
+        payment,
+        psp_ref,
+    } = api.payout("25.00").await;
     let event = unique("evt");
     let body = psp_body(&event, "payment.settled", &psp_ref);
     let headers = psp_headers(&body);
@@ -887,7 +833,9 @@ async fn psp_a_busy_table_is_503_with_nothing_stored_then_the_retry_applies_once
     let (wire, faults) = (Wire::default(), Faults::start().await);
     let api = faulty("psp-busy", &wire, &faults).await;
     let table = Table::named(&api.table).await;
-    let (_, payment, psp_ref) = in_process_payout(&api, "15.00").await;
+    let Payout {
+        payment, psp_ref, ..
+    } = api.payout("15.00").await;
     for fault in [
         Fault::Refused("ThrottlingException"),
         Fault::Refused("ProvisionedThroughputExceededException"),
@@ -932,7 +880,11 @@ async fn psp_lost_answers_send_again_and_the_consumer_applies_once() {
     let (wire, faults) = (Wire::default(), Faults::start().await);
     let api = faulty("psp-lost", &wire, &faults).await;
     let table = Table::named(&api.table).await;
-    let (escrow, payment, psp_ref) = in_process_payout(&api, "60.00").await;
+    let Payout {
+        escrow,
+        payment,
+        psp_ref,
+    } = api.payout("60.00").await;
     let event = unique("evt");
     let body = psp_body(&event, "payment.failed", &psp_ref);
     let headers = psp_headers(&body);
@@ -978,7 +930,11 @@ async fn psp_consumer_recovers_from_every_fault_or_reports_the_message() {
     let api = faulty("psp-consumer", &wire, &faults).await;
     let table = Table::named(&api.table).await;
     for fault in Fault::ALL {
-        let (escrow, payment, psp_ref) = in_process_payout(&api, "10.00").await;
+        let Payout {
+            escrow,
+            payment,
+            psp_ref,
+        } = api.payout("10.00").await;
         let event = unique("evt");
         let body = psp_body(&event, "payment.failed", &psp_ref);
         let headers = psp_headers(&body);

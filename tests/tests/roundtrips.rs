@@ -1123,30 +1123,7 @@ async fn psp_receipts_and_applied_events_cost_few_round_trips() {
     let h = harness().await;
     let mut payouts = Vec::new();
     for _ in 0..=N {
-        let e = EscrowSetup::new(&h.api, "10.00").await;
-        h.api
-            .deposit(e.escrow, &unique("k"), "10.00")
-            .await
-            .expect(200);
-        h.api
-            .call(
-                "POST",
-                &format!("/escrows/{}/client-approve", e.escrow),
-                &[],
-                None,
-            )
-            .await
-            .expect(200);
-        let p = h
-            .api
-            .get(&format!("/payments?escrow_id={}", e.escrow))
-            .await
-            .expect(200)
-            .body["items"][0]["psp_ref"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        payouts.push(p);
+        payouts.push(h.api.payout("10.00").await.psp_ref);
     }
     let send = |kind: &'static str, psp_ref: String| {
         let api = &h.api;
@@ -1169,30 +1146,7 @@ async fn psp_receipts_and_applied_events_cost_few_round_trips() {
             // The failures of fresh payouts.
             let mut fresh = Vec::new();
             for _ in 0..N {
-                let e = EscrowSetup::new(&h.api, "10.00").await;
-                h.api
-                    .deposit(e.escrow, &unique("k"), "10.00")
-                    .await
-                    .expect(200);
-                h.api
-                    .call(
-                        "POST",
-                        &format!("/escrows/{}/client-approve", e.escrow),
-                        &[],
-                        None,
-                    )
-                    .await
-                    .expect(200);
-                fresh.push(
-                    h.api
-                        .get(&format!("/payments?escrow_id={}", e.escrow))
-                        .await
-                        .expect(200)
-                        .body["items"][0]["psp_ref"]
-                        .as_str()
-                        .unwrap()
-                        .to_string(),
-                );
+                fresh.push(h.api.payout("10.00").await.psp_ref);
             }
             fresh
         };
