@@ -202,6 +202,17 @@ impl Api {
         )
         .await
     }
+
+    /// `PATCH /users/{id}` `{is_active}`.
+    pub async fn set_user_active(&self, user: u64, active: bool) -> Reply {
+        self.send(
+            Method::PATCH,
+            &format!("/users/{user}"),
+            &[],
+            Some(json!({ "is_active": active }).to_string()),
+        )
+        .await
+    }
 }
 
 /// An escrow's money and status as the API answers them:

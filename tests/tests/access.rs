@@ -92,15 +92,7 @@ impl World {
         let stranger = create_user(&admin, "s").await;
         let inactive = create_user(&admin, "i").await;
         let inactive_key = user_key(&admin, inactive).await;
-        admin
-            .send(
-                Method::PATCH,
-                &format!("/users/{inactive}"),
-                &[],
-                Some(json!({"is_active": false}).to_string()),
-            )
-            .await
-            .expect(200);
+        admin.set_user_active(inactive, false).await.expect(200);
         let revoked = admin
             .post("/apikeys", json!({"name": unique("r"), "scope": "admin"}))
             .await

@@ -7,7 +7,7 @@
 //! The tests of this binary take turns (`SERIAL`): one counts the table's
 //! items while the other writes alerts.
 
-use kobatela_tests::{create_user, unique, user_key, Api, MandateSetup, Reply, Table};
+use kobatela_tests::{create_user, unique, user_key, Api, MandateSetup, Table};
 use serde_json::{json, Value};
 use shared::{
     domain::{alert::AlertType, ids::Id, time::Timestamp},
@@ -15,16 +15,6 @@ use shared::{
 };
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-async fn patch_user(api: &Api, user: u64, active: bool) -> Reply {
-    api.send(
-        reqwest::Method::PATCH,
-        &format!("/users/{user}"),
-        &[],
-        Some(json!({"is_active": active}).to_string()),
-    )
-    .await
-}
 
 /// A new staff key of `scope`, and its id.
 async fn staff_key(admin: &Api, scope: &str) -> (Api, u64) {
@@ -111,8 +101,8 @@ async fn audit_trails_of_a_user_and_a_mandate_page_completely_for_staff_only() {
 
     // A user: created by the admin, deactivated by support, reactivated.
     let user = create_user(&admin, "audited").await;
-    patch_user(&support, user, false).await.expect(200);
-    patch_user(&admin, user, true).await.expect(200);
+    support.set_user_active(user, false).await.expect(200);
+    admin.set_user_active(user, true).await.expect(200);
     let trail = support
         .get(&format!("/audit/user/{user}"))
         .await

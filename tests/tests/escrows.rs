@@ -211,15 +211,7 @@ async fn bad_escrows_are_refused_naming_the_fields_and_store_nothing() {
     }
     // An inactive party: 403 USER_INACTIVE, even for an admin.
     let inactive = create_user(&admin, "inactive").await;
-    admin
-        .send(
-            reqwest::Method::PATCH,
-            &format!("/users/{inactive}"),
-            &[],
-            Some(json!({"is_active": false}).to_string()),
-        )
-        .await
-        .expect(200);
+    admin.set_user_active(inactive, false).await.expect(200);
     admin
         .post("/escrows", with(json!({"provider_id": inactive})))
         .await

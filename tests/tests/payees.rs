@@ -549,23 +549,9 @@ async fn a_spend_needs_both_escrow_parties_active() {
         .post("/spend/allowed", payee_body(s.escrow, "shop", None, None))
         .await
         .expect(201);
-    let set_active = |user: u64, active: bool| {
-        let admin = &admin;
-        async move {
-            admin
-                .send(
-                    Method::PATCH,
-                    &format!("/users/{user}"),
-                    &[],
-                    Some(json!({ "is_active": active }).to_string()),
-                )
-                .await
-                .expect(200);
-        }
-    };
     for (spent, party) in [s.client, s.provider].into_iter().enumerate() {
         let before = table.escrow_footprint(s.escrow).await;
-        set_active(party, false).await;
+        admin.set_user_active(party, false).await.expect(200);
         let key = unique("k");
         let refused = spend(&admin, &key, s.escrow, "shop", "1.00")
             .await
@@ -583,7 +569,7 @@ async fn a_spend_needs_both_escrow_parties_active() {
             payee(&admin, s.escrow, "shop").await["spent_total"],
             format!("{spent}.00")
         );
-        set_active(party, true).await;
+        admin.set_user_active(party, true).await.expect(200);
         spend(&admin, &key, s.escrow, "shop", "1.00")
             .await
             .expect(200);

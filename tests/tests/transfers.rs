@@ -430,15 +430,7 @@ async fn transfer_refusals_of_bad_input_change_nothing() {
         .expect_error(400, "IDEMPOTENCY_KEY_REQUIRED");
 
     // An inactive party: refused, no alert, and not remembered under the key.
-    admin
-        .send(
-            Method::PATCH,
-            &format!("/users/{b}"),
-            &[],
-            Some(json!({"is_active": false}).to_string()),
-        )
-        .await
-        .expect(200);
+    admin.set_user_active(b, false).await.expect(200);
     let key = unique("k");
     transfer(&admin, &key, body(a, b, "1.00"))
         .await
