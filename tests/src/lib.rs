@@ -990,6 +990,47 @@ impl InProcess {
     }
 }
 
+impl InProcess {
+    /// A funded escrow of `total` in two PHOTO milestones of `first` and
+    /// `second`, whose first milestone the payout hook paid and the PSP then
+    /// failed (consumed): milestone 1 back to APPROVED, its money available.
+    pub async fn failed_first_milestone(
+        &self,
+        total: &str,
+        first: &str,
+        second: &str,
+    ) -> (EscrowSetup, shared::domain::payment::Payment) {
+        let e = EscrowSetup::with(
+            self,
+            json!({"amount_total": total, "milestones": [
+                {"label": "a", "amount": first, "proof_type": "PHOTO"},
+                {"label": "b", "amount": second, "proof_type": "PHOTO"}]}),
+        )
+        .await;
+        self.deposit(e.escrow, &unique("d"), total)
+            .await
+            .expect(200);
+        let (_, paid) = self
+            .state
+            .store
+            .pay_milestone(
+                shared::domain::ids::Id::new(e.escrow).unwrap(),
+                1,
+                |_, _| Ok(vec![]),
+                &shared::store::audit::Actor::System,
+            )
+            .await
+            .unwrap();
+        let body = psp_body(&unique("evt-ms"), "payment.failed", &paid.psp_ref);
+        let headers = psp_headers(&body);
+        self.psp_webhook(&header_refs(&headers), &body)
+            .await
+            .expect(200);
+        assert_eq!(self.consume_psp().await, (1, 0));
+        (e, paid)
+    }
+}
+
 /// A payout made by [`InProcess::payout`].
 pub struct Payout {
     pub escrow: u64,

@@ -1,7 +1,9 @@
 //! The milestone payout hook (`Store::pay_milestone`), which the proofs
 //! function plugs into: one PAYOUT per milestone, the milestone PAID, the
 //! escrow RELEASED (event `CLOSED`) by the last one, even when the last
-//! milestones are paid concurrently; never a second payout of a milestone.
+//! milestones are paid concurrently; never a second payout of a milestone,
+//! and never one while an earlier milestone's payout has failed (409
+//! `EARLIER_MILESTONE_UNPAID`, through the proofs' own approval).
 //! In-process, on a table of its own.
 
 use kobatela_tests::{unique, EscrowSetup, InProcess, Table};
@@ -127,23 +129,36 @@ async fn concurrent_payouts_close_the_escrow_exactly_once() {
     for round in 0..4 {
         let s = escrow_with(&api, &["10.00", "20.00", "30.00"], "60.00").await;
         let id = Id::new(s.escrow).unwrap();
-        let mut racers = Vec::new();
-        // Each milestone twice: one of the two must be refused.
-        for idx in [1, 2, 3, 1, 2, 3] {
-            let store = api.state.store.clone();
-            racers.push(tokio::spawn(async move {
-                store
-                    .pay_milestone(id, idx, |_: &_, _| Ok(Vec::new()), &Actor::System)
-                    .await
-                    .map(|(_, p)| p.amount.to_string())
-                    .map_err(|e| e.code)
-            }));
-        }
+        // Waves of racers, each milestone twice, until all are paid: in
+        // every wave at most one payout per milestone wins, the others are
+        // refused (already paid, or an earlier one not paid yet).
         let mut paid = Vec::new();
-        for racer in racers {
-            match racer.await.unwrap() {
-                Ok(amount) => paid.push(amount),
-                Err(code) => assert_eq!(code, ErrorCode::MilestoneNotWaiting, "round {round}"),
+        for _wave in 0..3 {
+            let mut racers = Vec::new();
+            for idx in [1, 2, 3, 1, 2, 3] {
+                let store = api.state.store.clone();
+                racers.push(tokio::spawn(async move {
+                    store
+                        .pay_milestone(id, idx, |_: &_, _| Ok(Vec::new()), &Actor::System)
+                        .await
+                        .map(|(_, p)| p.amount.to_string())
+                        .map_err(|e| e.code)
+                }));
+            }
+            for racer in racers {
+                match racer.await.unwrap() {
+                    Ok(amount) => paid.push(amount),
+                    Err(code) => assert!(
+                        matches!(
+                            code,
+                            ErrorCode::MilestoneNotWaiting | ErrorCode::EarlierMilestoneUnpaid
+                        ),
+                        "round {round}: {code:?}"
+                    ),
+                }
+            }
+            if paid.len() == 3 {
+                break;
             }
         }
         paid.sort();
@@ -210,4 +225,98 @@ async fn a_final_extra_condition_answers_its_error_at_once() {
         before,
         "nothing paid"
     );
+}
+
+/// The review's case, through the proofs' approval (the hook with the
+/// proof's own items): milestone 1 paid, milestone 2's proof waiting for a
+/// decision, then milestone 1's payout fails at the PSP (back to APPROVED).
+/// Approving proof 2 is 409 `EARLIER_MILESTONE_UNPAID` (it was a 500: the
+/// transaction named milestone 1 twice) and writes nothing; once the failed
+/// payout is sent again, the same approval pays and closes the escrow.
+#[tokio::test]
+async fn a_proof_is_not_paid_while_an_earlier_payout_has_failed() {
+    use shared::domain::proof_review::Decision;
+    let api = InProcess::new("milestones-failed").await;
+    let table = Table::named(&api.table).await;
+    let (e, p1) = api.failed_first_milestone("100.00", "60.00", "40.00").await;
+    // Milestone 2's proof, submitted while milestone 1 was still PAID.
+    api.state
+        .store
+        .execute_payment(p1.id, &Actor::System)
+        .await
+        .unwrap();
+    let proof = api
+        .post(
+            "/proofs",
+            json!({"escrow_id": e.escrow, "milestone_idx": 2, "type": "DOC",
+                   "storage_url": "https://files.example.com/roof.pdf",
+                   "sha256": uuid::Uuid::new_v4().simple().to_string().repeat(2)}),
+        )
+        .await
+        .expect(201)
+        .body;
+    assert_eq!(proof["status"], "PENDING", "{proof}");
+    let proof_id = Id::new(proof["id"].as_u64().unwrap()).unwrap();
+    let retried = table
+        .payments_of(e.escrow)
+        .await
+        .into_iter()
+        .find(|p| p["status"].as_s().is_ok_and(|s| s == "SENT"))
+        .unwrap();
+    let body = kobatela_tests::psp_body(
+        &unique("evt"),
+        "payment.failed",
+        retried["psp_ref"].as_s().unwrap(),
+    );
+    let headers = kobatela_tests::psp_headers(&body);
+    api.psp_webhook(&kobatela_tests::header_refs(&headers), &body)
+        .await
+        .expect(200);
+    assert_eq!(api.consume_psp().await, (1, 0));
+
+    let before = table.escrow_footprint(e.escrow).await;
+    assert_eq!(before.available, 10000);
+    let approve = || {
+        api.state.store.decide_proof(
+            proof_id,
+            Decision::Approve,
+            None,
+            |_| Ok(()),
+            &Actor::System,
+        )
+    };
+    let refused = approve().await.unwrap_err();
+    assert_eq!(
+        refused.code,
+        ErrorCode::EarlierMilestoneUnpaid,
+        "{refused:?}"
+    );
+    assert_eq!(refused.status(), 409);
+    assert_eq!(
+        table.escrow_footprint(e.escrow).await,
+        before,
+        "nothing written"
+    );
+    let read = api
+        .get(&format!("/proofs/{proof_id}"))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(read["status"], "PENDING");
+    assert_eq!(
+        table.audit_actions("PROOF", proof_id.get()).await,
+        ["SUBMIT_PROOF"]
+    );
+
+    // Sent again, then the same approval pays milestone 2 and closes.
+    api.state
+        .store
+        .execute_payment(p1.id, &Actor::System)
+        .await
+        .unwrap();
+    let approved = approve().await.unwrap();
+    assert_eq!(approved.status.as_str(), "APPROVED");
+    let after = table.escrow_footprint(e.escrow).await;
+    assert_eq!(after.status, "RELEASED");
+    assert_eq!((after.available, after.paid, after.payments), (0, 10000, 2));
 }

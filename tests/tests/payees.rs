@@ -4,6 +4,7 @@
 //! escrow's balance, checked by sums. The day boundary is tested in-process
 //! with the store's clock pinned either side of midnight UTC.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use kobatela_tests::{
     create_user, psp_processed, send_psp_event, unique, user_key, Api, EscrowFootprint,
     EscrowSetup, InProcess, Reply, Table,
@@ -308,6 +309,88 @@ async fn a_failed_spend_gives_the_money_back_to_the_escrow_and_the_payee_total()
     assert_eq!(spends_of(&table, s.escrow).await, (2500, 1));
 }
 
+/// A failed spend sent again must fit the payee's total limit, as a new
+/// spend would: here only a total limit (no daily limit to mask it), and a
+/// second spend filled it after the first failed. The retry is 409
+/// `TOTAL_LIMIT_REACHED` and writes nothing; never 100.00 out against 50.00.
+#[tokio::test]
+async fn a_failed_spend_sent_again_keeps_the_total_limit() {
+    let admin = Api::admin();
+    let table = Table::new().await;
+    let s = funded(&admin, "100.00").await;
+    admin
+        .post(
+            "/spend/allowed",
+            payee_body(s.escrow, "school", None, Some("50.00")),
+        )
+        .await
+        .expect(201);
+    let first = spend(&admin, &unique("k"), s.escrow, "school", "50.00")
+        .await
+        .expect(200);
+    let p1 = first.body["payment_id"].as_u64().unwrap();
+    let event = unique("evt");
+    send_psp_event(
+        &event,
+        "payment.failed",
+        first.body["psp_ref"].as_str().unwrap(),
+    )
+    .await
+    .expect(200);
+    assert_eq!(psp_processed(&admin, &event).await["status"], "APPLIED");
+    assert_eq!(
+        payee(&admin, s.escrow, "school").await["spent_total"],
+        "0.00"
+    );
+    spend(&admin, &unique("k"), s.escrow, "school", "50.00")
+        .await
+        .expect(200);
+
+    let before = table.escrow_footprint(s.escrow).await;
+    assert_eq!((before.available, before.paid), (5000, 5000));
+    admin
+        .post(&format!("/payments/execute/{p1}"), json!({}))
+        .await
+        .expect_error(409, "TOTAL_LIMIT_REACHED");
+    assert_eq!(
+        table.escrow_footprint(s.escrow).await,
+        before,
+        "nothing written"
+    );
+    let p = payee(&admin, s.escrow, "school").await;
+    assert_eq!(p["spent_total"], "50.00");
+    let read = admin.get(&format!("/payments/{p1}")).await.expect(200);
+    assert_eq!(
+        (&read.body["status"], &read.body["attempts"]),
+        (&json!("ERROR"), &json!(1))
+    );
+    assert_eq!(spends_of(&table, s.escrow).await, (10000, 2));
+
+    // Room made again (the second spend fails too): the retry now fits.
+    let second_ref = table
+        .payments_of(s.escrow)
+        .await
+        .into_iter()
+        .find(|p| p["status"].as_s().is_ok_and(|s| s == "SENT"))
+        .map(|p| p["psp_ref"].as_s().unwrap().clone())
+        .unwrap();
+    let event = unique("evt");
+    send_psp_event(&event, "payment.failed", &second_ref)
+        .await
+        .expect(200);
+    assert_eq!(psp_processed(&admin, &event).await["status"], "APPLIED");
+    admin
+        .post(&format!("/payments/execute/{p1}"), json!({}))
+        .await
+        .expect(200);
+    assert_eq!(
+        payee(&admin, s.escrow, "school").await["spent_total"],
+        "50.00"
+    );
+    let after = table.escrow_footprint(s.escrow).await;
+    assert_eq!((after.available, after.paid), (5000, 5000));
+}
+
 #[tokio::test]
 async fn spend_refusals_come_in_the_contract_order_and_change_nothing() {
     let admin = Api::admin();
@@ -535,6 +618,64 @@ async fn the_first_spend_after_midnight_utc_starts_a_new_day() {
     clock.pin(None);
     let footprint = table.escrow_footprint(s.escrow).await;
     assert_eq!((footprint.available, footprint.paid), (7500, 2500));
+}
+
+/// A container whose clock lags just before midnight, after another one
+/// already moved the payee to the new day, counts on that day: the daily
+/// counter never restarts and the stored day never moves backwards.
+#[tokio::test]
+async fn a_lagging_clock_never_moves_the_payee_day_backwards() {
+    let api = InProcess::new("lagging").await;
+    let table = Table::named(&api.table).await;
+    let s = EscrowSetup::new(&api, "100.00").await;
+    api.deposit(s.escrow, &unique("k"), "100.00")
+        .await
+        .expect(200);
+    api.post(
+        "/spend/allowed",
+        payee_body(s.escrow, "school", Some("10"), None),
+    )
+    .await
+    .expect(201);
+    let spend = |amount: &'static str| {
+        let api = &api;
+        async move {
+            api.call(
+                "POST",
+                "/spend",
+                &[("idempotency-key", &unique("k"))],
+                Some(json!({"escrow_id": s.escrow, "payee_ref": "school", "amount": amount})),
+            )
+            .await
+        }
+    };
+    let clock = api.state.store.clock();
+    clock.pin(Some(Timestamp::parse("2031-03-05T00:00:00.500Z").unwrap()));
+    spend("6.00").await.expect(200);
+    // The lagging container: still the 4th by its clock.
+    clock.pin(Some(Timestamp::parse("2031-03-04T23:59:59.900Z").unwrap()));
+    spend("6.00").await.expect_error(409, "DAILY_LIMIT_REACHED");
+    spend("4.00").await.expect(200);
+    clock.pin(None);
+    let stored = table
+        .item(std::collections::HashMap::from([
+            (
+                "pk".to_string(),
+                AttributeValue::S(format!("PAYEE#{}#school", s.escrow)),
+            ),
+            ("sk".to_string(), AttributeValue::S("PAYEE".into())),
+        ]))
+        .await;
+    let listed = api
+        .get(&format!("/spend/allowed?escrow_id={}", s.escrow))
+        .await
+        .expect(200);
+    assert_eq!(listed.body["items"][0]["spent_total"], "10.00");
+    let footprint = table.escrow_footprint(s.escrow).await;
+    assert_eq!((footprint.available, footprint.paid), (9000, 1000));
+    let stored = stored.expect("the payee item");
+    assert_eq!(stored["spent_day"].as_s().unwrap(), "2031-03-05");
+    assert_eq!(stored["spent_today_cents"].as_n().unwrap(), "1000");
 }
 
 /// A spend whose escrow client or provider is inactive is 403

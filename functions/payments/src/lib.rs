@@ -131,6 +131,7 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
         .errors(&[
             ErrorCode::PaymentNotFound,
             ErrorCode::InsufficientEscrowBalance,
+            ErrorCode::TotalLimitReached,
         ]),
         Route::get(
             "/psp/events/{event_id}",

@@ -490,8 +490,12 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
         ErrorCode::MilestoneNotWaiting,
         ErrorCode::ProofDuplicate,
     ];
+    // null for an old client's proof, whose file the server never stored.
     let download_url = utoipa::openapi::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            utoipa::openapi::schema::Type::String,
+            utoipa::openapi::schema::Type::Null,
+        ]))
         .description(Some(
             "A presigned GET valid 5 minutes; null for an old client's file.",
         ))
@@ -517,6 +521,7 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
             ErrorCode::GeofenceViolation,
             ErrorCode::InvalidImage,
             ErrorCode::InsufficientEscrowBalance,
+            ErrorCode::EarlierMilestoneUnpaid,
         ]),
         Route::get(
             "/proofs/{id}",
@@ -539,6 +544,7 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
             ErrorCode::ProofAlreadyApproved,
             ErrorCode::ProofAlreadyRejected,
             ErrorCode::InsufficientEscrowBalance,
+            ErrorCode::EarlierMilestoneUnpaid,
             ErrorCode::MilestoneNotWaiting,
         ]),
     ]

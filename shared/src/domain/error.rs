@@ -60,6 +60,7 @@ error_codes! {
     NoOpenMilestone => ("NO_OPEN_MILESTONE", 409),
     SequenceError => ("SEQUENCE_ERROR", 422),
     MilestoneNotWaiting => ("MILESTONE_NOT_WAITING", 409),
+    EarlierMilestoneUnpaid => ("EARLIER_MILESTONE_UNPAID", 409),
     InsufficientEscrowBalance => ("INSUFFICIENT_ESCROW_BALANCE", 409),
     PaymentNotFound => ("PAYMENT_NOT_FOUND", 404),
     ProofAlreadyApproved => ("PROOF_ALREADY_APPROVED", 409),
@@ -143,6 +144,11 @@ mod tests {
             (ErrorCode::NoOpenMilestone, "NO_OPEN_MILESTONE", 409),
             (ErrorCode::SequenceError, "SEQUENCE_ERROR", 422),
             (ErrorCode::MilestoneNotWaiting, "MILESTONE_NOT_WAITING", 409),
+            (
+                ErrorCode::EarlierMilestoneUnpaid,
+                "EARLIER_MILESTONE_UNPAID",
+                409,
+            ),
             (
                 ErrorCode::InsufficientEscrowBalance,
                 "INSUFFICIENT_ESCROW_BALANCE",

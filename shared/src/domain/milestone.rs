@@ -8,6 +8,7 @@
 
 use super::{error::ErrorCode, escrow::EscrowStatus};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -93,10 +94,61 @@ pub fn pays_last_milestone(milestones: &[MilestoneSlot], idx: u32) -> bool {
             .all(|m| m.idx == idx || m.status == MilestoneStatus::Paid)
 }
 
-/// A retried milestone payout closes the escrow only if it is still open
-/// (a closed escrow is never reopened nor closed twice).
-pub fn closes_on_retry(escrow: EscrowStatus, milestones: &[MilestoneSlot], idx: u32) -> bool {
-    escrow.is_open() && pays_last_milestone(milestones, idx)
+/// What another milestone must still be when a payout commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MustBe {
+    Paid,
+    Unpaid,
+}
+
+/// A milestone payout as decided on a read: whether it closes the escrow,
+/// and what each other milestone must still be at the commit, by idx (a
+/// map, so a transaction never names one milestone twice).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayoutPlan {
+    pub last: bool,
+    pub checks: BTreeMap<u32, MustBe>,
+}
+
+/// Paying milestone `idx`: unknown → `MILESTONE_NOT_FOUND`; already PAID →
+/// `MILESTONE_NOT_WAITING`; an earlier one not PAID (its payout failed at
+/// the PSP and awaits a retry) → `EARLIER_MILESTONE_UNPAID`: milestones are
+/// paid in order, at the commit too. The checks: every earlier milestone
+/// PAID; if this one is the last, every other PAID; else the first later
+/// one still unpaid, so that of two racing payouts the later sees it is
+/// the last.
+pub fn plan_payout(milestones: &[MilestoneSlot], idx: u32) -> Result<PayoutPlan, ErrorCode> {
+    let target = milestones
+        .iter()
+        .find(|m| m.idx == idx)
+        .ok_or(ErrorCode::MilestoneNotFound)?;
+    if target.status == MilestoneStatus::Paid {
+        return Err(ErrorCode::MilestoneNotWaiting);
+    }
+    let mut others: Vec<&MilestoneSlot> = milestones.iter().filter(|m| m.idx != idx).collect();
+    others.sort_by_key(|m| m.idx);
+    if others
+        .iter()
+        .any(|m| m.idx < idx && m.status != MilestoneStatus::Paid)
+    {
+        return Err(ErrorCode::EarlierMilestoneUnpaid);
+    }
+    let last = pays_last_milestone(milestones, idx);
+    let mut checks: BTreeMap<u32, MustBe> = others
+        .iter()
+        .filter(|m| m.idx < idx)
+        .map(|m| (m.idx, MustBe::Paid))
+        .collect();
+    let later = others.iter().filter(|m| m.idx > idx);
+    if last {
+        checks.extend(later.map(|m| (m.idx, MustBe::Paid)));
+    } else if let Some(unpaid) = later
+        .into_iter()
+        .find(|m| m.status != MilestoneStatus::Paid)
+    {
+        checks.insert(unpaid.idx, MustBe::Unpaid);
+    }
+    Ok(PayoutPlan { last, checks })
 }
 
 #[cfg(test)]
@@ -232,18 +284,6 @@ mod tests {
         assert!(pays_last_milestone(&ms, 3));
         assert!(pays_last_milestone(&slots(&[M::Waiting]), 1));
         assert!(!pays_last_milestone(&[], 1));
-
-        let ms = slots(&[M::Paid, M::Approved]);
-        assert!(closes_on_retry(EscrowStatus::Funded, &ms, 2));
-        assert!(closes_on_retry(EscrowStatus::Releasable, &ms, 2));
-        // Never reopened, never closed twice.
-        for closed in [
-            EscrowStatus::Released,
-            EscrowStatus::Refunded,
-            EscrowStatus::Cancelled,
-        ] {
-            assert!(!closes_on_retry(closed, &ms, 2));
-        }
     }
 
     #[test]

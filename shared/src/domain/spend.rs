@@ -3,6 +3,9 @@
 //! each with an optional daily and total limit. `authorize_spend` runs the
 //! contract's checks in order; the store writes the limits, the balance,
 //! the payment and the counters in one transaction with the same conditions.
+//! `check_total_limit` also holds a failed spend sent again to the total
+//! limit. A payee's day only moves forward: a clock slightly behind at
+//! midnight never restarts a daily counter.
 
 use super::{
     error::ErrorCode,
@@ -44,6 +47,19 @@ pub struct UsagePayee {
 }
 
 impl UsagePayee {
+    /// The day a spend at `now` counts on: its UTC date, but never a day
+    /// before the counters' (a container whose clock lags at midnight must
+    /// not restart a counter another one already moved to the new day).
+    pub fn counting_day(&self, now: Timestamp) -> String {
+        let day = utc_day(now);
+        // `YYYY-MM-DD` sorts as it reads.
+        if day < self.spent_day {
+            self.spent_day.clone()
+        } else {
+            day
+        }
+    }
+
     /// What was spent on `day`: nothing if the counters are of another day.
     pub fn spent_on(&self, day: &str) -> Money {
         if self.spent_day == day {
@@ -51,6 +67,11 @@ impl UsagePayee {
         } else {
             Money::ZERO
         }
+    }
+
+    /// The payee as the API shows it at `now`.
+    pub fn view_at(&self, now: Timestamp) -> PayeeView {
+        self.view(&self.counting_day(now))
     }
 
     /// The payee as the API shows it on `day`.
@@ -126,25 +147,37 @@ pub fn authorize_spend(
         return Err(ErrorCode::EscrowNotActive);
     }
     let payee = payee.ok_or(ErrorCode::PayeeNotAllowed)?;
-    let day = utc_day(now);
-    let within = |spent: Money, limit: Option<Amount>| {
-        limit.is_none_or(|limit| spent.minor_units() + amount.minor_units() <= limit.minor_units())
-    };
-    if !within(payee.spent_on(&day), payee.daily_limit) {
+    let day = payee.counting_day(now);
+    if !within(payee.spent_on(&day), payee.daily_limit, amount) {
         return Err(ErrorCode::DailyLimitReached);
     }
-    if !within(payee.spent_total, payee.total_limit) {
-        return Err(ErrorCode::TotalLimitReached);
-    }
+    check_total_limit(payee, amount)?;
     match decide(escrow, EscrowAction::Spend { amount })? {
         EscrowOutcome::Changed(transition) => Ok(SpendDecision {
             transition,
-            new_day: payee.spent_day != day,
+            new_day: day > payee.spent_day,
             day,
         }),
         // `decide` answers a spend with a change or a refusal.
         _ => Err(ErrorCode::InternalError),
     }
+}
+
+/// The total limit, for a spend or for a failed one sent again
+/// (`POST /payments/execute/{id}`): a failure gave its amount back to the
+/// total, so sending it again takes it out again and must fit, as a new
+/// spend would. (The day's counter kept the failed amount: nothing to check.)
+pub fn check_total_limit(payee: &UsagePayee, amount: Amount) -> Result<(), ErrorCode> {
+    if within(payee.spent_total, payee.total_limit, amount) {
+        Ok(())
+    } else {
+        Err(ErrorCode::TotalLimitReached)
+    }
+}
+
+/// `spent + amount` stays within `limit` (inclusive); no limit, always.
+fn within(spent: Money, limit: Option<Amount>, amount: Amount) -> bool {
+    limit.is_none_or(|limit| spent.minor_units() + amount.minor_units() <= limit.minor_units())
 }
 
 #[cfg(test)]
@@ -293,6 +326,57 @@ mod tests {
         let view = p.view("2026-11-28");
         assert_eq!(view.spent_today, Money::ZERO);
         assert_eq!(view.spent_total, money("10.00"));
+    }
+
+    #[test]
+    fn a_payee_day_never_moves_backwards() {
+        let open = escrow(EscrowStatus::Funded, "100.00");
+        // Counters already on the 28th (another container passed midnight).
+        let mut p = payee(Some("10.00"), None, "6.00", "6.00");
+        p.spent_day = "2026-11-28".into();
+        let lagging = at("2026-11-27T23:59:59.900Z");
+        assert_eq!(p.counting_day(lagging), "2026-11-28");
+        assert_eq!(
+            authorize_spend(&open, Some(&p), amount("4.01"), lagging),
+            Err(ErrorCode::DailyLimitReached)
+        );
+        let fits = authorize_spend(&open, Some(&p), amount("4.00"), lagging).unwrap();
+        assert_eq!((fits.new_day, fits.day.as_str()), (false, "2026-11-28"));
+        // Same day, and any later one, count as themselves.
+        for (now, day, new_day) in [
+            ("2026-11-28T10:00:00Z", "2026-11-28", false),
+            ("2026-11-29T00:00:00Z", "2026-11-29", true),
+            ("2027-01-01T00:00:00Z", "2027-01-01", true),
+        ] {
+            assert_eq!(p.counting_day(at(now)), day, "{now}");
+            let d = authorize_spend(&open, Some(&p), amount("1.00"), at(now)).unwrap();
+            assert_eq!((d.new_day, d.day.as_str()), (new_day, day), "{now}");
+        }
+    }
+
+    #[test]
+    fn a_spend_sent_again_must_fit_the_total_limit() {
+        // 50.00 limit, 50.00 spent by another spend after this one failed.
+        let full = payee(None, Some("50.00"), "50.00", "50.00");
+        assert_eq!(
+            check_total_limit(&full, amount("50.00")),
+            Err(ErrorCode::TotalLimitReached)
+        );
+        assert_eq!(
+            check_total_limit(&full, amount("0.01")),
+            Err(ErrorCode::TotalLimitReached)
+        );
+        let room = payee(None, Some("50.00"), "50.00", "49.99");
+        assert_eq!(check_total_limit(&room, amount("0.01")), Ok(()));
+        assert_eq!(
+            check_total_limit(&room, amount("0.02")),
+            Err(ErrorCode::TotalLimitReached)
+        );
+        // The daily limit is not the retry's business: the day kept it.
+        let daily_full = payee(Some("10.00"), None, "10.00", "0.00");
+        assert_eq!(check_total_limit(&daily_full, amount("10.00")), Ok(()));
+        let unlimited = payee(None, None, "0.00", "999.00");
+        assert_eq!(check_total_limit(&unlimited, amount("1.00")), Ok(()));
     }
 
     #[test]

@@ -28,7 +28,7 @@ use crate::{
         escrow::Escrow,
         ids::Id,
         money::{Amount, Money},
-        payment::{Payee, Payment, PaymentTransition},
+        payment::{Payee, Payment},
         spend::{authorize_spend, utc_day, PayeeView, SpendDecision, SpendRequest, UsagePayee},
         time::Timestamp,
     },
@@ -228,7 +228,7 @@ impl Store {
             self.audit(&audit)?,
         ];
         match self.transact(items).await {
-            Ok(()) => Ok(payee.view(&utc_day(self.clock().now()))),
+            Ok(()) => Ok(payee.view_at(self.clock().now())),
             Err(e) if e.failed_condition(0) => Err(AppError::new(
                 ErrorCode::PayeeAlreadyAllowed,
                 "This payee is already allowed for this escrow.",
@@ -245,8 +245,8 @@ impl Store {
         let page = self
             .list::<PayeeRecord>(&[(keys::GSI_BY_SENDER, partition)], &Vec::new(), page)
             .await?;
-        let today = utc_day(self.clock().now());
-        page.try_map(|r| r.into_payee().map(|p| p.view(&today)))
+        let now = self.clock().now();
+        page.try_map(|r| r.into_payee().map(|p| p.view_at(now)))
     }
 
     /// Makes (or replays) the spend `request` under idempotency `scope`.
@@ -365,33 +365,67 @@ impl Store {
         }
     }
 
-    /// A USAGE_SPEND payment's effect on its payee's total when the PSP fails
-    /// it (the amount back) or it is sent again (the amount out again, with
-    /// no limit check: it is the same spend, not a new one). Nothing for
-    /// other payments.
-    pub(crate) fn payee_total_shift(
+    /// The payee a USAGE_SPEND payment paid, as stored now; `None` for
+    /// payouts and refunds.
+    pub(crate) async fn payee_of_spend(
         &self,
         payment: &Payment,
-        transition: PaymentTransition,
-    ) -> Option<TransactWriteItem> {
+    ) -> Result<Option<UsagePayee>, AppError> {
+        let Payee::Ref { payee_ref } = &payment.payee else {
+            return Ok(None);
+        };
+        let record: PayeeRecord = self
+            .get(&keys::payee(payment.escrow_id, payee_ref))
+            .await?
+            .ok_or_else(|| {
+                AppError::internal(format!("payment {}: payee not stored", payment.id))
+            })?;
+        record.into_payee().map(Some)
+    }
+
+    /// A failed USAGE_SPEND gives its amount back to its payee's total (not
+    /// to the day's counter, which keeps what was tried today). Nothing for
+    /// other payments.
+    pub(crate) fn payee_total_back(&self, payment: &Payment) -> Option<TransactWriteItem> {
         let Payee::Ref { payee_ref } = &payment.payee else {
             return None;
         };
         let amount = payment.amount.minor_units();
+        Some(
+            self.update(
+                Update::builder()
+                    .set_key(Some(key_item(&keys::payee(payment.escrow_id, payee_ref))))
+                    .update_expression("SET spent_total_cents = spent_total_cents - :amount")
+                    .condition_expression("spent_total_cents >= :amount")
+                    .expression_attribute_values(":amount", n(amount)),
+            ),
+        )
+    }
+
+    /// A failed spend sent again takes its amount out of the payee's total
+    /// again, under a spend's own total-limit condition (decided on the
+    /// read by `check_total_limit`), so a retry never passes the limit that
+    /// a new spend made since the failure has filled.
+    pub(crate) fn payee_total_again(
+        &self,
+        payee: &UsagePayee,
+        amount: Amount,
+    ) -> TransactWriteItem {
+        let a = amount.minor_units();
         let update = Update::builder()
-            .set_key(Some(key_item(&keys::payee(payment.escrow_id, payee_ref))))
-            .update_expression("SET spent_total_cents = spent_total_cents + :shift");
-        let update = match transition {
-            PaymentTransition::Failed => update
-                .condition_expression("spent_total_cents >= :amount")
-                .expression_attribute_values(":shift", n(-amount))
-                .expression_attribute_values(":amount", n(amount)),
-            PaymentTransition::Sent => update
-                .condition_expression("attribute_exists(pk)")
-                .expression_attribute_values(":shift", n(amount)),
-            PaymentTransition::Settled => return None,
+            .set_key(Some(key_item(&keys::payee(
+                payee.escrow_id,
+                &payee.payee_ref,
+            ))))
+            .update_expression("SET spent_total_cents = spent_total_cents + :amount")
+            .expression_attribute_values(":amount", n(a));
+        let update = match payee.total_limit {
+            Some(limit) => update
+                .condition_expression("spent_total_cents <= :total_room")
+                .expression_attribute_values(":total_room", n(limit.minor_units() - a)),
+            None => update.condition_expression("attribute_exists(pk)"),
         };
-        Some(self.update(update))
+        self.update(update)
     }
 
     /// The payee's counters after a spend of `amount`, conditional on what

@@ -28,12 +28,13 @@ use crate::{
             EscrowTransition, Milestone, PaymentOrder,
         },
         ids::Id,
-        milestone::{pays_last_milestone, MilestoneStatus},
+        milestone::{plan_payout, MilestoneStatus, MustBe},
         money::Amount,
         payment::{
             new_psp_ref, retry_payment, BalanceDelta, Payee, Payment, PaymentKind, PaymentState,
             PaymentStatus, PaymentTransition, RetryOutcome,
         },
+        spend::check_total_limit,
         time::Timestamp,
     },
     error::AppError,
@@ -292,23 +293,16 @@ impl Store {
         actor: &Actor,
     ) -> Result<Option<(Escrow, Payment)>, AppError> {
         let escrow = self.escrow(id).await?.ok_or_else(not_found)?;
+        let plan = plan_payout(&escrow.slots(), idx).map_err(milestone_refusal)?;
         let milestone = escrow
             .milestones
             .iter()
             .find(|m| m.idx == idx)
             .cloned()
-            .ok_or_else(|| AppError::new(ErrorCode::MilestoneNotFound, "Milestone not found."))?;
-        if milestone.status == MilestoneStatus::Paid {
-            return Err(AppError::new(
-                ErrorCode::MilestoneNotWaiting,
-                "This milestone is already paid.",
-            ));
-        }
-        let slots = escrow.slots();
-        let last = pays_last_milestone(&slots, idx);
+            .ok_or_else(|| AppError::internal("a planned milestone is not read"))?;
         let action = EscrowAction::PayMilestone {
             amount: milestone.amount,
-            last,
+            last: plan.last,
         };
         let transition = match decide(&escrow.state(), action).map_err(refusal)? {
             EscrowOutcome::Changed(t) => t,
@@ -335,19 +329,13 @@ impl Store {
                 now,
             )
             .await?;
-        // Closing is decided on the other milestones as read: the last one
-        // checks every other is PAID; any other checks one unpaid milestone
-        // is still unpaid, so that of two racing payouts the later one sees
-        // it is the last.
-        for other in escrow.milestones.iter().filter(|m| m.idx != idx) {
-            let paid = other.status == MilestoneStatus::Paid;
-            if last || !paid {
-                items.push(self.milestone_check(id, other.idx, last));
-                if !last {
-                    break;
-                }
-            }
-        }
+        // The other milestones as the plan read them: earlier ones PAID,
+        // and what makes the closing decision hold (see `plan_payout`).
+        items.extend(
+            plan.checks
+                .iter()
+                .map(|(&other, &must)| self.milestone_check(id, other, must)),
+        );
         let first_extra = items.len();
         items.extend(extra(&escrow, now)?);
         let written = self.transact(items).await;
@@ -371,14 +359,13 @@ impl Store {
         }
     }
 
-    fn milestone_check(&self, escrow: Id, idx: u32, paid: bool) -> TransactWriteItem {
+    fn milestone_check(&self, escrow: Id, idx: u32, must: MustBe) -> TransactWriteItem {
         let check = ConditionCheck::builder()
             .table_name(self.table())
             .set_key(Some(key_item(&keys::milestone(escrow, idx))))
-            .condition_expression(if paid {
-                "#status = :paid"
-            } else {
-                "#status <> :paid"
+            .condition_expression(match must {
+                MustBe::Paid => "#status = :paid",
+                MustBe::Unpaid => "#status <> :paid",
             })
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":paid", s(MilestoneStatus::Paid.as_str()))
@@ -473,7 +460,7 @@ impl Store {
             items.push(self.balance_move(payment, transition, now));
             // A failed spend gives its amount back to the payee's total
             // (not to the day's counter).
-            items.extend(self.payee_total_shift(payment, transition));
+            items.extend(self.payee_total_back(payment));
             if let Some(milestone_id) = payment.milestone_id {
                 let escrow = self
                     .escrow(payment.escrow_id)
@@ -555,7 +542,9 @@ impl Store {
     /// `psp_ref` and pointer, attempts + 1, SENT, the amount out of
     /// `available` again, its milestone PAID), in one transaction
     /// conditional on the payment still being that ERROR attempt and on the
-    /// money being there. SENT or SETTLED: answered unchanged. Racing
+    /// money being there; a usage spend also takes its amount back into its
+    /// payee's total under the total limit (409 `TOTAL_LIMIT_REACHED` when
+    /// it no longer fits). SENT or SETTLED: answered unchanged. Racing
     /// executes: one wins, the others read SENT and answer it unchanged.
     pub async fn execute_payment(&self, id: Id, actor: &Actor) -> Result<Payment, AppError> {
         self.until_settled("execute a payment", AppError::busy, || {
@@ -577,17 +566,25 @@ impl Store {
         if payment.status != PaymentStatus::Error {
             return Ok(Some(payment));
         }
-        let escrow = self
-            .escrow(payment.escrow_id)
-            .await?
-            .ok_or_else(|| AppError::internal("a payment's escrow is not stored"))?;
+        let (escrow, payee) = tokio::try_join!(
+            self.escrow(payment.escrow_id),
+            self.payee_of_spend(&payment)
+        )?;
+        let escrow =
+            escrow.ok_or_else(|| AppError::internal("a payment's escrow is not stored"))?;
         let state = PaymentState {
             kind: payment.kind,
             status: payment.status,
             amount: payment.amount,
             attempts: payment.attempts,
         };
-        let attempts = match retry_payment(&state, &escrow.balances()) {
+        // A spend's total limit first, as for a new spend, then the money.
+        let decided = match &payee {
+            Some(payee) => check_total_limit(payee, payment.amount),
+            None => Ok(()),
+        }
+        .and_then(|()| retry_payment(&state, &escrow.balances()));
+        let attempts = match decided {
             Ok(RetryOutcome::Unchanged) => return Ok(Some(payment)),
             Ok(RetryOutcome::Resend { attempts, .. }) => attempts,
             Err(code) => {
@@ -598,10 +595,7 @@ impl Store {
                         return Ok(Some(again.payment));
                     }
                 }
-                return Err(AppError::new(
-                    code,
-                    "The escrow does not hold enough available money to send this payment again.",
-                ));
+                return Err(retry_refusal(code));
             }
         };
         let now = Timestamp::now();
@@ -626,7 +620,9 @@ impl Store {
             ),
             self.balance_move(&payment, PaymentTransition::Sent, now),
         ];
-        items.extend(self.payee_total_shift(&payment, PaymentTransition::Sent));
+        if let Some(payee) = &payee {
+            items.push(self.payee_total_again(payee, payment.amount));
+        }
         let mut pointer: Item = key_item(&keys::psp_ref(&psp_ref));
         pointer.insert("payment_id".into(), n(id));
         items.push(self.put_new(pointer));
@@ -657,14 +653,40 @@ impl Store {
         items.push(trail.event(self, transition.event_kind(), data)?);
         match self.transact(items).await {
             Ok(()) => Ok(Some(sent)),
-            // Retried by someone else, the money moved, or the milestone
-            // changed: decide again on a fresh read.
+            // Retried by someone else, the money moved, a spend took the
+            // payee's room, or the milestone changed: decide again on a
+            // fresh read.
             Err(e) if e.is_busy() || matches!(e, super::transact::TransactError::Cancelled(_)) => {
                 Ok(None)
             }
             Err(e) => Err(e.unexpected()),
         }
     }
+}
+
+/// Why a milestone cannot be paid now, as answered.
+fn milestone_refusal(code: ErrorCode) -> AppError {
+    let message = match code {
+        ErrorCode::MilestoneNotFound => "Milestone not found.",
+        ErrorCode::MilestoneNotWaiting => "This milestone is already paid.",
+        ErrorCode::EarlierMilestoneUnpaid => {
+            "An earlier milestone's payout has not gone through (it failed at the PSP and \
+             awaits a retry): milestones are paid in order. Retry that payment first."
+        }
+        other => return refusal(other),
+    };
+    AppError::new(code, message)
+}
+
+/// Why a failed payment cannot be sent again, as answered.
+fn retry_refusal(code: ErrorCode) -> AppError {
+    let message = match code {
+        ErrorCode::TotalLimitReached => {
+            "Sending this spend again would pass the payee's total limit."
+        }
+        _ => "The escrow does not hold enough available money to send this payment again.",
+    };
+    AppError::new(code, message)
 }
 
 /// What the audit entry and the timeline event of a payment say: the payment,

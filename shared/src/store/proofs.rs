@@ -15,6 +15,8 @@
 //!   `extra` items are the proof's (the proof APPROVED, its guard, audit
 //!   `SUBMIT_PROOF`/`APPROVE_PROOF`, events `PROOF_SUBMITTED`/
 //!   `PROOF_APPROVED`), so the payout and the proof stand or fall together;
+//!   the hook checks the earlier milestones are still PAID (409
+//!   `EARLIER_MILESTONE_UNPAID` if one's payout failed meanwhile);
 //! - a rejection: the proof REJECTED (conditional on PENDING), the milestone
 //!   back to WAITING (conditional on PENDING_REVIEW), audit `REJECT_PROOF`,
 //!   event `PROOF_REJECTED`.
@@ -34,7 +36,7 @@ use crate::{
         error::ErrorCode,
         escrow::{Escrow, EscrowEventKind},
         ids::Id,
-        milestone::{check_proof_target, pays_last_milestone, MilestoneStatus},
+        milestone::{check_proof_target, MilestoneStatus},
         proof_review::{decide_proof, Decision, DecisionOutcome, Proof, ProofStatus},
         time::Timestamp,
         upload::UPLOAD_TTL_SECONDS,
@@ -531,10 +533,8 @@ impl Store {
             )?;
             // After the payout's own audit entry and events.
             let mut trail = Trail::new(escrow.id, actor, now).after(PAYOUT_ENTRIES);
-            let mut items = self.proof_items(&proof, new, escrow, &mut trail)?;
-            if !pays_last_milestone(&escrow.slots(), new.milestone_idx) {
-                items.extend(self.earlier_paid(escrow, new.milestone_idx));
-            }
+            // The hook checks the earlier milestones are still PAID.
+            let items = self.proof_items(&proof, new, escrow, &mut trail)?;
             *made.lock().expect("not poisoned") = Some(proof);
             Ok(items)
         };
@@ -651,7 +651,8 @@ impl Store {
             }
             let data = serde_json::json!({"proof_id": proof.id, "note": note, "auto": false});
             let mut trail = Trail::new(escrow.id, actor, now).after(PAYOUT_ENTRIES);
-            let mut items = vec![
+            // The hook checks the earlier milestones are still PAID.
+            let items = vec![
                 self.decided_update(proof, ProofStatus::Approved, &note, actor, now),
                 trail.audit(
                     self,
@@ -661,9 +662,6 @@ impl Store {
                 )?,
                 trail.event(self, EscrowEventKind::ProofApproved, data)?,
             ];
-            if !pays_last_milestone(&escrow.slots(), proof.milestone_idx) {
-                items.extend(self.earlier_paid(escrow, proof.milestone_idx));
-            }
             *made.lock().expect("not poisoned") = Some(Store::decided(
                 proof,
                 ProofStatus::Approved,
