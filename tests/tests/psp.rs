@@ -179,6 +179,85 @@ async fn psp_every_refusal_is_401_with_its_reason_and_stores_nothing() {
     assert_eq!(stored_events(&table, &event_id).await, 0);
 }
 
+/// The signed body is the truth, not the unsigned headers. The review's
+/// attack: a captured, signed `payment.failed` of payout A, replayed within
+/// the 300 s with payout B's `X-PSP-Ref` and a fresh `X-PSP-Event-Id`, is 401
+/// `header-mismatch` and stores nothing; B stays SENT with its money paid.
+/// Headers that repeat the body pass; a header the body does not back is
+/// ignored (the event id is then the body's hash, the ref none).
+#[tokio::test]
+async fn psp_headers_never_override_the_signed_body() {
+    let admin = Api::admin();
+    let table = Table::new().await;
+    let (_, a) = payout(&admin, "10.00").await;
+    let (b_escrow, b) = payout(&admin, "20.00").await;
+    let a_ref = a["psp_ref"].as_str().unwrap();
+    let b_ref = b["psp_ref"].as_str().unwrap();
+    let captured_id = unique("evt-captured");
+    let body = psp_body(&captured_id, "payment.failed", a_ref);
+    let signed = psp_headers(&body);
+    let b_before = table.escrow_footprint(b_escrow.escrow).await;
+    let fresh = unique("evt-fresh");
+    for extra in [
+        vec![("x-psp-ref", b_ref), ("x-psp-event-id", fresh.as_str())],
+        vec![("x-psp-ref", b_ref)],
+        vec![("x-psp-event-id", fresh.as_str())],
+    ] {
+        let mut refs = header_refs(&signed);
+        refs.extend(extra.iter().copied());
+        let reply = Api::anonymous()
+            .psp_webhook(&refs, &body)
+            .await
+            .expect_error(401, "INVALID_SIGNATURE");
+        assert_eq!(
+            reply.body["error"]["message"], "invalid signature: header-mismatch",
+            "{extra:?}"
+        );
+    }
+    for id in [&captured_id, &fresh] {
+        assert_eq!(stored_events(&table, id).await, 0, "{id}");
+    }
+    assert_eq!(
+        payment(&admin, b["id"].as_u64().unwrap()).await["status"],
+        "SENT"
+    );
+    assert_eq!(table.escrow_footprint(b_escrow.escrow).await, b_before);
+
+    // The same headers, agreeing with the body: accepted, A fails.
+    let mut refs = header_refs(&signed);
+    refs.extend([
+        ("x-psp-ref", a_ref),
+        ("x-psp-event-id", captured_id.as_str()),
+    ]);
+    Api::anonymous().psp_webhook(&refs, &body).await.expect(200);
+    assert_eq!(processed(&admin, &captured_id).await["status"], "APPLIED");
+    assert_eq!(
+        payment(&admin, a["id"].as_u64().unwrap()).await["status"],
+        "ERROR"
+    );
+
+    // Headers alone, the body naming neither: not trusted. The event is
+    // known by the body's hash and names no payment; B is untouched.
+    let bare = json!({"type": "payment.failed", "nonce": unique("n")}).to_string();
+    let headers = psp_headers(&bare);
+    let mut refs = header_refs(&headers);
+    refs.extend([("x-psp-ref", b_ref), ("x-psp-event-id", fresh.as_str())]);
+    let reply = Api::anonymous().psp_webhook(&refs, &bare).await.expect(200);
+    let hash = kobatela_tests::photos::sha256_hex(bare.as_bytes());
+    assert_eq!(reply.body["event_id"], hash.as_str());
+    let event = processed(&admin, &hash).await;
+    assert_eq!(
+        (&event["status"], &event["psp_ref"]),
+        (&json!("IGNORED"), &Value::Null)
+    );
+    assert_eq!(stored_events(&table, &fresh).await, 0);
+    assert_eq!(
+        payment(&admin, b["id"].as_u64().unwrap()).await["status"],
+        "SENT"
+    );
+    assert_eq!(table.escrow_footprint(b_escrow.escrow).await, b_before);
+}
+
 #[tokio::test]
 async fn psp_skew_boundary_previous_secret_and_several_signatures_pass() {
     let admin = Api::admin();
@@ -578,49 +657,12 @@ async fn futures_join_all<F: std::future::Future<Output = Reply> + Send + 'stati
     out
 }
 
-/// A funded escrow of `total` in two PHOTO milestones of `first` and
-/// `second`, whose first milestone the payout hook paid and the PSP then
-/// failed (consumed).
-async fn failed_first_milestone(
-    api: &InProcess,
-    total: &str,
-    first: &str,
-    second: &str,
-) -> (EscrowSetup, shared::domain::payment::Payment) {
-    let e = EscrowSetup::with(
-        api,
-        json!({"amount_total": total, "milestones": [
-            {"label": "a", "amount": first, "proof_type": "PHOTO"},
-            {"label": "b", "amount": second, "proof_type": "PHOTO"}]}),
-    )
-    .await;
-    api.deposit(e.escrow, &unique("d"), total).await.expect(200);
-    let (_, paid) = api
-        .state
-        .store
-        .pay_milestone(
-            shared::domain::ids::Id::new(e.escrow).unwrap(),
-            1,
-            |_, _| Ok(vec![]),
-            &shared::store::audit::Actor::System,
-        )
-        .await
-        .unwrap();
-    let body = psp_body(&unique("evt-ms"), "payment.failed", &paid.psp_ref);
-    let headers = psp_headers(&body);
-    api.psp_webhook(&header_refs(&headers), &body)
-        .await
-        .expect(200);
-    assert_eq!(api.consume_psp().await, (1, 0));
-    (e, paid)
-}
-
 #[tokio::test]
 async fn psp_execute_without_the_money_is_409() {
     // A milestone payout fails; the client then approves the remainder,
     // which takes what came back: the retry finds nothing available.
     let api = InProcess::new("psp-insufficient").await;
-    let (e, paid) = failed_first_milestone(&api, "100.00", "60.00", "40.00").await;
+    let (e, paid) = api.failed_first_milestone("100.00", "60.00", "40.00").await;
     let back = api
         .get(&format!("/escrows/{}", e.escrow))
         .await
@@ -654,7 +696,7 @@ async fn psp_execute_without_the_money_is_409() {
 #[tokio::test]
 async fn psp_milestone_payout_retry_pays_the_milestone_again() {
     let api = InProcess::new("psp-milestone").await;
-    let (e, paid) = failed_first_milestone(&api, "50.00", "20.00", "30.00").await;
+    let (e, paid) = api.failed_first_milestone("50.00", "20.00", "30.00").await;
     let retried = api
         .call("POST", &format!("/payments/execute/{}", paid.id), &[], None)
         .await

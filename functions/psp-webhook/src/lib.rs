@@ -3,7 +3,8 @@
 //!
 //! No API key and no pepper: the HMAC signature (current or previous
 //! secret) is the authentication. Order: size (413), signature (401, nothing
-//! stored), a JSON object (400), then record → send → mark QUEUED. A failed
+//! stored), a JSON object (400), headers that disagree with the signed body
+//! (401 `header-mismatch`), then record → send → mark QUEUED. A failed
 //! record or send answers 503 `SERVICE_BUSY` with `Retry-After`, so the PSP
 //! retries; a retry of an event still RECEIVED sends it again (the consumer
 //! applies each event id once), one already QUEUED or processed answers
@@ -153,7 +154,11 @@ async fn receive(
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
     };
-    let identity = identify_event(text("x-psp-event-id"), text("x-psp-ref"), &object, &raw);
+    let identity = identify_event(text("x-psp-event-id"), text("x-psp-ref"), &object, &raw)
+        .map_err(|refusal| {
+            tracing::warn!(reason = refusal.as_str(), "PSP webhook refused");
+            AppError::new(refusal.code(), refusal.message())
+        })?;
     for (field, value) in [
         ("event_id", Some(&identity.event_id)),
         ("psp_ref", identity.psp_ref.as_ref()),
@@ -251,13 +256,13 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
         .header(
             "X-PSP-Event-Id",
             false,
-            "The event id (else body `id`, else `event_id`, else the SHA-256 of the body).",
+            "Not signed: if sent, it must equal the body's `id` (else `event_id`), or the request is 401 `header-mismatch`; without one in the body it is ignored. The event id is the body's, else the SHA-256 of the body.",
             string_schema(None, Some((1, 200))),
         )
         .header(
             "X-PSP-Ref",
             false,
-            "The payment's psp_ref (else body `psp_ref`, else `payment_reference`).",
+            "Not signed: if sent, it must equal the body's `psp_ref` (else `payment_reference`), or the request is 401 `header-mismatch`; without one in the body it is ignored.",
             string_schema(None, Some((1, 200))),
         )
         .body::<PspEvent>()

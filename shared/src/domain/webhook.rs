@@ -10,6 +10,13 @@
 //! Upper-case hex is refused, as in the contract ("lower-case hex"): the
 //! PSP sends lower case, and one spelling per value keeps the comparison a
 //! plain byte comparison.
+//!
+//! The signature covers the timestamp and the body, not the other headers:
+//! so the signed body's `id` and `psp_ref` are the truth. An `X-PSP-Event-Id`
+//! or `X-PSP-Ref` that disagrees with them is refused (`header-mismatch`:
+//! otherwise a captured `payment.failed` replayed with another payout's
+//! reference would fail that payout), and one the body does not back is
+//! ignored.
 
 use super::{error::ErrorCode, time::Timestamp};
 use hmac::{Hmac, Mac};
@@ -74,6 +81,8 @@ pub enum SignatureRefusal {
     TimestampSkew,
     /// No signature matches any secret (malformed values included).
     HmacMismatch,
+    /// `X-PSP-Event-Id` or `X-PSP-Ref` differs from the signed body's field.
+    HeaderMismatch,
 }
 
 impl SignatureRefusal {
@@ -84,6 +93,7 @@ impl SignatureRefusal {
             SignatureRefusal::TimestampInvalid => "timestamp-invalid",
             SignatureRefusal::TimestampSkew => "timestamp-skew",
             SignatureRefusal::HmacMismatch => "hmac-mismatch",
+            SignatureRefusal::HeaderMismatch => "header-mismatch",
         }
     }
 
@@ -174,22 +184,24 @@ pub struct EventIdentity {
     pub event_type: Option<String>,
 }
 
-/// Reads an event's identity the contract's way:
-/// - event id: header `X-PSP-Event-Id`, else body `id`, else `event_id`,
-///   else the SHA-256 hex of the raw body (a PSP resending the same bytes
-///   is then still recognised as a duplicate);
-/// - psp_ref: header `X-PSP-Ref`, else body `psp_ref`, else `payment_reference`;
+/// Reads an event's identity from the signed body:
+/// - event id: body `id`, else `event_id`, else the SHA-256 hex of the raw
+///   body (a PSP resending the same bytes is then still recognised as a
+///   duplicate);
+/// - psp_ref: body `psp_ref`, else `payment_reference`;
 /// - type: body `type`, else `event`.
 ///
-/// Empty values are skipped as if absent. Body ids may be JSON strings or
-/// integers (PSPs use both); refs and types must be strings.
+/// The headers `X-PSP-Event-Id` and `X-PSP-Ref` are not signed: one that
+/// differs from the body's value is refused (`HeaderMismatch`); one the
+/// body has no value for is not trusted, and ignored. Empty values are
+/// skipped as if absent. Body ids may be JSON strings or integers (PSPs use
+/// both); refs and types must be strings.
 pub fn identify_event(
     event_id_header: Option<&str>,
     psp_ref_header: Option<&str>,
     body: &Map<String, Value>,
     raw_body: &[u8],
-) -> EventIdentity {
-    let header = |value: Option<&str>| value.filter(|v| !v.is_empty()).map(str::to_owned);
+) -> Result<EventIdentity, SignatureRefusal> {
     let id_field = |name: &str| match body.get(name) {
         Some(Value::String(text)) if !text.is_empty() => Some(text.clone()),
         Some(Value::Number(number)) if number.is_u64() || number.is_i64() => {
@@ -201,16 +213,22 @@ pub fn identify_event(
         Some(Value::String(text)) if !text.is_empty() => Some(text.clone()),
         _ => None,
     };
-    let event_id = header(event_id_header)
-        .or_else(|| id_field("id"))
-        .or_else(|| id_field("event_id"))
-        .unwrap_or_else(|| hex::encode(Sha256::digest(raw_body)));
-    EventIdentity {
-        event_id,
-        psp_ref: header(psp_ref_header)
-            .or_else(|| text_field("psp_ref"))
-            .or_else(|| text_field("payment_reference")),
+    let body_id = id_field("id").or_else(|| id_field("event_id"));
+    let psp_ref = text_field("psp_ref").or_else(|| text_field("payment_reference"));
+    backed_by_body(event_id_header, body_id.as_deref())?;
+    backed_by_body(psp_ref_header, psp_ref.as_deref())?;
+    Ok(EventIdentity {
+        event_id: body_id.unwrap_or_else(|| hex::encode(Sha256::digest(raw_body))),
+        psp_ref,
         event_type: text_field("type").or_else(|| text_field("event")),
+    })
+}
+
+/// An unsigned header may repeat the signed body's value, never change it.
+fn backed_by_body(header: Option<&str>, body: Option<&str>) -> Result<(), SignatureRefusal> {
+    match (header.filter(|h| !h.is_empty()), body) {
+        (Some(header), Some(body)) if header != body => Err(SignatureRefusal::HeaderMismatch),
+        _ => Ok(()),
     }
 }
 
@@ -488,11 +506,12 @@ mod tests {
     }
 
     #[test]
-    fn event_id_prefers_header_then_id_then_event_id_then_body_hash() {
+    fn event_id_is_the_body_id_then_event_id_then_body_hash() {
         let raw = br#"{"anything":1}"#;
         let full = object(json!({"id": "evt_body", "event_id": "evt_alt"}));
         let cases = [
-            (Some("evt_header"), full.clone(), "evt_header"),
+            // A header that repeats the body's id changes nothing.
+            (Some("evt_body"), full.clone(), "evt_body"),
             (Some(""), full.clone(), "evt_body"),
             (None, full, "evt_body"),
             (
@@ -500,10 +519,18 @@ mod tests {
                 object(json!({"id": "", "event_id": "evt_alt"})),
                 "evt_alt",
             ),
+            (
+                Some("evt_alt"),
+                object(json!({"event_id": "evt_alt"})),
+                "evt_alt",
+            ),
             (None, object(json!({"id": 42})), "42"),
+            (Some("42"), object(json!({"id": 42})), "42"),
             (None, object(json!({"id": null, "event_id": 7})), "7"),
             (None, object(json!({"id": 1.5, "event_id": true})), "hash"),
             (None, object(json!({})), "hash"),
+            // A header alone is not signed: not trusted, ignored.
+            (Some("evt_header"), object(json!({})), "hash"),
         ];
         let hash = hex::encode(Sha256::digest(raw));
         assert_eq!(hash.len(), 64);
@@ -513,9 +540,39 @@ mod tests {
             } else {
                 expected
             };
-            let identity = identify_event(header, None, &body, raw);
+            let identity = identify_event(header, None, &body, raw).unwrap();
             assert_eq!(identity.event_id, expected, "{header:?} {body:?}");
         }
+    }
+
+    #[test]
+    fn a_header_that_differs_from_the_signed_body_is_refused() {
+        let body = object(json!({"id": "evt_1", "psp_ref": "PSP-mine", "type": "payment.failed"}));
+        for (event_id, psp_ref) in [
+            (Some("evt_fresh"), None),
+            (None, Some("PSP-someone-else")),
+            (Some("evt_fresh"), Some("PSP-someone-else")),
+            (Some("evt_1"), Some("PSP-someone-else")),
+            (Some("EVT_1"), Some("PSP-mine")),
+        ] {
+            assert_eq!(
+                identify_event(event_id, psp_ref, &body, b"{}"),
+                Err(SignatureRefusal::HeaderMismatch),
+                "{event_id:?} {psp_ref:?}"
+            );
+        }
+        let alt = object(json!({"event_id": 9, "payment_reference": "PSP-alt"}));
+        assert_eq!(
+            identify_event(Some("10"), None, &alt, b"{}"),
+            Err(SignatureRefusal::HeaderMismatch)
+        );
+        assert_eq!(
+            identify_event(None, Some("PSP-body"), &alt, b"{}"),
+            Err(SignatureRefusal::HeaderMismatch)
+        );
+        let refusal = SignatureRefusal::HeaderMismatch;
+        assert_eq!(refusal.message(), "invalid signature: header-mismatch");
+        assert_eq!(refusal.code(), ErrorCode::InvalidSignature);
     }
 
     #[test]
@@ -526,21 +583,23 @@ mod tests {
             "type": "payment.failed",
             "event": "payment.settled",
         }));
-        let identity = identify_event(None, Some("PSP-header"), &body, b"");
-        assert_eq!(identity.psp_ref.as_deref(), Some("PSP-header"));
+        let identity = identify_event(None, Some("PSP-body"), &body, b"").unwrap();
+        assert_eq!(identity.psp_ref.as_deref(), Some("PSP-body"));
         assert_eq!(identity.event_type.as_deref(), Some("payment.failed"));
 
-        let identity = identify_event(None, Some(""), &body, b"");
+        let identity = identify_event(None, Some(""), &body, b"").unwrap();
         assert_eq!(identity.psp_ref.as_deref(), Some("PSP-body"));
 
         let body = object(
             json!({"psp_ref": 12, "payment_reference": "PSP-alt", "event": "payment_failed"}),
         );
-        let identity = identify_event(None, None, &body, b"");
+        let identity = identify_event(None, None, &body, b"").unwrap();
         assert_eq!(identity.psp_ref.as_deref(), Some("PSP-alt"));
         assert_eq!(identity.event_type.as_deref(), Some("payment_failed"));
 
-        let identity = identify_event(None, None, &object(json!({"type": ""})), b"");
+        // A reference only in the header is not signed: no reference.
+        let identity =
+            identify_event(None, Some("PSP-header"), &object(json!({"type": ""})), b"").unwrap();
         assert_eq!(identity.psp_ref, None);
         assert_eq!(identity.event_type, None);
     }
