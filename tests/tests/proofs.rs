@@ -493,6 +493,11 @@ async fn proofs_review_paths() {
     let read = site.admin.get(&format!("/proofs/{id}")).await.expect(200);
     assert_eq!(read.body["download_url"], Value::Null);
     assert_eq!(read.body["storage_url"], "https://files.example.com/p.jpg");
+    // ... and the API document says it may be: `string | null`.
+    let document = Api::anonymous().get("/openapi.json").await.expect(200).body;
+    let answer = &document["paths"]["/proofs/{id}"]["get"]["responses"]["200"]["content"]
+        ["application/json"]["schema"]["allOf"][1]["properties"]["download_url"];
+    assert_eq!(answer["type"], json!(["string", "null"]), "{answer}");
 }
 
 #[tokio::test]
@@ -583,6 +588,95 @@ async fn proofs_decisions_approve_reject_same_and_other() {
         )
         .await
         .expect_error(404, "PROOF_NOT_FOUND");
+}
+
+/// The review's case over HTTP: milestone 1 auto-approved and paid (P1),
+/// milestone 2's proof PENDING review, then P1 fails by webhook (milestone
+/// 1 back to APPROVED). The client's approval of proof 2 is 409
+/// `EARLIER_MILESTONE_UNPAID` (it was a 500) and changes nothing; after P1
+/// is sent again, it pays milestone 2.
+#[tokio::test]
+async fn proofs_approval_waits_for_an_earlier_failed_payout() {
+    let site = Site::new(
+        json!([
+            {"label": "Foundations", "amount": "60.00", "proof_type": "PHOTO"},
+            {"label": "Invoice", "amount": "40.00", "proof_type": "DOC"}
+        ]),
+        "100.00",
+    )
+    .await;
+    let upload_id = site.uploaded(1, "image/jpeg", &fresh_photo()).await;
+    let first = site
+        .submit(1, &upload_id, json!({"source": "camera"}))
+        .await
+        .expect(201)
+        .body;
+    assert_eq!(first["status"], "APPROVED", "{first}");
+    let pdf = format!("%PDF-1.4 {}", uuid::Uuid::new_v4()).into_bytes();
+    let upload_id = site.uploaded(2, "application/pdf", &pdf).await;
+    let second = site
+        .submit(2, &upload_id, Value::Null)
+        .await
+        .expect(201)
+        .body;
+    assert_eq!(second["review_reason"], "MANUAL_REVIEW", "{second}");
+    let p1 = site.payments().await[0].clone();
+    let event = unique("evt");
+    kobatela_tests::send_psp_event(&event, "payment.failed", p1["psp_ref"].as_str().unwrap())
+        .await
+        .expect(200);
+    assert_eq!(
+        kobatela_tests::psp_processed(&site.admin, &event).await["status"],
+        "APPLIED"
+    );
+    assert_eq!(site.milestone_status(1).await, "APPROVED");
+
+    let before = site.table.escrow_footprint(site.escrow()).await;
+    let path = format!("/proofs/{}/decision", second["id"]);
+    let refused = site
+        .client
+        .post(&path, json!({"decision": "approved"}))
+        .await
+        .expect_error(409, "EARLIER_MILESTONE_UNPAID");
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("earlier milestone"),
+        "{}",
+        refused.text
+    );
+    assert_eq!(site.table.escrow_footprint(site.escrow()).await, before);
+    let read = site
+        .admin
+        .get(&format!("/proofs/{}", second["id"]))
+        .await
+        .expect(200);
+    assert_eq!(read.body["status"], "PENDING");
+    assert_eq!(site.milestone_status(2).await, "PENDING_REVIEW");
+
+    site.admin
+        .post(&format!("/payments/execute/{}", p1["id"]), json!({}))
+        .await
+        .expect(200);
+    let approved = site
+        .client
+        .post(&path, json!({"decision": "approved"}))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(approved["status"], "APPROVED");
+    let escrow = site.escrow_body().await;
+    assert_eq!(
+        escrow_money(&escrow),
+        (
+            "100.00".into(),
+            "0.00".into(),
+            "100.00".into(),
+            "0.00".into(),
+            "RELEASED".into()
+        )
+    );
 }
 
 #[tokio::test]
