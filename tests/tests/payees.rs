@@ -567,32 +567,39 @@ async fn concurrent_spends_never_pass_a_limit_or_the_balance() {
     }
 }
 
-#[tokio::test]
-async fn the_first_spend_after_midnight_utc_starts_a_new_day() {
-    let api = InProcess::new("midnight").await;
-    let table = Table::named(&api.table).await;
-    let s = EscrowSetup::new(&api, "100.00").await;
+/// In-process: an escrow of 100.00, funded, with the payee "school"
+/// (daily limit 10.00, total limit `total`).
+async fn school_payee(api: &InProcess, total: Option<&str>) -> EscrowSetup {
+    let s = EscrowSetup::new(api, "100.00").await;
     api.deposit(s.escrow, &unique("k"), "100.00")
         .await
         .expect(200);
     api.post(
         "/spend/allowed",
-        payee_body(s.escrow, "school", Some("10"), Some("25")),
+        payee_body(s.escrow, "school", Some("10"), total),
     )
     .await
     .expect(201);
-    let spend = |amount: &'static str| {
-        let api = &api;
-        async move {
-            api.call(
-                "POST",
-                "/spend",
-                &[("idempotency-key", &unique("k"))],
-                Some(json!({"escrow_id": s.escrow, "payee_ref": "school", "amount": amount})),
-            )
-            .await
-        }
-    };
+    s
+}
+
+/// In-process: `POST /spend` of `amount` to "school", a fresh key each time.
+async fn in_process_spend(api: &InProcess, escrow: u64, amount: &str) -> Reply {
+    api.call(
+        "POST",
+        "/spend",
+        &[("idempotency-key", &unique("k"))],
+        Some(json!({"escrow_id": escrow, "payee_ref": "school", "amount": amount})),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_first_spend_after_midnight_utc_starts_a_new_day() {
+    let api = InProcess::new("midnight").await;
+    let table = Table::named(&api.table).await;
+    let s = school_payee(&api, Some("25")).await;
+    let spend = |amount| in_process_spend(&api, s.escrow, amount);
     let clock = api.state.store.clock();
     clock.pin(Some(
         Timestamp::parse("2031-03-04T23:59:59.999999Z").unwrap(),
@@ -627,28 +634,8 @@ async fn the_first_spend_after_midnight_utc_starts_a_new_day() {
 async fn a_lagging_clock_never_moves_the_payee_day_backwards() {
     let api = InProcess::new("lagging").await;
     let table = Table::named(&api.table).await;
-    let s = EscrowSetup::new(&api, "100.00").await;
-    api.deposit(s.escrow, &unique("k"), "100.00")
-        .await
-        .expect(200);
-    api.post(
-        "/spend/allowed",
-        payee_body(s.escrow, "school", Some("10"), None),
-    )
-    .await
-    .expect(201);
-    let spend = |amount: &'static str| {
-        let api = &api;
-        async move {
-            api.call(
-                "POST",
-                "/spend",
-                &[("idempotency-key", &unique("k"))],
-                Some(json!({"escrow_id": s.escrow, "payee_ref": "school", "amount": amount})),
-            )
-            .await
-        }
-    };
+    let s = school_payee(&api, None).await;
+    let spend = |amount| in_process_spend(&api, s.escrow, amount);
     let clock = api.state.store.clock();
     clock.pin(Some(Timestamp::parse("2031-03-05T00:00:00.500Z").unwrap()));
     spend("6.00").await.expect(200);
