@@ -901,18 +901,146 @@ impl Table {
     /// deadlines, and tests must not wait for real time).
     pub async fn backdate_escrow(&self, escrow: u64) {
         let past = "2020-01-01T00:00:00.000000Z";
+        let update = |expression: &str, condition: &str, value: String| {
+            self.client
+                .update_item()
+                .table_name(&self.name)
+                .key("pk", AttributeValue::S(format!("ESCROW#{escrow}")))
+                .key("sk", AttributeValue::S("ESCROW".into()))
+                .update_expression(expression)
+                .condition_expression(condition)
+                .expression_attribute_values(":v", AttributeValue::S(value))
+                .send()
+        };
+        update("SET deadline_at = :v", "attribute_exists(pk)", past.into())
+            .await
+            .expect("an escrow to backdate");
+        // Its deadline index entry, if it has one (a DRAFT has none).
+        let entry = update(
+            "SET expiry_sk = :v",
+            "attribute_exists(expiry_pk)",
+            format!("{past}#{escrow:020}"),
+        )
+        .await;
+        if let Err(e) = entry {
+            let e = e.into_service_error();
+            assert!(e.is_conditional_check_failed_exception(), "{e:?}");
+        }
+    }
+
+    /// Writes `count` escrow items from id `first` on, in `status`, each
+    /// with a deadline index entry past due under `OPEN_ESCROW`: what the
+    /// index held before it kept only what a sweep can act on (every open
+    /// escrow, alerted or not). Items the API never reads as escrows.
+    pub async fn put_legacy_deadline_entries(&self, first: u64, count: u64, status: &str) {
+        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+        use shared::{domain::ids::Id, store::keys};
+        let past = "2020-01-01T00:00:00.000000Z";
+        let ids: Vec<u64> = (first..first + count).collect();
+        for chunk in ids.chunks(25) {
+            let mut writes = Vec::new();
+            for &id in chunk {
+                let item = HashMap::from([
+                    ("pk".to_string(), AttributeValue::S(format!("ESCROW#{id}"))),
+                    ("sk".to_string(), AttributeValue::S("ESCROW".into())),
+                    ("status".to_string(), AttributeValue::S(status.into())),
+                    (
+                        "expiry_pk".to_string(),
+                        AttributeValue::S(keys::sharded_partition(
+                            keys::OPEN_ESCROWS,
+                            Id::new(id).unwrap(),
+                        )),
+                    ),
+                    (
+                        "expiry_sk".to_string(),
+                        AttributeValue::S(format!("{past}#{id:020}")),
+                    ),
+                ]);
+                let put = PutRequest::builder().set_item(Some(item)).build().unwrap();
+                writes.push(WriteRequest::builder().put_request(put).build());
+            }
+            let mut pending = Some(HashMap::from([(self.name.clone(), writes)]));
+            while let Some(request) = pending.take() {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .set_request_items(Some(request))
+                    .send()
+                    .await
+                    .expect("the emulator takes the batch");
+                pending = out.unprocessed_items.filter(|u| !u.is_empty());
+            }
+        }
+    }
+
+    /// Puts an escrow back in the deadline index under `OPEN_ESCROW`, past
+    /// due, as the index kept every open escrow before.
+    pub async fn put_legacy_deadline_entry(&self, escrow: u64) {
+        use shared::{domain::ids::Id, store::keys};
+        let past = "2020-01-01T00:00:00.000000Z";
         self.client
             .update_item()
             .table_name(&self.name)
             .key("pk", AttributeValue::S(format!("ESCROW#{escrow}")))
             .key("sk", AttributeValue::S("ESCROW".into()))
-            .update_expression("SET deadline_at = :past, expiry_sk = :sk")
-            .condition_expression("attribute_exists(expiry_pk)")
-            .expression_attribute_values(":past", AttributeValue::S(past.into()))
+            .update_expression("SET expiry_pk = :pk, expiry_sk = :sk")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(
+                ":pk",
+                AttributeValue::S(keys::sharded_partition(
+                    keys::OPEN_ESCROWS,
+                    Id::new(escrow).unwrap(),
+                )),
+            )
             .expression_attribute_values(":sk", AttributeValue::S(format!("{past}#{escrow:020}")))
             .send()
             .await
-            .expect("an open escrow to backdate");
+            .expect("an escrow to index");
+    }
+
+    /// How many entries the deadline index holds under `kind`'s shards.
+    pub async fn deadline_entries(&self, kind: &str) -> usize {
+        let mut total = 0;
+        for shard in shared::store::keys::all_shards(kind) {
+            let mut start = None;
+            loop {
+                let page = self
+                    .client
+                    .query()
+                    .table_name(&self.name)
+                    .index_name("active_by_expiry")
+                    .key_condition_expression("expiry_pk = :pk")
+                    .expression_attribute_values(":pk", AttributeValue::S(shard.clone()))
+                    .select(aws_sdk_dynamodb::types::Select::Count)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .expect("the index answers");
+                total += usize::try_from(page.count).unwrap();
+                start = page.last_evaluated_key;
+                if start.is_none() {
+                    break;
+                }
+            }
+        }
+        total
+    }
+
+    /// The deadline index partition an escrow is in, if any.
+    pub async fn deadline_entry(&self, escrow: u64) -> Option<String> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .key("pk", AttributeValue::S(format!("ESCROW#{escrow}")))
+            .key("sk", AttributeValue::S("ESCROW".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("the table answers")
+            .item
+            .expect("the escrow is stored");
+        item.get("expiry_pk").map(|v| v.as_s().unwrap().clone())
     }
 
     /// Raises `alert` the way write paths do: its Put (from the store's

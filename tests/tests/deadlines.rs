@@ -2,10 +2,16 @@
 //! `check-deadline` does. RELEASABLE ones are paid out once, FUNDED ones
 //! raise one `ESCROW_DEADLINE_MISSED` alert and pay nobody, even when three
 //! runs overlap and when the schedule runs again; nothing else is touched.
+//! The deadline index holds only what a run can act on, and each run's work
+//! is bounded, so stale entries never keep a due escrow from its release.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use kobatela_tests::{unique, EscrowSetup, InProcess, Table};
 use serde_json::{json, Value};
+use shared::{
+    domain::ids::Id,
+    store::{deadlines::SweepBudget, keys},
+};
 
 fn scheduled_event() -> EventBridgeEvent {
     serde_json::from_value(json!({
@@ -151,4 +157,153 @@ async fn overlapping_sweeps_release_or_alert_each_overdue_escrow_once() {
     .await
     .expect(200);
     assert_eq!(escrow(&api, idle.escrow).await["status"], "REFUNDED");
+}
+
+async fn run_sweep(api: &InProcess) -> Value {
+    mandate_expiry::handle(&api.state.store, scheduled_event())
+        .await
+        .expect("a sweep run succeeds")
+}
+
+fn shard_of(kind: &str, escrow: u64) -> Option<String> {
+    Some(keys::sharded_partition(kind, Id::new(escrow).unwrap()))
+}
+
+/// The index holds an escrow only while a run can act on it: not while
+/// DRAFT, under `OPEN_ESCROW` while FUNDED until its alert, under
+/// `RELEASABLE_ESCROW` once delivered, and never once closed. An entry left
+/// from before (an alerted escrow still indexed) is cleaned by the next run,
+/// with no second alert.
+#[tokio::test]
+async fn the_deadline_index_holds_an_escrow_only_while_a_sweep_can_act_on_it() {
+    let api = InProcess::new("deadline-index").await;
+    let table = Table::named(&api.table).await;
+    let e = EscrowSetup::new(&api, "20.00").await;
+    assert_eq!(table.deadline_entry(e.escrow).await, None, "DRAFT");
+    api.deposit(e.escrow, &unique("k"), "20.00")
+        .await
+        .expect(200);
+    assert_eq!(
+        table.deadline_entry(e.escrow).await,
+        shard_of(keys::OPEN_ESCROWS, e.escrow),
+        "FUNDED"
+    );
+
+    table.backdate_escrow(e.escrow).await;
+    let run = run_sweep(&api).await;
+    assert_eq!(
+        (run["escrows_missed"].clone(), run["more"].clone()),
+        (json!(1), json!(false)),
+        "{run}"
+    );
+    assert_eq!(table.deadline_entry(e.escrow).await, None, "alerted");
+    assert_eq!(missed_alerts(&api, e.escrow).await, 1);
+    let run = run_sweep(&api).await;
+    assert_eq!(run["escrows_missed"], 0, "{run}");
+
+    // An entry from before the index kept only duties: cleaned, once, and
+    // nothing else happens to the escrow.
+    let before = table.escrow_footprint(e.escrow).await;
+    table.put_legacy_deadline_entry(e.escrow).await;
+    let run = run_sweep(&api).await;
+    assert_eq!(
+        (
+            run["escrows_cleaned"].clone(),
+            run["escrows_missed"].clone()
+        ),
+        (json!(1), json!(0)),
+        "{run}"
+    );
+    assert_eq!(table.deadline_entry(e.escrow).await, None);
+    assert_eq!(table.escrow_footprint(e.escrow).await, before);
+    assert_eq!(missed_alerts(&api, e.escrow).await, 1);
+    assert_eq!(run_sweep(&api).await["escrows_cleaned"], 0);
+
+    // Delivered late: back in the index, in the partition read first.
+    api.call(
+        "POST",
+        &format!("/escrows/{}/mark-delivered", e.escrow),
+        &[],
+        None,
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        table.deadline_entry(e.escrow).await,
+        shard_of(keys::RELEASABLE_ESCROWS, e.escrow),
+        "RELEASABLE"
+    );
+    table.backdate_escrow(e.escrow).await;
+    let run = run_sweep(&api).await;
+    assert_eq!(run["escrows_released"], 1, "{run}");
+    let released = escrow(&api, e.escrow).await;
+    assert_eq!(released["status"], "RELEASED");
+    assert_eq!(released["amount_paid"], "20.00");
+    assert_eq!(table.deadline_entry(e.escrow).await, None, "closed");
+    assert_eq!(table.escrow_footprint(e.escrow).await.payments, 1);
+}
+
+/// The scale case: 5 000 entries no run can act on (DRAFT escrows
+/// indexed the old way) sit in the index, and a RELEASABLE escrow is due.
+/// One run releases it and cleans what its budget allows; each later run
+/// cleans a full budget until the index is empty; none does unbounded work.
+#[tokio::test]
+async fn a_due_escrow_is_released_in_one_run_behind_5000_stale_entries() {
+    const STALE: u64 = 5_000;
+    let budget = u64::from(SweepBudget::ENTRIES);
+    let api = InProcess::new("stale-deadlines").await;
+    let table = Table::named(&api.table).await;
+    let due = funded(&api, "40.00", true).await;
+    table.backdate_escrow(due.escrow).await;
+    // Ids far above the table's own, so no real escrow is among them.
+    let first_stale = 1_000_000;
+    table
+        .put_legacy_deadline_entries(first_stale, STALE, "DRAFT")
+        .await;
+    assert_eq!(
+        table.deadline_entries(keys::OPEN_ESCROWS).await as u64,
+        STALE
+    );
+
+    let run = run_sweep(&api).await;
+    assert_eq!(run["escrows_released"], 1, "{run}");
+    assert_eq!(run["escrows_cleaned"], budget - 1, "{run}");
+    assert_eq!(run["escrows_skipped"], 0, "{run}");
+    assert_eq!(run["more"], true, "{run}");
+    let released = escrow(&api, due.escrow).await;
+    assert_eq!(released["status"], "RELEASED");
+    assert_eq!(released["amount_paid"], "40.00");
+    assert_eq!(table.escrow_footprint(due.escrow).await.payments, 1);
+    assert_eq!(
+        table.deadline_entries(keys::OPEN_ESCROWS).await as u64,
+        STALE - (budget - 1)
+    );
+
+    let mut runs = 1;
+    let mut cleaned = budget - 1;
+    loop {
+        let run = run_sweep(&api).await;
+        runs += 1;
+        assert_eq!(run["escrows_released"], 0, "{run}");
+        assert_eq!(run["escrows_skipped"], 0, "{run}");
+        let this_run = run["escrows_cleaned"].as_u64().unwrap();
+        assert!(this_run <= budget, "{run}");
+        cleaned += this_run;
+        if run["more"] == false {
+            break;
+        }
+        assert_eq!(
+            this_run, budget,
+            "a run with more to do used its budget: {run}"
+        );
+    }
+    assert_eq!(cleaned, STALE);
+    assert_eq!(runs, 1 + (STALE - (budget - 1)).div_ceil(budget));
+    assert_eq!(table.deadline_entries(keys::OPEN_ESCROWS).await, 0);
+    assert_eq!(table.deadline_entries(keys::RELEASABLE_ESCROWS).await, 0);
+    // Cleaning touched the index entry only.
+    let stale = table.partition(&format!("ESCROW#{first_stale}")).await;
+    assert_eq!(stale.len(), 1);
+    assert_eq!(stale[0]["status"].as_s().unwrap(), "DRAFT");
+    assert!(!stale[0].contains_key("expiry_pk"));
 }

@@ -1,20 +1,20 @@
 //! The scheduled sweep: every 5 minutes EventBridge runs this.
 //! - Mandates (risk R5): every overdue ACTIVE mandate becomes EXPIRED, with
 //!   its guard freed and a `USAGE_MANDATE_EXPIRED` audit entry.
-//! - Escrows: every open escrow past its deadline gets what `check-deadline`
-//!   does: RELEASABLE ones are released to the provider, FUNDED ones raise one
-//!   `ESCROW_DEADLINE_MISSED` alert.
+//! - Escrows: every escrow in the deadline index past its deadline gets what
+//!   `check-deadline` does: RELEASABLE ones are released to the provider,
+//!   FUNDED ones raise one `ESCROW_DEADLINE_MISSED` alert.
 //!
 //! Idempotent and safe to overlap: each change is a conditional write. What
-//! cannot be done this run (contention, throttling) is skipped and counted;
-//! the next run picks it up.
+//! cannot be done this run (contention, throttling, the run's budget of
+//! entries and time: `store::deadlines`) is counted; the next run picks it up.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde_json::{json, Value};
 use shared::{
     domain::time::Timestamp,
     error::AppError,
-    store::{audit::Actor, Store},
+    store::{audit::Actor, deadlines::SweepBudget, Store},
 };
 
 /// Needs the store only: the sweep authenticates no one, so it does not get
@@ -36,15 +36,20 @@ pub async fn handle(store: &Store, event: EventBridgeEvent) -> Result<Value, App
 }
 
 /// Both sweeps, as of `now`: what the schedule runs (and kobatela-local's
-/// stand-in for it). All zeros when there was nothing to do.
+/// stand-in for it). All zeros when there was nothing to do; `more` when a
+/// budget ended the run (the next run goes on: acted-on entries are gone).
 pub async fn sweep(store: &Store, now: Timestamp) -> Result<Value, AppError> {
-    let mandates = store.expire_overdue(now, &Actor::System).await?;
-    let escrows = store.sweep_deadlines(now, &Actor::System).await?;
+    // Each half has its own budget of entries, and both share the time.
+    let budget = SweepBudget::starting_now();
+    let mandates = store.expire_overdue(now, &Actor::System, &budget).await?;
+    let escrows = store.sweep_deadlines(now, &Actor::System, &budget).await?;
     Ok(json!({
         "expired": mandates.expired,
         "skipped": mandates.skipped,
         "escrows_released": escrows.released,
         "escrows_missed": escrows.missed,
+        "escrows_cleaned": escrows.cleaned,
         "escrows_skipped": escrows.skipped,
+        "more": mandates.more || escrows.more,
     }))
 }

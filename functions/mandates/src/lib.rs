@@ -24,7 +24,7 @@ use shared::{
         extract::{ListQuery, PathId},
         json,
     },
-    store::mandates::MandateFilter,
+    store::{deadlines::SweepBudget, mandates::MandateFilter},
     SharedState,
 };
 
@@ -114,7 +114,11 @@ async fn cleanup(
     AppError::permit(caller.is_staff())?;
     let sweep = state
         .store
-        .expire_overdue(Timestamp::now(), &(&caller).into())
+        .expire_overdue(
+            Timestamp::now(),
+            &(&caller).into(),
+            &SweepBudget::for_request(),
+        )
         .await?;
     Ok(json(
         StatusCode::ACCEPTED,

@@ -123,6 +123,28 @@ impl EscrowBalances {
     }
 }
 
+/// What the deadline sweep can still do for an escrow once its deadline
+/// has passed. The deadline index holds an escrow only while this is
+/// `Some`, so it never fills with escrows no run can act on (DRAFT ones,
+/// FUNDED ones already alerted, closed ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeadlineDuty {
+    /// RELEASABLE: released to the provider (the client's silence).
+    Release,
+    /// FUNDED and not yet alerted: one `ESCROW_DEADLINE_MISSED` alert.
+    Alert,
+}
+
+/// The deadline duty of an escrow in `status`; `alerted`: its one
+/// `ESCROW_DEADLINE_MISSED` alert was raised already.
+pub fn deadline_duty(status: EscrowStatus, alerted: bool) -> Option<DeadlineDuty> {
+    match status {
+        EscrowStatus::Releasable => Some(DeadlineDuty::Release),
+        EscrowStatus::Funded if !alerted => Some(DeadlineDuty::Alert),
+        _ => None,
+    }
+}
+
 /// What `decide` needs to know of an escrow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EscrowState {
@@ -1076,6 +1098,37 @@ mod tests {
                 EscrowEventKind::PaymentSent
             ]
         );
+    }
+
+    #[test]
+    fn the_deadline_index_holds_exactly_what_a_sweep_can_act_on() {
+        use DeadlineDuty::{Alert, Release};
+        let expected = [
+            (EscrowStatus::Draft, None, None),
+            (EscrowStatus::Funded, Some(Alert), None),
+            (EscrowStatus::Releasable, Some(Release), Some(Release)),
+            (EscrowStatus::Released, None, None),
+            (EscrowStatus::Refunded, None, None),
+            (EscrowStatus::Cancelled, None, None),
+        ];
+        for (status, fresh, alerted) in expected {
+            assert_eq!(deadline_duty(status, false), fresh, "{status:?}");
+            assert_eq!(deadline_duty(status, true), alerted, "{status:?} alerted");
+            // A duty exactly where a deadline check past the deadline does
+            // something: the index never hides work, nor keeps idle entries.
+            let outcome = decide(
+                &escrow(status),
+                EscrowAction::DeadlineCheck { now: at(DEADLINE) },
+            );
+            match (fresh, outcome) {
+                (None, Ok(EscrowOutcome::Unchanged)) => {}
+                (Some(Alert), Ok(EscrowOutcome::DeadlineMissed)) => {}
+                (Some(Release), Ok(EscrowOutcome::Changed(t))) => {
+                    assert_eq!(t.status, EscrowStatus::Released)
+                }
+                (duty, outcome) => panic!("{status:?}: duty {duty:?}, outcome {outcome:?}"),
+            }
+        }
     }
 
     #[test]

@@ -10,9 +10,11 @@
 //! `payments.rs`). A lost race decides again from a fresh read, bounded;
 //! then 503 `SERVICE_BUSY`, nothing changed.
 //!
-//! While open (DRAFT, FUNDED, RELEASABLE) an escrow carries
-//! `expiry_pk`/`expiry_sk`: the sparse index of open escrows by deadline
-//! that the deadline sweep reads (`keys::OPEN_ESCROWS`). Closing removes it.
+//! While the deadline sweep can act on it (`domain::escrow::deadline_duty`:
+//! RELEASABLE, or FUNDED and not yet alerted) an escrow carries
+//! `expiry_pk`/`expiry_sk`: the sparse deadline index that the sweep reads
+//! (`deadlines.rs`). Every status change sets or removes it; the alert
+//! removes it.
 
 use super::{
     alerts::{self, NewAlert},
@@ -31,9 +33,9 @@ use crate::{
         currency::Currency,
         error::ErrorCode,
         escrow::{
-            check_escrow_terms, decide, Escrow, EscrowAction, EscrowAudit, EscrowBalances,
-            EscrowEventKind, EscrowOutcome, EscrowStatus, EscrowTerms, EscrowTransition, Geofence,
-            Milestone,
+            check_escrow_terms, deadline_duty, decide, Escrow, EscrowAction, EscrowAudit,
+            EscrowBalances, EscrowEventKind, EscrowOutcome, EscrowStatus, EscrowTerms,
+            EscrowTransition, Geofence, Milestone,
         },
         ids::Id,
         milestone::MilestoneStatus,
@@ -79,7 +81,8 @@ pub(crate) struct EscrowRecord {
     gsi2sk: String,
     gsi3pk: String,
     gsi3sk: String,
-    /// Present only while open: the sparse deadline index.
+    /// Present only while the deadline sweep can act on the escrow
+    /// (`deadline_duty`): the sparse deadline index.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     expiry_pk: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -89,7 +92,7 @@ pub(crate) struct EscrowRecord {
 impl EscrowRecord {
     fn new(e: &Escrow) -> Result<EscrowRecord, AppError> {
         let key = keys::escrow(e.id);
-        let open = e.status.is_open();
+        let duty = deadline_duty(e.status, false);
         Ok(EscrowRecord {
             pk: key.pk,
             sk: key.sk,
@@ -116,8 +119,8 @@ impl EscrowRecord {
             gsi2sk: keys::id_sort_key(e.id),
             gsi3pk: keys::sharded_partition(keys::KIND_ESCROW, e.id),
             gsi3sk: keys::id_sort_key(e.id),
-            expiry_pk: open.then(|| keys::sharded_partition(keys::OPEN_ESCROWS, e.id)),
-            expiry_sk: open.then(|| keys::expiry_sort_key(e.deadline_at, e.id)),
+            expiry_pk: duty.map(|d| keys::sharded_partition(keys::deadline_kind(d), e.id)),
+            expiry_sk: duty.map(|_| keys::expiry_sort_key(e.deadline_at, e.id)),
         })
     }
 
@@ -226,18 +229,6 @@ pub struct EscrowEvent {
     pub at: Timestamp,
     pub actor: String,
     pub data: serde_json::Value,
-}
-
-/// What one deadline sweep did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DeadlineSweep {
-    /// RELEASABLE escrows past their deadline, RELEASED now (by this run,
-    /// or by a run or request that overlapped it: it paid once either way).
-    pub released: u32,
-    /// FUNDED escrows past their deadline (alerted once, on the first run).
-    pub missed: u32,
-    /// Left for the next run (busy, or unreadable in the index).
-    pub skipped: u32,
 }
 
 /// What `POST /escrows` asks for, parsed.
@@ -384,9 +375,22 @@ impl Store {
         ]);
         // Only a real change of status: the list indexes project it, so a
         // deposit or payout that keeps the status writes no index entry.
+        let mut remove = "";
         if transition.status != escrow.status {
             set.push("#status = :to".into());
             vals.insert(":to".into(), s(transition.status.as_str()));
+            // The deadline index follows the status: a new status is never
+            // an alerted FUNDED one (alerts are raised while FUNDED).
+            match deadline_duty(transition.status, false) {
+                Some(duty) => {
+                    set.push("expiry_pk = :expiry_pk, expiry_sk = :expiry_sk".into());
+                    let pk = keys::sharded_partition(keys::deadline_kind(duty), escrow.id);
+                    vals.insert(":expiry_pk".into(), s(pk));
+                    let sk = keys::expiry_sort_key(escrow.deadline_at, escrow.id);
+                    vals.insert(":expiry_sk".into(), s(sk));
+                }
+                None => remove = " REMOVE expiry_pk, expiry_sk",
+            }
         }
         match guard {
             BalanceGuard::Deposit { amount, funds } => {
@@ -417,10 +421,7 @@ impl Store {
             }
             BalanceGuard::None => {}
         }
-        let mut expression = format!("SET {}", set.join(", "));
-        if escrow.status.is_open() && !transition.status.is_open() {
-            expression.push_str(" REMOVE expiry_pk, expiry_sk");
-        }
+        let expression = format!("SET {}{remove}", set.join(", "));
         let update = Update::builder()
             .set_key(Some(key_item(&keys::escrow(escrow.id))))
             .update_expression(expression)
@@ -721,42 +722,6 @@ impl Store {
         }
     }
 
-    /// The deadline sweep (the schedule, with mandate expiry): every open
-    /// escrow past its deadline gets what `check-deadline` does. RELEASABLE
-    /// ones are released (the remainder paid to the provider); FUNDED ones
-    /// raise one `ESCROW_DEADLINE_MISSED` alert, on the first run only, and
-    /// stay for the client or an admin. Each is its own conditional
-    /// transaction, so overlapping runs pay and alert once; one that stays
-    /// busy is skipped for the next run.
-    pub async fn sweep_deadlines(
-        &self,
-        now: Timestamp,
-        actor: &Actor,
-    ) -> Result<DeadlineSweep, AppError> {
-        let due = self.due(keys::OPEN_ESCROWS, keys::escrow, now).await?;
-        let mut sweep = DeadlineSweep {
-            skipped: due.unreadable,
-            ..DeadlineSweep::default()
-        };
-        let anyone = |_: &Escrow| Ok(());
-        for id in due.ids {
-            let check = EscrowAction::DeadlineCheck { now };
-            // Boxed: the transition's future is large and deep; the sweep's
-            // own future stays small (see mandate-expiry's main.rs).
-            let remarks = Remarks::new();
-            match Box::pin(self.escrow_action(id, check, anyone, &remarks, actor)).await {
-                Ok(e) if e.status == EscrowStatus::Released => sweep.released += 1,
-                Ok(e) if e.status == EscrowStatus::Funded => sweep.missed += 1,
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(escrow = %id, error = %e, "deadline not handled this run: skipped");
-                    sweep.skipped += 1;
-                }
-            }
-        }
-        Ok(sweep)
-    }
-
     /// A transition that needs no `Idempotency-Key` (mark-delivered,
     /// client-approve, client-reject, check-deadline): decided on a fresh
     /// read; a repeat answers the escrow unchanged; a lost race decides
@@ -894,8 +859,9 @@ impl Store {
         let mut trail = Trail::new(escrow.id, actor, now);
         let items = vec![
             self.put_new(guard_item),
-            // Still FUNDED (a delivery or a refund meanwhile ends the miss).
-            self.status_check(escrow),
+            // Still FUNDED (a delivery or a refund meanwhile ends the miss);
+            // alerted, it leaves the deadline index: no run has more to do.
+            self.leave_deadline_index(escrow.id, escrow.status),
             alert,
             trail.event(self, EscrowEventKind::DeadlineMissed, payload)?,
         ];
@@ -908,17 +874,17 @@ impl Store {
         }
     }
 
-    /// Checks that the escrow still has the status it was read with.
-    fn status_check(&self, escrow: &Escrow) -> TransactWriteItem {
-        let check = aws_sdk_dynamodb::types::ConditionCheck::builder()
-            .table_name(self.table())
-            .set_key(Some(key_item(&keys::escrow(escrow.id))))
-            .condition_expression("#status = :status")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":status", s(escrow.status.as_str()))
-            .build()
-            .expect("table, key and condition are set");
-        TransactWriteItem::builder().condition_check(check).build()
+    /// Takes the escrow out of the deadline index, if it still has the
+    /// status it was read with (a change of status sets its own entry).
+    pub(crate) fn leave_deadline_index(&self, id: Id, status: EscrowStatus) -> TransactWriteItem {
+        self.update(
+            Update::builder()
+                .set_key(Some(key_item(&keys::escrow(id))))
+                .update_expression("REMOVE expiry_pk, expiry_sk")
+                .condition_expression("#status = :status")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":status", s(status.as_str())),
+        )
     }
 
     /// The milestone's update when its payout is sent: PAID, from a status

@@ -37,8 +37,10 @@
 //! transactions (restricted transfers) are in `gsi1` by sender
 //! (`TRANSFER_SENDER#{id}`), `gsi2` by receiver (`TRANSFER_RECEIVER#{id}`,
 //! stored as `beneficiary_id` for the index filter) and `gsi3` by kind. The
-//! sparse `active_by_expiry` index also holds open escrows by deadline
-//! (`OPEN_ESCROW#{shard}`), for the deadline sweep. An escrow also stores its
+//! sparse `active_by_expiry` index also holds, by deadline, the escrows the
+//! deadline sweep can act on (`domain::escrow::deadline_duty`): RELEASABLE
+//! ones (`RELEASABLE_ESCROW#{shard}`) and FUNDED ones not yet alerted
+//! (`OPEN_ESCROW#{shard}`). An escrow also stores its
 //! client and provider as `sender_id` / `beneficiary_id`, the party
 //! attributes the list indexes project, so that a list filtered on both
 //! parties can filter in the index.
@@ -61,7 +63,7 @@
 //! the parties, used by list filters): a purchase's balance update then writes
 //! no index entry. Lists read the page's items from the table afterwards.
 
-use crate::domain::{ids::Id, mandate::MandateParties, time::Timestamp};
+use crate::domain::{escrow::DeadlineDuty, ids::Id, mandate::MandateParties, time::Timestamp};
 
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";
@@ -388,8 +390,22 @@ pub fn escrow_payees_partition(escrow: Id) -> String {
 pub const KIND_TRANSACTION: &str = "TRANSACTION";
 pub const KIND_ESCROW: &str = "ESCROW";
 pub const KIND_PAYMENT: &str = "PAYMENT";
-/// Open escrows (DRAFT, FUNDED, RELEASABLE) by deadline, in `active_by_expiry`.
+/// FUNDED escrows not yet alerted, by deadline, in `active_by_expiry`.
+/// (Entries written before the index held only what a sweep can act on
+/// are here too, for every open status: the sweep cleans them.)
 pub const OPEN_ESCROWS: &str = "OPEN_ESCROW";
+/// RELEASABLE escrows by deadline, in `active_by_expiry`: a partition of
+/// their own, which the sweep reads first, so money due to a provider is
+/// never queued behind alerts or stale entries.
+pub const RELEASABLE_ESCROWS: &str = "RELEASABLE_ESCROW";
+
+/// The deadline index partition kind of an escrow with `duty`.
+pub fn deadline_kind(duty: DeadlineDuty) -> &'static str {
+    match duty {
+        DeadlineDuty::Release => RELEASABLE_ESCROWS,
+        DeadlineDuty::Alert => OPEN_ESCROWS,
+    }
+}
 pub const KIND_MANDATE: &str = "MANDATE";
 pub const KIND_API_KEY: &str = "APIKEY";
 pub const ACTIVE_MANDATES: &str = "ACTIVE_MANDATE";

@@ -3,6 +3,7 @@
 
 use super::{
     audit::{action, entity, Actor, AuditEntry},
+    deadlines::SweepBudget,
     ids,
     items::{n, s, to_item, values},
     keys::{self, Key},
@@ -28,6 +29,7 @@ use crate::{
 };
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
+use std::time::Instant;
 
 /// A mandate as stored. Money is integer cents so that DynamoDB's conditions
 /// and arithmetic on it are exact.
@@ -389,19 +391,32 @@ impl Store {
         }
     }
 
-    /// Expires every ACTIVE mandate whose date has passed (risk R5): reads
-    /// every shard of the sparse, keys-only index page by page; each expiry
+    /// Expires the ACTIVE mandates whose date has passed (risk R5), as many
+    /// as `budget` allows (see `deadlines.rs`): reads the shards of the
+    /// sparse, keys-only index page by page; each expiry
     /// reads its mandate consistently and is conditional, so overlapping runs
     /// and repeated runs expire each mandate exactly once. A mandate that
     /// cannot be expired this time (busy, or an unreadable index entry) is
     /// logged and skipped: the next run tries again, and the others go on.
-    pub async fn expire_overdue(&self, now: Timestamp, actor: &Actor) -> Result<Sweep, AppError> {
-        let due = self.due(keys::ACTIVE_MANDATES, keys::mandate, now).await?;
+    pub async fn expire_overdue(
+        &self,
+        now: Timestamp,
+        actor: &Actor,
+        budget: &SweepBudget,
+    ) -> Result<Sweep, AppError> {
+        let due = self
+            .due(keys::ACTIVE_MANDATES, keys::mandate, now, budget.entries)
+            .await?;
         let mut sweep = Sweep {
             expired: 0,
             skipped: due.unreadable,
+            more: due.more,
         };
         for id in due.ids {
+            if Instant::now() >= budget.until {
+                sweep.more = true;
+                break;
+            }
             // The time of this write, not of the run's start: a mandate
             // created (and due) after the run began must not get an expiry
             // entry dated before its creation. Later than `now`, so still due.
@@ -424,6 +439,8 @@ pub struct Sweep {
     pub expired: u32,
     /// Mandates left for the next run (busy, or unreadable in the index).
     pub skipped: u32,
+    /// The budget ended the run: more may be due (the next run takes them).
+    pub more: bool,
 }
 
 /// Reads the guard of `parties` out of a batch read.

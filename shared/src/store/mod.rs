@@ -7,6 +7,7 @@ pub mod apikeys;
 pub mod audit;
 pub mod catalogue;
 pub mod client;
+pub mod deadlines;
 pub mod escrows;
 pub mod idempotency;
 pub mod ids;

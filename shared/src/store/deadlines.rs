@@ -1,0 +1,289 @@
+//! The sparse deadline index (`active_by_expiry`, keys only) and the
+//! scheduled runs that read it: mandate expiry (`mandates.rs`) and the escrow
+//! deadline sweep (here).
+//!
+//! Invariants:
+//! - The index holds only what a run can act on: ACTIVE mandates, and
+//!   escrows whose `domain::escrow::deadline_duty` is some (RELEASABLE, or
+//!   FUNDED not yet alerted). Acting takes the entry out (expiry, release,
+//!   alert), so work never piles up behind entries no run will clear.
+//! - One run does bounded work ([`SweepBudget`]): at most
+//!   [`SweepBudget::ENTRIES`] entries per sweep and no new work after
+//!   [`SweepBudget::TIME`], well inside the function's 60 s timeout. What is
+//!   left is reported (`more`) and taken by the next run: the entries that
+//!   were acted on are gone, so the next run starts where this one stopped.
+//! - RELEASABLE escrows are read first, from a partition of their own:
+//!   money due to a provider is never queued behind alerts.
+//! - An entry written before these rules (any open status) is cleaned when
+//!   a run meets it: removed under the status it was read with.
+
+use super::{
+    audit::Actor,
+    items::{s, Item},
+    keys::{self, Key},
+    Store,
+};
+use crate::{
+    domain::{
+        escrow::{deadline_duty, EscrowAction, EscrowStatus},
+        ids::Id,
+        time::Timestamp,
+    },
+    error::AppError,
+};
+use std::time::{Duration, Instant};
+
+/// How much one scheduled run may do.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepBudget {
+    /// Index entries one sweep (mandates, or escrows) reads at most.
+    pub entries: u32,
+    /// No new work starts after this instant.
+    pub until: Instant,
+}
+
+impl SweepBudget {
+    pub const ENTRIES: u32 = 500;
+    pub const TIME: Duration = Duration::from_secs(30);
+
+    /// The budget of a run that starts now.
+    pub fn starting_now() -> SweepBudget {
+        SweepBudget {
+            entries: Self::ENTRIES,
+            until: Instant::now() + Self::TIME,
+        }
+    }
+
+    /// The budget of `POST /mandates/cleanup`: the same entries, and time
+    /// to answer well inside API Gateway's 30 s.
+    pub fn for_request() -> SweepBudget {
+        SweepBudget {
+            entries: Self::ENTRIES,
+            until: Instant::now() + Duration::from_secs(10),
+        }
+    }
+
+    fn spent(&self) -> bool {
+        Instant::now() >= self.until
+    }
+}
+
+/// Escrows read per batch: the escrow item and its alert guard, 100 keys.
+const ESCROWS_PER_BATCH: usize = 50;
+
+/// What the index says is due, within a budget.
+#[derive(Debug, Default)]
+pub(crate) struct Due {
+    pub ids: Vec<Id>,
+    /// Entries that are not the table key of their kind: logged, skipped,
+    /// never a reason to fail every later run.
+    pub unreadable: u32,
+    /// The budget ended the read: there may be more due.
+    pub more: bool,
+}
+
+impl Due {
+    fn read(&self) -> u32 {
+        u32::try_from(self.ids.len()).unwrap_or(u32::MAX) + self.unreadable
+    }
+}
+
+/// What one deadline sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeadlineSweep {
+    /// RELEASABLE escrows past their deadline, RELEASED now (by this run,
+    /// or by a run or request that overlapped it: it paid once either way).
+    pub released: u32,
+    /// FUNDED escrows past their deadline (alerted once, on the first run).
+    pub missed: u32,
+    /// Entries no run could act on, taken out of the index.
+    pub cleaned: u32,
+    /// Left for the next run (busy, or unreadable in the index).
+    pub skipped: u32,
+    /// The budget ended the run before the index did.
+    pub more: bool,
+}
+
+impl Store {
+    /// At most `budget` ids due by `now` under `kind`'s shards of the
+    /// (keys-only) deadline index, each read from its entry's table key,
+    /// which must be `key_of(id)`'s.
+    pub(crate) async fn due(
+        &self,
+        kind: &str,
+        key_of: fn(Id) -> Key,
+        now: Timestamp,
+        budget: u32,
+    ) -> Result<Due, AppError> {
+        let mut due = Due::default();
+        for shard in keys::all_shards(kind) {
+            let mut start = None;
+            loop {
+                let left = budget.saturating_sub(due.read());
+                if left == 0 {
+                    due.more = true;
+                    return Ok(due);
+                }
+                let output = self
+                    .retry_busy("read the deadline index", || async {
+                        self.client
+                            .query()
+                            .table_name(self.table())
+                            .index_name(keys::GSI_ACTIVE_BY_EXPIRY.name)
+                            .key_condition_expression("#pk = :pk AND #sk <= :due")
+                            .expression_attribute_names("#pk", keys::GSI_ACTIVE_BY_EXPIRY.pk)
+                            .expression_attribute_names("#sk", keys::GSI_ACTIVE_BY_EXPIRY.sk)
+                            .expression_attribute_values(":pk", s(&shard))
+                            // '~' sorts after the '#id' suffix of every key due at `now`.
+                            .expression_attribute_values(":due", s(format!("{now}#~")))
+                            .limit(i32::try_from(left).unwrap_or(i32::MAX))
+                            .set_exclusive_start_key(start.clone())
+                            .send()
+                            .await
+                            .map_err(super::retry::aws_error)
+                    })
+                    .await?;
+                for item in output.items.unwrap_or_default() {
+                    match indexed_id(&item, key_of) {
+                        Some(id) => due.ids.push(id),
+                        None => {
+                            tracing::error!(
+                                ?item,
+                                "unreadable entry in the deadline index: skipped"
+                            );
+                            due.unreadable += 1;
+                        }
+                    }
+                }
+                start = output.last_evaluated_key;
+                if start.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(due)
+    }
+
+    /// The deadline sweep (the schedule, with mandate expiry): every escrow
+    /// in the index past its deadline gets what `check-deadline` does.
+    /// RELEASABLE ones are released (the remainder paid to the provider);
+    /// FUNDED ones raise one `ESCROW_DEADLINE_MISSED` alert and stay for the
+    /// client or an admin. Each is its own conditional transaction, so
+    /// overlapping runs pay and alert once; one that stays busy is skipped
+    /// for the next run. Statuses are read in batches first, so a stale
+    /// entry costs a share of one read and one small write.
+    pub async fn sweep_deadlines(
+        &self,
+        now: Timestamp,
+        actor: &Actor,
+        budget: &SweepBudget,
+    ) -> Result<DeadlineSweep, AppError> {
+        let mut sweep = DeadlineSweep::default();
+        let mut left = budget.entries;
+        for kind in [keys::RELEASABLE_ESCROWS, keys::OPEN_ESCROWS] {
+            if left == 0 || budget.spent() {
+                sweep.more = true;
+                break;
+            }
+            let due = self.due(kind, keys::escrow, now, left).await?;
+            left = left.saturating_sub(due.read());
+            sweep.skipped += due.unreadable;
+            sweep.more |= due.more;
+            for batch in due.ids.chunks(ESCROWS_PER_BATCH) {
+                if budget.spent() {
+                    sweep.more = true;
+                    break;
+                }
+                self.sweep_batch(batch, actor, &mut sweep).await;
+            }
+        }
+        Ok(sweep)
+    }
+
+    async fn sweep_batch(&self, ids: &[Id], actor: &Actor, sweep: &mut DeadlineSweep) {
+        let keys: Vec<Key> = ids
+            .iter()
+            .flat_map(|&id| [keys::escrow(id), keys::deadline_missed(id)])
+            .collect();
+        let found = match self
+            .retry_busy("read escrows due", || self.get_many(&keys))
+            .await
+        {
+            Ok(found) => found,
+            // The batch read only saves work: without it, each escrow is
+            // handled on its own, as `check-deadline` would.
+            Err(e) => {
+                tracing::warn!(error = %e, "batch read of escrows due failed: one by one");
+                for &id in ids {
+                    self.sweep_one(id, actor, sweep).await;
+                }
+                return;
+            }
+        };
+        for &id in ids {
+            // Gone between the index read and this one: nothing to do.
+            let Some(item) = found.get(&keys::escrow(id)) else {
+                continue;
+            };
+            let Some(status) = stored_status(item) else {
+                tracing::error!(escrow = %id, "unreadable escrow status: skipped");
+                sweep.skipped += 1;
+                continue;
+            };
+            let alerted = found.contains_key(&keys::deadline_missed(id));
+            if deadline_duty(status, alerted).is_some() {
+                self.sweep_one(id, actor, sweep).await;
+            } else {
+                self.clean_entry(id, status, sweep).await;
+            }
+        }
+    }
+
+    async fn sweep_one(&self, id: Id, actor: &Actor, sweep: &mut DeadlineSweep) {
+        let check = EscrowAction::DeadlineCheck {
+            now: Timestamp::now(),
+        };
+        let anyone = |_: &crate::domain::escrow::Escrow| Ok(());
+        let remarks = super::escrows::Remarks::new();
+        // Boxed: the transition's future is large and deep; the sweep's own
+        // future stays small (see mandate-expiry's main.rs).
+        match Box::pin(self.escrow_action(id, check, anyone, &remarks, actor)).await {
+            Ok(e) if e.status == EscrowStatus::Released => sweep.released += 1,
+            Ok(e) if e.status == EscrowStatus::Funded => sweep.missed += 1,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(escrow = %id, error = %e, "deadline not handled this run: skipped");
+                sweep.skipped += 1;
+            }
+        }
+    }
+
+    /// An entry no run can act on (written before the index held only
+    /// duties): out of the index, under the status it was read with.
+    async fn clean_entry(&self, id: Id, status: EscrowStatus, sweep: &mut DeadlineSweep) {
+        match self
+            .transact(vec![self.leave_deadline_index(id, status)])
+            .await
+        {
+            Ok(()) => sweep.cleaned += 1,
+            // Its status changed meanwhile, and with it its entry.
+            Err(e) if e.failed_condition(0) => {}
+            Err(e) => {
+                tracing::warn!(escrow = %id, error = ?e, "stale deadline entry kept this run");
+                sweep.skipped += 1;
+            }
+        }
+    }
+}
+
+/// The id a deadline index entry stands for: the number after the last `#`
+/// of its table key, if that key is exactly `key_of(id)`'s.
+fn indexed_id(item: &Item, key_of: fn(Id) -> Key) -> Option<Id> {
+    let pk = item.get(keys::PK)?.as_s().ok()?;
+    let id = Id::parse(pk.rsplit('#').next()?).ok()?;
+    (key_of(id).pk == *pk).then_some(id)
+}
+
+fn stored_status(item: &Item) -> Option<EscrowStatus> {
+    EscrowStatus::parse(item.get("status")?.as_s().ok()?)
+}
