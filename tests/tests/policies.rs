@@ -7,19 +7,32 @@
 //! expire one, a key revocation, an idempotent replay. `TransactWriteItems`
 //! counts as its items' actions, as IAM authorises it per item.
 //!
+//! The same recording checks the audit log's guarantee (every write to an
+//! `AUDIT#` item is a Put that only creates) and that the public webhook
+//! touches PSP event items only; the template's side of both is checked too.
+//!
 //! Also: unknown API keys are remembered briefly, so a flood of bad keys
 //! costs one table read.
 //!
 //! Needs the emulator (`AWS_ENDPOINT_URL`, dummy credentials) and
 //! `KOBATELA_API_KEY_PEPPER`; the template checks do not.
 
-use aws_sdk_dynamodb::operation::{
-    query::QueryInput, transact_write_items::TransactWriteItemsInput,
+use aws_sdk_dynamodb::{
+    operation::{
+        batch_get_item::BatchGetItemInput, batch_write_item::BatchWriteItemInput,
+        delete_item::DeleteItemInput, get_item::GetItemInput, put_item::PutItemInput,
+        query::QueryInput, transact_get_items::TransactGetItemsInput,
+        transact_write_items::TransactWriteItemsInput, update_item::UpdateItemInput,
+    },
+    types::AttributeValue,
 };
 use aws_smithy_runtime_api::{
     box_error::BoxError,
     client::{
-        interceptors::{context::BeforeSerializationInterceptorContextRef, Intercept},
+        interceptors::{
+            context::{BeforeSerializationInterceptorContextRef, Input},
+            Intercept,
+        },
         runtime_components::RuntimeComponents,
     },
 };
@@ -29,7 +42,7 @@ use kobatela_tests::{
 };
 use serde_json::{json, Value};
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, HashMap},
     future::Future,
     path::Path,
     sync::{Arc, Mutex},
@@ -42,6 +55,17 @@ struct Access {
     indexes: BTreeSet<String>,
 }
 
+/// One write to an `AUDIT#` item, as the SDK was asked to send it.
+#[derive(Debug, Clone)]
+struct AuditWrite {
+    function: String,
+    /// PutItem, UpdateItem or DeleteItem (a transaction's or batch's item).
+    action: &'static str,
+    pk: String,
+    sk: String,
+    condition: Option<String>,
+}
+
 #[derive(Debug, Default)]
 struct Recording {
     /// The function whose code is running now (calls are sequential).
@@ -49,6 +73,11 @@ struct Recording {
     by_function: BTreeMap<String, Access>,
     /// Executions per operation name, whatever the function.
     executions: BTreeMap<String, u64>,
+    /// Per function, the pk of every key its calls name (IAM's
+    /// `dynamodb:LeadingKeys`); `<Query>`-like markers where the recorder
+    /// does not read the key, so that no allowed prefix matches them.
+    leading_keys: BTreeMap<String, BTreeSet<String>>,
+    audit_writes: Vec<AuditWrite>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -72,6 +101,126 @@ impl Recorder {
     fn recorded(&self) -> BTreeMap<String, Access> {
         self.0.lock().unwrap().by_function.clone()
     }
+
+    fn leading_keys(&self, function: &str) -> BTreeSet<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .leading_keys
+            .get(function)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn audit_writes(&self) -> Vec<AuditWrite> {
+        self.0.lock().unwrap().audit_writes.clone()
+    }
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+fn string_of(item: &Item, name: &str) -> String {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The keys one call names, each with what the call does to that item
+/// (a transaction's or batch's items one by one) and its condition; None for
+/// calls whose keys are not read here (Query, Scan).
+fn keys_of(input: &Input) -> Option<Vec<(&'static str, Item, Option<String>)>> {
+    let cond = |c: Option<&str>| c.map(str::to_string);
+    if let Some(i) = input.downcast_ref::<GetItemInput>() {
+        return Some(vec![(
+            "GetItem",
+            i.key().cloned().unwrap_or_default(),
+            None,
+        )]);
+    }
+    if let Some(i) = input.downcast_ref::<PutItemInput>() {
+        let item = i.item().cloned().unwrap_or_default();
+        return Some(vec![("PutItem", item, cond(i.condition_expression()))]);
+    }
+    if let Some(i) = input.downcast_ref::<UpdateItemInput>() {
+        let key = i.key().cloned().unwrap_or_default();
+        return Some(vec![("UpdateItem", key, cond(i.condition_expression()))]);
+    }
+    if let Some(i) = input.downcast_ref::<DeleteItemInput>() {
+        let key = i.key().cloned().unwrap_or_default();
+        return Some(vec![("DeleteItem", key, cond(i.condition_expression()))]);
+    }
+    if let Some(i) = input.downcast_ref::<TransactWriteItemsInput>() {
+        return Some(
+            i.transact_items()
+                .iter()
+                .map(|item| {
+                    if let Some(put) = item.put() {
+                        (
+                            "PutItem",
+                            put.item().clone(),
+                            cond(put.condition_expression()),
+                        )
+                    } else if let Some(update) = item.update() {
+                        (
+                            "UpdateItem",
+                            update.key().clone(),
+                            cond(update.condition_expression()),
+                        )
+                    } else if let Some(delete) = item.delete() {
+                        (
+                            "DeleteItem",
+                            delete.key().clone(),
+                            cond(delete.condition_expression()),
+                        )
+                    } else {
+                        let check = item.condition_check();
+                        (
+                            "ConditionCheckItem",
+                            check.map(|c| c.key().clone()).unwrap_or_default(),
+                            check.map(|c| c.condition_expression().to_string()),
+                        )
+                    }
+                })
+                .collect(),
+        );
+    }
+    if let Some(i) = input.downcast_ref::<BatchWriteItemInput>() {
+        return Some(
+            i.request_items()
+                .into_iter()
+                .flat_map(|m| m.values().flatten())
+                .filter_map(|w| {
+                    w.put_request()
+                        .map(|p| ("PutItem", p.item().clone(), None))
+                        .or_else(|| {
+                            w.delete_request()
+                                .map(|d| ("DeleteItem", d.key().clone(), None))
+                        })
+                })
+                .collect(),
+        );
+    }
+    if let Some(i) = input.downcast_ref::<BatchGetItemInput>() {
+        return Some(
+            i.request_items()
+                .into_iter()
+                .flat_map(|m| m.values().flat_map(|k| k.keys()))
+                .map(|key| ("GetItem", key.clone(), None))
+                .collect(),
+        );
+    }
+    if let Some(i) = input.downcast_ref::<TransactGetItemsInput>() {
+        return Some(
+            i.transact_items()
+                .iter()
+                .filter_map(|g| g.get())
+                .map(|g| ("GetItem", g.key().clone(), None))
+                .collect(),
+        );
+    }
+    // Query, Scan and the rest: keys not read here.
+    None
 }
 
 impl Intercept for Recorder {
@@ -88,21 +237,18 @@ impl Intercept for Recorder {
         let op = operation(cfg);
         let mut actions = Vec::new();
         let mut index = None;
-        if let Some(input) = context.input().downcast_ref::<TransactWriteItemsInput>() {
-            for item in input.transact_items() {
-                actions.push(
-                    if item.put().is_some() {
-                        "PutItem"
-                    } else if item.update().is_some() {
-                        "UpdateItem"
-                    } else if item.delete().is_some() {
-                        "DeleteItem"
-                    } else {
-                        "ConditionCheckItem"
-                    }
-                    .to_string(),
-                );
-            }
+        let keys = keys_of(context.input());
+        if context
+            .input()
+            .downcast_ref::<TransactWriteItemsInput>()
+            .is_some()
+        {
+            // IAM authorises a transaction per item, by the item's action.
+            actions.extend(
+                keys.iter()
+                    .flatten()
+                    .map(|(action, _, _)| action.to_string()),
+            );
         } else {
             if let Some(query) = context.input().downcast_ref::<QueryInput>() {
                 index = query.index_name().map(str::to_string);
@@ -110,13 +256,37 @@ impl Intercept for Recorder {
             actions.push(op.clone());
         }
         let mut recording = self.0.lock().unwrap();
-        *recording.executions.entry(op).or_default() += 1;
+        *recording.executions.entry(op.clone()).or_default() += 1;
         let current = recording.current.clone();
-        let access = recording.by_function.entry(current).or_default();
+        let access = recording.by_function.entry(current.clone()).or_default();
         access
             .actions
             .extend(actions.into_iter().map(|a| format!("dynamodb:{a}")));
         access.indexes.extend(index);
+        let pks: Vec<String> = match &keys {
+            Some(keys) => keys
+                .iter()
+                .map(|(_, item, _)| string_of(item, "pk"))
+                .collect(),
+            None => vec![format!("<{op}>")],
+        };
+        recording
+            .leading_keys
+            .entry(current.clone())
+            .or_default()
+            .extend(pks);
+        for (action, item, condition) in keys.into_iter().flatten() {
+            let pk = string_of(&item, "pk");
+            if action != "GetItem" && action != "ConditionCheckItem" && pk.starts_with("AUDIT#") {
+                recording.audit_writes.push(AuditWrite {
+                    function: current.clone(),
+                    action,
+                    pk,
+                    sk: string_of(&item, "sk"),
+                    condition,
+                });
+            }
+        }
         Ok(())
     }
 }
@@ -688,86 +858,309 @@ async fn drive(api: &Routed<'_>, table: &Table) {
     api.call("GET", "/health", &[], None).await.expect(200);
 }
 
-/// The template's DynamoDB grants per function (`Binary`): Allow actions,
-/// and the index names of `${Table.Arn}/index/<name>` resources.
-fn granted() -> BTreeMap<String, Access> {
+/// The Sid of the Deny that keeps audit entries from being changed.
+const AUDIT_DENY_SID: &str = "AuditEntriesAreNeverUpdatedOrDeleted";
+
+/// One DynamoDB statement of a function's policies in `template.yaml`.
+#[derive(Debug)]
+struct Statement {
+    sid: Option<String>,
+    allow: bool,
+    actions: BTreeSet<String>,
+    /// As written, tag included: `!GetAtt Table.Arn`, `!Sub ${Table.Arn}/index/gsi1`.
+    resources: Vec<String>,
+    condition: serde_yaml::Value,
+}
+
+/// Each function of `template.yaml`: its resource name, its `Binary`, and
+/// the statements of its policies that name DynamoDB actions.
+fn dynamo_statements() -> Vec<(String, String, Vec<Statement>)> {
     let text =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"))
             .unwrap();
     let template: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
-    let mut out = BTreeMap::new();
+    let mut out = Vec::new();
     for (name, resource) in template["Resources"].as_mapping().unwrap() {
         if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
             continue;
         }
+        let name = name.as_str().unwrap().to_string();
         let binary = resource["Metadata"]["BuildProperties"]["Binary"]
             .as_str()
             .unwrap()
             .to_string();
-        let mut access = Access::default();
-        let mut denies_audit_changes = false;
+        let mut statements = Vec::new();
         for policy in resource["Properties"]["Policies"]
             .as_sequence()
             .into_iter()
             .flatten()
         {
             for statement in policy["Statement"].as_sequence().into_iter().flatten() {
-                let actions: Vec<String> = match &statement["Action"] {
-                    serde_yaml::Value::String(a) => vec![a.clone()],
+                let actions: BTreeSet<String> = match &statement["Action"] {
+                    serde_yaml::Value::String(a) => BTreeSet::from([a.clone()]),
                     serde_yaml::Value::Sequence(list) => list
                         .iter()
                         .map(|a| a.as_str().unwrap().to_string())
                         .collect(),
                     other => panic!("{name:?}: Action {other:?}"),
                 };
-                let dynamo: Vec<String> = actions
-                    .into_iter()
-                    .filter(|a| a.starts_with("dynamodb:"))
-                    .collect();
-                if dynamo.is_empty() {
+                if !actions.iter().any(|a| a.starts_with("dynamodb:")) {
                     continue;
                 }
-                if statement["Effect"].as_str() == Some("Deny") {
-                    let leading =
-                        &statement["Condition"]["ForAnyValue:StringLike"]["dynamodb:LeadingKeys"];
-                    denies_audit_changes = dynamo.contains(&"dynamodb:UpdateItem".to_string())
-                        && dynamo.contains(&"dynamodb:DeleteItem".to_string())
-                        && leading
-                            .as_sequence()
-                            .is_some_and(|l| l.iter().any(|k| k.as_str() == Some("AUDIT#*")));
-                    continue;
-                }
-                access.actions.extend(dynamo);
+                assert!(
+                    actions.iter().all(|a| a.starts_with("dynamodb:")),
+                    "{name:?} mixes services in one statement: {actions:?}"
+                );
                 let resources = match &statement["Resource"] {
                     serde_yaml::Value::Sequence(list) => list.clone(),
                     one => vec![one.clone()],
                 };
-                for resource in resources {
-                    let text = match &resource {
+                let resources = resources
+                    .iter()
+                    .map(|resource| match resource {
                         serde_yaml::Value::Tagged(tagged) => {
                             format!("{} {}", tagged.tag, tagged.value.as_str().unwrap_or(""))
                         }
                         other => format!("{other:?}"),
-                    };
-                    assert!(
-                        !text.contains("index/*"),
-                        "{name:?} grants every index: {text}"
-                    );
-                    if let Some((_, index)) = text.split_once("/index/") {
-                        access.indexes.insert(index.to_string());
-                    }
-                }
+                    })
+                    .collect();
+                let allow = match statement["Effect"].as_str() {
+                    Some("Allow") => true,
+                    Some("Deny") => false,
+                    other => panic!("{name:?}: Effect {other:?}"),
+                };
+                statements.push(Statement {
+                    sid: statement["Sid"].as_str().map(str::to_string),
+                    allow,
+                    actions,
+                    resources,
+                    condition: statement["Condition"].clone(),
+                });
             }
         }
-        if !access.actions.is_empty() {
-            assert!(
-                denies_audit_changes,
-                "{name:?} may update or delete audit entries (no Deny on AUDIT#*)"
-            );
+        out.push((name, binary, statements));
+    }
+    out
+}
+
+/// The template's DynamoDB grants per function (`Binary`): Allow actions,
+/// and the index names of `${Table.Arn}/index/<name>` resources.
+fn granted() -> BTreeMap<String, Access> {
+    let mut out = BTreeMap::new();
+    for (name, binary, statements) in dynamo_statements() {
+        let mut access = Access::default();
+        for statement in statements.iter().filter(|s| s.allow) {
+            access.actions.extend(statement.actions.iter().cloned());
+            for text in &statement.resources {
+                assert!(
+                    !text.contains("index/*"),
+                    "{name:?} grants every index: {text}"
+                );
+                if let Some((_, index)) = text.split_once("/index/") {
+                    access.indexes.insert(index.to_string());
+                }
+            }
         }
         out.insert(binary, access);
     }
     out
+}
+
+/// Whether a condition expression holds only for an item that does not
+/// exist yet: `attribute_not_exists(pk)` alone, or as one of its ANDed terms.
+fn creates_only(condition: Option<&str>) -> bool {
+    let Some(condition) = condition else {
+        return false;
+    };
+    let words: Vec<String> = condition
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
+        .map(str::to_uppercase)
+        .collect();
+    if words.iter().any(|w| w == "OR" || w == "NOT") {
+        return false;
+    }
+    condition
+        .split(" AND ")
+        .chain(condition.split(" and "))
+        .any(|term| term.trim() == "attribute_not_exists(pk)")
+}
+
+#[test]
+fn creates_only_accepts_a_required_attribute_not_exists_only() {
+    assert!(creates_only(Some("attribute_not_exists(pk)")));
+    assert!(creates_only(Some("attribute_not_exists(pk) AND #s = :s")));
+    assert!(!creates_only(None));
+    assert!(!creates_only(Some("#s = :s")));
+    assert!(!creates_only(Some("attribute_not_exists(pk) OR #s = :s")));
+    assert!(!creates_only(Some("NOT attribute_not_exists(pk)")));
+    assert!(!creates_only(Some("attribute_not_exists(sk)")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_entries_are_only_ever_created() {
+    let recorder = Recorder::default();
+    let api = in_process("auditputs", &recorder).await;
+    let table = Table::named(&api.table).await;
+    drive(
+        &Routed {
+            api: &api,
+            recorder: &recorder,
+        },
+        &table,
+    )
+    .await;
+
+    let writes = recorder.audit_writes();
+    println!("{} audit writes", writes.len());
+    assert!(
+        writes.len() >= 80,
+        "only {} audit writes seen: the recorder or drive() lost some",
+        writes.len()
+    );
+    let wrong: Vec<String> = writes
+        .iter()
+        .filter(|w| w.action != "PutItem" || !creates_only(w.condition.as_deref()))
+        .map(|w| {
+            format!(
+                "{}: {} of {} {} if {:?}",
+                w.function, w.action, w.pk, w.sk, w.condition
+            )
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "audit writes that may change an entry:\n{}",
+        wrong.join("\n")
+    );
+    // The recorder saw every audit entry the table holds: nothing reaches
+    // the audit log around it.
+    let seen: BTreeSet<(String, String)> = writes.into_iter().map(|w| (w.pk, w.sk)).collect();
+    let stored = table.items_with_prefix("AUDIT#").await;
+    assert!(stored.len() >= 80, "{} audit entries stored", stored.len());
+    for item in &stored {
+        let key = (string_of(item, "pk"), string_of(item, "sk"));
+        assert!(seen.contains(&key), "audit entry written unseen: {key:?}");
+    }
+}
+
+#[test]
+fn no_function_may_update_or_delete_an_audit_entry() {
+    let functions = dynamo_statements();
+    let granted_anywhere: BTreeSet<String> = functions
+        .iter()
+        .flat_map(|(_, _, statements)| statements.iter().filter(|s| s.allow))
+        .flat_map(|s| s.actions.iter().cloned())
+        .collect();
+    // Update and Delete always; the batch and PartiQL forms that can change
+    // or remove an item, if any function is ever granted one.
+    let mut must_deny = BTreeSet::from([
+        "dynamodb:UpdateItem".to_string(),
+        "dynamodb:DeleteItem".to_string(),
+    ]);
+    for action in [
+        "dynamodb:BatchWriteItem",
+        "dynamodb:PartiQLUpdate",
+        "dynamodb:PartiQLDelete",
+    ] {
+        if granted_anywhere.contains(action) {
+            must_deny.insert(action.to_string());
+        }
+    }
+    let writes = [
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:PartiQLInsert",
+        "dynamodb:PartiQLUpdate",
+        "dynamodb:PartiQLDelete",
+    ];
+    let mut writers = 0;
+    let mut wrong = Vec::new();
+    for (name, _, statements) in &functions {
+        let writes_something = statements
+            .iter()
+            .filter(|s| s.allow)
+            .any(|s| writes.iter().any(|w| s.actions.contains(*w)));
+        if !writes_something {
+            continue;
+        }
+        writers += 1;
+        let denied = statements.iter().any(|s| {
+            s.sid.as_deref() == Some(AUDIT_DENY_SID)
+                && !s.allow
+                && s.actions.is_superset(&must_deny)
+                && s.resources == ["!GetAtt Table.Arn"]
+                && s.condition["ForAnyValue:StringLike"]["dynamodb:LeadingKeys"]
+                    .as_sequence()
+                    .is_some_and(|keys| keys.iter().any(|k| k.as_str() == Some("AUDIT#*")))
+        });
+        if !denied {
+            wrong.push(format!(
+                "{name}: no Deny {AUDIT_DENY_SID} of {must_deny:?} on AUDIT#* leading keys"
+            ));
+        }
+    }
+    assert!(writers >= 10, "only {writers} writing functions found");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The public webhook's DynamoDB Allow is confined by leading key to the
+/// items its code touches, and those are PSP event items only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_is_confined_to_psp_event_items() {
+    let recorder = Recorder::default();
+    let api = in_process("webhookkeys", &recorder).await;
+    let table = Table::named(&api.table).await;
+    drive(
+        &Routed {
+            api: &api,
+            recorder: &recorder,
+        },
+        &table,
+    )
+    .await;
+
+    // What its calls touched, as prefixes up to the first `#`.
+    let touched = recorder.leading_keys("psp-webhook");
+    println!("psp-webhook touched {touched:?}");
+    assert!(touched.len() >= 4, "{touched:?}");
+    let prefixes: BTreeSet<String> = touched
+        .iter()
+        .map(|pk| match pk.split_once('#') {
+            Some((kind, _)) => format!("{kind}#*"),
+            None => pk.clone(),
+        })
+        .collect();
+    let psp_event = format!(
+        "{}*",
+        shared::store::keys::psp_event("e")
+            .pk
+            .split_inclusive('#')
+            .next()
+            .unwrap()
+    );
+    assert_eq!(prefixes, BTreeSet::from([psp_event]));
+
+    // The template: every DynamoDB Allow of the webhook lists exactly those.
+    let (name, _, statements) = dynamo_statements()
+        .into_iter()
+        .find(|(_, binary, _)| binary == "psp-webhook")
+        .expect("psp-webhook in template.yaml");
+    let allows: Vec<&Statement> = statements.iter().filter(|s| s.allow).collect();
+    assert!(!allows.is_empty(), "{name}: no DynamoDB Allow");
+    for allow in allows {
+        let condition = allow.condition.as_mapping().expect("a Condition");
+        assert_eq!(condition.len(), 1, "{name}: {condition:?}");
+        let listed: BTreeSet<String> = allow.condition["ForAllValues:StringLike"]
+            ["dynamodb:LeadingKeys"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{name}: no ForAllValues:StringLike LeadingKeys"))
+            .iter()
+            .map(|k| k.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(listed, prefixes, "{name}: {:?}", allow.actions);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

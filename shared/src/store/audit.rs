@@ -1,5 +1,14 @@
-//! The audit log: one append-only item per state change, written in the same
-//! transaction as the change (design rule 5), read per entity.
+//! The audit log: one item per state change, written in the same transaction
+//! as the change (design rule 5), read per entity.
+//!
+//! What keeps an entry as written: no function may Update or Delete an
+//! `AUDIT#` item (an IAM Deny in every function that writes); every audit
+//! write in the code is a Put conditioned on `attribute_not_exists(pk)`
+//! (`Store::audit_nth` below, checked by a test in `policies.rs`), so a Put
+//! that replaced an entry would need code that no function has (IAM cannot
+//! refuse such a Put). The tamper-proof copy (the table's stream archived
+//! into an S3 bucket with Object Lock in compliance mode) comes with payout
+//! dispatch (issue 14, which enables DynamoDB Streams).
 
 use super::list::{KeyPageRequest, Page};
 use super::{
