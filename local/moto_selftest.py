@@ -195,7 +195,20 @@ def _make_table(ddb, table: str) -> None:
             }
         ],
         BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     )
+
+
+def _stream_records(endpoint: str, ddb, table: str) -> list[dict]:
+    streams = client("dynamodbstreams", endpoint)
+    arn = ddb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    shards = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+    records: list[dict] = []
+    for shard in shards:
+        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        records += streams.get_records(ShardIterator=iterator)["Records"]
+    return records
 
 
 def check_rollback(endpoint: str) -> list[str]:
@@ -208,6 +221,7 @@ def check_rollback(endpoint: str) -> list[str]:
             ddb.put_item(TableName=table, Item={"pk": {"S": "m"}, "sk": {"S": name}, "g": {"S": "x"},
                                                "balance": {"N": str(bal)}})
         before = _scan_all(ddb, table)
+        stream_before = len(_stream_records(endpoint, ddb, table))
         gsi_before = ddb.query(TableName=table, IndexName="byg", KeyConditionExpression="g = :g",
                                ExpressionAttributeValues={":g": {"S": "x"}})["Count"]
 
@@ -246,15 +260,22 @@ def check_rollback(endpoint: str) -> list[str]:
             errors.append(f"items changed by failed transactions: {before} -> {after}")
         if gsi_after != gsi_before:
             errors.append(f"index answer changed by failed transactions: {gsi_before} -> {gsi_after}")
+        stream_after = len(_stream_records(endpoint, ddb, table))
+        if stream_after != stream_before:
+            errors.append(f"failed transactions published {stream_after - stream_before} stream records")
         # And a good transaction still writes every item.
         ddb.transact_write_items(TransactItems=cancelled_items[:3])
         done = {i["sk"]["S"]: int(i["balance"]["N"]) for i in _scan_all(ddb, table)}
         if done != {"a": 40, "b": 5, "new": 1}:
             errors.append(f"successful transaction left {done}")
+        published = len(_stream_records(endpoint, ddb, table)) - stream_before
+        if published != 3:
+            errors.append(f"a transaction of 3 writes published {published} stream records")
     finally:
         ddb.delete_table(TableName=table)
     if not errors:
-        print(f"rollback: {len(before)} items and the index unchanged after a cancelled and an invalid transaction")
+        print(f"rollback: {len(before)} items, the index and the stream unchanged after a cancelled and"
+              " an invalid transaction")
     return errors
 
 

@@ -93,7 +93,8 @@ def _rollback_touched_items_only() -> None:
     can change while it runs: snapshot those, let moto run unchanged (its
     conditions, cancellation reasons and errors), and on any failure put those
     items back exactly. Secondary indexes are computed from the items at query
-    time in moto, so restoring the items restores them too.
+    time in moto, so restoring the items restores them too; the records the
+    transaction appended to the table's stream are dropped.
     """
     import copy
     import types
@@ -159,6 +160,10 @@ def _rollback_touched_items_only() -> None:
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
         slots = touched_slots(self, transact_items)
         saved = [(slot, slot[1] in slot[0].items, snapshot(*slot)) for slot in slots]
+        # The stream records moto appended as it wrote: a cancelled
+        # transaction must publish none (the table's stream is the outbox).
+        streams = {id(t): (t.stream_shard, len(t.stream_shard.items))
+                   for t, _, _ in slots if t.stream_shard is not None}
         in_transaction.active = True
         try:
             return original(self, transact_items)
@@ -166,6 +171,8 @@ def _rollback_touched_items_only() -> None:
             # Reverse order: a key named twice keeps its first (original) state.
             for (table, hash_key, range_key), had_hash, state in reversed(saved):
                 restore(table, hash_key, range_key, had_hash, state)
+            for shard, length in streams.values():
+                del shard.items[length:]
             raise
         finally:
             in_transaction.active = False
