@@ -255,7 +255,8 @@ fn expectations() -> Vec<Expected> {
             check: |b| {
                 assert_eq!(
                     b,
-                    &json!({"expired": 0, "skipped": 0, "escrows_released": 0, "escrows_missed": 0, "escrows_skipped": 0})
+                    &json!({"expired": 0, "skipped": 0, "escrows_released": 0, "escrows_missed": 0,
+                            "escrows_cleaned": 0, "escrows_skipped": 0, "more": false})
                 )
             },
         },
