@@ -2,6 +2,7 @@
 //! them: what `kobatela-local` serves and in-process tests call.
 
 pub mod psp;
+pub mod stream;
 
 use axum::Router;
 use shared::SharedState;

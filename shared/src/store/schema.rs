@@ -6,7 +6,8 @@ use aws_sdk_dynamodb::{
     error::DisplayErrorContext,
     types::{
         AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-        Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+        Projection, ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+        TimeToLiveSpecification,
     },
     Client,
 };
@@ -49,7 +50,13 @@ pub fn key_attributes() -> Vec<&'static str> {
     names
 }
 
-/// Creates the table (on-demand, with its indexes and TTL) unless it exists.
+/// The table's stream carries both images of every change: the outbox of
+/// payout dispatch and domain events reads what an item became and what it
+/// was (a status change is told from a rewrite of the same status).
+pub const STREAM_VIEW: StreamViewType = StreamViewType::NewAndOldImages;
+
+/// Creates the table (on-demand, with its indexes, stream and TTL) unless it
+/// exists.
 pub async fn ensure_table(client: &Client, table: &str) -> Result<(), String> {
     match client.describe_table().table_name(table).send().await {
         Ok(_) => return Ok(()),
@@ -77,6 +84,13 @@ pub async fn ensure_table(client: &Client, table: &str) -> Result<(), String> {
             key_attributes().into_iter().map(string_attribute).collect(),
         ))
         .set_global_secondary_indexes(Some(indexes.collect()))
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(STREAM_VIEW)
+                .build()
+                .expect("the flag is set"),
+        )
         .send()
         .await
         .map_err(|e| format!("creating table {table}: {}", DisplayErrorContext(e)))?;
@@ -131,6 +145,10 @@ mod tests {
         assert_eq!(names(&table["KeySchema"], "AttributeName"), vec![PK, SK]);
         assert_eq!(names(&table["KeySchema"], "KeyType"), vec!["HASH", "RANGE"]);
         assert_eq!(table["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
+        assert_eq!(
+            table["StreamSpecification"]["StreamViewType"].as_str(),
+            Some(STREAM_VIEW.as_str())
+        );
         assert_eq!(
             table["TimeToLiveSpecification"]["AttributeName"].as_str(),
             Some(TTL)
