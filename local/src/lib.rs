@@ -3,6 +3,8 @@
 
 pub mod psp;
 
+pub mod psp_signing;
+
 use axum::Router;
 use shared::SharedState;
 
