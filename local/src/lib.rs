@@ -2,7 +2,7 @@
 //! them: what `kobatela-local` serves and in-process tests call.
 
 pub mod psp;
-
+pub mod psp_sandbox;
 pub mod psp_signing;
 
 use axum::Router;

@@ -296,8 +296,12 @@ impl Psp for HttpPsp {
 /// The TLS the AWS SDK already uses: rustls on the aws-lc-rs provider,
 /// with the system's roots (as the SDK's default client). reqwest's own
 /// rustls features would pull ring in as a second crypto library. The roots
-/// are read only for an https PSP (the local sandbox is plain http).
-fn tls_config(https: bool) -> Result<rustls::ClientConfig, String> {
+/// are read only for https (the local sandbox is plain http).
+///
+/// Every reqwest client of a process that links this feature must be given
+/// this (`use_preconfigured_tls`): reqwest has no TLS provider of its own
+/// here, and would panic building a client without one.
+pub fn tls_config(https: bool) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
     if https {
         let found = rustls_native_certs::load_native_certs();
