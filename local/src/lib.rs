@@ -2,6 +2,8 @@
 //! them: what `kobatela-local` serves and in-process tests call.
 
 pub mod psp;
+pub mod psp_sandbox;
+pub mod psp_signing;
 pub mod stream;
 
 use axum::Router;

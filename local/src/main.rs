@@ -9,12 +9,18 @@
 //!                                      send a correctly signed PSP webhook to the local API
 //!   kobatela-local photo --lat L --lng G --out F
 //!                                      write a JPEG with fresh EXIF (now, at L,G) to F
+//!   kobatela-local psp-sandbox         only the PSP sandbox, on KOBATELA_PSP_SANDBOX_ADDR
+//!
+//! Serving also starts the PSP sandbox (`kobatela_local::psp_sandbox`) on
+//! KOBATELA_PSP_SANDBOX_ADDR (default 127.0.0.1:3100, `off` to disable). If
+//! its port is taken (another kobatela-local), the API still starts: the
+//! sandbox is a convenience, not part of the API.
 
 mod admin;
 mod photo;
 mod psp_event;
 
-use kobatela_local::all_routes;
+use kobatela_local::{all_routes, psp_sandbox};
 
 use shared::SharedState;
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
@@ -39,8 +45,9 @@ async fn main() -> ExitCode {
         ["ensure-table"] => admin::state_with_table().await.map(|_| ()),
         ["psp-event", rest @ ..] => psp_event::send(rest).await,
         ["photo", rest @ ..] => photo::write(rest),
+        ["psp-sandbox"] => psp_sandbox_alone().await,
         _ => Err(
-            "usage: kobatela-local [create-admin-key NAME | ensure-table | psp-event --ref PSP-… [--type T] [--id ID] | photo --lat L --lng G --out FILE]"
+            "usage: kobatela-local [create-admin-key NAME | ensure-table | psp-event --ref PSP-… [--type T] [--id ID] | photo --lat L --lng G --out FILE | psp-sandbox]"
                 .to_string(),
         ),
     };
@@ -90,6 +97,7 @@ async fn serve() -> Result<(), String> {
         queue,
         state.store.clone(),
     ));
+    start_psp_sandbox().await?;
     println!("kobatela-local listening on http://{addr}");
     let app = all_routes(&state, &blob).merge(psp_webhook::router(webhook));
     axum::serve(listener, shared::http::app(app))
@@ -97,6 +105,45 @@ async fn serve() -> Result<(), String> {
         .await
         .map_err(|e| format!("server failed: {e}"))?;
     println!("kobatela-local stopped");
+    Ok(())
+}
+
+/// The PSP sandbox beside the API, unless KOBATELA_PSP_SANDBOX_ADDR=off. A
+/// bad setting stops the start; a taken port only skips the sandbox.
+async fn start_psp_sandbox() -> Result<(), String> {
+    let Some(addr) = psp_sandbox::addr_from_env()? else {
+        return Ok(());
+    };
+    let sandbox = psp_sandbox::Sandbox::new(psp_sandbox::SandboxConfig::from_env()?)?;
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => {
+            println!("PSP sandbox listening on http://{addr} (POST /v1/payouts, GET /sandbox/payouts)");
+            tokio::spawn(sandbox.serve(listener));
+        }
+        Err(e) => eprintln!(
+            "kobatela-local: PSP sandbox not started: cannot listen on {addr}: {e} (set {} to another HOST:PORT or off)",
+            psp_sandbox::ADDR_VAR
+        ),
+    }
+    Ok(())
+}
+
+/// `kobatela-local psp-sandbox`: the sandbox alone, until Ctrl-C or SIGTERM.
+async fn psp_sandbox_alone() -> Result<(), String> {
+    let addr = psp_sandbox::addr_from_env()?
+        .ok_or_else(|| format!("{}=off: nothing to run", psp_sandbox::ADDR_VAR))?;
+    let config = psp_sandbox::SandboxConfig::from_env()?;
+    let webhook = config.webhook_url.clone();
+    let sandbox = psp_sandbox::Sandbox::new(config)?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    println!("PSP sandbox listening on http://{addr}, events to {webhook}");
+    tokio::select! {
+        () = sandbox.serve(listener) => {}
+        () = shutdown_signal() => {}
+    }
+    println!("PSP sandbox stopped");
     Ok(())
 }
 

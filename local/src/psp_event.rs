@@ -4,22 +4,8 @@
 //! `make dev` keeps it), to `POST /psp/webhook` of the local API
 //! (`KOBATELA_LOCAL_ADDR`, default 127.0.0.1:3000). Prints the answer.
 
-use shared::domain::webhook::WebhookSecret;
+use kobatela_local::psp_signing::{local_webhook_secret, sign};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn secret() -> Result<String, String> {
-    if let Ok(secret) = std::env::var("KOBATELA_PSP_WEBHOOK_SECRET") {
-        if !secret.trim().is_empty() {
-            return Ok(secret.trim().to_string());
-        }
-    }
-    std::fs::read_to_string(".local-state/psp-webhook-secret")
-        .map(|s| s.trim().to_string())
-        .map_err(|_| {
-            "no webhook secret: set KOBATELA_PSP_WEBHOOK_SECRET or run from the repository after `make dev`"
-                .to_string()
-        })
-}
 
 pub async fn send(args: &[&str]) -> Result<(), String> {
     let mut psp_ref = None;
@@ -40,14 +26,8 @@ pub async fn send(args: &[&str]) -> Result<(), String> {
     }
     let psp_ref = psp_ref.ok_or("--ref PSP-… is required")?;
     let body = serde_json::json!({"id": id, "type": kind, "psp_ref": psp_ref}).to_string();
-    let timestamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_err(|e| e.to_string())?
-        .as_secs()
-        .to_string();
-    let signature = WebhookSecret::new(secret()?.into_bytes())
-        .ok_or("the webhook secret is empty")?
-        .signature_hex(timestamp.as_bytes(), body.as_bytes());
+    let signed = sign(&local_webhook_secret()?, body.as_bytes());
+    let (timestamp, signature) = (signed.timestamp, signed.signature);
     let addr = std::env::var("KOBATELA_LOCAL_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
     let request = format!(
         "POST /psp/webhook HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nX-PSP-Timestamp: {timestamp}\r\nX-PSP-Signature: {signature}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

@@ -13,6 +13,8 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod metrics;
+#[cfg(feature = "psp")]
+pub mod psp;
 #[cfg(feature = "queue")]
 pub mod queue;
 pub mod secrets;

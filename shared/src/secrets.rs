@@ -42,6 +42,14 @@ pub const PSP_WEBHOOK_SECRET_PREVIOUS: SecretName = SecretName {
     min_len: 32,
 };
 
+/// The key our PSP account authenticates with (`Authorization: Bearer`), for
+/// the functions that ask the PSP to pay (`shared::psp`).
+pub const PSP_API_KEY: SecretName = SecretName {
+    env: "KOBATELA_PSP_API_KEY",
+    what: "the PSP API key",
+    min_len: 16,
+};
+
 /// Longest a cold start waits for SSM before refusing to start.
 const SSM_TIMEOUT: Duration = Duration::from_secs(5);
 
