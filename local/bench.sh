@@ -49,6 +49,10 @@ moto_port="$(free_port)"
 start_moto "$moto_port"
 export KOBATELA_TABLE=kobatela-bench
 export KOBATELA_SWEEP_SECONDS=1
+# The API alone: the payout dispatcher (its own Lambda on AWS) and the PSP
+# sandbox would share the emulator's CPU with what is measured.
+export KOBATELA_PAYOUT_DISPATCH=off
+export KOBATELA_PSP_SANDBOX_ADDR=off
 export RUST_LOG="${RUST_LOG:-info}"
 export_run_secrets
 APP_LOG="$KOB_STATE/kobatela-local-bench.log"

@@ -21,6 +21,10 @@ app_port="$(free_port)"
 export KOBATELA_LOCAL_ADDR="127.0.0.1:$app_port"
 export KOBATELA_TABLE=kobatela-instructions
 export KOBATELA_SWEEP_SECONDS=600
+# The API alone: the payout dispatcher (its own Lambda on AWS) and the PSP
+# sandbox would share the emulator's CPU with what is measured.
+export KOBATELA_PAYOUT_DISPATCH=off
+export KOBATELA_PSP_SANDBOX_ADDR=off
 export RUST_LOG="${RUST_LOG:-info}"
 export_run_secrets
 export KOB_CALLGRIND_OUT="$KOB_STATE/callgrind.out"

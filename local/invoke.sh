@@ -40,6 +40,7 @@ SMOKE=(
     "mandate-expiry events/mandate-expiry/17-mandate-expiry-scheduled.json 200"
     "psp-webhook events/psp-webhook/35-psp-webhook-payment-failed.json 200"
     "psp-events events/psp-events/36-psp-events-batch.json 200"
+    "payout-dispatch events/payout-dispatch/57-payout-dispatch-pending-payment.json 200"
 )
 
 usage() {
@@ -83,7 +84,12 @@ use_stack() {
     KOBATELA_PSP_QUEUE_URL="${KOBATELA_PSP_QUEUE_URL:-$AWS_ENDPOINT_URL/123456789012/kobatela-psp-events}"
     # The bucket local/bootstrap.py creates (the proofs function refuses to start without one).
     KOBATELA_PROOF_BUCKET="${KOBATELA_PROOF_BUCKET:-kobatela-proofs-local}"
-    export KOBATELA_API_KEY_PEPPER KOBATELA_PSP_WEBHOOK_SECRET KOBATELA_PSP_QUEUE_URL KOBATELA_PROOF_BUCKET
+    # The payout dispatcher's PSP: make dev's sandbox if one runs (a stream
+    # record of a payment the table does not hold asks it nothing anyway).
+    KOBATELA_PSP_BASE_URL="${KOBATELA_PSP_BASE_URL:-http://${KOBATELA_PSP_SANDBOX_ADDR:-127.0.0.1:3100}}"
+    KOBATELA_PSP_API_KEY="${KOBATELA_PSP_API_KEY:-kob_invoke_$(random_hex 16)}"
+    export KOBATELA_API_KEY_PEPPER KOBATELA_PSP_WEBHOOK_SECRET KOBATELA_PSP_QUEUE_URL KOBATELA_PROOF_BUCKET \
+        KOBATELA_PSP_BASE_URL KOBATELA_PSP_API_KEY
     export RUST_LOG="${RUST_LOG:-warn}"
 }
 

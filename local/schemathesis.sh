@@ -33,6 +33,8 @@ if [[ -z "${KOBATELA_BASE_URL:-}" || -z "${KOBATELA_ADMIN_KEY:-}" ]]; then
     export KOBATELA_LOCAL_ADDR="127.0.0.1:$app_port"
     export KOBATELA_BASE_URL="http://127.0.0.1:$app_port"
     export KOBATELA_TABLE=kobatela-schemathesis
+    # The whole loop runs: payouts go to a sandbox of this run's own.
+    export KOBATELA_PSP_SANDBOX_ADDR="127.0.0.1:$(free_port)"
     export RUST_LOG="${RUST_LOG:-warn}"
     export_run_secrets
     "$KOB_TARGET/debug/kobatela-local" >"$APP_LOG" 2>&1 &

@@ -97,7 +97,8 @@ async fn serve() -> Result<(), String> {
         queue,
         state.store.clone(),
     ));
-    start_psp_sandbox().await?;
+    let sandbox = start_psp_sandbox().await?;
+    kobatela_local::dispatch::start(state.store.clone(), sandbox).await?;
     println!("kobatela-local listening on http://{addr}");
     let app = all_routes(&state, &blob).merge(psp_webhook::router(webhook));
     axum::serve(listener, shared::http::app(app))
@@ -110,22 +111,28 @@ async fn serve() -> Result<(), String> {
 
 /// The PSP sandbox beside the API, unless KOBATELA_PSP_SANDBOX_ADDR=off. A
 /// bad setting stops the start; a taken port only skips the sandbox.
-async fn start_psp_sandbox() -> Result<(), String> {
+/// Answers where it listens, if it does.
+async fn start_psp_sandbox() -> Result<Option<SocketAddr>, String> {
     let Some(addr) = psp_sandbox::addr_from_env()? else {
-        return Ok(());
+        return Ok(None);
     };
     let sandbox = psp_sandbox::Sandbox::new(psp_sandbox::SandboxConfig::from_env()?)?;
     match tokio::net::TcpListener::bind(addr).await {
         Ok(listener) => {
-            println!("PSP sandbox listening on http://{addr} (POST /v1/payouts, GET /sandbox/payouts)");
+            println!(
+                "PSP sandbox listening on http://{addr} (POST /v1/payouts, GET /sandbox/payouts)"
+            );
             tokio::spawn(sandbox.serve(listener));
+            Ok(Some(addr))
         }
-        Err(e) => eprintln!(
-            "kobatela-local: PSP sandbox not started: cannot listen on {addr}: {e} (set {} to another HOST:PORT or off)",
-            psp_sandbox::ADDR_VAR
-        ),
+        Err(e) => {
+            eprintln!(
+                "kobatela-local: PSP sandbox not started: cannot listen on {addr}: {e} (set {} to another HOST:PORT or off)",
+                psp_sandbox::ADDR_VAR
+            );
+            Ok(None)
+        }
     }
-    Ok(())
 }
 
 /// `kobatela-local psp-sandbox`: the sandbox alone, until Ctrl-C or SIGTERM.

@@ -153,6 +153,27 @@ impl StreamSource {
         Ok(handled)
     }
 
+    /// Delivers until a read finds nothing new and nothing is left to
+    /// deliver again, at most `rounds` deliveries: what a test runs where
+    /// Lambda would poll. Answers the records handled for good.
+    pub async fn deliver_all<F, Fut>(&mut self, handler: &F, rounds: usize) -> Result<usize, String>
+    where
+        F: Fn(Event) -> Fut,
+        Fut: Future<Output = Result<DynamoDbEventResponse, String>>,
+    {
+        let mut handled = 0;
+        for _ in 0..rounds {
+            let n = self.deliver(handler).await?;
+            handled += n;
+            if n == 0 && self.shards.iter().all(|s| s.pending.is_empty()) {
+                return Ok(handled);
+            }
+        }
+        Err(format!(
+            "records still undelivered after {rounds} deliveries"
+        ))
+    }
+
     /// Delivers forever, every `idle` when there is nothing new (and after a
     /// batch that failed, so a failing handler is not spun).
     pub async fn deliver_forever<F, Fut>(mut self, idle: Duration, handler: F)

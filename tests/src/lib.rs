@@ -119,7 +119,7 @@ impl Api {
 
     pub fn with_key(key: Option<String>) -> Api {
         Api {
-            http: reqwest::Client::new(),
+            http: http_client(),
             base: env("KOBATELA_BASE_URL"),
             key,
         }
@@ -727,6 +727,18 @@ impl InProcess {
         self.call("POST", path, &[], Some(body)).await
     }
 
+    /// Serves this API on a free loopback port, for callers that speak
+    /// HTTP to it (the PSP sandbox's webhook events); answers its address.
+    pub async fn serve_on_loopback(&self) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free loopback port");
+        let addr = listener.local_addr().expect("a bound address");
+        let app = self.app.clone();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    }
+
     /// `POST /psp/webhook` with these headers and this raw body, no API key.
     pub async fn psp_webhook(&self, headers: &[(&str, &str)], body: &str) -> Reply {
         use tower::ServiceExt;
@@ -998,6 +1010,23 @@ impl Table {
             .expect("an escrow to index");
     }
 
+    /// Moves a PENDING payment's entry in the stuck-payout index into the
+    /// past, as if it had waited long: tests must not wait 15 minutes.
+    pub async fn backdate_pending_payment(&self, payment: u64) {
+        let past = "2020-01-01T00:00:00.000000Z";
+        self.client
+            .update_item()
+            .table_name(&self.name)
+            .key("pk", AttributeValue::S(format!("PAYMENT#{payment}")))
+            .key("sk", AttributeValue::S("PAYMENT".into()))
+            .update_expression("SET expiry_sk = :sk")
+            .condition_expression("attribute_exists(expiry_pk)")
+            .expression_attribute_values(":sk", AttributeValue::S(format!("{past}#{payment:020}")))
+            .send()
+            .await
+            .expect("a PENDING payment to backdate");
+    }
+
     /// How many entries the deadline index holds under `kind`'s shards.
     pub async fn deadline_entries(&self, kind: &str) -> usize {
         let mut total = 0;
@@ -1089,7 +1118,7 @@ impl InProcess {
     }
 
     /// An escrow of `total`, funded and approved by the client: its one
-    /// PAYOUT, SENT, waits for the PSP.
+    /// PAYOUT, PENDING (nothing dispatches it in-process), waits for the PSP.
     pub async fn payout(&self, total: &str) -> Payout {
         let e = EscrowSetup::new(self, total).await;
         self.deposit(e.escrow, &unique("d"), total)
@@ -1109,7 +1138,7 @@ impl InProcess {
             .expect(200)
             .body["items"][0]
             .clone();
-        assert_eq!(payment["status"], "SENT", "{payment}");
+        assert_eq!(payment["status"], "PENDING", "{payment}");
         Payout {
             escrow: e.escrow,
             payment: payment["id"].as_u64().unwrap(),
@@ -1164,6 +1193,16 @@ pub struct Payout {
     pub escrow: u64,
     pub payment: u64,
     pub psp_ref: String,
+}
+
+/// An HTTP client for the tests: reqwest's rustls comes without a crypto
+/// provider in this workspace (the PSP adapter hands it the AWS SDK's), so
+/// it is built with the same TLS setup.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .use_preconfigured_tls(shared::psp::tls_config(false).expect("a TLS setup"))
+        .build()
+        .expect("an HTTP client")
 }
 
 /// The PSP webhook secret the running service and in-process APIs trust.

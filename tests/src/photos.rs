@@ -42,7 +42,7 @@ pub fn upload_body(escrow: u64, idx: u32, content_type: &str, bytes: &[u8]) -> V
 /// than declared); answers the status.
 pub async fn put_presigned(upload: &Value, bytes: Vec<u8>, with_length: bool) -> u16 {
     assert_eq!(upload["method"], "PUT");
-    let mut request = reqwest::Client::new().put(upload["url"].as_str().expect("a url"));
+    let mut request = crate::http_client().put(upload["url"].as_str().expect("a url"));
     for (name, value) in upload["headers"].as_object().expect("headers") {
         if !with_length && name.eq_ignore_ascii_case("content-length") {
             continue;

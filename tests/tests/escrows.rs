@@ -415,7 +415,7 @@ async fn approval_pays_the_remainder_to_the_provider_once() {
     assert_eq!(payment["payee"], json!({"user_id": s.provider}));
     assert_eq!(payment["amount"], "100.00");
     assert_eq!(payment["currency"], "USD");
-    assert_eq!(payment["status"], "SENT");
+    assert_eq!(payment["status"], "PENDING");
     assert_eq!(payment["attempts"], 1);
     assert_eq!(payment["escrow_id"], s.escrow);
     assert_eq!(payment["milestone_id"], Value::Null);
@@ -464,7 +464,7 @@ async fn approval_pays_the_remainder_to_the_provider_once() {
             "ESCROW_RELEASED"
         ]
     );
-    assert_eq!(table.audit_actions("PAYMENT", id).await, ["PAYOUT_SENT"]);
+    assert_eq!(table.audit_actions("PAYMENT", id).await, ["PAYOUT_PENDING"]);
     assert_eq!(
         kinds(&admin, s.escrow).await,
         [
@@ -472,7 +472,7 @@ async fn approval_pays_the_remainder_to_the_provider_once() {
             "DEPOSIT",
             "DELIVERED",
             "CLIENT_APPROVED",
-            "PAYMENT_SENT"
+            "PAYMENT_PENDING"
         ]
     );
 }
@@ -522,7 +522,7 @@ async fn rejection_refunds_the_remainder_to_the_client_once() {
     );
     assert_eq!(
         kinds(&admin, s.escrow).await,
-        ["CREATED", "DEPOSIT", "CLIENT_REJECTED", "PAYMENT_SENT"]
+        ["CREATED", "DEPOSIT", "CLIENT_REJECTED", "PAYMENT_PENDING"]
     );
 }
 
@@ -659,7 +659,7 @@ async fn the_deadline_releases_a_delivered_escrow_and_only_flags_an_undelivered_
             "DEPOSIT",
             "DELIVERED",
             "DEADLINE_RELEASED",
-            "PAYMENT_SENT"
+            "PAYMENT_PENDING"
         ]
     );
 

@@ -43,6 +43,7 @@ const FUNCTIONS: &[&str] = &[
     "mandate-expiry",
     "psp-webhook",
     "psp-events",
+    "payout-dispatch",
 ];
 
 /// The one function invoked by a schedule rather than over HTTP.
@@ -50,6 +51,9 @@ const SCHEDULED_FUNCTION: &str = "mandate-expiry";
 
 /// The one function invoked by an SQS queue (a batch of messages).
 const QUEUE_FUNCTION: &str = "psp-events";
+
+/// The one function invoked by the table's stream (a batch of records).
+const STREAM_FUNCTION: &str = "payout-dispatch";
 
 /// What replaying one file must give.
 struct Expected {
@@ -66,6 +70,8 @@ enum Outcome {
     Scheduled,
     /// An SQS batch: `check` sees the batch response (`batchItemFailures`).
     Queue,
+    /// A stream batch: `check` sees the batch response, then the payment.
+    Stream,
 }
 
 fn id(value: &Value) -> u64 {
@@ -256,7 +262,8 @@ fn expectations() -> Vec<Expected> {
                 assert_eq!(
                     b,
                     &json!({"expired": 0, "skipped": 0, "escrows_released": 0, "escrows_missed": 0,
-                            "escrows_cleaned": 0, "escrows_skipped": 0, "more": false})
+                            "escrows_cleaned": 0, "escrows_skipped": 0, "payouts_stuck": 0,
+                            "payouts_skipped": 0, "more": false})
                 )
             },
         },
@@ -374,7 +381,7 @@ fn expectations() -> Vec<Expected> {
                         "DEPOSIT",
                         "DELIVERED",
                         "CLIENT_APPROVED",
-                        "PAYMENT_SENT"
+                        "PAYMENT_PENDING"
                     ]
                 );
                 assert_eq!(b["items"][2]["data"]["note"], "Roof is on");
@@ -390,7 +397,7 @@ fn expectations() -> Vec<Expected> {
                 assert_eq!(b["kind"], "PAYOUT");
                 assert_eq!(b["payee"], json!({"user_id": 3}));
                 assert_eq!(b["amount"], "300.00");
-                assert_eq!(b["status"], "SENT");
+                assert_eq!(b["status"], "PENDING");
                 assert!(b["psp_ref"].as_str().unwrap().starts_with("PSP-"));
             },
         },
@@ -461,7 +468,7 @@ fn expectations() -> Vec<Expected> {
             outcome: Outcome::Status(200),
             check: |b| {
                 assert_eq!(id(b), 1);
-                assert_eq!(b["status"], "SENT");
+                assert_eq!(b["status"], "PENDING");
                 assert_eq!(b["attempts"], 2);
                 assert_eq!(b["amount"], "300.00");
             },
@@ -552,7 +559,7 @@ fn expectations() -> Vec<Expected> {
                 assert_eq!(b["payment_id"], 2);
                 assert_eq!(b["escrow_id"], 2);
                 assert_eq!(b["amount"], "15.00");
-                assert_eq!(b["status"], "SENT");
+                assert_eq!(b["status"], "PENDING");
             },
         },
         Expected {
@@ -632,7 +639,33 @@ fn expectations() -> Vec<Expected> {
             outcome: Outcome::Status(405),
             check: |b| assert_eq!(b["error"]["code"], "METHOD_NOT_ALLOWED"),
         },
+        Expected {
+            // Payment 1, retried by 38 (PENDING, attempt 2): the PSP accepts.
+            file: "57-payout-dispatch-pending-payment.json",
+            outcome: Outcome::Stream,
+            check: |b| {
+                assert_eq!(b["response"], json!({"batchItemFailures": []}));
+                assert_eq!(b["payment"]["status"], "SENT");
+                assert_eq!(b["payment"]["attempts"], 2);
+            },
+        },
     ]
+}
+
+/// The PSP of the replay: it accepts every payout.
+struct AcceptingPsp;
+
+impl shared::psp::Psp for AcceptingPsp {
+    fn submit_payout<'a>(
+        &'a self,
+        payout: &'a shared::psp::PayoutRequest,
+    ) -> shared::psp::PayoutFuture<'a> {
+        Box::pin(async move {
+            shared::psp::PayoutAnswer::Accepted {
+                psp_payout_id: format!("po_{}", payout.idempotency_key()),
+            }
+        })
+    }
 }
 
 /// One file of `events/`.
@@ -788,7 +821,7 @@ fn template_functions() -> BTreeMap<String, (BTreeSet<String>, bool)> {
                         other => panic!("{name:?}: HttpApi event with {other:?}"),
                     },
                     // A schedule or a queue: a trigger with one event file.
-                    Some("Schedule") | Some("SQS") => scheduled = true,
+                    Some("Schedule") | Some("SQS") | Some("DynamoDB") => scheduled = true,
                     other => panic!("{name:?}: event type {other:?} is not covered by events/"),
                 }
             }
@@ -826,6 +859,19 @@ fn events_cover_every_route_and_match_the_template() {
             );
             assert_eq!(file.json["detail-type"], "Scheduled Event", "{where_}");
             assert_eq!(file.json["source"], "aws.events", "{where_}");
+            covered.insert((file.function.clone(), "schedule".into()));
+            continue;
+        }
+        if file.function == STREAM_FUNCTION {
+            assert!(
+                *scheduled,
+                "{where_}: the template gives {} no stream",
+                file.function
+            );
+            assert_eq!(
+                file.json["Records"][0]["eventSource"], "aws:dynamodb",
+                "{where_}"
+            );
             covered.insert((file.function.clone(), "schedule".into()));
             continue;
         }
@@ -1008,6 +1054,27 @@ async fn every_event_file_replays_through_its_handler() {
                 println!("{where_}: {result}");
                 result
             }
+            Outcome::Stream => {
+                assert_eq!(file.function, STREAM_FUNCTION, "{where_}: not the stream's");
+                let event: aws_lambda_events::dynamodb::Event =
+                    serde_json::from_value(file.json.clone())
+                        .unwrap_or_else(|e| panic!("{where_}: not a stream event: {e}"));
+                let dispatcher = payout_dispatch::Dispatcher::new(
+                    state.store.clone(),
+                    std::sync::Arc::new(AcceptingPsp),
+                );
+                let response = serde_json::to_value(dispatcher.handle(event).await).unwrap();
+                let payment = state
+                    .store
+                    .payment(shared::domain::ids::Id::new(1).unwrap())
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .payment;
+                let result = json!({"response": response, "payment": payment});
+                println!("{where_}: {result}");
+                result
+            }
             Outcome::Queue => {
                 assert_eq!(file.function, QUEUE_FUNCTION, "{where_}: not the queue's");
                 let event: aws_lambda_events::sqs::SqsEvent =
@@ -1119,7 +1186,7 @@ async fn every_event_file_replays_through_its_handler() {
     // Paid out (28), failed by the PSP (35, 36), sent again (38).
     assert_eq!(
         table.audit_actions("PAYMENT", 1).await,
-        vec!["PAYOUT_SENT", "PAYMENT_FAILED", "PAYOUT_SENT"]
+        vec!["PAYOUT_PENDING", "PAYMENT_FAILED", "PAYOUT_PENDING"]
     );
     assert_eq!(
         body("42-transactions-get.json"),

@@ -99,8 +99,8 @@ async fn milestones_are_paid_once_each_and_the_last_closes_the_escrow() {
         [
             "CREATED",
             "DEPOSIT",
-            "PAYMENT_SENT",
-            "PAYMENT_SENT",
+            "PAYMENT_PENDING",
+            "PAYMENT_PENDING",
             "CLOSED"
         ]
     );
@@ -261,7 +261,7 @@ async fn a_proof_is_not_paid_while_an_earlier_payout_has_failed() {
         .payments_of(e.escrow)
         .await
         .into_iter()
-        .find(|p| p["status"].as_s().is_ok_and(|s| s == "SENT"))
+        .find(|p| p["status"].as_s().is_ok_and(|s| s == "PENDING"))
         .unwrap();
     let body = kobatela_tests::psp_body(
         &unique("evt"),

@@ -1,15 +1,33 @@
-//! The table's stream as the outbox (issue 14): what `kobatela-local`'s
-//! stand-in for the Lambda event source delivers. Every committed write is
-//! delivered once, in order, as Lambda's DynamoDB event (both images); a
-//! cancelled transaction delivers nothing; a batch that reports a failed
-//! record is delivered again from that record, and one that fails whole is
-//! delivered again whole.
+//! The table's stream as the outbox (issue 14).
+//! - What `kobatela-local`'s stand-in for the Lambda event source delivers:
+//!   every committed write once, in order, as Lambda's DynamoDB event (both
+//!   images); a cancelled transaction nothing; a batch that reports a failed
+//!   record again from that record, one that fails whole again whole.
+//! - Payout dispatch through it: every payment is written PENDING in its
+//!   money transaction and asked of the PSP (the sandbox, over HTTP) once
+//!   per attempt, whatever the PSP answers, loses or repeats, and whatever
+//!   DynamoDB does to the dispatcher's write.
 
 use aws_lambda_events::{dynamodb::Event, streams::DynamoDbEventResponse};
-use kobatela_local::stream::{StartAt, StreamSource};
-use kobatela_tests::{InProcess, Table};
-use serde_json::json;
-use std::sync::{Arc, Mutex};
+use kobatela_local::{
+    psp_sandbox::{Sandbox, SandboxConfig},
+    stream::{StartAt, StreamSource},
+};
+use kobatela_tests::{
+    faults::{Fault, Faults, Wire},
+    psp_secret, unique, EscrowSetup, InProcess, Table,
+};
+use payout_dispatch::Dispatcher;
+use serde_json::{json, Value};
+use shared::{
+    config::Secret,
+    domain::webhook::WebhookSecret,
+    psp::{HttpPsp, PspConfig},
+};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 /// What a handler saw, batch by batch: (event name, pk, new `status`).
 type Seen = Arc<Mutex<Vec<Vec<(String, String, Option<String>)>>>>;
@@ -197,4 +215,505 @@ async fn a_modify_record_carries_both_images() {
         .event_source_arn
         .as_deref()
         .is_some_and(|arn| arn.contains(&api.table)));
+}
+
+// ---------------------------------------------------------------------------
+// Payout dispatch: the dispatcher on the stream, the PSP sandbox over HTTP,
+// its webhook events back over HTTP to the API, the consumer applying them.
+
+/// An in-process API served on loopback, a PSP sandbox beside it whose
+/// events go to that API's webhook, and the dispatcher reading the API's
+/// table stream and asking the sandbox.
+struct PayoutLoop {
+    api: InProcess,
+    sandbox: Sandbox,
+    stream: StreamSource,
+    dispatcher: Dispatcher,
+}
+
+impl PayoutLoop {
+    async fn start(prefix: &str, callbacks: bool) -> PayoutLoop {
+        let api = InProcess::new(prefix).await;
+        PayoutLoop::around(api, callbacks).await
+    }
+
+    async fn around(api: InProcess, callbacks: bool) -> PayoutLoop {
+        let addr = api.serve_on_loopback().await;
+        let sandbox = Sandbox::new(SandboxConfig {
+            callbacks,
+            delay: Duration::ZERO,
+            webhook_url: format!("http://{addr}/psp/webhook"),
+            secret: WebhookSecret::new(psp_secret()),
+            delivery_attempts: 5,
+            retry_pause: Duration::from_millis(50),
+        })
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let psp_url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(sandbox.clone().serve(listener));
+        let psp = HttpPsp::new(
+            PspConfig::new(&psp_url, Secret::new("kob_test_psp_key_0123456789")).unwrap(),
+        )
+        .unwrap();
+        let dispatcher = Dispatcher::new(api.state.store.clone(), Arc::new(psp));
+        let stream = source(&api).await;
+        PayoutLoop {
+            api,
+            sandbox,
+            stream,
+            dispatcher,
+        }
+    }
+
+    /// The dispatcher over every record written so far, as Lambda would
+    /// deliver them (again after a failure), until none is left.
+    async fn dispatch(&mut self) {
+        let dispatcher = self.dispatcher.clone();
+        let handler = move |event: Event| {
+            let dispatcher = dispatcher.clone();
+            async move { Ok::<_, String>(dispatcher.handle(event).await) }
+        };
+        self.stream
+            .deliver_all(&handler, 20)
+            .await
+            .expect("the dispatcher takes every record");
+    }
+
+    /// Waits for the sandbox's webhook events to be delivered, then applies
+    /// them (the consumer): `(received, failed)`.
+    async fn psp_events(&self) -> (usize, usize) {
+        tokio::time::timeout(Duration::from_secs(20), self.sandbox.idle())
+            .await
+            .expect("the sandbox delivers its events");
+        self.api.consume_psp().await
+    }
+
+    /// The sandbox's record of the payout requested under `key`.
+    fn payout(&self, key: &str) -> Value {
+        let all = self.sandbox.payouts();
+        let mine: Vec<&Value> = all["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["key"] == key)
+            .collect();
+        assert_eq!(mine.len(), 1, "one payout per key: {all}");
+        mine[0].clone()
+    }
+
+    fn payouts(&self) -> usize {
+        self.sandbox.payouts()["items"].as_array().unwrap().len()
+    }
+
+    async fn payment(&self, id: u64) -> Value {
+        self.api
+            .get(&format!("/payments/{id}"))
+            .await
+            .expect(200)
+            .body
+    }
+}
+
+/// The one payment of `escrow`.
+async fn only_payment(api: &InProcess, escrow: u64) -> Value {
+    let page = api
+        .get(&format!("/payments?escrow_id={escrow}"))
+        .await
+        .expect(200)
+        .body;
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{page}");
+    items[0].clone()
+}
+
+/// `PAYMENT_FAILED` alerts about `payment`.
+async fn failed_alerts(api: &InProcess, payment: u64) -> usize {
+    api.get("/alerts?type=PAYMENT_FAILED&limit=100")
+        .await
+        .expect(200)
+        .body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["payload"]["payment_id"] == payment)
+        .count()
+}
+
+/// Each row of the sandbox's table, end to end: the client approves an
+/// escrow of `X.cc`; its payout is PENDING in that transaction; the
+/// dispatcher asks the sandbox (again after a 503 or a lost answer, with the
+/// same key); the sandbox's webhook event comes back over HTTP and is
+/// applied. One payout per key, every time, and the money adds up at each
+/// step.
+#[tokio::test]
+async fn each_sandbox_outcome_settles_or_fails_the_payout_once() {
+    let mut l = PayoutLoop::start("payout-rows", true).await;
+    let table = Table::named(&l.api.table).await;
+    // (amount, status after dispatch, final status, requests, alerts)
+    let rows = [
+        ("10.00", "SENT", "SETTLED", 1, 0),
+        ("10.13", "ERROR", "ERROR", 1, 1),
+        ("10.31", "SENT", "ERROR", 1, 1),
+        ("10.57", "SENT", "SETTLED", 3, 0),
+        ("10.75", "SENT", "SETTLED", 2, 0),
+    ];
+    for (amount, dispatched, last, requests, alerts) in rows {
+        let payout = l.api.payout(amount).await;
+        let cents = |f: &kobatela_tests::EscrowFootprint| (f.available, f.paid);
+        let total: i64 = amount.replace('.', "").parse().unwrap();
+        let created = table.escrow_footprint(payout.escrow).await;
+        assert_eq!(cents(&created), (0, total), "{amount}: paid when PENDING");
+        assert_eq!(l.payment(payout.payment).await["status"], "PENDING");
+
+        l.dispatch().await;
+        let after = l.payment(payout.payment).await;
+        assert_eq!(after["status"], dispatched, "{amount}: {after}");
+        let key = format!("{}-1", payout.payment);
+        let recorded = l.payout(&key);
+        assert_eq!(recorded["requests"], requests, "{amount}: {recorded}");
+        assert_eq!(recorded["reference"], payout.psp_ref.as_str());
+        assert_eq!(recorded["amount"], amount);
+
+        let (received, failed) = l.psp_events().await;
+        assert_eq!(failed, 0, "{amount}");
+        assert_eq!(
+            received,
+            usize::from(amount != "10.13"),
+            "{amount}: one event"
+        );
+        let end = l.payment(payout.payment).await;
+        assert_eq!(end["status"], last, "{amount}: {end}");
+        assert_eq!(end["attempts"], 1);
+        let f = table.escrow_footprint(payout.escrow).await;
+        let expected = if last == "ERROR" {
+            (total, 0)
+        } else {
+            (0, total)
+        };
+        assert_eq!(cents(&f), expected, "{amount}: {f:?}");
+        assert_eq!(
+            failed_alerts(&l.api, payout.payment).await,
+            alerts,
+            "{amount}"
+        );
+        // The same records again (a redelivery): nothing is asked twice.
+        let mut again = source(&l.api).await;
+        let dispatcher = l.dispatcher.clone();
+        let handler = move |event: Event| {
+            let dispatcher = dispatcher.clone();
+            async move { Ok::<_, String>(dispatcher.handle(event).await) }
+        };
+        again.deliver_all(&handler, 50).await.unwrap();
+        assert_eq!(
+            l.payout(&key)["requests"],
+            requests,
+            "{amount}: asked again"
+        );
+        assert_eq!(l.payment(payout.payment).await, end);
+    }
+    assert_eq!(l.payouts(), rows.len());
+}
+
+/// The money transaction of every path that pays writes its payment
+/// PENDING (no PSP call inside it); the dispatcher then sends each, once.
+#[tokio::test]
+async fn every_payment_is_written_pending_then_dispatched_once() {
+    let mut l = PayoutLoop::start("payout-paths", false).await;
+    let api = &l.api;
+    let table = Table::named(&api.table).await;
+    let mut payments = Vec::new();
+    // Approval (PAYOUT), rejection (REFUND), a milestone (the proofs hook).
+    for action in ["client-approve", "client-reject"] {
+        let e = EscrowSetup::new(api, "12.00").await;
+        api.deposit(e.escrow, &unique("d"), "12.00")
+            .await
+            .expect(200);
+        api.call(
+            "POST",
+            &format!("/escrows/{}/{action}", e.escrow),
+            &[],
+            None,
+        )
+        .await
+        .expect(200);
+        payments.push((e.escrow, only_payment(api, e.escrow).await));
+    }
+    let m = EscrowSetup::with(
+        api,
+        json!({"amount_total": "9.00", "milestones": [
+            {"label": "a", "amount": "9.00", "proof_type": "PHOTO"}]}),
+    )
+    .await;
+    api.deposit(m.escrow, &unique("d"), "9.00")
+        .await
+        .expect(200);
+    api.state
+        .store
+        .pay_milestone(
+            shared::domain::ids::Id::new(m.escrow).unwrap(),
+            1,
+            |_, _| Ok(vec![]),
+            &shared::store::audit::Actor::System,
+        )
+        .await
+        .unwrap();
+    payments.push((m.escrow, only_payment(api, m.escrow).await));
+    // A usage spend.
+    let s = EscrowSetup::new(api, "20.00").await;
+    api.deposit(s.escrow, &unique("d"), "20.00")
+        .await
+        .expect(200);
+    api.post(
+        "/spend/allowed",
+        json!({"escrow_id": s.escrow, "payee_ref": "school-1", "label": "School"}),
+    )
+    .await
+    .expect(201);
+    api.call(
+        "POST",
+        "/spend",
+        &[("idempotency-key", &unique("s"))],
+        Some(json!({"escrow_id": s.escrow, "payee_ref": "school-1", "amount": "5.00"})),
+    )
+    .await
+    .expect(200);
+    payments.push((s.escrow, only_payment(api, s.escrow).await));
+
+    for (escrow, p) in &payments {
+        assert_eq!(p["status"], "PENDING", "{p}");
+        let id = p["id"].as_u64().unwrap();
+        let actions = table.audit_actions("PAYMENT", id).await;
+        assert_eq!(actions.len(), 1, "{actions:?}");
+        assert!(
+            ["PAYOUT_PENDING", "REFUND_PENDING", "USAGE_SPEND"].contains(&actions[0].as_str()),
+            "{actions:?}"
+        );
+        // escrow_footprint asserts funded = available + paid + refunded.
+        table.escrow_footprint(*escrow).await;
+    }
+    assert_eq!(l.payouts(), 0, "nothing is asked inside a request");
+
+    l.dispatch().await;
+    for (escrow, p) in &payments {
+        let id = p["id"].as_u64().unwrap();
+        let now = l.payment(id).await;
+        assert_eq!(now["status"], "SENT", "{now}");
+        let sent = table.audit_actions("PAYMENT", id).await;
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert!(sent[1].ends_with("_SENT"), "{sent:?}");
+        let f = table.escrow_footprint(*escrow).await;
+        let amount: i64 = p["amount"]
+            .as_str()
+            .unwrap()
+            .replace('.', "")
+            .parse()
+            .unwrap();
+        assert_eq!(f.paid + f.refunded, amount, "{f:?}");
+        assert_eq!(l.payout(&format!("{id}-1"))["requests"], 1);
+    }
+    assert_eq!(l.payouts(), payments.len());
+}
+
+/// A failed payout retried (`POST /payments/execute/{id}`) is a new attempt:
+/// PENDING again, dispatched under a new key, paid once.
+#[tokio::test]
+async fn a_retried_payment_is_a_new_attempt_with_its_own_key() {
+    let mut l = PayoutLoop::start("payout-retry", true).await;
+    let payout = l.api.payout("30.13").await;
+    l.dispatch().await;
+    assert_eq!(l.payment(payout.payment).await["status"], "ERROR");
+    let retried = l
+        .api
+        .post(&format!("/payments/execute/{}", payout.payment), json!({}))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(retried["status"], "PENDING", "{retried}");
+    assert_eq!(retried["attempts"], 2);
+    l.dispatch().await;
+    // The sandbox refuses .13 again: a second payout key, a second refusal,
+    // a second alert (its own cause), the money back again.
+    assert_eq!(l.payout(&format!("{}-2", payout.payment))["requests"], 1);
+    assert_eq!(l.payment(payout.payment).await["status"], "ERROR");
+    assert_eq!(failed_alerts(&l.api, payout.payment).await, 2);
+    assert_eq!(l.payouts(), 2);
+}
+
+/// The PSP's webhook overtakes the dispatcher: its event arrives while the
+/// payment is still PENDING (the PSP paid, our record of its answer is not
+/// written yet). It is applied; the dispatcher's answer then changes
+/// nothing; the escrow is paid once.
+#[tokio::test]
+async fn a_webhook_that_overtakes_the_dispatcher_applies_once() {
+    let mut l = PayoutLoop::start("payout-overtaken", false).await;
+    let table = Table::named(&l.api.table).await;
+    let payout = l.api.payout("15.00").await;
+    let event = unique("evt-early");
+    let body = kobatela_tests::psp_body(&event, "payment.settled", &payout.psp_ref);
+    let headers = kobatela_tests::psp_headers(&body);
+    l.api
+        .psp_webhook(&kobatela_tests::header_refs(&headers), &body)
+        .await
+        .expect(200);
+    assert_eq!(l.api.consume_psp().await, (1, 0));
+    assert_eq!(l.payment(payout.payment).await["status"], "SETTLED");
+
+    l.dispatch().await;
+    // The dispatcher read SETTLED: the PSP was not asked.
+    assert_eq!(l.payouts(), 0);
+    assert_eq!(l.payment(payout.payment).await["status"], "SETTLED");
+    let f = table.escrow_footprint(payout.escrow).await;
+    assert_eq!((f.available, f.paid, f.payments), (0, 1500, 1));
+    assert_eq!(
+        table.audit_actions("PAYMENT", payout.payment).await,
+        ["PAYOUT_PENDING", "PAYMENT_SETTLED"]
+    );
+}
+
+/// What DynamoDB does to the dispatcher's write and the emulator never
+/// does: the transaction cancelled for contention or throttling (through
+/// every retry), and the write landing with its answer lost. The record is
+/// delivered again; the PSP is asked again with the same key and answers
+/// what it recorded: one payout, the payment SENT once.
+#[tokio::test]
+async fn the_dispatchers_write_survives_contention_throttling_and_a_lost_answer() {
+    let faults = Faults::start().await;
+    let wire = Wire::default();
+    let api = InProcess::with_client(
+        "payout-faults",
+        wire.dynamodb_client(Some(&faults)).await,
+        &[],
+    )
+    .await;
+    let mut l = PayoutLoop::around(api, false).await;
+    let table = Table::named(&l.api.table).await;
+    let cancellations = Fault::ALL
+        .into_iter()
+        .filter(|f| matches!(f, Fault::Cancelled(_) | Fault::CancelledAt(..)));
+    for fault in cancellations {
+        let payout = l.api.payout("8.00").await;
+        let key = format!("{}-1", payout.payment);
+        faults.inject_touching(fault, &format!("PAYMENT#{}", payout.payment));
+        let dispatcher = l.dispatcher.clone();
+        let handler = move |event: Event| {
+            let dispatcher = dispatcher.clone();
+            async move { Ok::<_, String>(dispatcher.handle(event).await) }
+        };
+        // One delivery: the PSP is asked, its answer cannot be written.
+        l.stream.deliver(&handler).await.unwrap();
+        assert!(faults.take_injected() > 0, "{fault:?}");
+        assert_eq!(
+            l.payment(payout.payment).await["status"],
+            "PENDING",
+            "{fault:?}"
+        );
+        assert_eq!(l.payout(&key)["requests"], 1, "{fault:?}");
+        faults.clear();
+        // Delivered again: asked again under the same key, recorded once.
+        l.dispatch().await;
+        assert_eq!(
+            l.payment(payout.payment).await["status"],
+            "SENT",
+            "{fault:?}"
+        );
+        let recorded = l.payout(&key);
+        assert_eq!(recorded["requests"], 2, "{fault:?}: {recorded}");
+        assert_eq!(
+            table.audit_actions("PAYMENT", payout.payment).await,
+            ["PAYOUT_PENDING", "PAYOUT_SENT"],
+            "{fault:?}"
+        );
+    }
+
+    // The write lands, its answer is lost: the SDK sends it again (the same
+    // client request token), and the payment is SENT once.
+    let payout = l.api.payout("9.00").await;
+    wire.lose_answers("TransactWriteItems", 1);
+    l.dispatch().await;
+    assert_eq!(wire.lost(), 1);
+    assert_eq!(l.payment(payout.payment).await["status"], "SENT");
+    assert_eq!(l.payout(&format!("{}-1", payout.payment))["requests"], 1);
+    assert_eq!(
+        table.audit_actions("PAYMENT", payout.payment).await,
+        ["PAYOUT_PENDING", "PAYOUT_SENT"]
+    );
+    let f = table.escrow_footprint(payout.escrow).await;
+    assert_eq!((f.available, f.paid), (0, 900));
+}
+
+/// A payment left PENDING (nothing asks the PSP: the sandbox is down)
+/// longer than the threshold raises one `PAYOUT_STUCK` alert, on the first
+/// sweep only; one not yet that old, or that moved on, raises none. The
+/// sweep alerts; it does not decide the payment.
+#[tokio::test]
+async fn a_payout_left_pending_raises_one_stuck_alert() {
+    let api = InProcess::new("payout-stuck").await;
+    let table = Table::named(&api.table).await;
+    let stuck = api.payout("11.00").await;
+    let fresh = api.payout("12.00").await;
+    let moved = api.payout("13.00").await;
+    table.backdate_pending_payment(stuck.payment).await;
+    table.backdate_pending_payment(moved.payment).await;
+    let body = kobatela_tests::psp_body(&unique("evt"), "payment.settled", &moved.psp_ref);
+    let headers = kobatela_tests::psp_headers(&body);
+    api.psp_webhook(&kobatela_tests::header_refs(&headers), &body)
+        .await
+        .expect(200);
+    assert_eq!(api.consume_psp().await, (1, 0));
+
+    let sweep = || async {
+        mandate_expiry::handle(&api.state.store, scheduled_event())
+            .await
+            .expect("a sweep run succeeds")
+    };
+    let run = sweep().await;
+    assert_eq!(run["payouts_stuck"], 1, "{run}");
+    let alerts = api
+        .get("/alerts?type=PAYOUT_STUCK&limit=100")
+        .await
+        .expect(200)
+        .body["items"]
+        .clone();
+    let alerts = alerts.as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let payload = &alerts[0]["payload"];
+    assert_eq!(payload["payment_id"], stuck.payment);
+    assert_eq!(payload["escrow_id"], stuck.escrow);
+    assert_eq!(payload["amount"], "11.00");
+    assert_eq!(payload["psp_ref"], stuck.psp_ref.as_str());
+    assert!(payload["pending_since"].as_str().is_some(), "{payload}");
+
+    let again = sweep().await;
+    assert_eq!(again["payouts_stuck"], 0, "{again}");
+    assert_eq!(
+        api.get("/alerts?type=PAYOUT_STUCK&limit=100")
+            .await
+            .expect(200)
+            .body["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    for (payment, status) in [
+        (stuck.payment, "PENDING"),
+        (fresh.payment, "PENDING"),
+        (moved.payment, "SETTLED"),
+    ] {
+        let p = api
+            .get(&format!("/payments/{payment}"))
+            .await
+            .expect(200)
+            .body;
+        assert_eq!(p["status"], status, "{p}");
+    }
+}
+
+fn scheduled_event() -> aws_lambda_events::eventbridge::EventBridgeEvent {
+    serde_json::from_value(json!({
+        "version": "0", "id": unique("run"), "detail-type": "Scheduled Event",
+        "source": "aws.events", "account": "1", "time": "2030-01-01T00:00:00Z",
+        "region": "us-east-1", "resources": [], "detail": {}
+    }))
+    .unwrap()
 }

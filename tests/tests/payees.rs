@@ -211,7 +211,7 @@ async fn a_spend_pays_the_payee_out_of_the_escrow_once() {
     assert_eq!(b["escrow_id"], s.escrow);
     assert_eq!(b["payee_ref"], "pharma");
     assert_eq!(b["amount"], "12.34");
-    assert_eq!(b["status"], "SENT");
+    assert_eq!(b["status"], "PENDING");
     assert!(b["psp_ref"].as_str().unwrap().starts_with("PSP-"));
     let again = spend(&provider, &key, s.escrow, "pharma", "12.34")
         .await
@@ -251,7 +251,7 @@ async fn a_spend_pays_the_payee_out_of_the_escrow_once() {
         .last()
         .unwrap()
         .clone();
-    assert_eq!(last["kind"], "PAYMENT_SENT");
+    assert_eq!(last["kind"], "PAYMENT_PENDING");
     assert_eq!(last["data"]["payment_id"], payment_id);
 }
 
@@ -298,7 +298,7 @@ async fn a_failed_spend_gives_the_money_back_to_the_escrow_and_the_payee_total()
         .expect(200);
     assert_eq!(
         (&again.body["status"], &again.body["attempts"]),
-        (&json!("SENT"), &json!(2))
+        (&json!("PENDING"), &json!(2))
     );
     let footprint = table.escrow_footprint(s.escrow).await;
     assert_eq!((footprint.available, footprint.paid), (2500, 2500));
@@ -371,7 +371,7 @@ async fn a_failed_spend_sent_again_keeps_the_total_limit() {
         .payments_of(s.escrow)
         .await
         .into_iter()
-        .find(|p| p["status"].as_s().is_ok_and(|s| s == "SENT"))
+        .find(|p| p["status"].as_s().is_ok_and(|s| s == "PENDING"))
         .map(|p| p["psp_ref"].as_s().unwrap().clone())
         .unwrap();
     let event = unique("evt");

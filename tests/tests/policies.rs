@@ -37,10 +37,13 @@ use aws_smithy_runtime_api::{
     },
 };
 use aws_smithy_types::config_bag::ConfigBag;
+use kobatela_local::stream::{StartAt, StreamSource};
 use kobatela_tests::{
     faults::operation, photos, unique, AdminApi, EscrowSetup, InProcess, MandateSetup, Reply, Table,
 };
+use payout_dispatch::Dispatcher;
 use serde_json::{json, Value};
+use shared::psp::{PayoutAnswer, PayoutFuture, PayoutRequest, Psp};
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     future::Future,
@@ -856,6 +859,41 @@ async fn drive(api: &Routed<'_>, table: &Table) {
 
     // Health touches nothing.
     api.call("GET", "/health", &[], None).await.expect(200);
+
+    // The payout dispatcher, over the stream of everything above, with a
+    // PSP that refuses every payout: its widest path (the escrow read for a
+    // milestone, the money back, the alert). Stream reads are the event
+    // source's, through a client the recorder does not see.
+    api.recorder.on("payout-dispatch");
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let mut stream = StreamSource::open(
+        &config,
+        &aws_sdk_dynamodb::Client::new(&config),
+        &api.api.table,
+        StartAt::Oldest,
+    )
+    .await
+    .unwrap();
+    let dispatcher = Dispatcher::new(api.api.state.store.clone(), Arc::new(RefusingPsp));
+    let handler = move |event: aws_lambda_events::dynamodb::Event| {
+        let dispatcher = dispatcher.clone();
+        async move { Ok::<_, String>(dispatcher.handle(event).await) }
+    };
+    let dispatched = stream.deliver_all(&handler, 100).await.unwrap();
+    assert!(dispatched > 0);
+}
+
+/// A PSP that refuses every payout, definitively.
+struct RefusingPsp;
+
+impl Psp for RefusingPsp {
+    fn submit_payout<'a>(&'a self, _: &'a PayoutRequest) -> PayoutFuture<'a> {
+        Box::pin(async {
+            PayoutAnswer::Refused {
+                reason: "ACCOUNT_CLOSED".into(),
+            }
+        })
+    }
 }
 
 /// The Sid of the Deny that keeps audit entries from being changed.
@@ -923,7 +961,13 @@ fn dynamo_statements() -> Vec<(String, String, Vec<Statement>)> {
                         }
                         other => format!("{other:?}"),
                     })
-                    .collect();
+                    .collect::<Vec<String>>();
+                // The table's stream is read by Lambda's event source
+                // mapping with the function's role, not by its code: those
+                // grants are checked by `the_stream_is_read_only_by_its_consumers`.
+                if resources.iter().any(|r| r.ends_with("Table.StreamArn")) {
+                    continue;
+                }
                 let allow = match statement["Effect"].as_str() {
                     Some("Allow") => true,
                     Some("Deny") => false,
@@ -1292,4 +1336,59 @@ fn only_the_proofs_function_reaches_the_proof_files() {
         }
     }
     assert!(seen, "no proofs function in template.yaml");
+}
+
+/// Stream grants go with a stream event source, and only read the stream:
+/// a function that is fed by the table's stream may read it (Lambda's event
+/// source mapping uses the function's role), no other may, and none gets
+/// more than the four read actions.
+#[test]
+fn the_stream_is_read_only_by_its_consumers() {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"))
+            .unwrap();
+    let template: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let read: BTreeSet<String> = [
+        "dynamodb:DescribeStream",
+        "dynamodb:GetRecords",
+        "dynamodb:GetShardIterator",
+        "dynamodb:ListStreams",
+    ]
+    .map(String::from)
+    .into();
+    let mut consumers = 0;
+    for (name, resource) in template["Resources"].as_mapping().unwrap() {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let fed = resource["Properties"]["Events"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+            .any(|(_, event)| event["Type"].as_str() == Some("DynamoDB"));
+        let mut granted = BTreeSet::new();
+        for policy in resource["Properties"]["Policies"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+        {
+            for statement in policy["Statement"].as_sequence().into_iter().flatten() {
+                let on_stream = format!("{:?}", statement["Resource"]).contains("StreamArn");
+                if !on_stream {
+                    continue;
+                }
+                assert_eq!(statement["Effect"].as_str(), Some("Allow"), "{name:?}");
+                for action in statement["Action"].as_sequence().unwrap() {
+                    granted.insert(action.as_str().unwrap().to_string());
+                }
+            }
+        }
+        if fed {
+            consumers += 1;
+            assert_eq!(granted, read, "{name:?} is fed by the stream");
+        } else {
+            assert!(granted.is_empty(), "{name:?} reads the stream: {granted:?}");
+        }
+    }
+    assert!(consumers >= 1, "the payout dispatcher reads the stream");
 }

@@ -204,7 +204,7 @@ async fn proofs_a_fresh_photo_in_the_fence_is_approved_and_paid() {
     assert_eq!(payments.len(), 1);
     assert_eq!(payments[0]["kind"], "PAYOUT");
     assert_eq!(payments[0]["amount"], "100.00");
-    assert_eq!(payments[0]["status"], "SENT");
+    assert_eq!(payments[0]["status"], "PENDING");
     assert_eq!(payments[0]["payee"]["user_id"], site.setup.provider);
     assert_eq!(payments[0]["milestone_id"], proof["milestone_id"]);
 
@@ -239,9 +239,9 @@ async fn proofs_a_fresh_photo_in_the_fence_is_approved_and_paid() {
     // The proof's events follow the payout's, written in the same instant.
     assert_eq!(
         kinds[kinds.len() - 3..],
-        ["PAYMENT_SENT", "PROOF_SUBMITTED", "PROOF_APPROVED"]
+        ["PAYMENT_PENDING", "PROOF_SUBMITTED", "PROOF_APPROVED"]
     );
-    for kind in ["PROOF_SUBMITTED", "PROOF_APPROVED", "PAYMENT_SENT"] {
+    for kind in ["PROOF_SUBMITTED", "PROOF_APPROVED", "PAYMENT_PENDING"] {
         assert_eq!(
             kinds.iter().filter(|k| **k == kind).count(),
             1,

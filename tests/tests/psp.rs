@@ -33,7 +33,7 @@ async fn payout(admin: &Api, total: &str) -> (EscrowSetup, Value) {
         .expect(200)
         .body["items"][0]
         .clone();
-    assert_eq!(payment["status"], "SENT");
+    assert_eq!(payment["status"], "PENDING");
     (e, payment)
 }
 
@@ -219,7 +219,7 @@ async fn psp_headers_never_override_the_signed_body() {
     }
     assert_eq!(
         payment(&admin, b["id"].as_u64().unwrap()).await["status"],
-        "SENT"
+        "PENDING"
     );
     assert_eq!(table.escrow_footprint(b_escrow.escrow).await, b_before);
 
@@ -253,7 +253,7 @@ async fn psp_headers_never_override_the_signed_body() {
     assert_eq!(stored_events(&table, &fresh).await, 0);
     assert_eq!(
         payment(&admin, b["id"].as_u64().unwrap()).await["status"],
-        "SENT"
+        "PENDING"
     );
     assert_eq!(table.escrow_footprint(b_escrow.escrow).await, b_before);
 }
@@ -355,7 +355,7 @@ async fn psp_settled_event_settles_once_and_a_duplicate_changes_nothing() {
     assert_eq!((before.available, before.paid), (0, 12000));
     assert_eq!(
         table.audit_actions("PAYMENT", id).await,
-        vec!["PAYOUT_SENT", "PAYMENT_SETTLED"]
+        vec!["PAYOUT_PENDING", "PAYMENT_SETTLED"]
     );
     let kinds: Vec<String> = admin
         .get(&format!("/escrows/{}/events", e.escrow))
@@ -417,7 +417,7 @@ async fn psp_failed_event_gives_the_money_back_then_execute_sends_it_again() {
     );
     assert_eq!(
         table.audit_actions("PAYMENT", id).await,
-        vec!["PAYOUT_SENT", "PAYMENT_FAILED"]
+        vec!["PAYOUT_PENDING", "PAYMENT_FAILED"]
     );
 
     // Staff send it again: a new reference, the money out again.
@@ -426,7 +426,7 @@ async fn psp_failed_event_gives_the_money_back_then_execute_sends_it_again() {
         .await
         .expect(200)
         .body;
-    assert_eq!(retried["status"], "SENT");
+    assert_eq!(retried["status"], "PENDING");
     assert_eq!(retried["attempts"], 2);
     let new_ref = retried["psp_ref"].as_str().unwrap().to_string();
     assert_ne!(new_ref, old_ref);
@@ -458,7 +458,7 @@ async fn psp_failed_event_gives_the_money_back_then_execute_sends_it_again() {
         alerts_about(&admin, "PSP_EVENT_CONFLICT", "event_id", &json!(late)).await,
         1
     );
-    assert_eq!(payment(&admin, id).await["status"], "SENT");
+    assert_eq!(payment(&admin, id).await["status"], "PENDING");
     // The new attempt settles.
     let ok = unique("evt-ok");
     send_event(&ok, "payment.settled", &new_ref)
@@ -470,9 +470,9 @@ async fn psp_failed_event_gives_the_money_back_then_execute_sends_it_again() {
     assert_eq!(
         table.audit_actions("PAYMENT", id).await,
         vec![
-            "PAYOUT_SENT",
+            "PAYOUT_PENDING",
             "PAYMENT_FAILED",
-            "PAYOUT_SENT",
+            "PAYOUT_PENDING",
             "PAYMENT_SETTLED"
         ]
     );
@@ -628,7 +628,7 @@ async fn psp_concurrent_executes_pay_at_most_once() {
         let mut refs = std::collections::BTreeSet::new();
         for reply in replies {
             let reply = reply.expect(200);
-            assert_eq!(reply.body["status"], "SENT");
+            assert_eq!(reply.body["status"], "PENDING");
             assert_eq!(reply.body["attempts"], 2, "round {round}: {}", reply.text);
             refs.insert(reply.body["psp_ref"].as_str().unwrap().to_string());
         }
@@ -641,7 +641,7 @@ async fn psp_concurrent_executes_pay_at_most_once() {
         );
         assert_eq!(
             table.audit_actions("PAYMENT", id).await,
-            vec!["PAYOUT_SENT", "PAYMENT_FAILED", "PAYOUT_SENT"]
+            vec!["PAYOUT_PENDING", "PAYMENT_FAILED", "PAYOUT_PENDING"]
         );
     }
 }
@@ -856,7 +856,7 @@ async fn psp_a_failed_sqs_send_is_503_then_the_retry_queues_and_applies_once() {
     assert_eq!(p["status"], "SETTLED");
     assert_eq!(
         table.audit_actions("PAYMENT", payment).await,
-        vec!["PAYOUT_SENT", "PAYMENT_SETTLED"]
+        vec!["PAYOUT_PENDING", "PAYMENT_SETTLED"]
     );
     let f = table.escrow_footprint(escrow).await;
     assert_eq!((f.available, f.paid), (0, 2500));
@@ -913,7 +913,7 @@ async fn psp_a_busy_table_is_503_with_nothing_stored_then_the_retry_applies_once
     assert_eq!(p["status"], "ERROR");
     assert_eq!(
         table.audit_actions("PAYMENT", payment).await,
-        vec!["PAYOUT_SENT", "PAYMENT_FAILED"]
+        vec!["PAYOUT_PENDING", "PAYMENT_FAILED"]
     );
 }
 
@@ -958,7 +958,7 @@ async fn psp_lost_answers_send_again_and_the_consumer_applies_once() {
     );
     assert_eq!(
         table.audit_actions("PAYMENT", payment).await,
-        vec!["PAYOUT_SENT", "PAYMENT_FAILED"]
+        vec!["PAYOUT_PENDING", "PAYMENT_FAILED"]
     );
     let f = table.escrow_footprint(escrow).await;
     assert_eq!((f.available, f.paid), (6000, 0));
@@ -1029,7 +1029,7 @@ async fn psp_consumer_recovers_from_every_fault_or_reports_the_message() {
         assert_eq!(table.escrow_footprint(escrow).await, after);
         assert_eq!(
             table.audit_actions("PAYMENT", payment).await,
-            vec!["PAYOUT_SENT", "PAYMENT_FAILED"]
+            vec!["PAYOUT_PENDING", "PAYMENT_FAILED"]
         );
         // The real message is still on the queue: consumed, changes nothing.
         assert_eq!(api.consume_psp().await, (1, 0));

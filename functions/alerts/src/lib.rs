@@ -33,7 +33,7 @@ pub fn router(state: SharedState) -> Router {
 
 const ENTITY_PROBLEM: &str =
     "must be one of user, apikey, mandate, purchase, escrow, proof, payment, transaction";
-const TYPE_PROBLEM: &str = "must be one of UNAUTHORIZED_TRANSFER_ATTEMPT, ESCROW_DEADLINE_MISSED, PSP_EVENT_CONFLICT, PSP_UNKNOWN_REFERENCE, PAYMENT_FAILED";
+const TYPE_PROBLEM: &str = "must be one of UNAUTHORIZED_TRANSFER_ATTEMPT, ESCROW_DEADLINE_MISSED, PSP_EVENT_CONFLICT, PSP_UNKNOWN_REFERENCE, PAYMENT_FAILED, PAYOUT_STUCK";
 
 /// Problems with `{entity}` and `{id}`, or the audit entity and id.
 fn parse_target(

@@ -4,6 +4,8 @@
 //! - Escrows: every escrow in the deadline index past its deadline gets what
 //!   `check-deadline` does: RELEASABLE ones are released to the provider,
 //!   FUNDED ones raise one `ESCROW_DEADLINE_MISSED` alert.
+//! - Payouts: a payment PENDING for longer than `KOBATELA_PAYOUT_STUCK_MINUTES`
+//!   (default 15) raises one `PAYOUT_STUCK` alert per attempt.
 //!
 //! Idempotent and safe to overlap: each change is a conditional write. What
 //! cannot be done this run (contention, throttling, the run's budget of
@@ -14,7 +16,11 @@ use serde_json::{json, Value};
 use shared::{
     domain::time::Timestamp,
     error::AppError,
-    store::{audit::Actor, deadlines::SweepBudget, Store},
+    store::{
+        audit::Actor,
+        deadlines::{stuck_after_from_env, SweepBudget},
+        Store,
+    },
 };
 
 /// Needs the store only: the sweep authenticates no one, so it does not get
@@ -43,6 +49,9 @@ pub async fn sweep(store: &Store, now: Timestamp) -> Result<Value, AppError> {
     let budget = SweepBudget::starting_now();
     let mandates = store.expire_overdue(now, &Actor::System, &budget).await?;
     let escrows = store.sweep_deadlines(now, &Actor::System, &budget).await?;
+    let stuck = store
+        .sweep_stuck_payouts(now, stuck_after_from_env()?, &budget)
+        .await?;
     Ok(json!({
         "expired": mandates.expired,
         "skipped": mandates.skipped,
@@ -50,6 +59,8 @@ pub async fn sweep(store: &Store, now: Timestamp) -> Result<Value, AppError> {
         "escrows_missed": escrows.missed,
         "escrows_cleaned": escrows.cleaned,
         "escrows_skipped": escrows.skipped,
-        "more": mandates.more || escrows.more,
+        "payouts_stuck": stuck.alerted,
+        "payouts_skipped": stuck.skipped,
+        "more": mandates.more || escrows.more || stuck.more,
     }))
 }

@@ -11,15 +11,18 @@ pub enum AlertType {
     PspEventConflict,
     PspUnknownReference,
     PaymentFailed,
+    /// A payment PENDING for longer than the dispatcher should ever take.
+    PayoutStuck,
 }
 
 impl AlertType {
-    pub const ALL: [AlertType; 5] = [
+    pub const ALL: [AlertType; 6] = [
         AlertType::UnauthorizedTransferAttempt,
         AlertType::EscrowDeadlineMissed,
         AlertType::PspEventConflict,
         AlertType::PspUnknownReference,
         AlertType::PaymentFailed,
+        AlertType::PayoutStuck,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -29,6 +32,7 @@ impl AlertType {
             AlertType::PspEventConflict => "PSP_EVENT_CONFLICT",
             AlertType::PspUnknownReference => "PSP_UNKNOWN_REFERENCE",
             AlertType::PaymentFailed => "PAYMENT_FAILED",
+            AlertType::PayoutStuck => "PAYOUT_STUCK",
         }
     }
 

@@ -176,7 +176,7 @@ pub enum EscrowAction {
     Spend { amount: Amount },
 }
 
-/// A payment the transition creates, SENT, in the same transaction.
+/// A payment the transition creates, PENDING, in the same transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PaymentOrder {
     pub kind: PaymentKind,
@@ -184,7 +184,7 @@ pub struct PaymentOrder {
 }
 
 /// Audit actions written by escrow transitions (entity `escrow`, or
-/// `payment` for the `*_SENT` ones).
+/// `payment` for the ones that create a payment: `PAYOUT_PENDING`, …).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EscrowAudit {
     Created,
@@ -193,9 +193,9 @@ pub enum EscrowAudit {
     Released,
     Refunded,
     Cancelled,
-    PayoutSent,
-    RefundSent,
-    UsageSpendSent,
+    PayoutPending,
+    RefundPending,
+    UsageSpend,
 }
 
 impl EscrowAudit {
@@ -207,9 +207,9 @@ impl EscrowAudit {
             EscrowAudit::Released => "ESCROW_RELEASED",
             EscrowAudit::Refunded => "ESCROW_REFUNDED",
             EscrowAudit::Cancelled => "ESCROW_CANCELLED",
-            EscrowAudit::PayoutSent => "PAYOUT_SENT",
-            EscrowAudit::RefundSent => "REFUND_SENT",
-            EscrowAudit::UsageSpendSent => "USAGE_SPEND",
+            EscrowAudit::PayoutPending => "PAYOUT_PENDING",
+            EscrowAudit::RefundPending => "REFUND_PENDING",
+            EscrowAudit::UsageSpend => "USAGE_SPEND",
         }
     }
 }
@@ -224,6 +224,9 @@ pub enum EscrowEventKind {
     ProofSubmitted,
     ProofApproved,
     ProofRejected,
+    /// A payment's money left the escrow; the PSP has not accepted it yet.
+    PaymentPending,
+    /// The PSP accepted a payment (the payout dispatcher).
     PaymentSent,
     PaymentSettled,
     PaymentFailed,
@@ -243,6 +246,7 @@ impl EscrowEventKind {
             EscrowEventKind::ProofSubmitted => "PROOF_SUBMITTED",
             EscrowEventKind::ProofApproved => "PROOF_APPROVED",
             EscrowEventKind::ProofRejected => "PROOF_REJECTED",
+            EscrowEventKind::PaymentPending => "PAYMENT_PENDING",
             EscrowEventKind::PaymentSent => "PAYMENT_SENT",
             EscrowEventKind::PaymentSettled => "PAYMENT_SETTLED",
             EscrowEventKind::PaymentFailed => "PAYMENT_FAILED",
@@ -380,17 +384,17 @@ fn settle_remainder(
     let (kind, sent, audit) = match to {
         EscrowStatus::Released => (
             PaymentKind::Payout,
-            EscrowAudit::PayoutSent,
+            EscrowAudit::PayoutPending,
             EscrowAudit::Released,
         ),
         EscrowStatus::Refunded => (
             PaymentKind::Refund,
-            EscrowAudit::RefundSent,
+            EscrowAudit::RefundPending,
             EscrowAudit::Refunded,
         ),
         _ => (
             PaymentKind::Refund,
-            EscrowAudit::RefundSent,
+            EscrowAudit::RefundPending,
             EscrowAudit::Cancelled,
         ),
     };
@@ -401,7 +405,7 @@ fn settle_remainder(
         .map(|amount| PaymentOrder { kind, amount });
     if payment.is_some() {
         audits.push(sent);
-        events.push(EscrowEventKind::PaymentSent);
+        events.push(EscrowEventKind::PaymentPending);
     }
     change(state, to, payment, audits, events)
 }
@@ -416,8 +420,8 @@ fn pay_milestone(
         amount,
     };
     let balances = debit(&state.balances, order).ok_or(ErrorCode::InsufficientEscrowBalance)?;
-    let mut audit = vec![EscrowAudit::PayoutSent];
-    let mut events = vec![EscrowEventKind::PaymentSent];
+    let mut audit = vec![EscrowAudit::PayoutPending];
+    let mut events = vec![EscrowEventKind::PaymentPending];
     let status = if last {
         audit.push(EscrowAudit::Released);
         events.push(EscrowEventKind::Closed);
@@ -444,8 +448,8 @@ fn spend(state: &EscrowState, amount: Amount) -> Result<EscrowOutcome, ErrorCode
         status: state.status,
         balances,
         payment: Some(order),
-        audit: vec![EscrowAudit::UsageSpendSent],
-        events: vec![EscrowEventKind::PaymentSent],
+        audit: vec![EscrowAudit::UsageSpend],
+        events: vec![EscrowEventKind::PaymentPending],
     }))
 }
 
@@ -453,7 +457,7 @@ fn debit(balances: &EscrowBalances, order: PaymentOrder) -> Option<EscrowBalance
     balances.apply(BalanceDelta::of(
         order.kind,
         order.amount,
-        PaymentTransition::Sent,
+        PaymentTransition::Pending,
     ))
 }
 
@@ -994,13 +998,13 @@ mod tests {
             assert_eq!(t.balances, balances(1000, 0, 1000, 0));
             assert_eq!(
                 t.audit,
-                vec![EscrowAudit::Released, EscrowAudit::PayoutSent]
+                vec![EscrowAudit::Released, EscrowAudit::PayoutPending]
             );
             assert_eq!(
                 t.events,
                 vec![
                     EscrowEventKind::ClientApproved,
-                    EscrowEventKind::PaymentSent
+                    EscrowEventKind::PaymentPending
                 ]
             );
         }
@@ -1023,13 +1027,13 @@ mod tests {
         assert_eq!(t.balances, balances(1000, 0, 400, 600));
         assert_eq!(
             t.audit,
-            vec![EscrowAudit::Refunded, EscrowAudit::RefundSent]
+            vec![EscrowAudit::Refunded, EscrowAudit::RefundPending]
         );
         assert_eq!(
             t.events,
             vec![
                 EscrowEventKind::ClientRejected,
-                EscrowEventKind::PaymentSent
+                EscrowEventKind::PaymentPending
             ]
         );
     }
@@ -1048,7 +1052,7 @@ mod tests {
         assert_eq!(t.balances, balances(400, 0, 0, 400));
         assert_eq!(
             t.audit,
-            vec![EscrowAudit::Cancelled, EscrowAudit::RefundSent]
+            vec![EscrowAudit::Cancelled, EscrowAudit::RefundPending]
         );
     }
 
@@ -1073,7 +1077,7 @@ mod tests {
             let t = changed(&paid_out, action);
             assert_eq!(t.payment, None, "{action:?}");
             assert_eq!(t.balances, paid_out.balances);
-            assert!(!t.events.contains(&EscrowEventKind::PaymentSent));
+            assert!(!t.events.contains(&EscrowEventKind::PaymentPending));
         }
     }
 
@@ -1095,7 +1099,7 @@ mod tests {
             t.events,
             vec![
                 EscrowEventKind::DeadlineReleased,
-                EscrowEventKind::PaymentSent
+                EscrowEventKind::PaymentPending
             ]
         );
     }
@@ -1157,8 +1161,8 @@ mod tests {
         );
         assert_eq!(t.status, EscrowStatus::Funded);
         assert_eq!(t.balances, balances(1000, 350, 650, 0));
-        assert_eq!(t.audit, vec![EscrowAudit::PayoutSent]);
-        assert_eq!(t.events, vec![EscrowEventKind::PaymentSent]);
+        assert_eq!(t.audit, vec![EscrowAudit::PayoutPending]);
+        assert_eq!(t.events, vec![EscrowEventKind::PaymentPending]);
 
         let t = changed(
             &state,
@@ -1171,11 +1175,11 @@ mod tests {
         assert_eq!(t.balances, balances(1000, 0, 1000, 0));
         assert_eq!(
             t.audit,
-            vec![EscrowAudit::PayoutSent, EscrowAudit::Released]
+            vec![EscrowAudit::PayoutPending, EscrowAudit::Released]
         );
         assert_eq!(
             t.events,
-            vec![EscrowEventKind::PaymentSent, EscrowEventKind::Closed]
+            vec![EscrowEventKind::PaymentPending, EscrowEventKind::Closed]
         );
         assert_eq!(
             t.payment,
@@ -1222,6 +1226,7 @@ mod tests {
             (K::ProofSubmitted, "PROOF_SUBMITTED"),
             (K::ProofApproved, "PROOF_APPROVED"),
             (K::ProofRejected, "PROOF_REJECTED"),
+            (K::PaymentPending, "PAYMENT_PENDING"),
             (K::PaymentSent, "PAYMENT_SENT"),
             (K::PaymentSettled, "PAYMENT_SETTLED"),
             (K::PaymentFailed, "PAYMENT_FAILED"),
@@ -1243,9 +1248,9 @@ mod tests {
             (A::Released, "ESCROW_RELEASED"),
             (A::Refunded, "ESCROW_REFUNDED"),
             (A::Cancelled, "ESCROW_CANCELLED"),
-            (A::PayoutSent, "PAYOUT_SENT"),
-            (A::RefundSent, "REFUND_SENT"),
-            (A::UsageSpendSent, "USAGE_SPEND"),
+            (A::PayoutPending, "PAYOUT_PENDING"),
+            (A::RefundPending, "REFUND_PENDING"),
+            (A::UsageSpend, "USAGE_SPEND"),
         ];
         for (audit, text) in audits {
             assert_eq!(audit.as_str(), text);

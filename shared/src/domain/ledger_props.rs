@@ -12,8 +12,8 @@ use super::{
     },
     money::Amount,
     payment::{
-        apply_psp_event, retry_payment, BalanceDelta, PaymentKind, PaymentState, PaymentStatus,
-        PspEventType, PspOutcome, RetryOutcome,
+        apply_psp_answer, apply_psp_event, retry_payment, BalanceDelta, PaymentKind, PaymentState,
+        PaymentStatus, PspAnswer, PspEventType, PspOutcome, RetryOutcome,
     },
     time::Timestamp,
 };
@@ -35,6 +35,8 @@ enum Op {
     Spend(i64),
     Settle(usize),
     Fail(usize),
+    /// The dispatcher records the PSP's answer to the payment's attempt.
+    Answer(usize, bool),
     Retry(usize),
 }
 
@@ -50,6 +52,7 @@ fn any_op() -> impl Strategy<Value = Op> {
         1 => (1..=500_i64).prop_map(Op::Spend),
         2 => any::<usize>().prop_map(Op::Settle),
         2 => any::<usize>().prop_map(Op::Fail),
+        2 => (any::<usize>(), any::<bool>()).prop_map(|(i, ok)| Op::Answer(i, ok)),
         2 => any::<usize>().prop_map(Op::Retry),
     ]
 }
@@ -116,7 +119,7 @@ impl Life {
         self.payments.push(Payment {
             state: PaymentState {
                 kind,
-                status: PaymentStatus::Sent,
+                status: PaymentStatus::Pending,
                 amount,
                 attempts: 1,
             },
@@ -192,20 +195,36 @@ impl Life {
                 // payee's limits are `spend::authorize_spend`'s, tested there.
                 self.act(EscrowAction::Spend { amount: cents(c) });
             }
-            Op::Settle(i) | Op::Fail(i) if self.payments.is_empty() => {
+            Op::Settle(i) | Op::Fail(i) | Op::Answer(i, _) if self.payments.is_empty() => {
                 let _ = i;
             }
-            Op::Settle(i) | Op::Fail(i) => {
-                let event = if matches!(op, Op::Settle(_)) {
-                    PspEventType::Settled
-                } else {
-                    PspEventType::Failed
-                };
+            Op::Settle(i) | Op::Fail(i) | Op::Answer(i, _) => {
                 let i = i % self.payments.len();
                 let payment = self.payments[i].clone();
-                if let PspOutcome::Applied(transition) =
-                    apply_psp_event(payment.state.status, event)
-                {
+                let applied = match op {
+                    Op::Answer(_, accepted) => apply_psp_answer(
+                        payment.state.status,
+                        payment.state.attempts,
+                        payment.state.attempts,
+                        if accepted {
+                            PspAnswer::Accepted
+                        } else {
+                            PspAnswer::Refused
+                        },
+                    ),
+                    _ => {
+                        let event = if matches!(op, Op::Settle(_)) {
+                            PspEventType::Settled
+                        } else {
+                            PspEventType::Failed
+                        };
+                        match apply_psp_event(payment.state.status, event) {
+                            PspOutcome::Applied(transition) => Some(transition),
+                            _ => None,
+                        }
+                    }
+                };
+                if let Some(transition) = applied {
                     let delta =
                         BalanceDelta::of(payment.state.kind, payment.state.amount, transition);
                     self.escrow.balances = self
@@ -229,7 +248,7 @@ impl Life {
                     retry_payment(&payment.state, &self.escrow.balances)
                 {
                     self.escrow.balances = balances;
-                    self.payments[i].state.status = PaymentStatus::Sent;
+                    self.payments[i].state.status = PaymentStatus::Pending;
                     self.payments[i].state.attempts = attempts;
                     // As the store does: the milestone PAID again, the
                     // escrow's status untouched (see `check`: a retry never

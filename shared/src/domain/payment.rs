@@ -1,6 +1,10 @@
 //! Payments: every payout, refund and usage spend of an escrow. A payment is
-//! created SENT; the PSP's webhook settles it (terminal) or fails it (ERROR,
-//! the money back to the escrow); staff may retry a failed one.
+//! created PENDING, in the transaction that takes its money out of the
+//! escrow; the payout dispatcher asks the PSP to pay it (accepted: SENT;
+//! refused: ERROR, the money back); the PSP's word (its webhook, which may
+//! come before the dispatcher's answer is recorded) settles it (terminal) or
+//! fails it (ERROR). Staff may retry a failed one: PENDING again, a new
+//! attempt.
 //!
 //! The original let any webhook overwrite any status (SETTLED → ERROR and
 //! back) and never gave money back; here `apply_psp_event` is a total table
@@ -45,12 +49,23 @@ impl PaymentKind {
         Self::ALL.into_iter().find(|k| k.as_str() == text)
     }
 
-    /// The audit action written when a payment of this kind is sent.
+    /// The audit action written when a payment of this kind is created (or
+    /// retried): PENDING, its money out of the escrow. A usage spend's is the
+    /// spend itself (`USAGE_SPEND`, API.md).
+    pub fn pending_audit(self) -> &'static str {
+        match self {
+            PaymentKind::Payout => "PAYOUT_PENDING",
+            PaymentKind::Refund => "REFUND_PENDING",
+            PaymentKind::UsageSpend => "USAGE_SPEND",
+        }
+    }
+
+    /// The audit action written when the PSP accepts a payment of this kind.
     pub fn sent_audit(self) -> &'static str {
         match self {
             PaymentKind::Payout => "PAYOUT_SENT",
             PaymentKind::Refund => "REFUND_SENT",
-            PaymentKind::UsageSpend => "USAGE_SPEND",
+            PaymentKind::UsageSpend => "USAGE_SPEND_SENT",
         }
     }
 }
@@ -58,13 +73,16 @@ impl PaymentKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum PaymentStatus {
+    /// Its money is out of the escrow; the PSP has not accepted it yet.
+    Pending,
     Sent,
     Settled,
     Error,
 }
 
 impl PaymentStatus {
-    pub const ALL: [PaymentStatus; 3] = [
+    pub const ALL: [PaymentStatus; 4] = [
+        PaymentStatus::Pending,
         PaymentStatus::Sent,
         PaymentStatus::Settled,
         PaymentStatus::Error,
@@ -72,6 +90,7 @@ impl PaymentStatus {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            PaymentStatus::Pending => "PENDING",
             PaymentStatus::Sent => "SENT",
             PaymentStatus::Settled => "SETTLED",
             PaymentStatus::Error => "ERROR",
@@ -82,16 +101,20 @@ impl PaymentStatus {
         Self::ALL.into_iter().find(|s| s.as_str() == text)
     }
 
-    /// SENT and SETTLED payments hold their amount out of `available`.
+    /// PENDING, SENT and SETTLED payments hold their amount out of
+    /// `available`; only ERROR gave it back.
     pub fn holds_money(self) -> bool {
-        matches!(self, PaymentStatus::Sent | PaymentStatus::Settled)
+        !matches!(self, PaymentStatus::Error)
     }
 }
 
 /// A change of a payment's status, each with its effect on the escrow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PaymentTransition {
-    /// Created SENT, or an ERROR payment retried: the amount leaves `available`.
+    /// Created PENDING, or an ERROR payment retried: the amount leaves
+    /// `available`.
+    Pending,
+    /// The PSP accepted it (the dispatcher): no money moves.
     Sent,
     /// The PSP paid it: no money moves (it already left `available`).
     Settled,
@@ -103,6 +126,7 @@ impl PaymentTransition {
     /// The payment's status after this transition.
     pub fn status(self) -> PaymentStatus {
         match self {
+            PaymentTransition::Pending => PaymentStatus::Pending,
             PaymentTransition::Sent => PaymentStatus::Sent,
             PaymentTransition::Settled => PaymentStatus::Settled,
             PaymentTransition::Failed => PaymentStatus::Error,
@@ -112,6 +136,7 @@ impl PaymentTransition {
     /// The escrow's timeline entry.
     pub fn event_kind(self) -> EscrowEventKind {
         match self {
+            PaymentTransition::Pending => EscrowEventKind::PaymentPending,
             PaymentTransition::Sent => EscrowEventKind::PaymentSent,
             PaymentTransition::Settled => EscrowEventKind::PaymentSettled,
             PaymentTransition::Failed => EscrowEventKind::PaymentFailed,
@@ -121,6 +146,7 @@ impl PaymentTransition {
     /// The audit action on the payment.
     pub fn audit(self, kind: PaymentKind) -> &'static str {
         match self {
+            PaymentTransition::Pending => kind.pending_audit(),
             PaymentTransition::Sent => kind.sent_audit(),
             PaymentTransition::Settled => "PAYMENT_SETTLED",
             PaymentTransition::Failed => "PAYMENT_FAILED",
@@ -128,12 +154,12 @@ impl PaymentTransition {
     }
 
     /// A milestone's status after its payout goes through this transition:
-    /// PAID when sent, back to APPROVED ("paid out failed") when it fails,
-    /// unchanged (PAID) when it settles.
+    /// PAID when its money leaves, back to APPROVED ("paid out failed") when
+    /// it fails, unchanged (PAID) when the PSP accepts or settles it.
     pub fn milestone_status(self) -> Option<MilestoneStatus> {
         match self {
-            PaymentTransition::Sent => Some(MilestoneStatus::Paid),
-            PaymentTransition::Settled => None,
+            PaymentTransition::Pending => Some(MilestoneStatus::Paid),
+            PaymentTransition::Sent | PaymentTransition::Settled => None,
             PaymentTransition::Failed => Some(MilestoneStatus::Approved),
         }
     }
@@ -151,8 +177,8 @@ pub struct BalanceDelta {
 impl BalanceDelta {
     pub fn of(kind: PaymentKind, amount: Amount, transition: PaymentTransition) -> BalanceDelta {
         let sign = match transition {
-            PaymentTransition::Sent => 1,
-            PaymentTransition::Settled => return BalanceDelta::default(),
+            PaymentTransition::Pending => 1,
+            PaymentTransition::Sent | PaymentTransition::Settled => return BalanceDelta::default(),
             PaymentTransition::Failed => -1,
         };
         let out = sign * amount.minor_units();
@@ -277,13 +303,15 @@ impl PspOutcome {
     }
 }
 
-/// The consumer's whole rule, for every (status, event type) pair.
+/// The consumer's whole rule, for every (status, event type) pair. A PENDING
+/// payment takes the PSP's word as a SENT one does: the PSP may answer its
+/// webhook before the dispatcher has recorded its acceptance.
 pub fn apply_psp_event(status: PaymentStatus, event: PspEventType) -> PspOutcome {
     use PaymentStatus as P;
     use PspEventType as E;
     match (status, event) {
-        (P::Sent, E::Settled) => PspOutcome::Applied(PaymentTransition::Settled),
-        (P::Sent, E::Failed) => PspOutcome::Applied(PaymentTransition::Failed),
+        (P::Pending | P::Sent, E::Settled) => PspOutcome::Applied(PaymentTransition::Settled),
+        (P::Pending | P::Sent, E::Failed) => PspOutcome::Applied(PaymentTransition::Failed),
         (P::Settled, E::Settled) | (P::Error, E::Failed) => PspOutcome::Ignored,
         (P::Settled, E::Failed) | (P::Error, E::Settled) => PspOutcome::Conflict,
         (_, E::Other) => PspOutcome::Ignored,
@@ -298,6 +326,38 @@ pub fn resolve_psp_event(status: Option<PaymentStatus>, event: PspEventType) -> 
     }
 }
 
+/// What the PSP answered the payout dispatcher, as far as a payment goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PspAnswer {
+    Accepted,
+    /// Definitive (an account closed, a payee unknown): the payment fails.
+    Refused,
+}
+
+/// What the PSP's answer to attempt `answered` does to a payment read as
+/// `status` at attempt `attempts`: only the same attempt, still PENDING,
+/// moves (accepted: SENT; refused: ERROR, the money back). Anything else
+/// means the PSP's webhook or a retry got there first: nothing to write.
+pub fn apply_psp_answer(
+    status: PaymentStatus,
+    attempts: u32,
+    answered: u32,
+    answer: PspAnswer,
+) -> Option<PaymentTransition> {
+    if status != PaymentStatus::Pending || attempts != answered {
+        return None;
+    }
+    Some(match answer {
+        PspAnswer::Accepted => PaymentTransition::Sent,
+        PspAnswer::Refused => PaymentTransition::Failed,
+    })
+}
+
+/// The alert a dispatch outcome raises: a refusal is a failed payment.
+pub fn psp_answer_alert(transition: PaymentTransition) -> Option<AlertType> {
+    (transition == PaymentTransition::Failed).then_some(AlertType::PaymentFailed)
+}
+
 /// What `POST /payments/execute/{id}` needs to know of a payment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PaymentState {
@@ -309,9 +369,10 @@ pub struct PaymentState {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetryOutcome {
-    /// SENT or SETTLED: 200 with the payment as it is, no second debit.
+    /// PENDING, SENT or SETTLED: 200 with the payment as it is, no second
+    /// debit.
     Unchanged,
-    /// A new attempt: status SENT, a fresh `psp_ref` (the caller makes it),
+    /// A new attempt: status PENDING, a fresh `psp_ref` (the caller makes it),
     /// these attempts and balances, the milestone (if any) PAID again; all
     /// in one transaction conditional on the balances read.
     Resend {
@@ -328,9 +389,11 @@ pub fn retry_payment(
     balances: &EscrowBalances,
 ) -> Result<RetryOutcome, ErrorCode> {
     match payment.status {
-        PaymentStatus::Sent | PaymentStatus::Settled => Ok(RetryOutcome::Unchanged),
+        PaymentStatus::Pending | PaymentStatus::Sent | PaymentStatus::Settled => {
+            Ok(RetryOutcome::Unchanged)
+        }
         PaymentStatus::Error => {
-            let delta = BalanceDelta::of(payment.kind, payment.amount, PaymentTransition::Sent);
+            let delta = BalanceDelta::of(payment.kind, payment.amount, PaymentTransition::Pending);
             let balances = balances
                 .apply(delta)
                 .ok_or(ErrorCode::InsufficientEscrowBalance)?;
@@ -365,11 +428,18 @@ mod tests {
     }
 
     /// The whole consumer table of API.md, written once.
-    const PSP_MATRIX: [(PaymentStatus, PspEventType, PspOutcome); 9] = {
+    const PSP_MATRIX: [(PaymentStatus, PspEventType, PspOutcome); 12] = {
         use PaymentStatus as P;
         use PspEventType as E;
         use PspOutcome as O;
         [
+            (
+                P::Pending,
+                E::Settled,
+                O::Applied(PaymentTransition::Settled),
+            ),
+            (P::Pending, E::Failed, O::Applied(PaymentTransition::Failed)),
+            (P::Pending, E::Other, O::Ignored),
             (P::Sent, E::Settled, O::Applied(PaymentTransition::Settled)),
             (P::Sent, E::Failed, O::Applied(PaymentTransition::Failed)),
             (P::Sent, E::Other, O::Ignored),
@@ -405,10 +475,12 @@ mod tests {
             let outcome = apply_psp_event(status, event);
             assert_eq!(outcome, expected, "{status:?} + {event:?}");
             assert_eq!(resolve_psp_event(Some(status), event), expected);
-            // Only SENT payments ever change; terminal states never move.
+            // Only PENDING and SENT payments ever change; terminal states
+            // never move.
             assert_eq!(
                 matches!(outcome, PspOutcome::Applied(_)),
-                status == PaymentStatus::Sent && event != PspEventType::Other
+                matches!(status, PaymentStatus::Pending | PaymentStatus::Sent)
+                    && event != PspEventType::Other
             );
             if let PspOutcome::Applied(transition) = outcome {
                 assert_ne!(transition.status(), status);
@@ -483,13 +555,16 @@ mod tests {
         use PaymentTransition as T;
         // (kind, transition, available, paid, refunded) for 5.00.
         let table = [
-            (K::Payout, T::Sent, -500, 500, 0),
+            (K::Payout, T::Pending, -500, 500, 0),
+            (K::Payout, T::Sent, 0, 0, 0),
             (K::Payout, T::Settled, 0, 0, 0),
             (K::Payout, T::Failed, 500, -500, 0),
-            (K::UsageSpend, T::Sent, -500, 500, 0),
+            (K::UsageSpend, T::Pending, -500, 500, 0),
+            (K::UsageSpend, T::Sent, 0, 0, 0),
             (K::UsageSpend, T::Settled, 0, 0, 0),
             (K::UsageSpend, T::Failed, 500, -500, 0),
-            (K::Refund, T::Sent, -500, 0, 500),
+            (K::Refund, T::Pending, -500, 0, 500),
+            (K::Refund, T::Sent, 0, 0, 0),
             (K::Refund, T::Settled, 0, 0, 0),
             (K::Refund, T::Failed, 500, 0, -500),
         ];
@@ -512,9 +587,16 @@ mod tests {
     #[test]
     fn balances_refuse_to_go_negative() {
         let start = balances(1000, 300, 700, 0);
-        let sent = BalanceDelta::of(PaymentKind::Payout, amount(300), PaymentTransition::Sent);
-        assert_eq!(start.apply(sent), Some(balances(1000, 0, 1000, 0)));
-        let too_much = BalanceDelta::of(PaymentKind::Payout, amount(301), PaymentTransition::Sent);
+        let out = BalanceDelta::of(PaymentKind::Payout, amount(300), PaymentTransition::Pending);
+        assert_eq!(start.apply(out), Some(balances(1000, 0, 1000, 0)));
+        let accepted = BalanceDelta::of(PaymentKind::Payout, amount(300), PaymentTransition::Sent);
+        assert_eq!(
+            accepted,
+            BalanceDelta::default(),
+            "the PSP's acceptance moves no money"
+        );
+        let too_much =
+            BalanceDelta::of(PaymentKind::Payout, amount(301), PaymentTransition::Pending);
         assert_eq!(start.apply(too_much), None);
         // A failure of more than was paid is impossible, and refused.
         let failed = BalanceDelta::of(PaymentKind::Refund, amount(1), PaymentTransition::Failed);
@@ -524,23 +606,52 @@ mod tests {
     #[test]
     fn transitions_name_their_status_event_audit_and_milestone() {
         use PaymentTransition as T;
+        assert_eq!(T::Pending.status(), PaymentStatus::Pending);
         assert_eq!(T::Sent.status(), PaymentStatus::Sent);
         assert_eq!(T::Settled.status(), PaymentStatus::Settled);
         assert_eq!(T::Failed.status(), PaymentStatus::Error);
+        assert_eq!(T::Pending.event_kind().as_str(), "PAYMENT_PENDING");
         assert_eq!(T::Sent.event_kind().as_str(), "PAYMENT_SENT");
         assert_eq!(T::Settled.event_kind().as_str(), "PAYMENT_SETTLED");
         assert_eq!(T::Failed.event_kind().as_str(), "PAYMENT_FAILED");
         assert_eq!(T::Sent.audit(PaymentKind::Payout), "PAYOUT_SENT");
         assert_eq!(T::Sent.audit(PaymentKind::Refund), "REFUND_SENT");
-        assert_eq!(T::Sent.audit(PaymentKind::UsageSpend), "USAGE_SPEND");
+        assert_eq!(T::Sent.audit(PaymentKind::UsageSpend), "USAGE_SPEND_SENT");
+        assert_eq!(T::Pending.audit(PaymentKind::Payout), "PAYOUT_PENDING");
+        assert_eq!(T::Pending.audit(PaymentKind::Refund), "REFUND_PENDING");
+        assert_eq!(T::Pending.audit(PaymentKind::UsageSpend), "USAGE_SPEND");
         assert_eq!(T::Settled.audit(PaymentKind::Refund), "PAYMENT_SETTLED");
         assert_eq!(T::Failed.audit(PaymentKind::Payout), "PAYMENT_FAILED");
-        assert_eq!(T::Sent.milestone_status(), Some(MilestoneStatus::Paid));
+        assert_eq!(T::Pending.milestone_status(), Some(MilestoneStatus::Paid));
+        assert_eq!(T::Sent.milestone_status(), None);
         assert_eq!(T::Settled.milestone_status(), None);
         assert_eq!(
             T::Failed.milestone_status(),
             Some(MilestoneStatus::Approved)
         );
+    }
+
+    #[test]
+    fn only_the_answered_attempt_still_pending_takes_the_psp_answer() {
+        use PaymentStatus as P;
+        for status in P::ALL {
+            for (attempts, answered) in [(1, 1), (2, 1), (1, 2), (3, 3)] {
+                for answer in [PspAnswer::Accepted, PspAnswer::Refused] {
+                    let got = apply_psp_answer(status, attempts, answered, answer);
+                    let expected = match (status, attempts == answered, answer) {
+                        (P::Pending, true, PspAnswer::Accepted) => Some(PaymentTransition::Sent),
+                        (P::Pending, true, PspAnswer::Refused) => Some(PaymentTransition::Failed),
+                        _ => None,
+                    };
+                    assert_eq!(got, expected, "{status:?} {attempts}/{answered} {answer:?}");
+                }
+            }
+        }
+        assert_eq!(
+            psp_answer_alert(PaymentTransition::Failed),
+            Some(AlertType::PaymentFailed)
+        );
+        assert_eq!(psp_answer_alert(PaymentTransition::Sent), None);
     }
 
     fn payment(kind: PaymentKind, status: PaymentStatus, cents: i64) -> PaymentState {
@@ -553,9 +664,13 @@ mod tests {
     }
 
     #[test]
-    fn retry_of_sent_or_settled_changes_nothing() {
+    fn retry_of_pending_sent_or_settled_changes_nothing() {
         let held = balances(1000, 0, 1000, 0);
-        for status in [PaymentStatus::Sent, PaymentStatus::Settled] {
+        for status in [
+            PaymentStatus::Pending,
+            PaymentStatus::Sent,
+            PaymentStatus::Settled,
+        ] {
             for kind in PaymentKind::ALL {
                 assert_eq!(
                     retry_payment(&payment(kind, status, 400), &held),
@@ -636,6 +751,7 @@ mod tests {
             assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
         }
         assert_eq!(PaymentStatus::parse("sent"), None);
+        assert!(PaymentStatus::Pending.holds_money());
         assert!(PaymentStatus::Sent.holds_money());
         assert!(PaymentStatus::Settled.holds_money());
         assert!(!PaymentStatus::Error.holds_money());

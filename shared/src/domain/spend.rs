@@ -404,8 +404,8 @@ mod tests {
             assert_eq!(t.balances.available, money("17.50"));
             assert_eq!(t.balances.paid, money("82.50"));
             assert!(t.balances.is_consistent());
-            assert_eq!(t.audit, vec![EscrowAudit::UsageSpendSent]);
-            assert_eq!(t.events, vec![EscrowEventKind::PaymentSent]);
+            assert_eq!(t.audit, vec![EscrowAudit::UsageSpend]);
+            assert_eq!(t.events, vec![EscrowEventKind::PaymentPending]);
             assert!(!decision.new_day);
         }
     }

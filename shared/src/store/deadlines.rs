@@ -1,12 +1,13 @@
 //! The sparse deadline index (`active_by_expiry`, keys only) and the
-//! scheduled runs that read it: mandate expiry (`mandates.rs`) and the escrow
-//! deadline sweep (here).
+//! scheduled runs that read it: mandate expiry (`mandates.rs`), the escrow
+//! deadline sweep and the stuck-payout sweep (here).
 //!
 //! Invariants:
-//! - The index holds only what a run can act on: ACTIVE mandates, and
-//!   escrows whose `domain::escrow::deadline_duty` is some (RELEASABLE, or
-//!   FUNDED not yet alerted). Acting takes the entry out (expiry, release,
-//!   alert), so work never piles up behind entries no run will clear.
+//! - The index holds only what a run can act on: ACTIVE mandates, escrows
+//!   whose `domain::escrow::deadline_duty` is some (RELEASABLE, or FUNDED
+//!   not yet alerted), and PENDING payments. Acting takes the entry out
+//!   (expiry, release, alert; a payment leaving PENDING), so work never
+//!   piles up behind entries no run will clear.
 //! - One run does bounded work ([`SweepBudget`]): at most
 //!   [`SweepBudget::ENTRIES`] entries per sweep and no new work after
 //!   [`SweepBudget::TIME`], well inside the function's 60 s timeout. What is
@@ -25,8 +26,10 @@ use super::{
 };
 use crate::{
     domain::{
+        alert::AlertType,
         escrow::{deadline_duty, EscrowAction, EscrowStatus},
         ids::Id,
+        payment::PaymentStatus,
         time::Timestamp,
     },
     error::AppError,
@@ -272,6 +275,141 @@ impl Store {
                 tracing::warn!(escrow = %id, error = ?e, "stale deadline entry kept this run");
                 sweep.skipped += 1;
             }
+        }
+    }
+}
+
+/// What one stuck-payout sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StuckSweep {
+    /// Payments PENDING for too long: one `PAYOUT_STUCK` alert each.
+    pub alerted: u32,
+    /// Left for the next run (busy, or unreadable in the index).
+    pub skipped: u32,
+    /// The budget ended the run before the index did.
+    pub more: bool,
+}
+
+/// How long a payment may stay PENDING before it is called stuck, unless
+/// configured (`KOBATELA_PAYOUT_STUCK_MINUTES`): the dispatcher answers in
+/// seconds, and retries a PSP that does not answer for much longer.
+pub const STUCK_AFTER: Duration = Duration::from_secs(15 * 60);
+
+/// `KOBATELA_PAYOUT_STUCK_MINUTES` (at least 1), else [`STUCK_AFTER`].
+pub fn stuck_after_from_env() -> Result<Duration, AppError> {
+    match std::env::var("KOBATELA_PAYOUT_STUCK_MINUTES") {
+        Ok(text) if !text.trim().is_empty() => match text.trim().parse::<u64>() {
+            Ok(minutes) if minutes >= 1 => Ok(Duration::from_secs(minutes * 60)),
+            _ => Err(AppError::internal(format!(
+                "KOBATELA_PAYOUT_STUCK_MINUTES={text}: must be whole minutes, at least 1"
+            ))),
+        },
+        _ => Ok(STUCK_AFTER),
+    }
+}
+
+impl Store {
+    /// The stuck-payout sweep (the schedule, after the deadlines): every
+    /// payment PENDING since before `now − stuck_after` raises one
+    /// `PAYOUT_STUCK` alert `{payment_id, escrow_id, amount, psp_ref,
+    /// pending_since}` and leaves the index, in one transaction conditional
+    /// on still being PENDING at that attempt; so overlapping runs alert
+    /// once, and a retried payment (a new attempt) may alert again.
+    pub async fn sweep_stuck_payouts(
+        &self,
+        now: Timestamp,
+        stuck_after: Duration,
+        budget: &SweepBudget,
+    ) -> Result<StuckSweep, AppError> {
+        let since = now.plus_seconds(-i64::try_from(stuck_after.as_secs()).unwrap_or(i64::MAX));
+        let due = self
+            .due(keys::PENDING_PAYMENTS, keys::payment, since, budget.entries)
+            .await?;
+        let mut sweep = StuckSweep {
+            skipped: due.unreadable,
+            more: due.more,
+            ..StuckSweep::default()
+        };
+        for id in due.ids {
+            if budget.spent() {
+                sweep.more = true;
+                break;
+            }
+            match self
+                .retry_busy("alert a stuck payout", || self.stuck_payout(id, now))
+                .await
+            {
+                Ok(true) => sweep.alerted += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(payment = %id, error = %e, "stuck payout not handled this run");
+                    sweep.skipped += 1;
+                }
+            }
+        }
+        Ok(sweep)
+    }
+
+    /// One stuck payment: `true` when this run raised its alert.
+    async fn stuck_payout(&self, id: Id, now: Timestamp) -> Result<bool, AppError> {
+        let Some(read) = self.payment(id).await? else {
+            return Ok(false);
+        };
+        let payment = read.payment;
+        let key = keys::payment(id);
+        let leave = |pending: bool| {
+            let condition = if pending {
+                "#status = :status AND attempts = :attempts"
+            } else {
+                "#status = :status"
+            };
+            self.update(
+                aws_sdk_dynamodb::types::Update::builder()
+                    .set_key(Some(super::items::key_item(&key)))
+                    .update_expression("REMOVE expiry_pk, expiry_sk")
+                    .condition_expression(condition)
+                    .expression_attribute_names("#status", "status")
+                    .set_expression_attribute_values(Some(super::items::values([
+                        (":status", s(payment.status.as_str())),
+                        (":attempts", super::items::n(payment.attempts)),
+                    ]))),
+            )
+        };
+        if payment.status != PaymentStatus::Pending {
+            // Moved on without its entry going (written before entries
+            // left with the status): clean it.
+            return match self.transact(vec![leave(false)]).await {
+                Ok(()) => Ok(false),
+                Err(e) if e.is_busy() => Err(AppError::busy()),
+                // Its status changed again meanwhile: the next read sees it.
+                Err(e) if e.failed_condition(0) => Ok(false),
+                Err(e) => Err(e.unexpected()),
+            };
+        }
+        let alert = self.alert_put(&super::alerts::NewAlert {
+            id: self.next_id(super::alerts::ID_KIND).await?,
+            alert_type: AlertType::PayoutStuck,
+            cause: format!("payout-stuck:{id}:{}", payment.attempts),
+            message: format!(
+                "Payment {id} has been PENDING since {}: the PSP has not accepted or refused it.",
+                payment.updated_at
+            ),
+            actor_user_id: None,
+            payload: serde_json::json!({
+                "payment_id": payment.id,
+                "escrow_id": payment.escrow_id,
+                "amount": payment.amount,
+                "psp_ref": payment.psp_ref,
+                "pending_since": payment.updated_at,
+            }),
+            created_at: now,
+        })?;
+        match self.transact(vec![leave(true), alert]).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_busy() => Err(AppError::busy()),
+            // It moved on meanwhile, or this attempt was alerted already.
+            Err(e) if e.failed_condition(0) || e.failed_condition(1) => Ok(false),
+            Err(e) => Err(e.unexpected()),
         }
     }
 }

@@ -406,6 +406,9 @@ pub fn deadline_kind(duty: DeadlineDuty) -> &'static str {
         DeadlineDuty::Alert => OPEN_ESCROWS,
     }
 }
+/// PENDING payments by when they became PENDING, in `active_by_expiry`: the
+/// stuck-payout sweep's (`deadlines.rs`). Leaving PENDING removes the entry.
+pub const PENDING_PAYMENTS: &str = "PENDING_PAYMENT";
 pub const KIND_MANDATE: &str = "MANDATE";
 pub const KIND_API_KEY: &str = "APIKEY";
 pub const ACTIVE_MANDATES: &str = "ACTIVE_MANDATE";

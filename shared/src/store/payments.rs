@@ -2,13 +2,14 @@
 //! payment is never written alone: [`Store::payment_items`] builds, for ONE
 //! `TransactWriteItems`, the escrow's conditional balance update (status as
 //! decided, `amount_available >= amount`, or exactly the amount for a
-//! remainder), the payment (SENT, fresh `psp_ref`), the pointer from its
+//! remainder), the payment (PENDING, fresh `psp_ref`), the pointer from its
 //! `psp_ref` (for the PSP webhook), the milestone it pays if any, and the
 //! audit entries and timeline events. So `funded = available + paid +
 //! refunded` holds at every instant, and two racing transitions on one
 //! escrow cannot both pay: the second fails its condition and decides again.
 
 use super::{
+    alerts::{self, NewAlert},
     audit::{entity, Actor},
     escrows::{
         applied, not_found, refusal, transition_data, BalanceGuard, PaymentMove, Remarks, Trail,
@@ -31,8 +32,9 @@ use crate::{
         milestone::{plan_payout, MilestoneStatus, MustBe},
         money::Amount,
         payment::{
-            new_psp_ref, retry_payment, BalanceDelta, Payee, Payment, PaymentKind, PaymentState,
-            PaymentStatus, PaymentTransition, RetryOutcome,
+            apply_psp_answer, new_psp_ref, psp_answer_alert, retry_payment, BalanceDelta, Payee,
+            Payment, PaymentKind, PaymentState, PaymentStatus, PaymentTransition, PspAnswer,
+            RetryOutcome,
         },
         spend::check_total_limit,
         time::Timestamp,
@@ -69,11 +71,18 @@ pub(crate) struct PaymentRecord {
     gsi1sk: String,
     gsi3pk: String,
     gsi3sk: String,
+    /// Present only while PENDING: the stuck-payout sweep's entry in the
+    /// deadline index, sorted by when the payment became PENDING.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    expiry_pk: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    expiry_sk: Option<String>,
 }
 
 impl PaymentRecord {
     fn new(p: &Payment, escrow: &Escrow) -> PaymentRecord {
         let key = keys::payment(p.id);
+        let pending = p.status == PaymentStatus::Pending;
         let (payee_user_id, payee_ref) = match &p.payee {
             Payee::User { user_id } => (Some(*user_id), None),
             Payee::Ref { payee_ref } => (None, Some(payee_ref.clone())),
@@ -100,6 +109,8 @@ impl PaymentRecord {
             gsi1sk: keys::id_sort_key(p.id),
             gsi3pk: keys::sharded_partition(keys::KIND_PAYMENT, p.id),
             gsi3sk: keys::id_sort_key(p.id),
+            expiry_pk: pending.then(|| keys::sharded_partition(keys::PENDING_PAYMENTS, p.id)),
+            expiry_sk: pending.then(|| keys::expiry_sort_key(p.updated_at, p.id)),
         }
     }
 
@@ -190,7 +201,7 @@ impl Store {
             amount: order.amount,
             currency: escrow.currency,
             psp_ref: new_psp_ref(),
-            status: PaymentStatus::Sent,
+            status: PaymentStatus::Pending,
             attempts: 1,
             created_at: now,
             updated_at: now,
@@ -222,14 +233,14 @@ impl Store {
         let mut trail = Trail::new(escrow.id, actor, now);
         for audit in &transition.audit {
             let item = match audit {
-                EscrowAudit::PayoutSent | EscrowAudit::RefundSent | EscrowAudit::UsageSpendSent => {
-                    trail.audit(
-                        self,
-                        audit.as_str(),
-                        (entity::PAYMENT, payment.id),
-                        payment_data.clone(),
-                    )?
-                }
+                EscrowAudit::PayoutPending
+                | EscrowAudit::RefundPending
+                | EscrowAudit::UsageSpend => trail.audit(
+                    self,
+                    audit.as_str(),
+                    (entity::PAYMENT, payment.id),
+                    payment_data.clone(),
+                )?,
                 _ => trail.audit(
                     self,
                     audit.as_str(),
@@ -241,7 +252,7 @@ impl Store {
         }
         for kind in &transition.events {
             let data = match kind {
-                EscrowEventKind::PaymentSent => payment_data.clone(),
+                EscrowEventKind::PaymentPending => payment_data.clone(),
                 _ => escrow_data.clone(),
             };
             items.push(trail.event(self, *kind, data)?);
@@ -430,29 +441,34 @@ impl Store {
         }
     }
 
-    /// The items of a PSP-driven transition of `payment` (SETTLED or ERROR),
-    /// for the consumer's transaction; item 0 is the payment's update,
-    /// conditional on SENT under this very `psp_ref`. A failure also gives the
-    /// money back to the escrow (`available += amount`, conditional on it
-    /// having been paid out) and puts the milestone back to APPROVED.
+    /// The items of a PSP-driven transition of `payment` (SENT, SETTLED or
+    /// ERROR: the dispatcher's answer or a webhook event), for one
+    /// transaction; item 0 is the payment's update, conditional on the
+    /// status it was decided on, under this very `psp_ref` (so this attempt).
+    /// A failure also gives the money back to the escrow (`available +=
+    /// amount`, conditional on it having been paid out) and puts the
+    /// milestone back to APPROVED. `cause` joins the audit and event data.
     pub(crate) async fn psp_payment_items(
         &self,
         payment: &Payment,
         transition: PaymentTransition,
-        event_id: &str,
+        cause: serde_json::Value,
         now: Timestamp,
     ) -> Result<Vec<TransactWriteItem>, AppError> {
         let to = transition.status();
         let mut items = vec![self.update(
             Update::builder()
                 .set_key(Some(key_item(&keys::payment(payment.id))))
-                .update_expression("SET #status = :to, updated_at = :now")
-                .condition_expression("#status = :sent AND psp_ref = :ref")
+                // Out of PENDING: out of the stuck-payout sweep's index.
+                .update_expression(
+                    "SET #status = :to, updated_at = :now REMOVE expiry_pk, expiry_sk",
+                )
+                .condition_expression("#status = :was AND psp_ref = :ref")
                 .expression_attribute_names("#status", "status")
                 .set_expression_attribute_values(Some(values([
                     (":to", s(to.as_str())),
                     (":now", s(now.to_string())),
-                    (":sent", s(PaymentStatus::Sent.as_str())),
+                    (":was", s(payment.status.as_str())),
                     (":ref", s(&payment.psp_ref)),
                 ]))),
         )];
@@ -487,10 +503,11 @@ impl Store {
                 }
             }
         }
-        let data = payment_data(
-            payment,
-            serde_json::json!({"status": to, "event_id": event_id}),
-        );
+        let mut extra = serde_json::json!({ "status": to });
+        if let (Some(extra), serde_json::Value::Object(cause)) = (extra.as_object_mut(), cause) {
+            extra.extend(cause);
+        }
+        let data = payment_data(payment, extra);
         let mut trail = Trail::new(payment.escrow_id, &Actor::Psp, now);
         items.push(trail.audit(
             self,
@@ -539,13 +556,14 @@ impl Store {
     }
 
     /// `POST /payments/execute/{id}`: an ERROR payment is sent again (new
-    /// `psp_ref` and pointer, attempts + 1, SENT, the amount out of
-    /// `available` again, its milestone PAID), in one transaction
-    /// conditional on the payment still being that ERROR attempt and on the
-    /// money being there; a usage spend also takes its amount back into its
-    /// payee's total under the total limit (409 `TOTAL_LIMIT_REACHED` when
-    /// it no longer fits). SENT or SETTLED: answered unchanged. Racing
-    /// executes: one wins, the others read SENT and answer it unchanged.
+    /// `psp_ref` and pointer, attempts + 1, PENDING for the dispatcher, the
+    /// amount out of `available` again, its milestone PAID), in one
+    /// transaction conditional on the payment still being that ERROR attempt
+    /// and on the money being there; a usage spend also takes its amount
+    /// back into its payee's total under the total limit (409
+    /// `TOTAL_LIMIT_REACHED` when it no longer fits). PENDING, SENT or
+    /// SETTLED: answered unchanged. Racing executes: one wins, the others
+    /// read PENDING and answer it unchanged.
     pub async fn execute_payment(&self, id: Id, actor: &Actor) -> Result<Payment, AppError> {
         self.until_settled("execute a payment", AppError::busy, || {
             self.try_execute_payment(id, actor)
@@ -589,7 +607,7 @@ impl Store {
             Ok(RetryOutcome::Resend { attempts, .. }) => attempts,
             Err(code) => {
                 // A racing execute may have sent it (taking the money)
-                // between the two reads: then it is SENT, answered as is.
+                // between the two reads: then it is PENDING, answered as is.
                 if let Some(again) = self.payment(id).await? {
                     if again.payment.status != PaymentStatus::Error {
                         return Ok(Some(again.payment));
@@ -605,20 +623,26 @@ impl Store {
                 Update::builder()
                     .set_key(Some(key_item(&keys::payment(id))))
                     .update_expression(
-                        "SET #status = :sent, psp_ref = :ref, attempts = :attempts, updated_at = :now",
+                        "SET #status = :pending, psp_ref = :ref, attempts = :attempts, \
+                         updated_at = :now, expiry_pk = :stuck_pk, expiry_sk = :stuck_sk",
                     )
                     .condition_expression("#status = :error AND attempts = :was")
                     .expression_attribute_names("#status", "status")
                     .set_expression_attribute_values(Some(values([
-                        (":sent", s(PaymentStatus::Sent.as_str())),
+                        (":pending", s(PaymentStatus::Pending.as_str())),
                         (":error", s(PaymentStatus::Error.as_str())),
                         (":ref", s(&psp_ref)),
                         (":attempts", n(attempts)),
                         (":was", n(payment.attempts)),
                         (":now", s(now.to_string())),
+                        (
+                            ":stuck_pk",
+                            s(keys::sharded_partition(keys::PENDING_PAYMENTS, id)),
+                        ),
+                        (":stuck_sk", s(keys::expiry_sort_key(now, id))),
                     ]))),
             ),
-            self.balance_move(&payment, PaymentTransition::Sent, now),
+            self.balance_move(&payment, PaymentTransition::Pending, now),
         ];
         if let Some(payee) = &payee {
             items.push(self.payee_total_again(payee, payment.amount));
@@ -634,28 +658,115 @@ impl Store {
                 items.push(self.milestone_paid(escrow.id, m, now));
             }
         }
-        let sent = Payment {
+        let pending = Payment {
             psp_ref,
-            status: PaymentStatus::Sent,
+            status: PaymentStatus::Pending,
             attempts,
             updated_at: now,
             ..payment
         };
-        let data = payment_data(&sent, serde_json::json!({"attempts": sent.attempts}));
+        let data = payment_data(&pending, serde_json::json!({"attempts": pending.attempts}));
         let mut trail = Trail::new(escrow.id, actor, now);
-        let transition = PaymentTransition::Sent;
+        let transition = PaymentTransition::Pending;
         items.push(trail.audit(
             self,
-            transition.audit(sent.kind),
+            transition.audit(pending.kind),
             (entity::PAYMENT, id),
             data.clone(),
         )?);
         items.push(trail.event(self, transition.event_kind(), data)?);
         match self.transact(items).await {
-            Ok(()) => Ok(Some(sent)),
+            Ok(()) => Ok(Some(pending)),
             // Retried by someone else, the money moved, a spend took the
             // payee's room, or the milestone changed: decide again on a
             // fresh read.
+            Err(e) if e.is_busy() || matches!(e, super::transact::TransactError::Cancelled(_)) => {
+                Ok(None)
+            }
+            Err(e) => Err(e.unexpected()),
+        }
+    }
+}
+
+/// What recording the PSP's answer to a payout did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerRecorded {
+    /// The payment went through this transition (SENT, or ERROR with its
+    /// money back and one `PAYMENT_FAILED` alert).
+    Applied(PaymentTransition),
+    /// The payment was no longer PENDING at that attempt (the PSP's webhook
+    /// or a retry got there first, or this answer was recorded already):
+    /// nothing written.
+    Moot,
+}
+
+impl Store {
+    /// The payout dispatcher's write: the PSP's `answer` to attempt
+    /// `attempt` of payment `id`, per `domain::payment::apply_psp_answer`, in
+    /// ONE transaction. Accepted: SENT, audit `*_SENT`, event `PAYMENT_SENT`.
+    /// Refused: ERROR exactly as a webhook's `payment.failed` (the money
+    /// back, the milestone APPROVED, a spend's total given back) and one
+    /// `PAYMENT_FAILED` alert, whose cause (`dispatch:{id}:{attempt}`) is
+    /// raised once however often the answer is recorded. `detail` (the PSP's
+    /// payout id or reason) joins the audit entry. A lost race decides again
+    /// on a fresh read; contention that lasts answers `SERVICE_BUSY`, nothing
+    /// written (the stream record is delivered again).
+    pub async fn record_psp_answer(
+        &self,
+        id: Id,
+        attempt: u32,
+        answer: PspAnswer,
+        detail: serde_json::Value,
+    ) -> Result<AnswerRecorded, AppError> {
+        self.until_settled("record a PSP answer", AppError::busy, || {
+            self.try_record_psp_answer(id, attempt, answer, &detail)
+        })
+        .await
+    }
+
+    async fn try_record_psp_answer(
+        &self,
+        id: Id,
+        attempt: u32,
+        answer: PspAnswer,
+        detail: &serde_json::Value,
+    ) -> Result<Option<AnswerRecorded>, AppError> {
+        let payment = self
+            .payment(id)
+            .await?
+            .ok_or_else(|| AppError::internal(format!("dispatched payment {id} is not stored")))?
+            .payment;
+        let Some(transition) = apply_psp_answer(payment.status, payment.attempts, attempt, answer)
+        else {
+            return Ok(Some(AnswerRecorded::Moot));
+        };
+        let now = Timestamp::now();
+        let cause = serde_json::json!({ "dispatch": { "attempt": attempt, "psp": detail } });
+        let mut items = self
+            .psp_payment_items(&payment, transition, cause, now)
+            .await?;
+        let alert_index = items.len();
+        if let Some(alert_type) = psp_answer_alert(transition) {
+            items.push(self.alert_put(&NewAlert {
+                id: self.next_id(alerts::ID_KIND).await?,
+                alert_type,
+                cause: format!("dispatch:{id}:{attempt}"),
+                message: "The PSP refused a payment; its amount is back in the escrow.".into(),
+                actor_user_id: None,
+                payload: serde_json::json!({
+                    "payment_id": payment.id,
+                    "escrow_id": payment.escrow_id,
+                    "amount": payment.amount,
+                    "psp_ref": payment.psp_ref,
+                }),
+                created_at: now,
+            })?);
+        }
+        match self.transact(items).await {
+            Ok(()) => Ok(Some(AnswerRecorded::Applied(transition))),
+            // This cause's alert exists: this refusal was recorded already.
+            Err(e) if e.failed_condition(alert_index) => Ok(Some(AnswerRecorded::Moot)),
+            // The payment or its escrow changed under us: decide again.
             Err(e) if e.is_busy() || matches!(e, super::transact::TransactError::Cancelled(_)) => {
                 Ok(None)
             }
@@ -748,7 +859,7 @@ mod tests {
         for (kind, transition, bucket, available, moved, guard) in [
             (
                 K::Payout,
-                T::Sent,
+                T::Pending,
                 "paid_cents",
                 "-500",
                 "500",
@@ -772,7 +883,7 @@ mod tests {
             ),
             (
                 K::Refund,
-                T::Sent,
+                T::Pending,
                 "refunded_cents",
                 "-500",
                 "500",

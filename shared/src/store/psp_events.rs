@@ -263,7 +263,8 @@ impl Store {
         let mut items = Vec::new();
         let applied = matches!(outcome, PspOutcome::Applied(_));
         if let (PspOutcome::Applied(transition), Some(p)) = (outcome, &payment) {
-            items = self.psp_payment_items(p, transition, event_id, now).await?;
+            let cause = serde_json::json!({ "event_id": event_id });
+            items = self.psp_payment_items(p, transition, cause, now).await?;
         }
         let event_index = items.len();
         items.push(self.event_processed(&key, &outcome, payment.as_ref().map(|p| p.id), now));
