@@ -40,6 +40,7 @@ SMOKE=(
     "mandate-expiry events/mandate-expiry/17-mandate-expiry-scheduled.json 200"
     "psp-webhook events/psp-webhook/35-psp-webhook-payment-failed.json 200"
     "psp-events events/psp-events/36-psp-events-batch.json 200"
+    "domain-events events/domain-events/57-domain-events-escrow-funded.json 200"
 )
 
 usage() {
@@ -83,7 +84,10 @@ use_stack() {
     KOBATELA_PSP_QUEUE_URL="${KOBATELA_PSP_QUEUE_URL:-$AWS_ENDPOINT_URL/123456789012/kobatela-psp-events}"
     # The bucket local/bootstrap.py creates (the proofs function refuses to start without one).
     KOBATELA_PROOF_BUCKET="${KOBATELA_PROOF_BUCKET:-kobatela-proofs-local}"
-    export KOBATELA_API_KEY_PEPPER KOBATELA_PSP_WEBHOOK_SECRET KOBATELA_PSP_QUEUE_URL KOBATELA_PROOF_BUCKET
+    # The domain event bus local/bootstrap.py creates.
+    KOBATELA_EVENT_BUS="${KOBATELA_EVENT_BUS:-kobatela-local}"
+    export KOBATELA_API_KEY_PEPPER KOBATELA_PSP_WEBHOOK_SECRET KOBATELA_PSP_QUEUE_URL KOBATELA_PROOF_BUCKET \
+        KOBATELA_EVENT_BUS
     export RUST_LOG="${RUST_LOG:-warn}"
 }
 

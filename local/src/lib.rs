@@ -1,6 +1,7 @@
 //! The routes of every HTTP function in one router, as API Gateway routes
 //! them: what `kobatela-local` serves and in-process tests call.
 
+pub mod domain_events;
 pub mod psp;
 pub mod psp_sandbox;
 pub mod psp_signing;

@@ -7,6 +7,7 @@
 //! `KOBATELA_ADMIN_KEY`, `KOBATELA_TABLE`, `KOBATELA_API_KEY_PEPPER`,
 //! `AWS_ENDPOINT_URL` and the dummy AWS credentials.
 
+pub mod event_schema;
 pub mod faults;
 pub mod photos;
 

@@ -205,13 +205,16 @@ pub async fn handle<P: PutEvents>(publisher: &P, event: Event) -> DynamoDbEventR
     for chunk in pending.chunks(MAX_ENTRIES) {
         let entries: Vec<Entry> = chunk.iter().map(|(_, e)| e.clone()).collect();
         let first_rejected = match publisher.put(&entries).await {
-            Ok(results) => results.iter().position(Option::is_some).map(|i| {
-                tracing::warn!(
-                    reason = results[i].as_deref().unwrap_or_default(),
-                    "an event was not accepted: its record is reported"
-                );
-                i
-            }),
+            Ok(results) => {
+                let rejected = results.iter().position(Option::is_some);
+                if let Some(i) = rejected {
+                    tracing::warn!(
+                        reason = results[i].as_deref().unwrap_or_default(),
+                        "an event was not accepted: its record is reported"
+                    );
+                }
+                rejected
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "PutEvents failed: the records are reported");
                 Some(0)
