@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Create the local AWS resources in the emulator (idempotent).
 
-Mirrors ProofBucket, PspEventsDeadLetterQueue and PspEventsQueue in
+Mirrors ProofBucket, PspEventsDeadLetterQueue, PspEventsQueue and EventBus in
 template.yaml under their local names. The DynamoDB table is not created here:
 kobatela-local creates it at start from its own schema.
 
@@ -24,6 +24,7 @@ REGION = "us-east-1"
 BUCKET = "kobatela-proofs-local"
 DLQ = "kobatela-psp-events-dlq"
 QUEUE = "kobatela-psp-events"
+EVENT_BUS = "kobatela-local"  # domain events (kobatela-<env> in template.yaml)
 MAX_RECEIVE_COUNT = 5
 VISIBILITY_TIMEOUT = 60
 QUEUE_RETENTION_SECONDS = 345600  # 4 days, as PspEventsQueue
@@ -112,6 +113,14 @@ def ensure_queue(sqs, name: str, attributes: dict[str, str]) -> str:
         return url
 
 
+def ensure_event_bus(events) -> None:
+    try:
+        events.create_event_bus(Name=EVENT_BUS)
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") != "ResourceAlreadyExistsException":
+            raise
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--endpoint", required=True, help="emulator URL, e.g. http://127.0.0.1:5005")
@@ -122,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     sqs = client("sqs", args.endpoint)
 
     ensure_bucket(s3)
+    ensure_event_bus(client("events", args.endpoint))
 
     dlq_url = ensure_queue(
         sqs,
@@ -141,7 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         },
     )
 
-    print(f"bootstrap: s3://{BUCKET}, {queue_url} (dead letters: {dlq_url})", flush=True)
+    print(
+        f"bootstrap: s3://{BUCKET}, {queue_url} (dead letters: {dlq_url}), event bus {EVENT_BUS}",
+        flush=True,
+    )
     return 0
 
 

@@ -25,6 +25,7 @@ export KOBATELA_SWEEP_SECONDS=600
 # sandbox would share the emulator's CPU with what is measured.
 export KOBATELA_PAYOUT_DISPATCH=off
 export KOBATELA_PSP_SANDBOX_ADDR=off
+export KOBATELA_DOMAIN_EVENTS=off
 export RUST_LOG="${RUST_LOG:-info}"
 export_run_secrets
 export KOB_CALLGRIND_OUT="$KOB_STATE/callgrind.out"

@@ -34,6 +34,7 @@ export KOBATELA_SWEEP_SECONDS=1
 # own tests run it in-process (tests/tests/outbox.rs).
 export KOBATELA_PAYOUT_DISPATCH=off
 export KOBATELA_PSP_SANDBOX_ADDR=off
+export KOBATELA_DOMAIN_EVENTS=off
 export RUST_LOG="${RUST_LOG:-info}"
 export_run_secrets
 

@@ -40,7 +40,8 @@ SMOKE=(
     "mandate-expiry events/mandate-expiry/17-mandate-expiry-scheduled.json 200"
     "psp-webhook events/psp-webhook/35-psp-webhook-payment-failed.json 200"
     "psp-events events/psp-events/36-psp-events-batch.json 200"
-    "payout-dispatch events/payout-dispatch/57-payout-dispatch-pending-payment.json 200"
+    "domain-events events/domain-events/57-domain-events-escrow-funded.json 200"
+    "payout-dispatch events/payout-dispatch/58-payout-dispatch-pending-payment.json 200"
 )
 
 usage() {
@@ -88,8 +89,10 @@ use_stack() {
     # record of a payment the table does not hold asks it nothing anyway).
     KOBATELA_PSP_BASE_URL="${KOBATELA_PSP_BASE_URL:-http://${KOBATELA_PSP_SANDBOX_ADDR:-127.0.0.1:3100}}"
     KOBATELA_PSP_API_KEY="${KOBATELA_PSP_API_KEY:-kob_invoke_$(random_hex 16)}"
+    # The domain event bus local/bootstrap.py creates.
+    KOBATELA_EVENT_BUS="${KOBATELA_EVENT_BUS:-kobatela-local}"
     export KOBATELA_API_KEY_PEPPER KOBATELA_PSP_WEBHOOK_SECRET KOBATELA_PSP_QUEUE_URL KOBATELA_PROOF_BUCKET \
-        KOBATELA_PSP_BASE_URL KOBATELA_PSP_API_KEY
+        KOBATELA_PSP_BASE_URL KOBATELA_PSP_API_KEY KOBATELA_EVENT_BUS
     export RUST_LOG="${RUST_LOG:-warn}"
 }
 

@@ -2,6 +2,7 @@
 //! them: what `kobatela-local` serves and in-process tests call.
 
 pub mod dispatch;
+pub mod domain_events;
 pub mod psp;
 pub mod psp_sandbox;
 pub mod psp_signing;

@@ -11,6 +11,10 @@
 //!                                      write a JPEG with fresh EXIF (now, at L,G) to F
 //!   kobatela-local psp-sandbox         only the PSP sandbox, on KOBATELA_PSP_SANDBOX_ADDR
 //!
+//! Serving also publishes domain events from the table's stream to the
+//! emulator's bus (`kobatela_local::domain_events`; KOBATELA_DOMAIN_EVENTS=off
+//! to disable).
+//!
 //! Serving also starts the PSP sandbox (`kobatela_local::psp_sandbox`) on
 //! KOBATELA_PSP_SANDBOX_ADDR (default 127.0.0.1:3100, `off` to disable). If
 //! its port is taken (another kobatela-local), the API still starts: the
@@ -92,6 +96,14 @@ async fn serve() -> Result<(), String> {
         state.clone(),
         Duration::from_secs(sweep_every),
     ));
+    // The stand-in for the Lambda DynamoDB event source of domain-events.
+    let sdk = shared::app::sdk_config().await;
+    if let Some(deliver) =
+        kobatela_local::domain_events::start(&sdk, state.store.client(), state.store.table())
+            .await?
+    {
+        tokio::spawn(deliver);
+    }
     // The stand-in for the Lambda SQS event source of psp-events.
     tokio::spawn(kobatela_local::psp::consume_forever(
         queue,

@@ -7,6 +7,7 @@
 //! `KOBATELA_ADMIN_KEY`, `KOBATELA_TABLE`, `KOBATELA_API_KEY_PEPPER`,
 //! `AWS_ENDPOINT_URL` and the dummy AWS credentials.
 
+pub mod event_schema;
 pub mod faults;
 pub mod photos;
 
@@ -1300,5 +1301,22 @@ impl Api {
                 Some(body.to_string()),
             )
             .await
+    }
+}
+
+/// A PSP that accepts every payout, in-process: for tests of what the
+/// payout dispatcher writes, without the sandbox's HTTP.
+pub struct AcceptingPsp;
+
+impl shared::psp::Psp for AcceptingPsp {
+    fn submit_payout<'a>(
+        &'a self,
+        payout: &'a shared::psp::PayoutRequest,
+    ) -> shared::psp::PayoutFuture<'a> {
+        Box::pin(async move {
+            shared::psp::PayoutAnswer::Accepted {
+                psp_payout_id: format!("po_{}", payout.idempotency_key()),
+            }
+        })
     }
 }

@@ -44,6 +44,7 @@ const FUNCTIONS: &[&str] = &[
     "psp-webhook",
     "psp-events",
     "payout-dispatch",
+    "domain-events",
 ];
 
 /// The one function invoked by a schedule rather than over HTTP.
@@ -52,8 +53,11 @@ const SCHEDULED_FUNCTION: &str = "mandate-expiry";
 /// The one function invoked by an SQS queue (a batch of messages).
 const QUEUE_FUNCTION: &str = "psp-events";
 
-/// The one function invoked by the table's stream (a batch of records).
-const STREAM_FUNCTION: &str = "payout-dispatch";
+/// The payout dispatcher, fed by the table's stream (a batch of records).
+const PAYOUT_FUNCTION: &str = "payout-dispatch";
+
+/// The function that publishes the stream's business facts.
+const STREAM_FUNCTION: &str = "domain-events";
 
 /// What replaying one file must give.
 struct Expected {
@@ -70,7 +74,11 @@ enum Outcome {
     Scheduled,
     /// An SQS batch: `check` sees the batch response (`batchItemFailures`).
     Queue,
-    /// A stream batch: `check` sees the batch response, then the payment.
+    /// A payout stream batch: `check` sees the batch response, then the
+    /// payment.
+    Payouts,
+    /// A stream batch: `check` sees `{"response": the batch response,
+    /// "published": [the events put on the bus]}`.
     Stream,
 }
 
@@ -640,9 +648,33 @@ fn expectations() -> Vec<Expected> {
             check: |b| assert_eq!(b["error"]["code"], "METHOD_NOT_ALLOWED"),
         },
         Expected {
-            // Payment 1, retried by 38 (PENDING, attempt 2): the PSP accepts.
-            file: "57-payout-dispatch-pending-payment.json",
+            file: "57-domain-events-escrow-funded.json",
             outcome: Outcome::Stream,
+            check: |b| {
+                assert_eq!(b["response"], json!({"batchItemFailures": []}));
+                let published = b["published"].as_array().unwrap();
+                assert_eq!(published.len(), 1, "{published:?}");
+                let event = &published[0];
+                assert_eq!(event["type"], "escrow.funded");
+                assert_eq!(event["version"], 1);
+                assert_eq!(event["occurred_at"], "2026-06-01T09:00:00.000000Z");
+                assert_eq!(event["id"].as_str().map(str::len), Some(32));
+                assert_eq!(
+                    event["data"],
+                    json!({
+                        "escrow_id": "7", "client_id": "1", "provider_id": "2",
+                        "currency": "USD", "amount_total": "1500.00",
+                        "amount_funded": "1500.00", "amount_available": "1500.00",
+                        "amount_paid": "0.00", "amount_refunded": "0.00",
+                        "status": "FUNDED",
+                    })
+                );
+            },
+        },
+        Expected {
+            // Payment 1, retried by 38 (PENDING, attempt 2): the PSP accepts.
+            file: "58-payout-dispatch-pending-payment.json",
+            outcome: Outcome::Payouts,
             check: |b| {
                 assert_eq!(b["response"], json!({"batchItemFailures": []}));
                 assert_eq!(b["payment"]["status"], "SENT");
@@ -650,22 +682,6 @@ fn expectations() -> Vec<Expected> {
             },
         },
     ]
-}
-
-/// The PSP of the replay: it accepts every payout.
-struct AcceptingPsp;
-
-impl shared::psp::Psp for AcceptingPsp {
-    fn submit_payout<'a>(
-        &'a self,
-        payout: &'a shared::psp::PayoutRequest,
-    ) -> shared::psp::PayoutFuture<'a> {
-        Box::pin(async move {
-            shared::psp::PayoutAnswer::Accepted {
-                psp_payout_id: format!("po_{}", payout.idempotency_key()),
-            }
-        })
-    }
 }
 
 /// One file of `events/`.
@@ -862,7 +878,7 @@ fn events_cover_every_route_and_match_the_template() {
             covered.insert((file.function.clone(), "schedule".into()));
             continue;
         }
-        if file.function == STREAM_FUNCTION {
+        if file.function == STREAM_FUNCTION || file.function == PAYOUT_FUNCTION {
             assert!(
                 *scheduled,
                 "{where_}: the template gives {} no stream",
@@ -946,6 +962,28 @@ fn events_cover_every_route_and_match_the_template() {
                 "the trigger (schedule or queue) of {binary} has no file in events/{binary}/"
             );
         }
+    }
+}
+
+/// The bus `local/bootstrap.py` creates.
+const LOCAL_BUS: &str = "kobatela-local";
+
+/// The real publisher, remembering the entries it put successfully.
+struct Recording {
+    inner: domain_events::Publisher,
+    put: std::sync::Mutex<Vec<domain_events::Entry>>,
+}
+
+impl domain_events::PutEvents for Recording {
+    async fn put(&self, entries: &[domain_events::Entry]) -> Result<Vec<Option<String>>, String> {
+        let results = self.inner.put(entries).await?;
+        let mut put = self.put.lock().unwrap();
+        for (entry, result) in entries.iter().zip(&results) {
+            if result.is_none() {
+                put.push(entry.clone());
+            }
+        }
+        Ok(results)
     }
 }
 
@@ -1054,14 +1092,17 @@ async fn every_event_file_replays_through_its_handler() {
                 println!("{where_}: {result}");
                 result
             }
-            Outcome::Stream => {
-                assert_eq!(file.function, STREAM_FUNCTION, "{where_}: not the stream's");
+            Outcome::Payouts => {
+                assert_eq!(
+                    file.function, PAYOUT_FUNCTION,
+                    "{where_}: not the dispatcher's"
+                );
                 let event: aws_lambda_events::dynamodb::Event =
                     serde_json::from_value(file.json.clone())
                         .unwrap_or_else(|e| panic!("{where_}: not a stream event: {e}"));
                 let dispatcher = payout_dispatch::Dispatcher::new(
                     state.store.clone(),
-                    std::sync::Arc::new(AcceptingPsp),
+                    std::sync::Arc::new(kobatela_tests::AcceptingPsp),
                 );
                 let response = serde_json::to_value(dispatcher.handle(event).await).unwrap();
                 let payment = state
@@ -1082,6 +1123,33 @@ async fn every_event_file_replays_through_its_handler() {
                         .unwrap_or_else(|e| panic!("{where_}: not an SQS event: {e}"));
                 let response = psp_events::handle(&state.store, event).await;
                 let result = serde_json::to_value(response).unwrap();
+                println!("{where_}: {result}");
+                result
+            }
+            Outcome::Stream => {
+                assert_eq!(file.function, STREAM_FUNCTION, "{where_}: not the stream's");
+                let event: aws_lambda_events::dynamodb::Event =
+                    serde_json::from_value(file.json.clone())
+                        .unwrap_or_else(|e| panic!("{where_}: not a DynamoDB event: {e}"));
+                // The real publisher, to the emulator's bus; what it put is
+                // kept for the check.
+                let sdk = shared::app::sdk_config().await;
+                let publisher = Recording {
+                    inner: domain_events::Publisher::new(
+                        domain_events::Publisher::new_client(&sdk),
+                        LOCAL_BUS,
+                    ),
+                    put: Default::default(),
+                };
+                let response = domain_events::handle(&publisher, event).await;
+                let published: Vec<Value> = publisher
+                    .put
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .map(|e| serde_json::from_str(&e.detail).unwrap())
+                    .collect();
+                let result = json!({"response": response, "published": published});
                 println!("{where_}: {result}");
                 result
             }

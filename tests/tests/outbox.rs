@@ -717,3 +717,378 @@ fn scheduled_event() -> aws_lambda_events::eventbridge::EventBridgeEvent {
     }))
     .unwrap()
 }
+
+// ---- Domain events (issue 14, item 5): the stream → domain-events → bus.
+
+/// A fresh bus with a rule sending every `kobatela` event to a fresh queue:
+/// a subscriber, as another team would set one up.
+struct Subscriber {
+    bus: String,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl Subscriber {
+    async fn new(name: &str) -> Subscriber {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let events = aws_sdk_eventbridge::Client::new(&config);
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let bus = format!("{name}-bus");
+        events.create_event_bus().name(&bus).send().await.unwrap();
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(format!("{name}-subscriber"))
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        let queue_arn = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+            .clone();
+        events
+            .put_rule()
+            .name(format!("{name}-all"))
+            .event_bus_name(&bus)
+            .event_pattern(json!({"source": [domain_events::SOURCE]}).to_string())
+            .send()
+            .await
+            .unwrap();
+        events
+            .put_targets()
+            .rule(format!("{name}-all"))
+            .event_bus_name(&bus)
+            .targets(
+                aws_sdk_eventbridge::types::Target::builder()
+                    .id("queue")
+                    .arn(queue_arn)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        Subscriber {
+            bus,
+            sqs,
+            queue_url,
+        }
+    }
+
+    /// Every EventBridge event the queue holds, until `expected` are read or
+    /// a bounded wait ends (delivery is asynchronous on AWS).
+    async fn receive(&self, expected: usize) -> Vec<serde_json::Value> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut out = Vec::new();
+        while out.len() < expected && std::time::Instant::now() < deadline {
+            let page = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .unwrap();
+            for message in page.messages.unwrap_or_default() {
+                out.push(serde_json::from_str(message.body().unwrap()).unwrap());
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(message.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+        out
+    }
+}
+
+/// Runs `domain_events::handle` over the whole stream from its oldest
+/// record, as the Lambda event source would; answers the records handled.
+async fn publish_stream(api: &InProcess, bus: &str) -> usize {
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let publisher =
+        domain_events::Publisher::new(domain_events::Publisher::new_client(&config), bus);
+    let mut stream = source(api).await;
+    let handler = |event: Event| {
+        let publisher = publisher.clone();
+        async move {
+            let response = domain_events::handle(&publisher, event).await;
+            assert!(
+                response.batch_item_failures.is_empty(),
+                "every record is published: {:?}",
+                response.batch_item_failures
+            );
+            Ok::<_, String>(response)
+        }
+    };
+    let mut handled = 0;
+    loop {
+        let n = stream.deliver(&handler).await.unwrap();
+        if n == 0 {
+            return handled;
+        }
+        handled += n;
+    }
+}
+
+/// The events of one type.
+fn of_type<'a>(events: &'a [serde_json::Value], t: &str) -> Vec<&'a serde_json::Value> {
+    events.iter().filter(|e| e["type"] == t).collect()
+}
+
+#[tokio::test]
+async fn business_flows_publish_their_domain_events_once_per_change() {
+    use kobatela_tests::{unique, EscrowSetup, MandateSetup};
+    let api = InProcess::new("domain-events").await;
+    let table = Table::named(&api.table).await;
+    let subscriber = Subscriber::new(&api.table).await;
+
+    // An escrow funded, released to the provider, its payout settled.
+    let payout = api.payout("100.00").await;
+    let body = kobatela_tests::psp_body(&unique("evt"), "payment.settled", &payout.psp_ref);
+    let headers = kobatela_tests::psp_headers(&body);
+    api.psp_webhook(&kobatela_tests::header_refs(&headers), &body)
+        .await
+        .expect(200);
+    assert_eq!(api.consume_psp().await, (1, 0));
+    // Milestones: the first paid, its payout failed by the PSP.
+    let (milestones, failed) = api.failed_first_milestone("30.00", "10.00", "20.00").await;
+    // An escrow refunded to its client.
+    let refunded = EscrowSetup::new(&api, "40.00").await;
+    api.deposit(refunded.escrow, &unique("d"), "40.00")
+        .await
+        .expect(200);
+    api.call(
+        "POST",
+        &format!("/escrows/{}/client-reject", refunded.escrow),
+        &[],
+        None,
+    )
+    .await
+    .expect(200);
+    // The dispatcher, with a PSP that accepts: the refund (still PENDING)
+    // becomes SENT; the payout settled and the milestone's failed payout
+    // have moved on and are not asked again.
+    let refund = only_payment(&api, refunded.escrow).await;
+    let dispatcher = Dispatcher::new(
+        api.state.store.clone(),
+        Arc::new(kobatela_tests::AcceptingPsp),
+    );
+    let handler = move |event: Event| {
+        let dispatcher = dispatcher.clone();
+        async move { Ok::<_, String>(dispatcher.handle(event).await) }
+    };
+    source(&api).await.deliver_all(&handler, 50).await.unwrap();
+    // An escrow that misses its deadline (the sweep alerts it).
+    let late = EscrowSetup::new(&api, "5.00").await;
+    api.deposit(late.escrow, &unique("d"), "5.00")
+        .await
+        .expect(200);
+    table.backdate_escrow(late.escrow).await;
+    // A mandate spent to zero, another expired.
+    let spent = MandateSetup::new(&api, "25.50").await;
+    let purchase = api
+        .purchase(&unique("p"), spent.purchase("25.50"))
+        .await
+        .expect(201);
+    let expired = MandateSetup::new(&api, "9.99").await;
+    table.backdate_mandate(expired.mandate).await;
+    let swept = mandate_expiry::sweep(&api.state.store, shared::domain::time::Timestamp::now())
+        .await
+        .unwrap();
+    println!("sweep: {swept}");
+    // A restricted transfer.
+    let sender = kobatela_tests::create_user(&api, "sender").await;
+    let receiver = kobatela_tests::create_user(&api, "receiver").await;
+    api.post(
+        "/allowlist",
+        json!({"owner_id": sender, "recipient_id": receiver}),
+    )
+    .await
+    .expect(201);
+    api.post("/certified", json!({"user_id": sender, "level": "basic"}))
+        .await
+        .expect(201);
+    let transfer = api
+        .call(
+            "POST",
+            "/transactions",
+            &[("idempotency-key", &unique("t"))],
+            Some(json!({"sender_id": sender, "receiver_id": receiver, "amount": "0.07"})),
+        )
+        .await
+        .expect(201);
+
+    let handled = publish_stream(&api, &subscriber.bus).await;
+    assert!(handled > 20, "{handled} records");
+    let messages = subscriber.receive(usize::MAX).await;
+    for m in &messages {
+        assert_eq!(m["source"], "kobatela");
+        assert_eq!(m["detail-type"], m["detail"]["type"]);
+    }
+    let events: Vec<serde_json::Value> = messages.iter().map(|m| m["detail"].clone()).collect();
+    let schema = kobatela_tests::event_schema::load();
+    for event in &events {
+        let problems = kobatela_tests::event_schema::problems(&schema, event);
+        assert!(problems.is_empty(), "{event}: {problems:?}");
+    }
+    let s = |n: u64| n.to_string();
+
+    // Every event once: ids are distinct within one delivery.
+    let ids: std::collections::BTreeSet<&str> =
+        events.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), events.len(), "duplicate ids: {events:?}");
+
+    let funded = of_type(&events, "escrow.funded");
+    let escrows: Vec<&str> = funded
+        .iter()
+        .map(|e| e["data"]["escrow_id"].as_str().unwrap())
+        .collect();
+    for escrow in [
+        payout.escrow,
+        milestones.escrow,
+        refunded.escrow,
+        late.escrow,
+    ] {
+        assert!(
+            escrows.contains(&s(escrow).as_str()),
+            "{escrow} funded: {escrows:?}"
+        );
+    }
+    assert_eq!(funded.len(), 4, "{funded:?}");
+    let released = of_type(&events, "escrow.released");
+    assert_eq!(released.len(), 1);
+    assert_eq!(released[0]["data"]["escrow_id"], s(payout.escrow));
+    assert_eq!(released[0]["data"]["amount_paid"], "100.00");
+    assert_eq!(released[0]["data"]["amount_available"], "0.00");
+    let refunds = of_type(&events, "escrow.refunded");
+    assert_eq!(refunds.len(), 1);
+    assert_eq!(refunds[0]["data"]["escrow_id"], s(refunded.escrow));
+    assert_eq!(refunds[0]["data"]["amount_refunded"], "40.00");
+    let missed = of_type(&events, "escrow.deadline_missed");
+    assert_eq!(missed.len(), 1, "{swept}");
+    assert_eq!(missed[0]["data"], json!({"escrow_id": s(late.escrow)}));
+
+    let paid = of_type(&events, "milestone.paid");
+    assert_eq!(paid.len(), 1);
+    assert_eq!(paid[0]["data"]["escrow_id"], s(milestones.escrow));
+    assert_eq!(paid[0]["data"]["idx"], 1);
+    assert_eq!(paid[0]["data"]["amount"], "10.00");
+
+    // Payouts: the release's (settled), the milestone's (failed), the refund.
+    let payments = |t: &str| -> Vec<String> {
+        of_type(&events, t)
+            .iter()
+            .map(|e| e["data"]["payment_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let pending = payments("payment.pending");
+    assert_eq!(pending.len(), 3, "{pending:?}");
+    assert!(pending.contains(&s(payout.payment)));
+    assert!(pending.contains(&failed.id.to_string()));
+    assert_eq!(payments("payment.settled"), [s(payout.payment)]);
+    assert_eq!(payments("payment.failed"), [failed.id.to_string()]);
+    let settled = &of_type(&events, "payment.settled")[0]["data"];
+    assert_eq!(settled["amount"], "100.00");
+    assert_eq!(settled["kind"], "PAYOUT");
+    assert_eq!(settled["psp_ref"], payout.psp_ref.as_str());
+    assert_eq!(
+        payments("payment.sent"),
+        [refund["id"].as_u64().unwrap().to_string()]
+    );
+
+    let created = of_type(&events, "mandate.created");
+    assert_eq!(created.len(), 2);
+    let consumed = of_type(&events, "mandate.consumed");
+    assert_eq!(consumed.len(), 1);
+    assert_eq!(consumed[0]["data"]["mandate_id"], s(spent.mandate));
+    assert_eq!(consumed[0]["data"]["total_amount"], "0.00");
+    assert_eq!(consumed[0]["data"]["total_spent"], "25.50");
+    let expiries = of_type(&events, "mandate.expired");
+    assert_eq!(expiries.len(), 1, "{swept}");
+    assert_eq!(expiries[0]["data"]["mandate_id"], s(expired.mandate));
+    assert_eq!(expiries[0]["data"]["total_amount"], "9.99");
+    let purchases = of_type(&events, "purchase.completed");
+    assert_eq!(purchases.len(), 1);
+    assert_eq!(purchases[0]["data"]["purchase_id"], s(purchase.id()));
+    assert_eq!(purchases[0]["data"]["mandate_id"], s(spent.mandate));
+    assert_eq!(purchases[0]["data"]["merchant_id"], s(spent.merchant));
+    assert_eq!(purchases[0]["data"]["amount"], "25.50");
+    let transfers = of_type(&events, "transfer.created");
+    assert_eq!(transfers.len(), 1);
+    assert_eq!(
+        transfers[0]["data"],
+        json!({"transfer_id": s(transfer.id()), "sender_id": s(sender),
+               "receiver_id": s(receiver), "amount": "0.07", "currency": "USD"})
+    );
+
+    // The same records delivered again (a second reader from the oldest, as
+    // after a retried batch): the same events, the same ids.
+    assert_eq!(publish_stream(&api, &subscriber.bus).await, handled);
+    let again: Vec<serde_json::Value> = subscriber
+        .receive(events.len())
+        .await
+        .iter()
+        .map(|m| m["detail"].clone())
+        .collect();
+    let key = |e: &serde_json::Value| e.to_string();
+    let mut first: Vec<String> = events.iter().map(key).collect();
+    let mut second: Vec<String> = again.iter().map(key).collect();
+    first.sort();
+    second.sort();
+    assert_eq!(first, second, "a redelivery publishes the same events");
+}
+
+#[test]
+fn the_event_schema_names_every_fact_and_refuses_what_is_not_one() {
+    use shared::store::facts::FactType;
+    let schema = kobatela_tests::event_schema::load();
+    let listed: Vec<&str> = schema["properties"]["type"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(listed, FactType::ALL.map(FactType::as_str));
+    let good = json!({
+        "id": "0123456789abcdef0123456789abcdef", "type": "transfer.created", "version": 1,
+        "occurred_at": "2030-01-01T00:00:00.000000Z",
+        "data": {"transfer_id": "1", "sender_id": "2", "receiver_id": "3",
+                 "amount": "0.07", "currency": "USD"}
+    });
+    let problems = |e: &serde_json::Value| kobatela_tests::event_schema::problems(&schema, e);
+    assert_eq!(problems(&good), Vec::<String>::new());
+    for (path, bad) in [
+        ("/data/amount", json!(0.07)),
+        ("/data/amount", json!("0.7")),
+        ("/data/transfer_id", json!(1)),
+        ("/version", json!(2)),
+        ("/type", json!("transfer.deleted")),
+        ("/occurred_at", json!("yesterday")),
+        ("/id", json!("not-hex")),
+        ("/data/extra", json!("x")),
+    ] {
+        let mut event = good.clone();
+        let (parent, name) = path.rsplit_once('/').unwrap();
+        let target = if parent.is_empty() {
+            &mut event
+        } else {
+            event.pointer_mut(parent).unwrap()
+        };
+        target[name] = bad;
+        assert!(!problems(&event).is_empty(), "{path}: {event}");
+    }
+    let mut missing = good.clone();
+    missing["data"].as_object_mut().unwrap().remove("currency");
+    assert!(!problems(&missing).is_empty());
+}

@@ -1202,6 +1202,66 @@ async fn psp_receipts_and_applied_events_cost_few_round_trips() {
     }
 }
 
+/// The payout dispatcher's cost per payment the PSP accepts: the payment
+/// read before asking (is it still PENDING at this attempt?), read again to
+/// decide the write, and one transaction of 3 items (the payment SENT, its
+/// audit entry, its timeline event). Stream reads are the event source's,
+/// not the function's, and go through a client the meter does not see.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payout_dispatch_costs_three_round_trips() {
+    const N: u64 = 5;
+    let h = harness().await;
+    // Warm-up: the id counters and the first payment's reads.
+    let mut payouts = Vec::new();
+    for _ in 0..N {
+        payouts.push(h.api.payout("10.00").await.payment);
+    }
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let mut stream = kobatela_local::stream::StreamSource::open(
+        &config,
+        &Client::new(&config),
+        &h.api.table,
+        kobatela_local::stream::StartAt::Oldest,
+    )
+    .await
+    .unwrap();
+    let dispatcher = payout_dispatch::Dispatcher::new(
+        h.api.state.store.clone(),
+        Arc::new(kobatela_tests::AcceptingPsp),
+    );
+    let handler = move |event: aws_lambda_events::dynamodb::Event| {
+        let dispatcher = dispatcher.clone();
+        async move { Ok::<_, String>(dispatcher.handle(event).await) }
+    };
+    h.meter.reset();
+    stream.deliver_all(&handler, 50).await.unwrap();
+    let cost = h.cost().await;
+    println!(
+        "dispatch: {:?} for {N}; items per transaction {:?}; write units {:.1} per payout, index writes {:.1}",
+        cost.tally.executions,
+        cost.sizes.first().map(|t| t.len()),
+        per(cost.priced, N),
+        per(cost.index_units, N)
+    );
+    assert_eq!(
+        cost.tally.executions,
+        BTreeMap::from([(GET.to_string(), 2 * N), (TRANSACT.to_string(), N)]),
+        "a dispatch: two reads, one transaction"
+    );
+    assert_eq!(cost.total, 3 * N);
+    assert!(cost.sizes.iter().all(|t| t.len() == 3), "{:?}", cost.sizes);
+    assert_eq!(
+        cost.priced,
+        2 * 3 * N,
+        "every item under 1 KiB: {:?}",
+        cost.sizes
+    );
+    for payment in payouts {
+        let read = h.api.get(&format!("/payments/{payment}")).await.expect(200);
+        assert_eq!(read.body["status"], "SENT");
+    }
+}
+
 /// An auto-approved proof: DynamoDB round trips, the transaction's items
 /// and write units, and the S3 bytes the server reads (exactly the file;
 /// never more than declared + 1 when the object is longer).

@@ -856,6 +856,8 @@ impl Store {
         })?;
         let mut guard_item: Item = key_item(&guard);
         guard_item.insert("escrow_id".into(), n(escrow.id));
+        // When it was missed: the `escrow.deadline_missed` event's time.
+        guard_item.insert("created_at".into(), s(now.to_string()));
         let mut trail = Trail::new(escrow.id, actor, now);
         let items = vec![
             self.put_new(guard_item),

@@ -9,6 +9,7 @@ pub mod catalogue;
 pub mod client;
 pub mod deadlines;
 pub mod escrows;
+pub mod facts;
 pub mod idempotency;
 pub mod ids;
 pub mod items;
