@@ -1251,10 +1251,16 @@ async fn every_event_file_replays_through_its_handler() {
             "ESCROW_RELEASED"
         ]
     );
-    // Paid out (28), failed by the PSP (35, 36), sent again (38).
+    // Paid out (28), failed by the PSP (35, 36), sent again (38), accepted
+    // by the PSP through the dispatcher (58).
     assert_eq!(
         table.audit_actions("PAYMENT", 1).await,
-        vec!["PAYOUT_PENDING", "PAYMENT_FAILED", "PAYOUT_PENDING"]
+        vec![
+            "PAYOUT_PENDING",
+            "PAYMENT_FAILED",
+            "PAYOUT_PENDING",
+            "PAYOUT_SENT"
+        ]
     );
     assert_eq!(
         body("42-transactions-get.json"),

@@ -255,7 +255,14 @@ async fn proofs_a_fresh_photo_in_the_fence_is_approved_and_paid() {
         assert_eq!(read.body["status"], "APPROVED");
         let download = read.body["download_url"].as_str().unwrap();
         assert!(download.contains("X-Amz-Expires=300"), "{download}");
-        let got = reqwest::get(download).await.unwrap().bytes().await.unwrap();
+        let got = kobatela_tests::http_client()
+            .get(download)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
         assert_eq!(got.as_ref(), bytes.as_slice());
     }
     let stranger = user_key(
@@ -468,7 +475,9 @@ async fn proofs_review_paths() {
     let reply = site.submit(1, &upload_id, Value::Null).await;
     let id = reviewed(&site, reply, "MANUAL_REVIEW").await;
     let read = site.admin.get(&format!("/proofs/{id}")).await.expect(200);
-    let got = reqwest::get(read.body["download_url"].as_str().unwrap())
+    let got = kobatela_tests::http_client()
+        .get(read.body["download_url"].as_str().unwrap())
+        .send()
         .await
         .unwrap()
         .bytes()

@@ -357,23 +357,21 @@ impl Store {
         };
         let payment = read.payment;
         let key = keys::payment(id);
+        // Out of the index, under the status (and, PENDING, the attempt) read.
         let leave = |pending: bool| {
-            let condition = if pending {
-                "#status = :status AND attempts = :attempts"
+            let mut update = aws_sdk_dynamodb::types::Update::builder()
+                .set_key(Some(super::items::key_item(&key)))
+                .update_expression("REMOVE expiry_pk, expiry_sk")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":status", s(payment.status.as_str()));
+            update = if pending {
+                update
+                    .condition_expression("#status = :status AND attempts = :attempts")
+                    .expression_attribute_values(":attempts", super::items::n(payment.attempts))
             } else {
-                "#status = :status"
+                update.condition_expression("#status = :status")
             };
-            self.update(
-                aws_sdk_dynamodb::types::Update::builder()
-                    .set_key(Some(super::items::key_item(&key)))
-                    .update_expression("REMOVE expiry_pk, expiry_sk")
-                    .condition_expression(condition)
-                    .expression_attribute_names("#status", "status")
-                    .set_expression_attribute_values(Some(super::items::values([
-                        (":status", s(payment.status.as_str())),
-                        (":attempts", super::items::n(payment.attempts)),
-                    ]))),
-            )
+            self.update(update)
         };
         if payment.status != PaymentStatus::Pending {
             // Moved on without its entry going (written before entries
