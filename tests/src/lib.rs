@@ -1149,6 +1149,23 @@ impl InProcess {
 }
 
 impl InProcess {
+    /// Milestone `idx` of `escrow` paid through the proofs' payout hook (what
+    /// an approved proof does), with nothing else in its transaction.
+    pub async fn pay_milestone(&self, escrow: u64, idx: u32) -> shared::domain::payment::Payment {
+        let (_, paid) = self
+            .state
+            .store
+            .pay_milestone(
+                shared::domain::ids::Id::new(escrow).unwrap(),
+                idx,
+                |_, _| Ok(vec![]),
+                &shared::store::audit::Actor::System,
+            )
+            .await
+            .expect("the milestone is paid");
+        paid
+    }
+
     /// A funded escrow of `total` in two PHOTO milestones of `first` and
     /// `second`, whose first milestone the payout hook paid and the PSP then
     /// failed (consumed): milestone 1 back to APPROVED, its money available.
@@ -1168,17 +1185,7 @@ impl InProcess {
         self.deposit(e.escrow, &unique("d"), total)
             .await
             .expect(200);
-        let (_, paid) = self
-            .state
-            .store
-            .pay_milestone(
-                shared::domain::ids::Id::new(e.escrow).unwrap(),
-                1,
-                |_, _| Ok(vec![]),
-                &shared::store::audit::Actor::System,
-            )
-            .await
-            .unwrap();
+        let paid = self.pay_milestone(e.escrow, 1).await;
         let body = psp_body(&unique("evt-ms"), "payment.failed", &paid.psp_ref);
         let headers = psp_headers(&body);
         self.psp_webhook(&header_refs(&headers), &body)

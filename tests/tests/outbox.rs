@@ -78,42 +78,24 @@ async fn the_stream_delivers_each_committed_write_in_order_and_again_after_a_fai
     }
     // A cancelled transaction: its first write is undone and must not be
     // published (the emulator is patched for this; see moto_server.py).
+    let put = |pk: &str, condition: Option<&str>| {
+        use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+        let put = Put::builder()
+            .table_name(&api.table)
+            .item("pk", AttributeValue::S(pk.into()))
+            .item("sk", AttributeValue::S("T".into()))
+            .set_condition_expression(condition.map(str::to_string))
+            .build()
+            .unwrap();
+        TransactWriteItem::builder().put(put).build()
+    };
     let cancelled = api
         .state
         .store
         .client()
         .transact_write_items()
-        .transact_items(
-            aws_sdk_dynamodb::types::TransactWriteItem::builder()
-                .put(
-                    aws_sdk_dynamodb::types::Put::builder()
-                        .table_name(&api.table)
-                        .item(
-                            "pk",
-                            aws_sdk_dynamodb::types::AttributeValue::S("OUTBOX#3".into()),
-                        )
-                        .item("sk", aws_sdk_dynamodb::types::AttributeValue::S("T".into()))
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
-        .transact_items(
-            aws_sdk_dynamodb::types::TransactWriteItem::builder()
-                .put(
-                    aws_sdk_dynamodb::types::Put::builder()
-                        .table_name(&api.table)
-                        .item(
-                            "pk",
-                            aws_sdk_dynamodb::types::AttributeValue::S("OUTBOX#1".into()),
-                        )
-                        .item("sk", aws_sdk_dynamodb::types::AttributeValue::S("T".into()))
-                        .condition_expression("attribute_not_exists(pk)")
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
+        .transact_items(put("OUTBOX#3", None))
+        .transact_items(put("OUTBOX#1", Some("attribute_not_exists(pk)")))
         .send()
         .await;
     assert!(cancelled.is_err(), "the second put's condition fails");
@@ -447,16 +429,7 @@ async fn every_payment_is_written_pending_then_dispatched_once() {
     api.deposit(m.escrow, &unique("d"), "9.00")
         .await
         .expect(200);
-    api.state
-        .store
-        .pay_milestone(
-            shared::domain::ids::Id::new(m.escrow).unwrap(),
-            1,
-            |_, _| Ok(vec![]),
-            &shared::store::audit::Actor::System,
-        )
-        .await
-        .unwrap();
+    api.pay_milestone(m.escrow, 1).await;
     payments.push((m.escrow, only_payment(api, m.escrow).await));
     // A usage spend.
     let s = EscrowSetup::new(api, "20.00").await;
@@ -928,6 +901,38 @@ async fn business_flows_publish_their_domain_events_once_per_change() {
         )
         .await
         .expect(201);
+    // Proofs: one approved (its milestone paid, the escrow closed), one
+    // rejected; old clients' bodies, which always go to review.
+    let mut proofs = Vec::new();
+    for decision in ["approved", "rejected"] {
+        let e = EscrowSetup::with(
+            &api,
+            json!({"amount_total": "7.00", "milestones": [
+                {"label": "papers", "amount": "7.00", "proof_type": "DOC"}]}),
+        )
+        .await;
+        api.deposit(e.escrow, &unique("d"), "7.00")
+            .await
+            .expect(200);
+        let proof = api
+            .post(
+                "/proofs",
+                json!({"escrow_id": e.escrow, "milestone_idx": 1, "type": "DOC",
+                       "storage_url": "https://files.example.com/papers.pdf",
+                       "sha256": format!("{:0>64}", e.escrow)}),
+            )
+            .await
+            .expect(201)
+            .body;
+        let id = proof["id"].as_u64().unwrap();
+        api.post(
+            &format!("/proofs/{id}/decision"),
+            json!({ "decision": decision }),
+        )
+        .await
+        .expect(200);
+        proofs.push((e.escrow, id, decision));
+    }
 
     let handled = publish_stream(&api, &subscriber.bus).await;
     assert!(handled > 20, "{handled} records");
@@ -965,12 +970,22 @@ async fn business_flows_publish_their_domain_events_once_per_change() {
             "{escrow} funded: {escrows:?}"
         );
     }
-    assert_eq!(funded.len(), 4, "{funded:?}");
+    assert_eq!(funded.len(), 4 + proofs.len(), "{funded:?}");
     let released = of_type(&events, "escrow.released");
-    assert_eq!(released.len(), 1);
-    assert_eq!(released[0]["data"]["escrow_id"], s(payout.escrow));
-    assert_eq!(released[0]["data"]["amount_paid"], "100.00");
-    assert_eq!(released[0]["data"]["amount_available"], "0.00");
+    // The payout's escrow, and the one whose only milestone was approved.
+    assert_eq!(released.len(), 2, "{released:?}");
+    let of_escrow = |list: &[&serde_json::Value], escrow: u64| -> serde_json::Value {
+        let mine: Vec<&&serde_json::Value> = list
+            .iter()
+            .filter(|e| e["data"]["escrow_id"] == s(escrow))
+            .collect();
+        assert_eq!(mine.len(), 1, "escrow {escrow}: {list:?}");
+        mine[0]["data"].clone()
+    };
+    let release = of_escrow(&released, payout.escrow);
+    assert_eq!(release["amount_paid"], "100.00");
+    assert_eq!(release["amount_available"], "0.00");
+    assert_eq!(of_escrow(&released, proofs[0].0)["amount_paid"], "7.00");
     let refunds = of_type(&events, "escrow.refunded");
     assert_eq!(refunds.len(), 1);
     assert_eq!(refunds[0]["data"]["escrow_id"], s(refunded.escrow));
@@ -980,10 +995,11 @@ async fn business_flows_publish_their_domain_events_once_per_change() {
     assert_eq!(missed[0]["data"], json!({"escrow_id": s(late.escrow)}));
 
     let paid = of_type(&events, "milestone.paid");
-    assert_eq!(paid.len(), 1);
-    assert_eq!(paid[0]["data"]["escrow_id"], s(milestones.escrow));
-    assert_eq!(paid[0]["data"]["idx"], 1);
-    assert_eq!(paid[0]["data"]["amount"], "10.00");
+    assert_eq!(paid.len(), 2, "{paid:?}");
+    assert_eq!(of_escrow(&paid, proofs[0].0)["amount"], "7.00");
+    let first = of_escrow(&paid, milestones.escrow);
+    assert_eq!(first["idx"], 1);
+    assert_eq!(first["amount"], "10.00");
 
     // Payouts: the release's (settled), the milestone's (failed), the refund.
     let payments = |t: &str| -> Vec<String> {
@@ -992,8 +1008,25 @@ async fn business_flows_publish_their_domain_events_once_per_change() {
             .map(|e| e["data"]["payment_id"].as_str().unwrap().to_string())
             .collect()
     };
+    // Proofs: each submitted, then decided.
+    for (t, expected) in [
+        ("proof.submitted", vec![proofs[0].1, proofs[1].1]),
+        ("proof.approved", vec![proofs[0].1]),
+        ("proof.rejected", vec![proofs[1].1]),
+    ] {
+        let mut got: Vec<String> = of_type(&events, t)
+            .iter()
+            .map(|e| e["data"]["proof_id"].as_str().unwrap().to_string())
+            .collect();
+        got.sort();
+        let mut expected: Vec<String> = expected.into_iter().map(s).collect();
+        expected.sort();
+        assert_eq!(got, expected, "{t}");
+    }
+
     let pending = payments("payment.pending");
-    assert_eq!(pending.len(), 3, "{pending:?}");
+    // The release, the milestone, the refund and the approved proof's.
+    assert_eq!(pending.len(), 4, "{pending:?}");
     assert!(pending.contains(&s(payout.payment)));
     assert!(pending.contains(&failed.id.to_string()));
     assert_eq!(payments("payment.settled"), [s(payout.payment)]);

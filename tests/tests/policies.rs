@@ -737,18 +737,7 @@ async fn drive(api: &Routed<'_>, table: &Table) {
     .expect(200);
     // The proofs' payout hook (no function calls it yet).
     api.recorder.on("setup");
-    let (_, paid) = api
-        .api
-        .state
-        .store
-        .pay_milestone(
-            shared::domain::ids::Id::new(m.escrow).unwrap(),
-            1,
-            |_, _| Ok(vec![]),
-            &shared::store::audit::Actor::System,
-        )
-        .await
-        .unwrap();
+    let paid = api.api.pay_milestone(m.escrow, 1).await;
     let failed = unique("evt");
     webhook(api, &failed, "payment.failed", &paid.psp_ref)
         .await
