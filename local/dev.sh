@@ -12,6 +12,8 @@
 #   KOBATELA_PSP_WEBHOOK_SECRET  kept in .local-state/psp-webhook-secret (generated once), printed at start
 #   KOBATELA_PSP_WEBHOOK_SECRET_PREVIOUS  passed through when set (a second secret still accepted)
 #   KOBATELA_PSP_SANDBOX_ADDR 127.0.0.1:3100  the PSP sandbox kobatela-local starts (off: none)
+#   KOBATELA_PAYOUT_DISPATCH on                the payout dispatcher on the table's stream (off: none)
+#   KOBATELA_DOMAIN_EVENTS   on                domain events to the emulator's bus (off: none)
 #   RUST_LOG                 info
 #
 # Ctrl-C or SIGTERM stops kobatela-local, then the emulator if this script started it.

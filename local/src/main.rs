@@ -13,7 +13,9 @@
 //!
 //! Serving also publishes domain events from the table's stream to the
 //! emulator's bus (`kobatela_local::domain_events`; KOBATELA_DOMAIN_EVENTS=off
-//! to disable).
+//! to disable), and runs the payout dispatcher on the same stream against the
+//! sandbox below or KOBATELA_PSP_BASE_URL (`kobatela_local::dispatch`;
+//! KOBATELA_PAYOUT_DISPATCH=off to disable).
 //!
 //! Serving also starts the PSP sandbox (`kobatela_local::psp_sandbox`) on
 //! KOBATELA_PSP_SANDBOX_ADDR (default 127.0.0.1:3100, `off` to disable). If
