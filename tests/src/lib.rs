@@ -780,6 +780,23 @@ impl InProcess {
         self.call("GET", path, &[], None).await
     }
 
+    /// `POST /escrows/{id}/{action}` with no body.
+    pub async fn escrow_action(&self, escrow: u64, action: &str) -> Reply {
+        self.call("POST", &format!("/escrows/{escrow}/{action}"), &[], None)
+            .await
+    }
+
+    /// The alerts of `alert_type` (`GET /alerts?type=`), newest first, at
+    /// most 100.
+    pub async fn alerts(&self, alert_type: &str) -> Vec<Value> {
+        let page = self
+            .get(&format!("/alerts?type={alert_type}&limit=100"))
+            .await
+            .expect(200)
+            .body;
+        page["items"].as_array().expect("a page of alerts").clone()
+    }
+
     /// `POST /spend/purchases` with an `Idempotency-Key`.
     pub async fn purchase(&self, key: &str, body: Value) -> Reply {
         self.call(
@@ -803,6 +820,15 @@ impl InProcess {
             .expect("the mandate is stored");
         (found.balance.to_string(), found.spent.to_string())
     }
+}
+
+/// A moment long past: what tests backdate deadlines and entries to, as the
+/// API refuses past dates and tests must not wait for real time.
+pub const PAST: &str = "2020-01-01T00:00:00.000000Z";
+
+/// The deadline index sort key of `id` at [`PAST`] (`keys::expiry_sort_key`).
+fn past_entry(id: u64) -> String {
+    format!("{PAST}#{id:020}")
 }
 
 impl Table {
@@ -913,7 +939,6 @@ impl Table {
     /// Moves an open escrow's deadline into the past (the API refuses past
     /// deadlines, and tests must not wait for real time).
     pub async fn backdate_escrow(&self, escrow: u64) {
-        let past = "2020-01-01T00:00:00.000000Z";
         let update = |expression: &str, condition: &str, value: String| {
             self.client
                 .update_item()
@@ -925,14 +950,14 @@ impl Table {
                 .expression_attribute_values(":v", AttributeValue::S(value))
                 .send()
         };
-        update("SET deadline_at = :v", "attribute_exists(pk)", past.into())
+        update("SET deadline_at = :v", "attribute_exists(pk)", PAST.into())
             .await
             .expect("an escrow to backdate");
         // Its deadline index entry, if it has one (a DRAFT has none).
         let entry = update(
             "SET expiry_sk = :v",
             "attribute_exists(expiry_pk)",
-            format!("{past}#{escrow:020}"),
+            past_entry(escrow),
         )
         .await;
         if let Err(e) = entry {
@@ -948,7 +973,6 @@ impl Table {
     pub async fn put_legacy_deadline_entries(&self, first: u64, count: u64, status: &str) {
         use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
         use shared::{domain::ids::Id, store::keys};
-        let past = "2020-01-01T00:00:00.000000Z";
         let ids: Vec<u64> = (first..first + count).collect();
         for chunk in ids.chunks(25) {
             let mut writes = Vec::new();
@@ -964,10 +988,7 @@ impl Table {
                             Id::new(id).unwrap(),
                         )),
                     ),
-                    (
-                        "expiry_sk".to_string(),
-                        AttributeValue::S(format!("{past}#{id:020}")),
-                    ),
+                    ("expiry_sk".to_string(), AttributeValue::S(past_entry(id))),
                 ]);
                 let put = PutRequest::builder().set_item(Some(item)).build().unwrap();
                 writes.push(WriteRequest::builder().put_request(put).build());
@@ -990,7 +1011,6 @@ impl Table {
     /// due, as the index kept every open escrow before.
     pub async fn put_legacy_deadline_entry(&self, escrow: u64) {
         use shared::{domain::ids::Id, store::keys};
-        let past = "2020-01-01T00:00:00.000000Z";
         self.client
             .update_item()
             .table_name(&self.name)
@@ -1005,7 +1025,7 @@ impl Table {
                     Id::new(escrow).unwrap(),
                 )),
             )
-            .expression_attribute_values(":sk", AttributeValue::S(format!("{past}#{escrow:020}")))
+            .expression_attribute_values(":sk", AttributeValue::S(past_entry(escrow)))
             .send()
             .await
             .expect("an escrow to index");
@@ -1014,7 +1034,6 @@ impl Table {
     /// Moves a PENDING payment's entry in the stuck-payout index into the
     /// past, as if it had waited long: tests must not wait 15 minutes.
     pub async fn backdate_pending_payment(&self, payment: u64) {
-        let past = "2020-01-01T00:00:00.000000Z";
         self.client
             .update_item()
             .table_name(&self.name)
@@ -1022,7 +1041,7 @@ impl Table {
             .key("sk", AttributeValue::S("PAYMENT".into()))
             .update_expression("SET expiry_sk = :sk")
             .condition_expression("attribute_exists(expiry_pk)")
-            .expression_attribute_values(":sk", AttributeValue::S(format!("{past}#{payment:020}")))
+            .expression_attribute_values(":sk", AttributeValue::S(past_entry(payment)))
             .send()
             .await
             .expect("a PENDING payment to backdate");
@@ -1090,7 +1109,6 @@ impl Table {
     /// Moves a mandate's expiry into the past, as if its date had come:
     /// the API refuses past dates, and tests must not wait for real time.
     pub async fn backdate_mandate(&self, mandate: u64) {
-        let past = "2020-01-01T00:00:00.000000Z";
         self.client
             .update_item()
             .table_name(&self.name)
@@ -1098,8 +1116,8 @@ impl Table {
             .key("sk", AttributeValue::S("MANDATE".into()))
             .update_expression("SET expires_at = :past, expiry_sk = :sk")
             .condition_expression("attribute_exists(expiry_pk)")
-            .expression_attribute_values(":past", AttributeValue::S(past.into()))
-            .expression_attribute_values(":sk", AttributeValue::S(format!("{past}#{mandate:020}")))
+            .expression_attribute_values(":past", AttributeValue::S(PAST.into()))
+            .expression_attribute_values(":sk", AttributeValue::S(past_entry(mandate)))
             .send()
             .await
             .expect("an ACTIVE mandate to backdate");

@@ -308,6 +308,23 @@ async fn in_process(prefix: &str, recorder: &Recorder) -> InProcess {
     .await
 }
 
+/// A recorded in-process API on a fresh table (`prefix`), driven through
+/// every route and write path (`drive`).
+async fn driven(prefix: &str) -> (Recorder, Table) {
+    let recorder = Recorder::default();
+    let api = in_process(prefix, &recorder).await;
+    let table = Table::named(&api.table).await;
+    drive(
+        &Routed {
+            api: &api,
+            recorder: &recorder,
+        },
+        &table,
+    )
+    .await;
+    (recorder, table)
+}
+
 /// The function API Gateway routes `path` to: its first segment, except
 /// `/audit` (the alerts function) and `/psp/…` (the webhook, or the
 /// payments function for `/psp/events/…`).
@@ -1109,17 +1126,7 @@ fn creates_only_accepts_a_required_attribute_not_exists_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_entries_are_only_ever_created() {
-    let recorder = Recorder::default();
-    let api = in_process("auditputs", &recorder).await;
-    let table = Table::named(&api.table).await;
-    drive(
-        &Routed {
-            api: &api,
-            recorder: &recorder,
-        },
-        &table,
-    )
-    .await;
+    let (recorder, table) = driven("auditputs").await;
 
     let writes = recorder.audit_writes();
     println!("{} audit writes", writes.len());
@@ -1220,17 +1227,7 @@ fn no_function_may_update_or_delete_an_audit_entry() {
 /// items its code touches, and those are PSP event items only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_webhook_is_confined_to_psp_event_items() {
-    let recorder = Recorder::default();
-    let api = in_process("webhookkeys", &recorder).await;
-    let table = Table::named(&api.table).await;
-    drive(
-        &Routed {
-            api: &api,
-            recorder: &recorder,
-        },
-        &table,
-    )
-    .await;
+    let (recorder, _) = driven("webhookkeys").await;
 
     // What its calls touched, as prefixes up to the first `#`.
     let touched = recorder.leading_keys("psp-webhook");
@@ -1276,17 +1273,7 @@ async fn the_webhook_is_confined_to_psp_event_items() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_function_is_granted_exactly_what_it_calls() {
-    let recorder = Recorder::default();
-    let api = in_process("policies", &recorder).await;
-    let table = Table::named(&api.table).await;
-    drive(
-        &Routed {
-            api: &api,
-            recorder: &recorder,
-        },
-        &table,
-    )
-    .await;
+    let (recorder, _) = driven("policies").await;
 
     let mut recorded = recorder.recorded();
     recorded.remove("setup");

@@ -393,13 +393,10 @@ impl Store {
                 payment.updated_at
             ),
             actor_user_id: None,
-            payload: serde_json::json!({
-                "payment_id": payment.id,
-                "escrow_id": payment.escrow_id,
-                "amount": payment.amount,
-                "psp_ref": payment.psp_ref,
-                "pending_since": payment.updated_at,
-            }),
+            payload: super::payments::alert_payload(
+                &payment,
+                serde_json::json!({ "pending_since": payment.updated_at }),
+            ),
             created_at: now,
         })?;
         match self.transact(vec![leave(true), alert]).await {

@@ -503,11 +503,10 @@ impl Store {
                 }
             }
         }
-        let mut extra = serde_json::json!({ "status": to });
-        if let (Some(extra), serde_json::Value::Object(cause)) = (extra.as_object_mut(), cause) {
-            extra.extend(cause);
-        }
-        let data = payment_data(payment, extra);
+        let data = payment_data(
+            payment,
+            with_extra(serde_json::json!({ "status": to }), cause),
+        );
         let mut trail = Trail::new(payment.escrow_id, &Actor::Psp, now);
         items.push(trail.audit(
             self,
@@ -753,12 +752,7 @@ impl Store {
                 cause: format!("dispatch:{id}:{attempt}"),
                 message: "The PSP refused a payment; its amount is back in the escrow.".into(),
                 actor_user_id: None,
-                payload: serde_json::json!({
-                    "payment_id": payment.id,
-                    "escrow_id": payment.escrow_id,
-                    "amount": payment.amount,
-                    "psp_ref": payment.psp_ref,
-                }),
+                payload: alert_payload(&payment, serde_json::json!({})),
                 created_at: now,
             })?);
         }
@@ -800,23 +794,44 @@ fn retry_refusal(code: ErrorCode) -> AppError {
     AppError::new(code, message)
 }
 
+/// What an alert about one payment says (`PAYMENT_FAILED`, `PAYOUT_STUCK`):
+/// `{payment_id, escrow_id, amount, psp_ref}`, and `extra` (an object) on top.
+pub(crate) fn alert_payload(payment: &Payment, extra: serde_json::Value) -> serde_json::Value {
+    with_extra(
+        serde_json::json!({
+            "payment_id": payment.id,
+            "escrow_id": payment.escrow_id,
+            "amount": payment.amount,
+            "psp_ref": payment.psp_ref,
+        }),
+        extra,
+    )
+}
+
 /// What the audit entry and the timeline event of a payment say: the payment,
 /// and `extra` (an object) on top.
 fn payment_data(payment: &Payment, extra: serde_json::Value) -> serde_json::Value {
-    let mut data = serde_json::json!({
-        "payment_id": payment.id,
-        "escrow_id": payment.escrow_id,
-        "milestone_id": payment.milestone_id,
-        "kind": payment.kind,
-        "payee": payment.payee,
-        "amount": payment.amount,
-        "currency": payment.currency,
-        "psp_ref": payment.psp_ref,
-    });
-    if let (Some(data), serde_json::Value::Object(extra)) = (data.as_object_mut(), extra) {
-        data.extend(extra);
+    with_extra(
+        serde_json::json!({
+            "payment_id": payment.id,
+            "escrow_id": payment.escrow_id,
+            "milestone_id": payment.milestone_id,
+            "kind": payment.kind,
+            "payee": payment.payee,
+            "amount": payment.amount,
+            "currency": payment.currency,
+            "psp_ref": payment.psp_ref,
+        }),
+        extra,
+    )
+}
+
+/// `base` (an object) with the fields of `extra` (an object) on top.
+fn with_extra(mut base: serde_json::Value, extra: serde_json::Value) -> serde_json::Value {
+    if let (Some(base), serde_json::Value::Object(extra)) = (base.as_object_mut(), extra) {
+        base.extend(extra);
     }
-    data
+    base
 }
 
 #[cfg(test)]
