@@ -40,12 +40,8 @@ async fn timeline(api: &InProcess, id: u64) -> Vec<String> {
 
 /// The `ESCROW_DEADLINE_MISSED` alerts about `escrow`.
 async fn missed_alerts(api: &InProcess, escrow: u64) -> usize {
-    api.get("/alerts?type=ESCROW_DEADLINE_MISSED&limit=100")
-        .await
-        .expect(200)
-        .body["items"]
-        .as_array()
-        .unwrap()
+    let alerts = api.alerts("ESCROW_DEADLINE_MISSED").await;
+    alerts
         .iter()
         .filter(|a| a["payload"]["escrow_id"] == escrow)
         .count()
@@ -56,14 +52,9 @@ async fn funded(api: &InProcess, total: &str, deliver: bool) -> EscrowSetup {
     let e = EscrowSetup::new(api, total).await;
     api.deposit(e.escrow, &unique("k"), total).await.expect(200);
     if deliver {
-        api.call(
-            "POST",
-            &format!("/escrows/{}/mark-delivered", e.escrow),
-            &[],
-            None,
-        )
-        .await
-        .expect(200);
+        api.escrow_action(e.escrow, "mark-delivered")
+            .await
+            .expect(200);
     }
     e
 }
@@ -148,14 +139,9 @@ async fn overlapping_sweeps_release_or_alert_each_overdue_escrow_once() {
         ["CREATED", "DEPOSIT", "DEADLINE_MISSED"]
     );
     // The client may still take the money back.
-    api.call(
-        "POST",
-        &format!("/escrows/{}/client-reject", idle.escrow),
-        &[],
-        None,
-    )
-    .await
-    .expect(200);
+    api.escrow_action(idle.escrow, "client-reject")
+        .await
+        .expect(200);
     assert_eq!(escrow(&api, idle.escrow).await["status"], "REFUNDED");
 }
 
@@ -220,14 +206,9 @@ async fn the_deadline_index_holds_an_escrow_only_while_a_sweep_can_act_on_it() {
     assert_eq!(run_sweep(&api).await["escrows_cleaned"], 0);
 
     // Delivered late: back in the index, in the partition read first.
-    api.call(
-        "POST",
-        &format!("/escrows/{}/mark-delivered", e.escrow),
-        &[],
-        None,
-    )
-    .await
-    .expect(200);
+    api.escrow_action(e.escrow, "mark-delivered")
+        .await
+        .expect(200);
     assert_eq!(
         table.deadline_entry(e.escrow).await,
         shard_of(keys::RELEASABLE_ESCROWS, e.escrow),
@@ -298,4 +279,45 @@ async fn a_due_escrow_is_released_in_one_run_behind_5000_stale_entries() {
     assert_eq!(stale.len(), 1);
     assert_eq!(stale[0]["status"].as_s().unwrap(), "DRAFT");
     assert!(!stale[0].contains_key("expiry_pk"));
+}
+
+/// Cleaning a stale entry under what real DynamoDB does: through every
+/// retry the run skips it and writes nothing (the entry kept, the item as
+/// it was); the next run cleans it.
+#[tokio::test]
+async fn a_stale_entry_that_cannot_be_cleaned_is_skipped_then_cleaned() {
+    use kobatela_tests::faults::{Fault, Faults};
+    let faults = Faults::start().await;
+    let api = InProcess::with_client("stale-faults", faults.client().await, &[]).await;
+    let table = Table::named(&api.table).await;
+    for (n, fault) in Fault::ALL.into_iter().enumerate() {
+        let stale = 2_000_000 + n as u64;
+        table.put_legacy_deadline_entries(stale, 1, "DRAFT").await;
+        faults.inject_touching(fault, &format!("ESCROW#{stale}"));
+        let run = run_sweep(&api).await;
+        faults.clear();
+        assert!(faults.take_injected() > 0, "{fault:?}");
+        assert_eq!(
+            (
+                run["escrows_cleaned"].clone(),
+                run["escrows_skipped"].clone()
+            ),
+            (json!(0), json!(1)),
+            "{fault:?}: {run}"
+        );
+        assert_eq!(
+            table.deadline_entries(keys::OPEN_ESCROWS).await,
+            1,
+            "{fault:?}"
+        );
+        let run = run_sweep(&api).await;
+        assert_eq!(run["escrows_cleaned"], 1, "{fault:?}: {run}");
+        assert_eq!(
+            table.deadline_entries(keys::OPEN_ESCROWS).await,
+            0,
+            "{fault:?}"
+        );
+        let item = table.partition(&format!("ESCROW#{stale}")).await;
+        assert_eq!(item[0]["status"].as_s().unwrap(), "DRAFT");
+    }
 }

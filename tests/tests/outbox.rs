@@ -310,12 +310,8 @@ async fn only_payment(api: &InProcess, escrow: u64) -> Value {
 
 /// `PAYMENT_FAILED` alerts about `payment`.
 async fn failed_alerts(api: &InProcess, payment: u64) -> usize {
-    api.get("/alerts?type=PAYMENT_FAILED&limit=100")
-        .await
-        .expect(200)
-        .body["items"]
-        .as_array()
-        .unwrap()
+    let alerts = api.alerts("PAYMENT_FAILED").await;
+    alerts
         .iter()
         .filter(|a| a["payload"]["payment_id"] == payment)
         .count()
@@ -410,14 +406,7 @@ async fn every_payment_is_written_pending_then_dispatched_once() {
         api.deposit(e.escrow, &unique("d"), "12.00")
             .await
             .expect(200);
-        api.call(
-            "POST",
-            &format!("/escrows/{}/{action}", e.escrow),
-            &[],
-            None,
-        )
-        .await
-        .expect(200);
+        api.escrow_action(e.escrow, action).await.expect(200);
         payments.push((e.escrow, only_payment(api, e.escrow).await));
     }
     let m = EscrowSetup::with(
@@ -641,13 +630,7 @@ async fn a_payout_left_pending_raises_one_stuck_alert() {
     };
     let run = sweep().await;
     assert_eq!(run["payouts_stuck"], 1, "{run}");
-    let alerts = api
-        .get("/alerts?type=PAYOUT_STUCK&limit=100")
-        .await
-        .expect(200)
-        .body["items"]
-        .clone();
-    let alerts = alerts.as_array().unwrap();
+    let alerts = api.alerts("PAYOUT_STUCK").await;
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     let payload = &alerts[0]["payload"];
     assert_eq!(payload["payment_id"], stuck.payment);
@@ -658,16 +641,7 @@ async fn a_payout_left_pending_raises_one_stuck_alert() {
 
     let again = sweep().await;
     assert_eq!(again["payouts_stuck"], 0, "{again}");
-    assert_eq!(
-        api.get("/alerts?type=PAYOUT_STUCK&limit=100")
-            .await
-            .expect(200)
-            .body["items"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(api.alerts("PAYOUT_STUCK").await.len(), 1);
     for (payment, status) in [
         (stuck.payment, "PENDING"),
         (fresh.payment, "PENDING"),
@@ -841,14 +815,9 @@ async fn business_flows_publish_their_domain_events_once_per_change() {
     api.deposit(refunded.escrow, &unique("d"), "40.00")
         .await
         .expect(200);
-    api.call(
-        "POST",
-        &format!("/escrows/{}/client-reject", refunded.escrow),
-        &[],
-        None,
-    )
-    .await
-    .expect(200);
+    api.escrow_action(refunded.escrow, "client-reject")
+        .await
+        .expect(200);
     // The dispatcher, with a PSP that accepts: the refund (still PENDING)
     // becomes SENT; the payout settled and the milestone's failed payout
     // have moved on and are not asked again.
@@ -1124,4 +1093,55 @@ fn the_event_schema_names_every_fact_and_refuses_what_is_not_one() {
     let mut missing = good.clone();
     missing["data"].as_object_mut().unwrap().remove("currency");
     assert!(!problems(&missing).is_empty());
+}
+
+/// The stuck-payout sweep's write under what real DynamoDB does: refused
+/// reads, cancelled transactions, throttling. Through every retry the run
+/// skips the payment and writes nothing (no alert, the payment PENDING,
+/// its index entry kept); the next run raises the one alert.
+#[tokio::test]
+async fn a_stuck_payout_that_cannot_be_written_is_skipped_then_alerted_once() {
+    let faults = Faults::start().await;
+    let api = InProcess::with_client("payout-stuck-faults", faults.client().await, &[]).await;
+    let table = Table::named(&api.table).await;
+    let sweep = || async {
+        mandate_expiry::handle(&api.state.store, scheduled_event())
+            .await
+            .expect("a sweep run succeeds")
+    };
+    for fault in Fault::ALL {
+        let stuck = api.payout("6.00").await;
+        table.backdate_pending_payment(stuck.payment).await;
+        let alerts_before = api.alerts("PAYOUT_STUCK").await.len();
+        faults.inject_touching(fault, &format!("PAYMENT#{}", stuck.payment));
+        let run = sweep().await;
+        faults.clear();
+        assert!(faults.take_injected() > 0, "{fault:?}");
+        assert_eq!(
+            (run["payouts_stuck"].clone(), run["payouts_skipped"].clone()),
+            (json!(0), json!(1)),
+            "{fault:?}: {run}"
+        );
+        assert_eq!(
+            api.alerts("PAYOUT_STUCK").await.len(),
+            alerts_before,
+            "{fault:?}"
+        );
+        assert_eq!(
+            table
+                .deadline_entries(shared::store::keys::PENDING_PAYMENTS)
+                .await,
+            1,
+            "{fault:?}: the entry is kept"
+        );
+        let again = sweep().await;
+        assert_eq!(again["payouts_stuck"], 1, "{fault:?}: {again}");
+        assert_eq!(api.alerts("PAYOUT_STUCK").await.len(), alerts_before + 1);
+        let p = api
+            .get(&format!("/payments/{}", stuck.payment))
+            .await
+            .expect(200)
+            .body;
+        assert_eq!(p["status"], "PENDING", "{fault:?}");
+    }
 }
