@@ -90,6 +90,7 @@ async fn serve() -> Result<(), String> {
     let queue = kobatela_local::psp::local_queue(&shared::app::sdk_config().await).await?;
     let webhook = kobatela_local::psp::local_webhook(state.store.clone(), queue.clone()).await?;
     let blob = kobatela_local::local_blob().await;
+    let console = kobatela_local::console_routes(&blob).map_err(|e| format!("console: {e}"))?;
 
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         format!("cannot listen on {addr}: {e} (is another kobatela-local running?)")
@@ -113,8 +114,10 @@ async fn serve() -> Result<(), String> {
     ));
     let sandbox = start_psp_sandbox().await?;
     kobatela_local::dispatch::start(state.store.clone(), sandbox).await?;
-    println!("kobatela-local listening on http://{addr}");
-    let app = all_routes(&state, &blob).merge(psp_webhook::router(webhook));
+    println!("kobatela-local listening on http://{addr} (console: http://{addr}/console)");
+    let app = all_routes(&state, &blob)
+        .merge(psp_webhook::router(webhook))
+        .merge(console);
     axum::serve(listener, shared::http::app(app))
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -1447,3 +1447,50 @@ fn the_stream_is_read_only_by_its_consumers() {
     }
     assert!(consumers >= 1, "the payout dispatcher reads the stream");
 }
+
+/// The console serves bytes it holds: no policy at all (its role keeps only
+/// what SAM gives every function, its logs), no pepper, and of the bucket
+/// only the name, for the page's CSP.
+#[test]
+fn the_console_is_granted_nothing() {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"))
+            .unwrap();
+    let template: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let (_, console) = template["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .find(|(_, r)| r["Metadata"]["BuildProperties"]["Binary"].as_str() == Some("console"))
+        .expect("a console function in template.yaml");
+    let properties = &console["Properties"];
+    assert!(
+        properties.get("Policies").is_none(),
+        "{:?}",
+        properties["Policies"]
+    );
+    assert!(properties.get("Role").is_none());
+    let variables: Vec<&str> = properties["Environment"]["Variables"]
+        .as_mapping()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert_eq!(variables, ["KOBATELA_PROOF_BUCKET"]);
+    let routes: BTreeSet<(&str, &str)> = properties["Events"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .map(|e| {
+            assert_eq!(e["Type"].as_str(), Some("HttpApi"));
+            (
+                e["Properties"]["Method"].as_str().unwrap(),
+                e["Properties"]["Path"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        routes,
+        BTreeSet::from([("ANY", "/console"), ("ANY", "/console/{proxy+}")])
+    );
+}
