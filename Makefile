@@ -45,7 +45,7 @@ help:
 	@echo '  make moto-selftest  check the emulator: bootstrap resources and atomic concurrent transactions'
 	@echo '  make venv           create .venv (pinned moto[server] and cfn-lint)'
 	@echo '  make clean          cargo clean and remove .local-state (keeps .venv)'
-	@echo '  make photo          a JPEG with fresh EXIF (now) at LAT,LNG in OUT (default photo.jpg),'
+	@echo '  make photo          a JPEG with fresh EXIF (now, or TAKEN_AT) at LAT,LNG in OUT (default photo.jpg),'
 	@echo '                      for trying POST /proofs by hand: make photo LAT=14.6928 LNG=-17.4467'
 	@echo ''
 	@echo 'make dev honours KOBATELA_LOCAL_ADDR, KOBATELA_MOTO_PORT, KOBATELA_TABLE, KOBATELA_ADMIN_KEY,'
@@ -58,7 +58,7 @@ LAT ?= 14.6928
 LNG ?= -17.4467
 OUT ?= photo.jpg
 photo:
-	cargo run -q -p kobatela-local -- photo --lat $(LAT) --lng $(LNG) --out $(OUT)
+	cargo run -q -p kobatela-local -- photo --lat $(LAT) --lng $(LNG) $(if $(TAKEN_AT),--taken-at $(TAKEN_AT)) --out $(OUT)
 
 test:
 	$(SUBMAKE) fmt-check

@@ -7,8 +7,8 @@
 //!   kobatela-local ensure-table        create the table if missing (local stack only)
 //!   kobatela-local psp-event --ref PSP-… [--type payment.settled] [--id EVT]
 //!                                      send a correctly signed PSP webhook to the local API
-//!   kobatela-local photo --lat L --lng G --out F
-//!                                      write a JPEG with fresh EXIF (now, at L,G) to F
+//!   kobatela-local photo --lat L --lng G [--taken-at T] --out F
+//!                                      write a JPEG with EXIF (taken now or at T, at L,G) to F
 //!   kobatela-local psp-sandbox         only the PSP sandbox, on KOBATELA_PSP_SANDBOX_ADDR
 //!
 //! Serving also publishes domain events from the table's stream to the
@@ -53,7 +53,7 @@ async fn main() -> ExitCode {
         ["photo", rest @ ..] => photo::write(rest),
         ["psp-sandbox"] => psp_sandbox_alone().await,
         _ => Err(
-            "usage: kobatela-local [create-admin-key NAME | ensure-table | psp-event --ref PSP-… [--type T] [--id ID] | photo --lat L --lng G --out FILE | psp-sandbox]"
+            "usage: kobatela-local [create-admin-key NAME | ensure-table | psp-event --ref PSP-… [--type T] [--id ID] | photo --lat L --lng G [--taken-at T] --out FILE | psp-sandbox]"
                 .to_string(),
         ),
     };
