@@ -258,6 +258,17 @@ pub enum PspEventStatus {
 }
 
 impl PspEventStatus {
+    pub const ALL: [PspEventStatus; 4] = [
+        PspEventStatus::Queued,
+        PspEventStatus::Applied,
+        PspEventStatus::Ignored,
+        PspEventStatus::Conflict,
+    ];
+
+    pub fn parse(text: &str) -> Option<PspEventStatus> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             PspEventStatus::Queued => "QUEUED",
