@@ -1,4 +1,4 @@
-//! The access matrix of API.md, as a table: every route of the inventory ×
+//! The access matrix of docs/api.md, as a table: every route of the inventory ×
 //! {no key, revoked key, admin, support, the named party, another party, a
 //! stranger, an inactive user} → the status class the contract gives that
 //! cell: 2xx, 401, 403, or 404 (a user reading what it is not a party to
@@ -479,7 +479,7 @@ async fn request(w: &World, route: &str) -> Request {
     }
 }
 
-/// API.md's inventory, row by row. Columns: no key, revoked, admin, support,
+/// docs/api.md's inventory, row by row. Columns: no key, revoked, admin, support,
 /// party, other party, stranger, inactive.
 fn rows() -> Vec<Row> {
     let row = |route, expect| Row { route, expect };

@@ -298,7 +298,7 @@ async fn submit_upload(
     upload_id: &str,
 ) -> Result<shared::domain::proof_review::Proof, AppError> {
     let store = &state.app.store;
-    // Who may act comes first (API.md: not the provider → 403, whatever
+    // Who may act comes first (docs/api.md: not the provider → 403, whatever
     // the upload); the upload and the escrow are read together.
     let (upload, escrow) = tokio::join!(store.upload(upload_id), read_escrow(store, escrow_id));
     let escrow = provider_escrow(caller, escrow?)?;

@@ -1,4 +1,4 @@
-//! A submitted proof as stored and answered (`Proof` of API.md), and the
+//! A submitted proof as stored and answered (`Proof` of docs/api.md), and the
 //! decision rule of `POST /proofs/{id}/decision`. Pure.
 
 use serde::{Deserialize, Serialize};

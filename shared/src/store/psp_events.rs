@@ -34,7 +34,7 @@ use crate::{
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
-/// How long an event id is remembered (API.md: at least 7 days).
+/// How long an event id is remembered (docs/api.md: at least 7 days).
 pub const TTL_DAYS: i64 = 30;
 
 const RECEIVED: &str = "RECEIVED";
