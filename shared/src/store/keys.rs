@@ -52,7 +52,9 @@
 //! `gsi3` (all alerts, `ALERTS#{shard}`) and `gsi1` (by type,
 //! `ALERTS#{type}#{shard}`) with the sort key `{created_at}#{zero-padded id}`,
 //! newest first; those partitions hold nothing else, so the two sort key
-//! shapes never meet in one Query.
+//! shapes never meet in one Query. An alert is also in `gsi2` under
+//! `ALERT_ID#{id}` (how `POST /alerts/{id}/ack` finds it). PSP events are in
+//! `gsi3` under `PSP_EVENT#{shard}`, sorted by `{received_at}#{hash}`.
 //!
 //! No write puts items under one system-wide partition: `gsi3` and
 //! `active_by_expiry` partitions carry a shard, `{kind}#{id % shards}`, and
