@@ -74,7 +74,7 @@ set +e
 status=${PIPESTATUS[0]}
 set -e
 
-# The number of generated requests (test cases), for the README.
+# The number of generated requests (test cases), for docs/performance.md.
 cases="$(grep -Eo '[0-9]+ generated' "$REPORT_DIR/output.txt" | tail -n 1 || true)"
 responses="$(grep -o '"status_code":[0-9]*' "$REPORT_DIR/events.ndjson" 2>/dev/null | wc -l || true)"
 kob_log "schemathesis: ${cases:-? generated} test cases, ${responses:-?} requests sent; exit $status"

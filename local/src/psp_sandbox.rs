@@ -14,7 +14,7 @@
 //!   person picks the path by picking the amount.
 //! - The webhook event is sent once per payout (retried only when the
 //!   webhook does not take it), after `KOBATELA_PSP_SANDBOX_DELAY_MS`,
-//!   signed as API.md says (`crate::psp_signing`).
+//!   signed as docs/api.md says (`crate::psp_signing`).
 //!
 //! | cents | the sandbox |
 //! |---|---|

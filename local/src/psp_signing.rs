@@ -1,6 +1,6 @@
 //! How the PSP signs a webhook, for the local stand-ins of the PSP (the
 //! `psp-event` command and the PSP sandbox): one signing path, so both sign
-//! exactly as API.md's "PSP webhook" says and as `shared::domain::webhook`
+//! exactly as docs/api.md's "PSP webhook" says and as `shared::domain::webhook`
 //! verifies: `X-PSP-Timestamp` (unix seconds) and `X-PSP-Signature`, the
 //! lower-case hex HMAC-SHA256 of `<timestamp>.<raw body>`.
 

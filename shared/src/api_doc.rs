@@ -607,7 +607,7 @@ pub fn document(routes: impl IntoIterator<Item = Route>) -> OpenApi {
                 .title("Kobatela API")
                 .version(env!("CARGO_PKG_VERSION"))
                 .description(Some(
-                    "The wire contract of the Kobatela payments API (see API.md). \
+                    "The wire contract of the Kobatela payments API (see docs/api.md). \
                      Money is answered as a string with 2 places and accepted as a number or a string.",
                 ))
                 .build(),

@@ -1,4 +1,4 @@
-//! The access matrix of API.md, as a table: every route of the inventory ×
+//! The access matrix of docs/api.md, as a table: every route of the inventory ×
 //! {no key, revoked key, admin, support, the named party, another party, a
 //! stranger, an inactive user} → the status class the contract gives that
 //! cell: 2xx, 401, 403, or 404 (a user reading what it is not a party to
@@ -451,6 +451,8 @@ async fn request(w: &World, route: &str) -> Request {
         ),
         "GET /payments/{id}" => get(format!("/payments/{}", w.payment)),
         "GET /payments" => get(format!("/payments?escrow_id={}", w.escrow_released)),
+        "GET /proofs" => get(format!("/proofs?escrow_id={}", w.escrow_released)),
+        "GET /psp/events" => get("/psp/events?status=IGNORED".into()),
         "POST /allowlist" => post("/allowlist", json!({"owner_id": c, "recipient_id": p})),
         "POST /certified" => post("/certified", json!({"user_id": b, "level": "GOLD"})),
         "POST /transactions" => money_post(
@@ -465,12 +467,19 @@ async fn request(w: &World, route: &str) -> Request {
             post(&format!("/payments/execute/{}", w.payment), json!({}))
         }
         "GET /alerts" => get("/alerts".into()),
+        // Any alert: acknowledging again is 200 unchanged.
+        "POST /alerts/{id}/ack" => {
+            let newest = w.admin.get("/alerts?limit=1").await.expect(200).body["items"][0]["id"]
+                .as_u64()
+                .expect("the unknown-reference event raised an alert");
+            post(&format!("/alerts/{newest}/ack"), json!({}))
+        }
         "GET /audit/{entity}/{id}" => get(format!("/audit/user/{c}")),
         other => panic!("no request for {other}: add one"),
     }
 }
 
-/// API.md's inventory, row by row. Columns: no key, revoked, admin, support,
+/// docs/api.md's inventory, row by row. Columns: no key, revoked, admin, support,
 /// party, other party, stranger, inactive.
 fn rows() -> Vec<Row> {
     let row = |route, expect| Row { route, expect };
@@ -524,6 +533,8 @@ fn rows() -> Vec<Row> {
         row("POST /proofs/{id}/decision", [U, U, K, K, K, F, F, F]),
         row("GET /payments/{id}", party_reads),
         row("GET /payments", party_reads),
+        row("GET /proofs", party_reads),
+        row("GET /psp/events", staff),
         row("POST /payments/execute/{id}", staff),
         row("GET /psp/events/{event_id}", staff),
         row("POST /allowlist", party_acts),
@@ -532,6 +543,7 @@ fn rows() -> Vec<Row> {
         row("GET /transactions/{id}", party_reads),
         row("GET /transactions", lists),
         row("GET /alerts", staff),
+        row("POST /alerts/{id}/ack", staff),
         row("GET /audit/{entity}/{id}", staff),
     ]
 }

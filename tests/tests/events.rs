@@ -646,7 +646,7 @@ fn expectations() -> Vec<Expected> {
             },
         },
         // The webhook's route is ANY, so another method reaches the function,
-        // which answers 405 as API.md says (not $default's 404).
+        // which answers 405 as docs/api.md says (not $default's 404).
         Expected {
             file: "56-psp-webhook-wrong-method.json",
             outcome: Outcome::Status(405),

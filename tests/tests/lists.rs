@@ -211,3 +211,358 @@ async fn the_sweep_finds_overdue_mandates_in_every_shard() {
         assert_eq!(m.body["status"], "EXPIRED");
     }
 }
+
+// ---------------------------------------------------------------------------
+// The work queues of the back office: proofs to review, failed payouts, PSP
+// events, alerts to acknowledge.
+
+/// A funded escrow of two PHOTO milestones (10.00 each).
+async fn funded_escrow(api: &InProcess) -> kobatela_tests::EscrowSetup {
+    let e = kobatela_tests::EscrowSetup::with(
+        api,
+        json!({"amount_total": "20.00", "milestones": [
+            {"label": "a", "amount": "10.00", "proof_type": "PHOTO"},
+            {"label": "b", "amount": "10.00", "proof_type": "PHOTO"}]}),
+    )
+    .await;
+    api.deposit(e.escrow, &unique("d"), "20.00")
+        .await
+        .expect(200);
+    e
+}
+
+/// An old client's proof of milestone 1 (the server never reads its file):
+/// PENDING review, `UNVERIFIED_UPLOAD`. Its id.
+async fn proof_to_review(api: &InProcess, escrow: u64) -> u64 {
+    let reply = api
+        .post(
+            "/proofs",
+            json!({"escrow_id": escrow, "milestone_idx": 1, "type": "PHOTO",
+                   "storage_url": "https://files.example.com/p.jpg",
+                   "sha256": kobatela_tests::photos::sha256_hex(unique("f").as_bytes())}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(reply.body["status"], "PENDING", "{}", reply.text);
+    assert_eq!(reply.body["review_reason"], "UNVERIFIED_UPLOAD");
+    reply.id()
+}
+
+async fn decide(api: &InProcess, proof: u64, decision: &str) -> Reply {
+    api.post(
+        &format!("/proofs/{proof}/decision"),
+        json!({"decision": decision, "note": "checked by support"}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_review_queue_is_oldest_first_and_each_filter_narrows_it() {
+    let (api, faults) = self::api("queue-proofs").await;
+    let escrows = [
+        funded_escrow(&api).await,
+        funded_escrow(&api).await,
+        funded_escrow(&api).await,
+        funded_escrow(&api).await,
+    ];
+    let mut pending = Vec::new();
+    for e in &escrows[..3] {
+        pending.push(proof_to_review(&api, e.escrow).await);
+    }
+    // The fourth escrow's proof is rejected, then proved again and approved.
+    let rejected = proof_to_review(&api, escrows[3].escrow).await;
+    decide(&api, rejected, "rejected").await.expect(200);
+    let approved = proof_to_review(&api, escrows[3].escrow).await;
+    decide(&api, approved, "approved").await.expect(200);
+
+    // The queue: oldest first, paged by 2, each page one Query per shard
+    // and one batch read at most.
+    let (seen, most_queries, pages) = follow(&api, &faults, "/proofs?status=PENDING&limit=2").await;
+    assert_eq!(seen, pending, "oldest first, each once");
+    assert_eq!(pages, 2);
+    assert!(
+        most_queries <= keys::index_shards(),
+        "{most_queries} queries"
+    );
+    faults.reset_counts();
+    let page = api.get("/proofs?status=PENDING&limit=2").await.expect(200);
+    assert_eq!(faults.executions("BatchGetItem"), 1);
+    let first = &page.body["items"][0];
+    assert_eq!(first["escrow_id"], escrows[0].escrow);
+    assert_eq!(first["download_url"], Value::Null, "an old client's file");
+
+    // Other lists are newest first.
+    let (all, _, _) = follow(&api, &faults, "/proofs?limit=100").await;
+    let mut expected = pending.clone();
+    expected.extend([rejected, approved]);
+    expected.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(all, expected);
+    assert_eq!(
+        ids(&api.get("/proofs?status=REJECTED").await.expect(200)),
+        vec![rejected]
+    );
+    assert_eq!(
+        ids(&api.get("/proofs?status=APPROVED").await.expect(200)),
+        vec![approved]
+    );
+
+    // By escrow: one partition, one Query.
+    faults.reset_counts();
+    let by_escrow = api
+        .get(&format!("/proofs?escrow_id={}", escrows[3].escrow))
+        .await
+        .expect(200);
+    assert_eq!(ids(&by_escrow), vec![approved, rejected]);
+    assert_eq!(faults.executions("Query"), 1);
+    let reason = api
+        .get(&format!(
+            "/proofs?escrow_id={}&status=PENDING&review_reason=UNVERIFIED_UPLOAD",
+            escrows[1].escrow
+        ))
+        .await
+        .expect(200);
+    assert_eq!(ids(&reason), vec![pending[1]]);
+    // The review reason is checked on the items: another reason, none.
+    let other = api
+        .get("/proofs?status=PENDING&review_reason=GPS_MISSING")
+        .await
+        .expect(200);
+    assert_eq!(ids(&other), Vec::<u64>::new());
+
+    // A user key lists only the proofs of its own escrows, by escrow.
+    let provider = user_api(&api, escrows[0].provider).await;
+    let own = get_as(
+        &api,
+        &provider,
+        &format!("/proofs?escrow_id={}", escrows[0].escrow),
+    )
+    .await;
+    assert_eq!(ids(&own.expect(200)), vec![pending[0]]);
+    get_as(
+        &api,
+        &provider,
+        &format!("/proofs?escrow_id={}", escrows[1].escrow),
+    )
+    .await
+    .expect_error(404, "ESCROW_NOT_FOUND");
+    let missing = get_as(&api, &provider, "/proofs?status=PENDING").await;
+    assert_eq!(
+        field_of(missing.expect_error(422, "VALIDATION_ERROR")),
+        "escrow_id"
+    );
+
+    // Bad filters: 422 naming the field.
+    for (query, field) in [
+        ("status=pending", "status"),
+        ("review_reason=BLURRY", "review_reason"),
+        ("escrow_id=0", "escrow_id"),
+        ("limit=0", "limit"),
+        ("cursor=x", "cursor"),
+    ] {
+        let reply = api.get(&format!("/proofs?{query}")).await;
+        assert_eq!(
+            field_of(reply.expect_error(422, "VALIDATION_ERROR")),
+            field,
+            "{query}"
+        );
+    }
+}
+
+/// The one field a 422 names.
+fn field_of(reply: Reply) -> String {
+    let fields = reply.body["error"]["details"]["fields"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no fields in {}", reply.text));
+    let names: Vec<&String> = fields.keys().collect();
+    assert_eq!(names.len(), 1, "{}", reply.text);
+    names[0].clone()
+}
+
+#[tokio::test]
+async fn the_failed_payout_queue_lists_error_payments_only() {
+    let (api, faults) = self::api("queue-payments").await;
+    let (failed_escrow, failed) = api.failed_first_milestone("20.00", "10.00", "10.00").await;
+    let pending = api.payout("30.00").await;
+
+    faults.reset_counts();
+    let errors = api.get("/payments?status=ERROR").await.expect(200);
+    assert_eq!(ids(&errors), vec![failed.id.get()]);
+    assert_eq!(errors.body["items"][0]["status"], "ERROR");
+    assert!(faults.executions("Query") <= keys::index_shards());
+    assert_eq!(
+        ids(&api.get("/payments?status=PENDING").await.expect(200)),
+        vec![pending.payment]
+    );
+    assert_eq!(
+        ids(&api.get("/payments").await.expect(200)),
+        vec![pending.payment, failed.id.get()]
+    );
+    let both = format!("/payments?escrow_id={}&status=ERROR", failed_escrow.escrow);
+    assert_eq!(
+        ids(&api.get(&both).await.expect(200)),
+        vec![failed.id.get()]
+    );
+    let none = format!(
+        "/payments?escrow_id={}&status=SETTLED",
+        failed_escrow.escrow
+    );
+    assert_eq!(ids(&api.get(&none).await.expect(200)), Vec::<u64>::new());
+
+    // Retried, it leaves the queue.
+    api.post(&format!("/payments/execute/{}", failed.id), json!(null))
+        .await
+        .expect(200);
+    assert_eq!(
+        ids(&api.get("/payments?status=ERROR").await.expect(200)),
+        Vec::<u64>::new()
+    );
+
+    let reply = api.get("/payments?status=FAILED").await;
+    assert_eq!(
+        field_of(reply.expect_error(422, "VALIDATION_ERROR")),
+        "status"
+    );
+}
+
+/// Sends one signed PSP event through the webhook and applies it.
+async fn psp_event(api: &InProcess, kind: &str, psp_ref: &str) -> String {
+    let event_id = unique("evt");
+    let body = kobatela_tests::psp_body(&event_id, kind, psp_ref);
+    let headers = kobatela_tests::psp_headers(&body);
+    api.psp_webhook(&kobatela_tests::header_refs(&headers), &body)
+        .await
+        .expect(200);
+    assert_eq!(api.consume_psp().await, (1, 0));
+    event_id
+}
+
+fn event_ids(page: &Reply) -> Vec<String> {
+    page.body["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no items in {}", page.text))
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn psp_events_are_listed_newest_first_by_status() {
+    let (api, faults) = self::api("queue-psp").await;
+    let payout = api.payout("10.00").await;
+    let settled = psp_event(&api, "payment.settled", &payout.psp_ref).await;
+    // A failure after the settlement contradicts it: CONFLICT.
+    let conflict = psp_event(&api, "payment.failed", &payout.psp_ref).await;
+    let unknown = psp_event(&api, "payment.settled", "no-such-ref").await;
+
+    let conflicts = api.get("/psp/events?status=CONFLICT").await.expect(200);
+    assert_eq!(event_ids(&conflicts), vec![conflict.clone()]);
+    assert_eq!(conflicts.body["items"][0]["payment_id"], payout.payment);
+    assert_eq!(
+        event_ids(&api.get("/psp/events?status=IGNORED").await.expect(200)),
+        vec![unknown.clone()]
+    );
+    assert_eq!(
+        event_ids(&api.get("/psp/events?status=APPLIED").await.expect(200)),
+        vec![settled.clone()]
+    );
+    // Paged one by one, newest first, each read bounded.
+    let mut seen = Vec::new();
+    let mut next = "/psp/events?limit=1".to_string();
+    loop {
+        faults.reset_counts();
+        let page = api.get(&next).await.expect(200);
+        assert!(faults.executions("Query") <= keys::index_shards());
+        assert!(faults.executions("BatchGetItem") <= 1);
+        seen.extend(event_ids(&page));
+        match page.body["next_cursor"].as_str() {
+            Some(cursor) => next = format!("/psp/events?limit=1&cursor={cursor}"),
+            None => break,
+        }
+        assert!(seen.len() < 10, "the cursor never ends");
+    }
+    assert_eq!(seen, vec![unknown, conflict, settled]);
+
+    for (query, field) in [("status=FAILED", "status"), ("cursor=00", "cursor")] {
+        let reply = api.get(&format!("/psp/events?{query}")).await;
+        assert_eq!(
+            field_of(reply.expect_error(422, "VALIDATION_ERROR")),
+            field,
+            "{query}"
+        );
+    }
+    let user = create_user(&api, "psp-reader").await;
+    let key = user_api(&api, user).await;
+    get_as(&api, &key, "/psp/events")
+        .await
+        .expect_error(403, "FORBIDDEN");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_alert_is_acknowledged_once_audited_and_leaves_the_open_list() {
+    let (api, _faults) = self::api("queue-alerts").await;
+    let api = std::sync::Arc::new(api);
+    let (_, failed) = api.failed_first_milestone("20.00", "10.00", "10.00").await;
+    psp_event(&api, "payment.settled", "no-such-ref").await;
+    let open = api.get("/alerts?acknowledged=false").await.expect(200);
+    let open_ids = ids(&open);
+    assert_eq!(open_ids.len(), 2, "{}", open.text);
+    let newest = &open.body["items"][0];
+    assert_eq!(newest["type"], "PSP_UNKNOWN_REFERENCE");
+    assert_eq!(newest["acknowledged_at"], Value::Null);
+    let failed_alert = open.body["items"][1].clone();
+    assert_eq!(failed_alert["type"], "PAYMENT_FAILED");
+    assert_eq!(failed_alert["payload"]["payment_id"], failed.id.get());
+    let id = failed_alert["id"].as_u64().unwrap();
+
+    // Several staff acknowledge at once: one wins, all see the same answer.
+    let ack = format!("/alerts/{id}/ack");
+    let mut acks = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let (api, ack) = (api.clone(), ack.clone());
+        acks.spawn(async move { api.call("POST", &ack, &[], None).await });
+    }
+    let answers: Vec<Reply> = acks.join_all().await;
+    let first = answers[0].body.clone();
+    for answer in answers {
+        assert_eq!(answer.expect(200).body, first);
+    }
+    assert!(first["acknowledged_at"].is_string(), "{first}");
+    assert_eq!(first["acknowledged_by"], "apikey:1");
+    assert_eq!(first["id"], id);
+    // Again later: 200, unchanged.
+    assert_eq!(api.post(&ack, json!(null)).await.expect(200).body, first);
+    let trail = api.get(&format!("/audit/alert/{id}")).await.expect(200);
+    let actions: Vec<&str> = trail.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, vec!["ALERT_ACKNOWLEDGED"]);
+    assert_eq!(trail.body["items"][0]["actor"], "apikey:1");
+
+    assert_eq!(
+        ids(&api.get("/alerts?acknowledged=false").await.expect(200)),
+        vec![open_ids[0]]
+    );
+    let acked = api.get("/alerts?acknowledged=true").await.expect(200);
+    assert_eq!(ids(&acked), vec![id]);
+    assert_eq!(acked.body["items"][0], first);
+
+    api.post("/alerts/999999/ack", json!(null))
+        .await
+        .expect_error(404, "ALERT_NOT_FOUND");
+    let reply = api.get("/alerts?acknowledged=yes").await;
+    assert_eq!(
+        field_of(reply.expect_error(422, "VALIDATION_ERROR")),
+        "acknowledged"
+    );
+    api.post("/alerts/x/ack", json!(null))
+        .await
+        .expect_error(422, "VALIDATION_ERROR");
+    let user = create_user(api.as_ref(), "alert-reader").await;
+    let key = user_api(&api, user).await;
+    api.call_as(&key, "POST", &ack, None)
+        .await
+        .expect_error(403, "FORBIDDEN");
+}

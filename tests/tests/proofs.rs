@@ -504,8 +504,11 @@ async fn proofs_review_paths() {
     assert_eq!(read.body["storage_url"], "https://files.example.com/p.jpg");
     // ... and the API document says it may be: `string | null`.
     let document = Api::anonymous().get("/openapi.json").await.expect(200).body;
-    let answer = &document["paths"]["/proofs/{id}"]["get"]["responses"]["200"]["content"]
-        ["application/json"]["schema"]["allOf"][1]["properties"]["download_url"];
+    let schema = &document["paths"]["/proofs/{id}"]["get"]["responses"]["200"]["content"]
+        ["application/json"]["schema"]["$ref"];
+    assert_eq!(schema, "#/components/schemas/ProofWithDownload");
+    let answer = &document["components"]["schemas"]["ProofWithDownload"]["allOf"][1]["properties"]
+        ["download_url"];
     assert_eq!(answer["type"], json!(["string", "null"]), "{answer}");
 }
 

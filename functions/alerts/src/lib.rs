@@ -1,24 +1,26 @@
 //! Staff reads of what happened: `GET /audit/{entity}/{id}` (one entity's
-//! audit trail, oldest first) and `GET /alerts` (newest first, by type).
+//! audit trail, oldest first), `GET /alerts` (newest first, by type and
+//! whether acknowledged) and `POST /alerts/{id}/ack` (staff say they have
+//! seen it: audited, once).
 
 use axum::{
     extract::{rejection::PathRejection, Path, State},
     http::StatusCode,
     response::Response,
-    routing::get,
+    routing::{get, post},
     Router,
 };
 use shared::{
-    domain::{access::Principal, alert::AlertType, ids::Id},
+    domain::{access::Principal, alert::AlertType, error::ErrorCode, ids::Id},
     error::AppError,
     http::{
         body::query_errors,
-        extract::{ListQuery, QueryMap},
+        extract::{ListQuery, PathId, QueryMap},
         json,
     },
     store::{
         alerts::is_alert_sort_key,
-        audit::{entity, is_trail_sort_key},
+        audit::{entity, is_trail_sort_key, Actor},
         list::KeyPageRequest,
     },
     SharedState,
@@ -28,11 +30,13 @@ pub fn router(state: SharedState) -> Router {
     Router::new()
         .route("/audit/{entity}/{id}", get(trail))
         .route("/alerts", get(alerts))
+        .route("/alerts/{id}/ack", post(acknowledge))
         .with_state(state)
 }
 
 const ENTITY_PROBLEM: &str =
-    "must be one of user, apikey, mandate, purchase, escrow, proof, payment, transaction";
+    "must be one of user, apikey, mandate, purchase, escrow, proof, payment, transaction, alert";
+const ACKNOWLEDGED_PROBLEM: &str = "must be true or false";
 const TYPE_PROBLEM: &str = "must be one of UNAUTHORIZED_TRANSFER_ATTEMPT, ESCROW_DEADLINE_MISSED, PSP_EVENT_CONFLICT, PSP_UNKNOWN_REFERENCE, PAYMENT_FAILED, PAYOUT_STUCK";
 
 /// Problems with `{entity}` and `{id}`, or the audit entity and id.
@@ -92,11 +96,36 @@ async fn alerts(
 ) -> Result<Response, AppError> {
     AppError::permit(caller.is_staff())?;
     let alert_type = query.parsed("type", AlertType::parse, TYPE_PROBLEM);
+    let acknowledged = query.parsed("acknowledged", parse_bool, ACKNOWLEDGED_PROBLEM);
     let page = query.key_page(is_alert_sort_key)?;
     Ok(json(
         StatusCode::OK,
-        &state.store.alerts(alert_type, &page).await?,
+        &state.store.alerts(alert_type, acknowledged, &page).await?,
     ))
+}
+
+fn parse_bool(text: &str) -> Option<bool> {
+    match text {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
+}
+
+/// `POST /alerts/{id}/ack`: 200 with the alert acknowledged; again, 200
+/// unchanged (who and when stay the first).
+async fn acknowledge(
+    State(state): State<SharedState>,
+    caller: Principal,
+    PathId(id): PathId,
+) -> Result<Response, AppError> {
+    AppError::permit(caller.is_staff())?;
+    let alert = state
+        .store
+        .acknowledge_alert(id, &Actor::from(&caller))
+        .await?
+        .ok_or_else(|| AppError::new(ErrorCode::AlertNotFound, "Alert not found."))?;
+    Ok(json(StatusCode::OK, &alert))
 }
 
 // ---------------------------------------------------------------------------
@@ -121,7 +150,14 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
         .list::<AuditView>(),
         Route::get("/alerts", "Alerts, newest first")
             .query("type", one_of_strings(&types), false)
+            .query("acknowledged", one_of_strings(&["true", "false"]), false)
             .list::<AlertView>(),
+        Route::post(
+            "/alerts/{id}/ack",
+            "Acknowledge an alert (no body); again: unchanged",
+        )
+        .answer::<AlertView>(200, "The alert, acknowledged.")
+        .errors(&[ErrorCode::AlertNotFound]),
     ]
 }
 
@@ -143,6 +179,16 @@ mod tests {
         assert_eq!(names(parse_target("user", "x")), vec!["id"]);
         assert_eq!(names(parse_target("user", "0")), vec!["id"]);
         assert_eq!(names(parse_target("nope", "-1")), vec!["entity", "id"]);
+        assert_eq!(parse_target("alert", "3").unwrap().0, "ALERT");
+    }
+
+    #[test]
+    fn acknowledged_is_a_strict_boolean() {
+        assert_eq!(parse_bool("true"), Some(true));
+        assert_eq!(parse_bool("false"), Some(false));
+        for bad in ["", "1", "yes", "True", "FALSE"] {
+            assert_eq!(parse_bool(bad), None, "{bad}");
+        }
     }
 
     #[test]

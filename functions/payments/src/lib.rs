@@ -1,9 +1,11 @@
-//! `GET /payments/{id}` and `GET /payments?escrow_id=`: the payouts,
-//! refunds and spends of escrows (written by the escrow, proof and spend
-//! routes, each in the transaction of the change that makes it).
+//! `GET /payments/{id}` and `GET /payments?escrow_id=&status=`: the
+//! payouts, refunds and spends of escrows (written by the escrow, proof and
+//! spend routes, each in the transaction of the change that makes it);
+//! `status=ERROR` is the failed-payout queue.
 //! `POST /payments/execute/{id}` (staff): an ERROR payment sent again.
-//! `GET /psp/events/{event_id}` (staff): what became of one webhook event
-//! (here, not in `psp-webhook`, which authenticates no API key).
+//! `GET /psp/events/{event_id}` and `GET /psp/events?status=` (staff): what
+//! became of webhook events (here, not in `psp-webhook`, which
+//! authenticates no API key).
 
 use axum::{
     extract::{Path, State},
@@ -13,14 +15,17 @@ use axum::{
     Router,
 };
 use shared::{
-    domain::{access::Principal, error::ErrorCode, ids::Id},
+    domain::{
+        access::Principal,
+        error::ErrorCode,
+        payment::{PaymentStatus, PspEventStatus},
+    },
     error::AppError,
     http::{
-        body::query_errors,
-        extract::{PathId, QueryMap},
+        extract::{ListQuery, PathId},
         json,
     },
-    store::{audit::Actor, escrows::not_found, list::PageRequest},
+    store::{audit::Actor, escrows::not_found, psp_events::is_psp_event_sort_key},
     SharedState,
 };
 
@@ -29,6 +34,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/payments", get(list))
         .route("/payments/{id}", get(read))
         .route("/payments/execute/{id}", post(execute))
+        .route("/psp/events", get(psp_events))
         .route("/psp/events/{event_id}", get(psp_event))
         .with_state(state)
 }
@@ -47,30 +53,20 @@ async fn read(
     Ok(json(StatusCode::OK, &payment.payment))
 }
 
+const PAYMENT_STATUS_PROBLEM: &str = "must be one of PENDING, SENT, SETTLED, ERROR";
+const EVENT_STATUS_PROBLEM: &str = "must be one of QUEUED, APPLIED, IGNORED, CONFLICT";
+
 async fn list(
     State(state): State<SharedState>,
     caller: Principal,
-    QueryMap(query): QueryMap,
+    mut query: ListQuery,
 ) -> Result<Response, AppError> {
-    let value = |name: &str| query.get(name).map(String::as_str);
-    let mut problems = Vec::new();
-    let escrow_id = match value("escrow_id").map(Id::parse) {
-        Some(Ok(id)) => Some(id),
-        Some(Err(problem)) => {
-            problems.push(("escrow_id", problem));
-            None
-        }
-        None if !caller.is_staff() => {
-            problems.push(("escrow_id", "is required"));
-            None
-        }
-        None => None,
-    };
-    let page = match PageRequest::parse(value("limit"), value("cursor")) {
-        Ok(page) if problems.is_empty() => page,
-        Ok(_) => return Err(query_errors(problems)),
-        Err(more) => return Err(query_errors(problems.into_iter().chain(more).collect())),
-    };
+    let escrow_id = query.id("escrow_id");
+    let status = query.parsed("status", PaymentStatus::parse, PAYMENT_STATUS_PROBLEM);
+    if escrow_id.is_none() && !caller.is_staff() {
+        query.required_missing("escrow_id");
+    }
+    let page = query.page()?;
     if let Some(escrow) = escrow_id {
         // A user reads only the payments of escrows it is a party to; the
         // escrow of another looks absent.
@@ -85,7 +81,7 @@ async fn list(
     }
     Ok(json(
         StatusCode::OK,
-        &state.store.payments(escrow_id, page).await?,
+        &state.store.payments(escrow_id, status, page).await?,
     ))
 }
 
@@ -116,12 +112,30 @@ async fn psp_event(
     Ok(json(StatusCode::OK, &event))
 }
 
+async fn psp_events(
+    State(state): State<SharedState>,
+    caller: Principal,
+    mut query: ListQuery,
+) -> Result<Response, AppError> {
+    AppError::permit(caller.is_staff())?;
+    let status = query.parsed("status", PspEventStatus::parse, EVENT_STATUS_PROBLEM);
+    let page = query.key_page(is_psp_event_sort_key)?;
+    Ok(json(
+        StatusCode::OK,
+        &state.store.psp_events(status, &page).await?,
+    ))
+}
+
 // ---------------------------------------------------------------------------
 // The API document
 
 /// This function's routes in the API document.
 pub fn api_routes() -> Vec<shared::api_doc::Route> {
-    use shared::{api_doc::Route, domain::payment::Payment, store::psp_events::PspEventView};
+    use shared::{
+        api_doc::{one_of_strings, Route},
+        domain::payment::Payment,
+        store::psp_events::PspEventView,
+    };
     vec![
         Route::post(
             "/payments/execute/{id}",
@@ -143,12 +157,42 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
         )
         .answer::<PspEventView>(200, "The event.")
         .errors(&[ErrorCode::PspEventNotFound]),
-        Route::get("/payments", "List payments")
-            .query_id("escrow_id", false)
-            .list::<Payment>()
-            .errors(&[ErrorCode::EscrowNotFound]),
+        Route::get("/psp/events", "PSP webhook events, newest first")
+            .query(
+                "status",
+                one_of_strings(&PspEventStatus::ALL.map(PspEventStatus::as_str)),
+                false,
+            )
+            .list::<PspEventView>(),
+        Route::get(
+            "/payments",
+            "List payments, newest first; status=ERROR is the failed-payout queue",
+        )
+        .query_id("escrow_id", false)
+        .query(
+            "status",
+            one_of_strings(&PaymentStatus::ALL.map(PaymentStatus::as_str)),
+            false,
+        )
+        .list::<Payment>()
+        .errors(&[ErrorCode::EscrowNotFound]),
         Route::get("/payments/{id}", "Read a payment")
             .answer::<Payment>(200, "The payment.")
             .errors(&[ErrorCode::PaymentNotFound]),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_problems_name_every_status() {
+        for status in PaymentStatus::ALL {
+            assert!(PAYMENT_STATUS_PROBLEM.contains(status.as_str()));
+        }
+        for status in PspEventStatus::ALL {
+            assert!(EVENT_STATUS_PROBLEM.contains(status.as_str()));
+        }
+    }
 }

@@ -1,4 +1,5 @@
-//! `POST /proofs/uploads`, `POST /proofs`, `GET /proofs/{id}` and
+//! `POST /proofs/uploads`, `POST /proofs`, `GET /proofs/{id}`,
+//! `GET /proofs` (the review queue and other lists) and
 //! `POST /proofs/{id}/decision`: photo (and other) proofs of milestones,
 //! their files in S3.
 //!
@@ -27,21 +28,26 @@ use shared::{
         escrow::{Escrow, Milestone},
         exif, geo,
         ids::Id,
-        proof::{judge_photo, Evidence, FileEvidence, PhotoEvidence, PhotoTerms, Verdict},
-        proof_review::Decision,
+        proof::{
+            judge_photo, Evidence, FileEvidence, PhotoEvidence, PhotoTerms, ReviewReason, Verdict,
+        },
+        proof_review::{Decision, Proof, ProofStatus},
         time::Timestamp,
         upload,
     },
     error::AppError,
     http::{
         body::{parse, Fields, JsonBody},
-        extract::PathId,
+        extract::{ListQuery, PathId},
         json,
     },
     store::{
         audit::Actor,
+        escrows::not_found,
+        list::Page,
         proofs::{
-            duplicate, milestone_target, proof_not_found, target_refusal, Judged, NewProof, Upload,
+            duplicate, milestone_target, proof_not_found, target_refusal, Judged, NewProof,
+            ProofFilter, ProofRead, Upload,
         },
     },
     AppState, SharedState,
@@ -78,7 +84,7 @@ impl ProofsState {
 pub fn router(state: ProofsState) -> Router {
     Router::new()
         .route("/proofs/uploads", post(prepare_upload))
-        .route("/proofs", post(submit))
+        .route("/proofs", post(submit).get(list))
         .route("/proofs/{id}", get(read))
         .route("/proofs/{id}/decision", post(decide))
         .with_state(state)
@@ -292,7 +298,7 @@ async fn submit_upload(
     upload_id: &str,
 ) -> Result<shared::domain::proof_review::Proof, AppError> {
     let store = &state.app.store;
-    // Who may act comes first (API.md: not the provider → 403, whatever
+    // Who may act comes first (docs/api.md: not the provider → 403, whatever
     // the upload); the upload and the escrow are read together.
     let (upload, escrow) = tokio::join!(store.upload(upload_id), read_escrow(store, escrow_id));
     let escrow = provider_escrow(caller, escrow?)?;
@@ -361,6 +367,34 @@ async fn submit_upload(
     store.submit_proof(new, &caller.into()).await
 }
 
+/// A proof as read: with a short-lived link to its file.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ProofWithDownload {
+    #[serde(flatten)]
+    pub proof: Proof,
+    /// A presigned GET valid 5 minutes; null for an old client's file.
+    #[schema(required = true)]
+    pub download_url: Option<String>,
+}
+
+impl ProofsState {
+    /// `read` as answered: the presigned GET is signed here, no request.
+    async fn with_download(&self, read: ProofRead) -> Result<ProofWithDownload, AppError> {
+        let download_url = match &read.object_key {
+            Some(key) => Some(
+                self.blob
+                    .presign_get(key, Duration::from_secs(upload::GET_VALID_SECONDS))
+                    .await?,
+            ),
+            None => None,
+        };
+        Ok(ProofWithDownload {
+            proof: read.proof,
+            download_url,
+        })
+    }
+}
+
 async fn read(
     State(state): State<ProofsState>,
     caller: Principal,
@@ -373,18 +407,49 @@ async fn read(
         .await?
         .filter(|p| caller.may_read(&p.parties))
         .ok_or_else(proof_not_found)?;
-    let download_url = match &read.object_key {
-        Some(key) => Some(
-            state
-                .blob
-                .presign_get(key, Duration::from_secs(upload::GET_VALID_SECONDS))
-                .await?,
-        ),
-        None => None,
+    Ok(json(StatusCode::OK, &state.with_download(read).await?))
+}
+
+const STATUS_PROBLEM: &str = "must be one of PENDING, APPROVED, REJECTED";
+const REASON_PROBLEM: &str =
+    "must be one of GPS_MISSING, UNTRUSTED_SOURCE, MANUAL_REVIEW, UNVERIFIED_UPLOAD";
+
+/// `GET /proofs`: staff see every proof; a `user` key names an escrow it is
+/// a party to. `status=PENDING` is the review queue, oldest first.
+async fn list(
+    State(state): State<ProofsState>,
+    caller: Principal,
+    mut query: ListQuery,
+) -> Result<Response, AppError> {
+    let filter = ProofFilter {
+        escrow_id: query.id("escrow_id"),
+        status: query.parsed("status", ProofStatus::parse, STATUS_PROBLEM),
+        review_reason: query.parsed("review_reason", ReviewReason::parse, REASON_PROBLEM),
     };
-    let mut body = serde_json::to_value(&read.proof).map_err(AppError::internal)?;
-    body["download_url"] = json!(download_url);
-    Ok(json(StatusCode::OK, &body))
+    if filter.escrow_id.is_none() && !caller.is_staff() {
+        query.required_missing("escrow_id");
+    }
+    let page = query.page()?;
+    let store = &state.app.store;
+    if let Some(escrow) = filter.escrow_id.filter(|_| !caller.is_staff()) {
+        // A user lists only the proofs of escrows it is a party to; the
+        // escrow of another looks absent.
+        store
+            .escrow(escrow)
+            .await?
+            .filter(|e| caller.may_read(&e.parties()))
+            .ok_or_else(not_found)?;
+    }
+    let found = store.proofs(&filter, page).await?;
+    let mut items = Vec::with_capacity(found.items.len());
+    for read in found.items {
+        items.push(state.with_download(read).await?);
+    }
+    let page = Page {
+        items,
+        next_cursor: found.next_cursor,
+    };
+    Ok(json(StatusCode::OK, &page))
 }
 
 async fn decide(
@@ -479,7 +544,7 @@ struct DecisionBody {
 /// This function's routes in the API document.
 pub fn api_routes() -> Vec<shared::api_doc::Route> {
     use shared::{
-        api_doc::{extended, Route},
+        api_doc::{one_of_strings, Route},
         domain::proof_review::Proof,
     };
     let target = [
@@ -490,16 +555,6 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
         ErrorCode::MilestoneNotWaiting,
         ErrorCode::ProofDuplicate,
     ];
-    // null for an old client's proof, whose file the server never stored.
-    let download_url = utoipa::openapi::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
-            utoipa::openapi::schema::Type::String,
-            utoipa::openapi::schema::Type::Null,
-        ]))
-        .description(Some(
-            "A presigned GET valid 5 minutes; null for an old client's file.",
-        ))
-        .build();
     vec![
         Route::post("/proofs/uploads", "Presign a PUT of a proof file")
             .body::<PrepareUpload>()
@@ -527,12 +582,25 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
             "/proofs/{id}",
             "Read a proof, with a short-lived download URL",
         )
-        .answer_schema(
-            200,
-            extended::<Proof>(&[("download_url", download_url.into())]),
-            "The proof.",
-        )
+        .answer::<ProofWithDownload>(200, "The proof.")
         .errors(&[ErrorCode::ProofNotFound]),
+        Route::get(
+            "/proofs",
+            "List proofs; status=PENDING is the review queue, oldest first",
+        )
+        .query(
+            "status",
+            one_of_strings(&ProofStatus::ALL.map(ProofStatus::as_str)),
+            false,
+        )
+        .query_id("escrow_id", false)
+        .query(
+            "review_reason",
+            one_of_strings(&ReviewReason::ALL.map(ReviewReason::as_str)),
+            false,
+        )
+        .list::<ProofWithDownload>()
+        .errors(&[ErrorCode::EscrowNotFound]),
         Route::post(
             "/proofs/{id}/decision",
             "Approve (pays the milestone) or reject",
@@ -548,4 +616,19 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
             ErrorCode::MilestoneNotWaiting,
         ]),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_problems_name_every_value() {
+        for status in ProofStatus::ALL {
+            assert!(STATUS_PROBLEM.contains(status.as_str()));
+        }
+        for reason in ReviewReason::ALL {
+            assert!(REASON_PROBLEM.contains(reason.as_str()));
+        }
+    }
 }

@@ -36,7 +36,7 @@ use shared::{
 };
 use std::sync::Arc;
 
-/// Largest accepted body (API.md: over 256 KiB → 413).
+/// Largest accepted body (docs/api.md: over 256 KiB → 413).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// Longest event id, `psp_ref` or type kept: a PSP's identifiers are short;

@@ -66,6 +66,7 @@ error_codes! {
     ProofAlreadyApproved => ("PROOF_ALREADY_APPROVED", 409),
     ProofAlreadyRejected => ("PROOF_ALREADY_REJECTED", 409),
     PspEventNotFound => ("PSP_EVENT_NOT_FOUND", 404),
+    AlertNotFound => ("ALERT_NOT_FOUND", 404),
     InvalidSignature => ("INVALID_SIGNATURE", 401),
     ProofUploadMissing => ("PROOF_UPLOAD_MISSING", 422),
     ProofHashMismatch => ("PROOF_HASH_MISMATCH", 422),
@@ -166,6 +167,7 @@ mod tests {
                 409,
             ),
             (ErrorCode::PspEventNotFound, "PSP_EVENT_NOT_FOUND", 404),
+            (ErrorCode::AlertNotFound, "ALERT_NOT_FOUND", 404),
             (ErrorCode::InvalidSignature, "INVALID_SIGNATURE", 401),
         ] {
             assert_eq!(code.as_str(), text);

@@ -1,7 +1,7 @@
 //! Escrows: a client's money held for a provider, paid out milestone by
 //! milestone against proofs, or all at once on the client's word.
 //!
-//! `decide` is the whole state machine of API.md ("Escrows"): every
+//! `decide` is the whole state machine of docs/api.md ("Escrows"): every
 //! (state, action) pair not in its table is refused with
 //! `ESCROW_INVALID_STATE` and changes nothing. The original accepted deposits
 //! in any state, revived terminal escrows and released FUNDED escrows at the
@@ -285,7 +285,7 @@ pub enum EscrowOutcome {
     DeadlineMissed,
 }
 
-/// The escrow state machine of API.md. Refusals change nothing.
+/// The escrow state machine of docs/api.md. Refusals change nothing.
 pub fn decide(state: &EscrowState, action: EscrowAction) -> Result<EscrowOutcome, ErrorCode> {
     use EscrowAction as A;
     use EscrowStatus as S;
@@ -485,7 +485,7 @@ fn change(
 // ---------------------------------------------------------------------------
 // The escrow as answered
 
-/// A milestone as the API answers it (`Milestone` of API.md).
+/// A milestone as the API answers it (`Milestone` of docs/api.md).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Milestone {
     pub id: Id,
@@ -497,7 +497,7 @@ pub struct Milestone {
     pub status: super::milestone::MilestoneStatus,
 }
 
-/// An escrow as the API answers it (`Escrow` of API.md).
+/// An escrow as the API answers it (`Escrow` of docs/api.md).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Escrow {
     pub id: Id,
@@ -806,7 +806,7 @@ mod tests {
         ]
     }
 
-    /// API.md's state table, one row per status, one column per `actions()`.
+    /// docs/api.md's state table, one row per status, one column per `actions()`.
     fn expected(status: EscrowStatus) -> [Expect; 15] {
         use EscrowStatus as S;
         use Expect::*;

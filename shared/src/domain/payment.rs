@@ -51,7 +51,7 @@ impl PaymentKind {
 
     /// The audit action written when a payment of this kind is created (or
     /// retried): PENDING, its money out of the escrow. A usage spend's is the
-    /// spend itself (`USAGE_SPEND`, API.md).
+    /// spend itself (`USAGE_SPEND`, docs/api.md).
     pub fn pending_audit(self) -> &'static str {
         match self {
             PaymentKind::Payout => "PAYOUT_PENDING",
@@ -206,7 +206,7 @@ pub enum Payee {
     Ref { payee_ref: String },
 }
 
-/// A payment as the API answers it (`Payment` of API.md).
+/// A payment as the API answers it (`Payment` of docs/api.md).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Payment {
     pub id: super::ids::Id,
@@ -228,7 +228,7 @@ pub fn new_psp_ref() -> String {
     format!("PSP-{}", uuid::Uuid::new_v4())
 }
 
-/// The event types the PSP sends, as API.md names them. Exact text: the PSP
+/// The event types the PSP sends, as docs/api.md names them. Exact text: the PSP
 /// sends these strings, so `Payment.Settled` is just another type (Other).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PspEventType {
@@ -258,6 +258,17 @@ pub enum PspEventStatus {
 }
 
 impl PspEventStatus {
+    pub const ALL: [PspEventStatus; 4] = [
+        PspEventStatus::Queued,
+        PspEventStatus::Applied,
+        PspEventStatus::Ignored,
+        PspEventStatus::Conflict,
+    ];
+
+    pub fn parse(text: &str) -> Option<PspEventStatus> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             PspEventStatus::Queued => "QUEUED",
@@ -427,7 +438,7 @@ mod tests {
         }
     }
 
-    /// The whole consumer table of API.md, written once.
+    /// The whole consumer table of docs/api.md, written once.
     const PSP_MATRIX: [(PaymentStatus, PspEventType, PspOutcome); 12] = {
         use PaymentStatus as P;
         use PspEventType as E;

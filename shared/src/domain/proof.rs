@@ -137,6 +137,17 @@ pub enum ReviewReason {
 }
 
 impl ReviewReason {
+    pub const ALL: [ReviewReason; 4] = [
+        ReviewReason::GpsMissing,
+        ReviewReason::UntrustedSource,
+        ReviewReason::ManualReview,
+        ReviewReason::UnverifiedUpload,
+    ];
+
+    pub fn parse(text: &str) -> Option<ReviewReason> {
+        Self::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ReviewReason::GpsMissing => "GPS_MISSING",
@@ -699,12 +710,8 @@ mod tests {
 
     #[test]
     fn review_reasons_have_their_wire_names() {
-        for reason in [
-            ReviewReason::GpsMissing,
-            ReviewReason::UntrustedSource,
-            ReviewReason::ManualReview,
-            ReviewReason::UnverifiedUpload,
-        ] {
+        for reason in ReviewReason::ALL {
+            assert_eq!(ReviewReason::parse(reason.as_str()), Some(reason));
             assert_eq!(
                 serde_json::to_value(reason).unwrap(),
                 json!(reason.as_str())

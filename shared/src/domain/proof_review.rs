@@ -1,4 +1,4 @@
-//! A submitted proof as stored and answered (`Proof` of API.md), and the
+//! A submitted proof as stored and answered (`Proof` of docs/api.md), and the
 //! decision rule of `POST /proofs/{id}/decision`. Pure.
 
 use serde::{Deserialize, Serialize};
@@ -15,6 +15,16 @@ pub enum ProofStatus {
 }
 
 impl ProofStatus {
+    pub const ALL: [ProofStatus; 3] = [
+        ProofStatus::Pending,
+        ProofStatus::Approved,
+        ProofStatus::Rejected,
+    ];
+
+    pub fn parse(text: &str) -> Option<ProofStatus> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ProofStatus::Pending => "PENDING",
@@ -94,6 +104,19 @@ pub fn decide_proof(status: ProofStatus, decision: Decision) -> Result<DecisionO
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statuses_parse_from_their_wire_names_only() {
+        for status in ProofStatus::ALL {
+            assert_eq!(ProofStatus::parse(status.as_str()), Some(status));
+            assert_eq!(
+                serde_json::to_value(status).unwrap(),
+                serde_json::json!(status.as_str())
+            );
+        }
+        assert_eq!(ProofStatus::parse("pending"), None);
+        assert_eq!(ProofStatus::parse(""), None);
+    }
 
     #[test]
     fn decisions_parse_in_any_case() {

@@ -145,7 +145,7 @@ impl TransferRefusal {
         ErrorCode::UnauthorizedTransfer
     }
 
-    /// The alert's payload (API.md, Alerts).
+    /// The alert's payload (docs/api.md, Alerts).
     pub fn alert_payload(&self) -> serde_json::Value {
         serde_json::json!({
             "sender_id": self.sender_id,

@@ -16,19 +16,19 @@
 //! reads the page's items with one `BatchGetItem`.
 
 use super::{
-    items::{from_item, key_of, s, to_item, Item},
-    keys::{self, Key, GSI_BY_KIND, GSI_BY_SENDER},
-    list::{encode_cursor, KeyPageRequest, Page},
+    audit::{action, entity, Actor, AuditEntry},
+    items::{key_item, key_of, s, to_item, values},
+    keys::{self, Index, Key, GSI_BY_BENEFICIARY, GSI_BY_KIND, GSI_BY_SENDER},
+    list::{KeyPageRequest, Page},
     Store,
 };
 use crate::{
     domain::{alert::AlertType, ids::Id, time::Timestamp},
     error::AppError,
 };
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 
 /// Counter of alert ids (`Store::next_id`).
 pub const ID_KIND: &str = super::ids::ALERT;
@@ -65,6 +65,17 @@ pub struct AlertRecord {
     pub gsi3sk: String,
     pub gsi1pk: String,
     pub gsi1sk: String,
+    /// Finds the alert by id (`POST /alerts/{id}/ack`): `ALERT_ID#{id}`.
+    /// Alerts raised before acknowledgement existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi2pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi2sk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_at: Option<String>,
+    /// Who acknowledged it (`apikey:{id}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_by: Option<String>,
 }
 
 /// An alert as `GET /alerts` shows it.
@@ -77,6 +88,10 @@ pub struct AlertView {
     pub actor_user_id: Option<u64>,
     pub payload: serde_json::Value,
     pub created_at: String,
+    /// When staff acknowledged it (`POST /alerts/{id}/ack`), or null.
+    pub acknowledged_at: Option<String>,
+    /// Who acknowledged it (`apikey:{id}`), or null.
+    pub acknowledged_by: Option<String>,
 }
 
 impl From<AlertRecord> for AlertView {
@@ -89,6 +104,8 @@ impl From<AlertRecord> for AlertView {
             payload: serde_json::from_str(&record.payload)
                 .unwrap_or(serde_json::Value::String(record.payload)),
             created_at: record.created_at,
+            acknowledged_at: record.acknowledged_at,
+            acknowledged_by: record.acknowledged_by,
         }
     }
 }
@@ -120,6 +137,10 @@ pub fn record(alert: &NewAlert, shards: u64) -> AlertRecord {
             keys::alerts_of_type(alert.alert_type.as_str())
         ),
         gsi1sk: sort,
+        gsi2pk: Some(keys::alert_by_id(alert.id)),
+        gsi2sk: Some(keys::id_sort_key(alert.id)),
+        acknowledged_at: None,
+        acknowledged_by: None,
     }
 }
 
@@ -147,34 +168,6 @@ pub fn is_alert_sort_key(sort_key: &str) -> bool {
         && id.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// What one shard's Query found: (sort key, table key) newest first, and the
-/// sort key it stopped at if it was not read to the end of what a page needs.
-#[derive(Debug, Default)]
-pub(crate) struct ShardRead {
-    pub found: Vec<(String, Key)>,
-    pub stopped_at: Option<String>,
-}
-
-/// Merges shard reads into one page, newest first (pure). Below the highest
-/// `stopped_at` some shard was not read, so the page ends there: every alert
-/// is returned once and none skipped.
-pub(crate) fn merge(reads: Vec<ShardRead>, limit: usize) -> (Vec<(String, Key)>, Option<String>) {
-    let frontier = reads.iter().filter_map(|r| r.stopped_at.clone()).max();
-    let mut all: Vec<(String, Key)> = reads
-        .into_iter()
-        .flat_map(|r| r.found)
-        .filter(|(sort, _)| frontier.as_ref().is_none_or(|f| sort >= f))
-        .collect();
-    all.sort_by(|a, b| b.0.cmp(&a.0));
-    all.dedup_by(|a, b| a.0 == b.0);
-    if all.len() > limit {
-        all.truncate(limit);
-        let last = all.last().map(|(sort, _)| sort.clone());
-        return (all, last);
-    }
-    (all, frontier)
-}
-
 impl Store {
     /// The transaction item raising `alert` in this store's table.
     pub fn alert_put(&self, alert: &NewAlert) -> Result<TransactWriteItem, AppError> {
@@ -182,79 +175,118 @@ impl Store {
     }
 
     /// One page of alerts, newest first, of one type or all: one Query per
-    /// shard, then one `BatchGetItem`.
+    /// shard, then one `BatchGetItem`. `acknowledged` keeps only the alerts
+    /// acknowledged (or not): a filter on the items, so a page may come
+    /// back short, with a cursor.
     pub async fn alerts(
         &self,
         alert_type: Option<AlertType>,
+        acknowledged: Option<bool>,
         page: &KeyPageRequest,
     ) -> Result<Page<AlertView>, AppError> {
         let (index, kind) = match alert_type {
             Some(t) => (GSI_BY_SENDER, keys::alerts_of_type(t.as_str())),
             None => (GSI_BY_KIND, keys::ALERTS.to_string()),
         };
-        let mut reads = Vec::new();
-        for shard in 0..keys::index_shards() {
-            let partition = format!("{kind}#{shard}");
-            let mut names = HashMap::from([("#pk".to_string(), index.pk.to_string())]);
-            let mut values = HashMap::from([(":pk".to_string(), s(partition))]);
-            let mut condition = "#pk = :pk".to_string();
-            if let Some(before) = &page.after {
-                names.insert("#sk".into(), index.sk.into());
-                values.insert(":before".into(), s(before.as_str()));
-                condition.push_str(" AND #sk < :before");
-            }
-            let output = self
-                .client
-                .query()
-                .table_name(self.table())
-                .index_name(index.name)
-                .key_condition_expression(condition)
-                .set_expression_attribute_names(Some(names))
-                .set_expression_attribute_values(Some(values))
-                .scan_index_forward(false)
-                .limit(page.limit as i32 + 1)
-                .send()
-                .await
-                .map_err(super::retry::aws_error)?;
-            let mut read = ShardRead::default();
-            for entry in output.items.unwrap_or_default() {
-                read.found
-                    .push((sort_of(&entry, index.sk)?, key_of_entry(&entry)?));
-            }
-            // Fewer than asked and not at the end: the shard resumes there.
-            if read.found.len() <= page.limit {
-                if let Some(last) = output.last_evaluated_key {
-                    read.stopped_at = Some(sort_of(&last, index.sk)?);
-                }
-            }
-            reads.push(read);
+        let partitions: Vec<(Index, String)> = (0..keys::index_shards())
+            .map(|shard| (index, format!("{kind}#{shard}")))
+            .collect();
+        let page = self
+            .list_by_sort_key::<AlertRecord>(&partitions, &Vec::new(), page)
+            .await?;
+        let mut alerts = page.map(AlertView::from);
+        if let Some(wanted) = acknowledged {
+            alerts
+                .items
+                .retain(|a| a.acknowledged_at.is_some() == wanted);
         }
-        let (found, cursor) = merge(reads, page.limit);
-        let keys: Vec<Key> = found.into_iter().map(|(_, k)| k).collect();
-        let mut items = self.get_many(&keys).await?;
-        let mut alerts = Vec::new();
-        for key in &keys {
-            if let Some(item) = items.remove(key) {
-                alerts.push(AlertView::from(from_item::<AlertRecord>(item)?));
-            }
-        }
-        Ok(Page {
-            items: alerts,
-            next_cursor: cursor.map(|sort| encode_cursor(&sort)),
-        })
+        Ok(alerts)
     }
-}
 
-fn sort_of(entry: &Item, attribute: &str) -> Result<String, AppError> {
-    entry
-        .get(attribute)
-        .and_then(|v| v.as_s().ok())
-        .cloned()
-        .ok_or_else(|| AppError::internal("alert index entry without sort key"))
-}
+    /// Alert `id` as stored, found through its id entry in `gsi2`: one Query
+    /// and one consistent read.
+    async fn alert_by_id(&self, id: Id) -> Result<Option<AlertRecord>, AppError> {
+        let index = GSI_BY_BENEFICIARY;
+        let output = self
+            .client
+            .query()
+            .table_name(self.table())
+            .index_name(index.name)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", index.pk)
+            .set_expression_attribute_values(Some(values([(":pk", s(keys::alert_by_id(id)))])))
+            .limit(1)
+            .send()
+            .await
+            .map_err(super::retry::aws_error)?;
+        let Some(key) = output.items().first().and_then(key_of) else {
+            return Ok(None);
+        };
+        self.get::<AlertRecord>(&key).await
+    }
 
-fn key_of_entry(entry: &Item) -> Result<Key, AppError> {
-    key_of(entry).ok_or_else(|| AppError::internal("alert index entry without key"))
+    /// Acknowledges alert `id` for `actor`: who and when on the alert, and
+    /// the audit entry `ALERT_ACKNOWLEDGED`, in one transaction conditional
+    /// on the alert not being acknowledged yet. An alert acknowledged before
+    /// is answered unchanged; `None`: no such alert.
+    pub async fn acknowledge_alert(
+        &self,
+        id: Id,
+        actor: &Actor,
+    ) -> Result<Option<AlertView>, AppError> {
+        self.retry_busy("acknowledge alert", || {
+            self.try_acknowledge_alert(id, actor)
+        })
+        .await
+    }
+
+    async fn try_acknowledge_alert(
+        &self,
+        id: Id,
+        actor: &Actor,
+    ) -> Result<Option<AlertView>, AppError> {
+        let Some(mut alert) = self.alert_by_id(id).await? else {
+            return Ok(None);
+        };
+        if alert.acknowledged_at.is_some() {
+            return Ok(Some(alert.into()));
+        }
+        let now = Timestamp::now();
+        let who = actor.to_string();
+        let key = Key {
+            pk: alert.pk.clone(),
+            sk: alert.sk.clone(),
+        };
+        let update = Update::builder()
+            .set_key(Some(key_item(&key)))
+            .update_expression("SET acknowledged_at = :at, acknowledged_by = :by")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(acknowledged_at)")
+            .set_expression_attribute_values(Some(values([
+                (":at", s(now.to_string())),
+                (":by", s(who.as_str())),
+            ])));
+        let audit = AuditEntry::new(
+            actor,
+            action::ALERT_ACKNOWLEDGED,
+            entity::ALERT,
+            id,
+            serde_json::json!({"type": alert.alert_type, "acknowledged_by": who}),
+            now,
+        );
+        match self
+            .transact(vec![self.update(update), self.audit(&audit)?])
+            .await
+        {
+            Ok(()) => {
+                alert.acknowledged_at = Some(now.to_string());
+                alert.acknowledged_by = Some(who);
+                Ok(Some(alert.into()))
+            }
+            // Acknowledged meanwhile: read again, which answers it unchanged.
+            Err(e) if e.failed_condition(0) => Err(AppError::busy()),
+            Err(e) => Err(e.unexpected()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -294,6 +326,8 @@ mod tests {
         assert_eq!(r.gsi1pk, "ALERTS#PAYMENT_FAILED#5");
         assert_eq!(r.gsi3sk, "2026-03-04T05:06:07.000000Z#00000000000000000013");
         assert_eq!(r.gsi1sk, r.gsi3sk);
+        assert_eq!(r.gsi2pk.as_deref(), Some("ALERT_ID#13"));
+        assert_eq!(r.gsi2sk.as_deref(), Some("00000000000000000013"));
         assert!(is_alert_sort_key(&r.gsi3sk));
         for bad in [
             "",
@@ -309,7 +343,8 @@ mod tests {
             serde_json::json!({
                 "id": 13, "type": "PAYMENT_FAILED", "message": "Payment failed.",
                 "actor_user_id": null, "payload": {"payment_id": 4},
-                "created_at": "2026-03-04T05:06:07.000000Z"
+                "created_at": "2026-03-04T05:06:07.000000Z",
+                "acknowledged_at": null, "acknowledged_by": null
             })
         );
     }
@@ -321,45 +356,5 @@ mod tests {
         assert_eq!(put.table_name(), "t");
         assert_eq!(put.condition_expression(), Some("attribute_not_exists(pk)"));
         assert_eq!(put.item()["type"].as_s().unwrap(), "PAYMENT_FAILED");
-    }
-
-    fn read(sorts: &[&str], stopped_at: Option<&str>) -> ShardRead {
-        ShardRead {
-            found: sorts
-                .iter()
-                .map(|s| (s.to_string(), keys::alert("T", s)))
-                .collect(),
-            stopped_at: stopped_at.map(str::to_string),
-        }
-    }
-
-    fn sorts(found: &[(String, Key)]) -> Vec<&str> {
-        found.iter().map(|(s, _)| s.as_str()).collect()
-    }
-
-    #[test]
-    fn merge_orders_newest_first_and_pages() {
-        let (found, cursor) = merge(
-            vec![read(&["9", "5", "2"], None), read(&["8", "1"], None)],
-            10,
-        );
-        assert_eq!(sorts(&found), vec!["9", "8", "5", "2", "1"]);
-        assert_eq!(cursor, None);
-        let (found, cursor) = merge(
-            vec![read(&["9", "5", "2"], None), read(&["8", "1"], None)],
-            2,
-        );
-        assert_eq!(sorts(&found), vec!["9", "8"]);
-        assert_eq!(cursor.as_deref(), Some("8"));
-    }
-
-    #[test]
-    fn merge_stops_at_an_unfinished_shard() {
-        let (found, cursor) = merge(
-            vec![read(&["9", "7"], Some("7")), read(&["8", "3"], None)],
-            10,
-        );
-        assert_eq!(sorts(&found), vec!["9", "8", "7"]);
-        assert_eq!(cursor.as_deref(), Some("7"));
     }
 }

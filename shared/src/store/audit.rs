@@ -219,10 +219,11 @@ pub mod entity {
     pub const PROOF: &str = "PROOF";
     pub const PAYMENT: &str = "PAYMENT";
     pub const TRANSACTION: &str = "TRANSACTION";
+    pub const ALERT: &str = "ALERT";
 
     /// The `{entity}` names of `GET /audit/{entity}/{id}`, and the entity
     /// each names in audit keys.
-    pub const BY_PATH: [(&str, &str); 8] = [
+    pub const BY_PATH: [(&str, &str); 9] = [
         ("user", USER),
         ("apikey", API_KEY),
         ("mandate", MANDATE),
@@ -231,6 +232,7 @@ pub mod entity {
         ("proof", PROOF),
         ("payment", PAYMENT),
         ("transaction", TRANSACTION),
+        ("alert", ALERT),
     ];
 
     /// The audit-key entity of a path's `{entity}` (exact, lower case).
@@ -259,6 +261,7 @@ pub mod action {
     pub const ALLOWLIST_ADDED: &str = "ALLOWLIST_ADDED";
     pub const CERTIFIED: &str = "CERTIFIED";
     pub const CREATE_TRANSACTION: &str = "CREATE_TRANSACTION";
+    pub const ALERT_ACKNOWLEDGED: &str = "ALERT_ACKNOWLEDGED";
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The DynamoDB client every function uses: the standard AWS configuration,
 //! our retry policy, and an endpoint resolver that remembers its answers (the
-//! SDK's own work per call is most of a purchase's cost: README, Known
-//! limits).
+//! SDK's own work per call is most of a purchase's cost: docs/performance.md,
+//! "The 1 ms CPU target is not shown").
 
 use super::{retry, Store};
 use aws_sdk_dynamodb::{

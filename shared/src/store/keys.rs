@@ -32,7 +32,8 @@
 //!
 //! Escrows reuse the list indexes: `gsi1` by client (`CLIENT#{id}`), `gsi2`
 //! by provider (`PROVIDER#{id}`), `gsi3` by kind (`ESCROW#{shard}`); payments
-//! are in `gsi1` by escrow (`ESCROW_PAYMENTS#{id}`) and `gsi3` by kind. The
+//! are in `gsi1` by escrow (`ESCROW_PAYMENTS#{id}`) and `gsi3` by kind, and
+//! so are proofs (`ESCROW_PROOFS#{id}`, `PROOF#{shard}`). The
 //! payees are in `gsi1` by escrow (`ESCROW_PAYEES#{id}`). The
 //! transactions (restricted transfers) are in `gsi1` by sender
 //! (`TRANSFER_SENDER#{id}`), `gsi2` by receiver (`TRANSFER_RECEIVER#{id}`,
@@ -51,7 +52,9 @@
 //! `gsi3` (all alerts, `ALERTS#{shard}`) and `gsi1` (by type,
 //! `ALERTS#{type}#{shard}`) with the sort key `{created_at}#{zero-padded id}`,
 //! newest first; those partitions hold nothing else, so the two sort key
-//! shapes never meet in one Query.
+//! shapes never meet in one Query. An alert is also in `gsi2` under
+//! `ALERT_ID#{id}` (how `POST /alerts/{id}/ack` finds it). PSP events are in
+//! `gsi3` under `PSP_EVENT#{shard}`, sorted by `{received_at}#{hash}`.
 //!
 //! No write puts items under one system-wide partition: `gsi3` and
 //! `active_by_expiry` partitions carry a shard, `{kind}#{id % shards}`, and
@@ -261,6 +264,11 @@ pub fn alerts_of_type(alert_type: &str) -> String {
 }
 
 /// Sort key of alerts in both indexes: fixed-width time, then id.
+/// An alert's id entry in `gsi2`: how `POST /alerts/{id}/ack` finds it.
+pub fn alert_by_id(id: Id) -> String {
+    format!("ALERT_ID#{id}")
+}
+
 pub fn alert_sort_key(created_at: Timestamp, id: Id) -> String {
     format!("{created_at}#{}", id_sort_key(id))
 }
@@ -353,6 +361,10 @@ pub fn escrow_payments_partition(escrow: Id) -> String {
     format!("ESCROW_PAYMENTS#{escrow}")
 }
 
+pub fn escrow_proofs_partition(escrow: Id) -> String {
+    format!("ESCROW_PROOFS#{escrow}")
+}
+
 /// The sender's allowlist entry for one recipient (`POST /allowlist`).
 pub fn allowlisted(owner: Id, recipient: Id) -> Key {
     Key::new(
@@ -390,6 +402,8 @@ pub fn escrow_payees_partition(escrow: Id) -> String {
 pub const KIND_TRANSACTION: &str = "TRANSACTION";
 pub const KIND_ESCROW: &str = "ESCROW";
 pub const KIND_PAYMENT: &str = "PAYMENT";
+pub const KIND_PROOF: &str = "PROOF";
+pub const KIND_PSP_EVENT: &str = "PSP_EVENT";
 /// FUNDED escrows not yet alerted, by deadline, in `active_by_expiry`.
 /// (Entries written before the index held only what a sweep can act on
 /// are here too, for every open status: the sweep cleans them.)

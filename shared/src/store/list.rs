@@ -1,5 +1,6 @@
-//! Keyset pagination over the list indexes, newest first. The cursor is the
-//! last id returned; each page reads ids below it. Because every list index
+//! Keyset pagination over the list indexes, newest first (or oldest first,
+//! for a work queue). The cursor is the last id returned; each page reads ids
+//! past it in the list's order. Because every list index
 //! sorts by zero-padded id, one cursor works across several partitions (a
 //! user's mandates as sender and as beneficiary, merged; the shards of a
 //! sharded index, merged).
@@ -45,11 +46,30 @@ impl<T> Page<T> {
     }
 }
 
-/// One page request: `limit` items with ids below `before`.
+/// One page request: `limit` items with ids past the cursor `past` (below
+/// it newest first, above it oldest first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageRequest {
     pub limit: usize,
-    pub before: Option<Id>,
+    pub past: Option<Id>,
+}
+
+/// The order of a list by id: newest first, or oldest first for a queue
+/// whose head is the item waiting longest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    NewestFirst,
+    OldestFirst,
+}
+
+impl Order {
+    /// Whether `id` comes before `other` in this order.
+    fn precedes(self, id: Id, other: Id) -> bool {
+        match self {
+            Order::NewestFirst => id > other,
+            Order::OldestFirst => id < other,
+        }
+    }
 }
 
 impl PageRequest {
@@ -69,7 +89,7 @@ impl PageRequest {
                 }
             },
         };
-        let before = match cursor {
+        let past = match cursor {
             None => None,
             Some(text) => match Id::parse(text) {
                 Ok(id) => Some(id),
@@ -80,7 +100,7 @@ impl PageRequest {
             },
         };
         if errors.is_empty() {
-            Ok(PageRequest { limit, before })
+            Ok(PageRequest { limit, past })
         } else {
             Err(errors)
         }
@@ -284,17 +304,29 @@ pub(crate) struct PartitionRead {
     pub stopped_at: Option<Id>,
 }
 
-/// Merges partition reads into one page, newest first. Below the highest
+/// Merges partition reads into one page in `order`. Past the furthest
 /// `stopped_at`, some partition was not read, so the page ends there and the
 /// cursor resumes there: every id is returned once, none is skipped.
-pub(crate) fn merge(reads: Vec<PartitionRead>, limit: usize) -> (Vec<(Id, Key)>, Option<Id>) {
-    let frontier = reads.iter().filter_map(|r| r.stopped_at).max();
+pub(crate) fn merge(
+    reads: Vec<PartitionRead>,
+    limit: usize,
+    order: Order,
+) -> (Vec<(Id, Key)>, Option<Id>) {
+    // The frontier is the stop reached first in the list's order.
+    let frontier =
+        reads
+            .iter()
+            .filter_map(|r| r.stopped_at)
+            .reduce(|a, b| if order.precedes(a, b) { a } else { b });
     let mut all: Vec<(Id, Key)> = reads
         .into_iter()
         .flat_map(|r| r.found)
-        .filter(|(id, _)| frontier.is_none_or(|f| *id >= f))
+        .filter(|(id, _)| frontier.is_none_or(|f| !order.precedes(f, *id)))
         .collect();
-    all.sort_by_key(|(id, _)| std::cmp::Reverse(*id));
+    match order {
+        Order::NewestFirst => all.sort_by_key(|(id, _)| std::cmp::Reverse(*id)),
+        Order::OldestFirst => all.sort_by_key(|(id, _)| *id),
+    }
     all.dedup_by_key(|(id, _)| *id);
     if all.len() > limit {
         all.truncate(limit);
@@ -314,15 +346,29 @@ impl Store {
         filters: &Filters,
         page: PageRequest,
     ) -> Result<Page<R>, AppError> {
+        self.list_in_order(partitions, filters, page, Order::NewestFirst)
+            .await
+    }
+
+    /// [`Store::list`] in `order`. A filter on an attribute the index does
+    /// not project is checked on the items only: the page may then come back
+    /// short, with a cursor.
+    pub(crate) async fn list_in_order<R: DeserializeOwned + Listed>(
+        &self,
+        partitions: &[(Index, String)],
+        filters: &Filters,
+        page: PageRequest,
+        order: Order,
+    ) -> Result<Page<R>, AppError> {
         let pages_each = (MAX_QUERY_PAGES / partitions.len().max(1)).max(1);
         let mut reads = Vec::new();
         for (index, partition) in partitions {
             reads.push(
-                self.query_newest(*index, partition, filters, page, pages_each)
+                self.query_in_order(*index, partition, filters, page, order, pages_each)
                     .await?,
             );
         }
-        let (found, cursor) = merge(reads, page.limit);
+        let (found, cursor) = merge(reads, page.limit, order);
         let keys: Vec<Key> = found.iter().map(|(_, k)| k.clone()).collect();
         let mut items = self.get_many(&keys).await?;
         let mut records = Vec::new();
@@ -341,27 +387,34 @@ impl Store {
         })
     }
 
-    /// Up to `limit + 1` matching entries of one partition, newest first, in
-    /// at most `max_pages` Query calls.
-    async fn query_newest(
+    /// Up to `limit + 1` matching entries of one partition in `order`, in at
+    /// most `max_pages` Query calls.
+    async fn query_in_order(
         &self,
         index: Index,
         partition: &str,
         filters: &Filters,
         page: PageRequest,
+        order: Order,
         max_pages: usize,
     ) -> Result<PartitionRead, AppError> {
         let wanted = page.limit + 1;
         let mut names = HashMap::from([("#pk".to_string(), index.pk.to_string())]);
         let mut values = HashMap::from([(":pk".to_string(), s(partition))]);
         let mut key_condition = "#pk = :pk".to_string();
-        if let Some(before) = page.before {
+        if let Some(past) = page.past {
             names.insert("#sk".into(), index.sk.into());
-            values.insert(":before".into(), s(id_sort_key(before)));
-            key_condition.push_str(" AND #sk < :before");
+            values.insert(":past".into(), s(id_sort_key(past)));
+            key_condition.push_str(match order {
+                Order::NewestFirst => " AND #sk < :past",
+                Order::OldestFirst => " AND #sk > :past",
+            });
         }
         let mut filter_parts = Vec::new();
         for (i, (attribute, value)) in filters.iter().enumerate() {
+            if !index.projects(attribute) {
+                continue;
+            }
             names.insert(format!("#f{i}"), attribute.to_string());
             values.insert(format!(":f{i}"), value.clone());
             filter_parts.push(format!("#f{i} = :f{i}"));
@@ -380,7 +433,7 @@ impl Store {
                 .set_filter_expression(filter.clone())
                 .set_expression_attribute_names(Some(names.clone()))
                 .set_expression_attribute_values(Some(values.clone()))
-                .scan_index_forward(false)
+                .scan_index_forward(order == Order::OldestFirst)
                 .limit((wanted.saturating_sub(read.found.len())).max(10) as i32)
                 .set_exclusive_start_key(start)
                 .send()
@@ -399,6 +452,125 @@ impl Store {
         read.stopped_at = start.as_ref().map(|k| sort_key_id(k, index)).transpose()?;
         Ok(read)
     }
+}
+
+/// What one shard's Query found: (sort key, table key) newest first, and the
+/// sort key it stopped at if it was not read to the end of what a page needs.
+#[derive(Debug, Default)]
+pub(crate) struct KeyedRead {
+    pub found: Vec<(String, Key)>,
+    pub stopped_at: Option<String>,
+}
+
+/// Merges shard reads into one page, newest first (pure). Below the highest
+/// `stopped_at` some shard was not read, so the page ends there: every entry
+/// is returned once and none skipped.
+pub(crate) fn merge_keyed(
+    reads: Vec<KeyedRead>,
+    limit: usize,
+) -> (Vec<(String, Key)>, Option<String>) {
+    let frontier = reads.iter().filter_map(|r| r.stopped_at.clone()).max();
+    let mut all: Vec<(String, Key)> = reads
+        .into_iter()
+        .flat_map(|r| r.found)
+        .filter(|(sort, _)| frontier.as_ref().is_none_or(|f| sort >= f))
+        .collect();
+    all.sort_by(|a, b| b.0.cmp(&a.0));
+    all.dedup_by(|a, b| a.0 == b.0);
+    if all.len() > limit {
+        all.truncate(limit);
+        let last = all.last().map(|(sort, _)| sort.clone());
+        return (all, last);
+    }
+    (all, frontier)
+}
+
+impl Store {
+    /// One page from the union of `partitions` of a list sorted by a text
+    /// sort key (alerts, PSP events), newest first: one Query per partition
+    /// for `limit + 1` entries, then one consistent `BatchGetItem`. Filters
+    /// on projected attributes apply in the index, all on the items.
+    pub(crate) async fn list_by_sort_key<R: DeserializeOwned>(
+        &self,
+        partitions: &[(Index, String)],
+        filters: &Filters,
+        page: &KeyPageRequest,
+    ) -> Result<Page<R>, AppError> {
+        let mut reads = Vec::new();
+        for (index, partition) in partitions {
+            let mut names = HashMap::from([("#pk".to_string(), index.pk.to_string())]);
+            let mut values = HashMap::from([(":pk".to_string(), s(partition.as_str()))]);
+            let mut condition = "#pk = :pk".to_string();
+            if let Some(before) = &page.after {
+                names.insert("#sk".into(), index.sk.into());
+                values.insert(":before".into(), s(before.as_str()));
+                condition.push_str(" AND #sk < :before");
+            }
+            let mut filter_parts = Vec::new();
+            for (i, (attribute, value)) in filters.iter().enumerate() {
+                if index.projects(attribute) {
+                    names.insert(format!("#f{i}"), attribute.to_string());
+                    values.insert(format!(":f{i}"), value.clone());
+                    filter_parts.push(format!("#f{i} = :f{i}"));
+                }
+            }
+            let filter = (!filter_parts.is_empty()).then(|| filter_parts.join(" AND "));
+            let output = self
+                .client
+                .query()
+                .table_name(self.table())
+                .index_name(index.name)
+                .key_condition_expression(condition)
+                .set_filter_expression(filter)
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(Some(values))
+                .scan_index_forward(false)
+                .limit(page.limit as i32 + 1)
+                .send()
+                .await
+                .map_err(super::retry::aws_error)?;
+            let mut read = KeyedRead::default();
+            for entry in output.items.unwrap_or_default() {
+                read.found
+                    .push((text_sort_key(&entry, index.sk)?, index_entry_key(&entry)?));
+            }
+            // Fewer than asked and not at the end: the partition resumes there.
+            if read.found.len() <= page.limit {
+                if let Some(last) = output.last_evaluated_key {
+                    read.stopped_at = Some(text_sort_key(&last, index.sk)?);
+                }
+            }
+            reads.push(read);
+        }
+        let (found, cursor) = merge_keyed(reads, page.limit);
+        let keys: Vec<Key> = found.into_iter().map(|(_, k)| k).collect();
+        let mut items = self.get_many(&keys).await?;
+        let mut records = Vec::new();
+        for key in &keys {
+            let Some(item) = items.remove(key) else {
+                continue;
+            };
+            if filters.iter().all(|(a, v)| item.get(*a) == Some(v)) {
+                records.push(from_item::<R>(item)?);
+            }
+        }
+        Ok(Page {
+            items: records,
+            next_cursor: cursor.map(|sort| encode_cursor(&sort)),
+        })
+    }
+}
+
+fn text_sort_key(entry: &Item, attribute: &str) -> Result<String, AppError> {
+    entry
+        .get(attribute)
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .ok_or_else(|| AppError::internal("index entry without sort key"))
+}
+
+fn index_entry_key(entry: &Item) -> Result<Key, AppError> {
+    key_of(entry).ok_or_else(|| AppError::internal("index entry without key"))
 }
 
 /// The id in an index entry's zero-padded sort key.
@@ -439,14 +611,14 @@ mod tests {
             PageRequest::parse(None, None).unwrap(),
             PageRequest {
                 limit: 50,
-                before: None
+                past: None
             }
         );
         assert_eq!(
             PageRequest::parse(Some("100"), Some("42")).unwrap(),
             PageRequest {
                 limit: 100,
-                before: Id::new(42)
+                past: Id::new(42)
             }
         );
         assert_eq!(
@@ -483,14 +655,18 @@ mod tests {
 
     #[test]
     fn merge_orders_newest_first_and_drops_duplicates() {
-        let (found, cursor) = merge(vec![read(&[9, 5, 2], None), read(&[8, 5, 1], None)], 10);
+        let (found, cursor) = merge(
+            vec![read(&[9, 5, 2], None), read(&[8, 5, 1], None)],
+            10,
+            NEWEST,
+        );
         assert_eq!(ids(&found), vec![9, 8, 5, 2, 1]);
         assert_eq!(cursor, None);
     }
 
     #[test]
     fn merge_cuts_at_the_limit() {
-        let (found, cursor) = merge(vec![read(&[9, 5, 2], None), read(&[8, 4], None)], 3);
+        let (found, cursor) = merge(vec![read(&[9, 5, 2], None), read(&[8, 4], None)], 3, NEWEST);
         assert_eq!(ids(&found), vec![9, 8, 5]);
         assert_eq!(cursor, Some(id(5)));
     }
@@ -499,19 +675,101 @@ mod tests {
     fn merge_stops_where_an_unfinished_partition_stopped() {
         // Partition 2 was read only down to 6: ids below 6 may be missing
         // from it, so the page ends at 6 and the cursor resumes there.
-        let (found, cursor) = merge(vec![read(&[9, 5, 2], None), read(&[7], Some(6))], 10);
+        let (found, cursor) = merge(
+            vec![read(&[9, 5, 2], None), read(&[7], Some(6))],
+            10,
+            NEWEST,
+        );
         assert_eq!(ids(&found), vec![9, 7]);
         assert_eq!(cursor, Some(id(6)));
         // A short, even empty, page still moves the cursor down.
-        let (found, cursor) = merge(vec![read(&[], Some(40)), read(&[], Some(30))], 10);
+        let (found, cursor) = merge(vec![read(&[], Some(40)), read(&[], Some(30))], 10, NEWEST);
         assert!(found.is_empty());
         assert_eq!(cursor, Some(id(40)));
+    }
+
+    const NEWEST: Order = Order::NewestFirst;
+    const OLDEST: Order = Order::OldestFirst;
+
+    #[test]
+    fn merge_oldest_first_mirrors_newest_first() {
+        let (found, cursor) = merge(
+            vec![read(&[2, 5, 9], None), read(&[1, 5, 8], None)],
+            10,
+            OLDEST,
+        );
+        assert_eq!(ids(&found), vec![1, 2, 5, 8, 9]);
+        assert_eq!(cursor, None);
+        let (found, cursor) = merge(vec![read(&[2, 5, 9], None), read(&[4, 8], None)], 3, OLDEST);
+        assert_eq!(ids(&found), vec![2, 4, 5]);
+        assert_eq!(cursor, Some(id(5)));
+        // Partition 2 was read only up to 6: the page ends at 6.
+        let (found, cursor) = merge(
+            vec![read(&[2, 5, 9], None), read(&[3], Some(6))],
+            10,
+            OLDEST,
+        );
+        assert_eq!(ids(&found), vec![2, 3, 5]);
+        assert_eq!(cursor, Some(id(6)));
+        // The frontier is the stop reached first: the lower one.
+        let (found, cursor) = merge(vec![read(&[], Some(40)), read(&[], Some(30))], 10, OLDEST);
+        assert!(found.is_empty());
+        assert_eq!(cursor, Some(id(30)));
     }
 
     #[test]
     fn budget_allows_one_query_per_shard() {
         assert_eq!(query_budget(1), MAX_QUERY_PAGES);
         assert_eq!(query_budget(8), 8);
+    }
+
+    fn keyed_read(sorts: &[&str], stopped_at: Option<&str>) -> KeyedRead {
+        KeyedRead {
+            found: sorts
+                .iter()
+                .map(|s| (s.to_string(), super::super::keys::alert("T", s)))
+                .collect(),
+            stopped_at: stopped_at.map(str::to_string),
+        }
+    }
+
+    fn sort_keys(found: &[(String, Key)]) -> Vec<&str> {
+        found.iter().map(|(s, _)| s.as_str()).collect()
+    }
+
+    #[test]
+    fn keyed_merge_orders_newest_first_and_pages() {
+        let (found, cursor) = merge_keyed(
+            vec![
+                keyed_read(&["9", "5", "2"], None),
+                keyed_read(&["8", "1"], None),
+            ],
+            10,
+        );
+        assert_eq!(sort_keys(&found), vec!["9", "8", "5", "2", "1"]);
+        assert_eq!(cursor, None);
+        let (found, cursor) = merge_keyed(
+            vec![
+                keyed_read(&["9", "5", "2"], None),
+                keyed_read(&["8", "1"], None),
+            ],
+            2,
+        );
+        assert_eq!(sort_keys(&found), vec!["9", "8"]);
+        assert_eq!(cursor.as_deref(), Some("8"));
+    }
+
+    #[test]
+    fn keyed_merge_stops_at_an_unfinished_shard() {
+        let (found, cursor) = merge_keyed(
+            vec![
+                keyed_read(&["9", "7"], Some("7")),
+                keyed_read(&["8", "3"], None),
+            ],
+            10,
+        );
+        assert_eq!(sort_keys(&found), vec!["9", "8", "7"]);
+        assert_eq!(cursor.as_deref(), Some("7"));
     }
 
     #[test]

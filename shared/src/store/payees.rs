@@ -338,7 +338,7 @@ impl Store {
         };
         let record = IdempotencyRecord::new(scope, fingerprint.to_string(), response.clone(), now);
         items.insert(0, self.idempotency_put(&record, now)?);
-        // The escrow's parties, active as the money leaves (API.md: an
+        // The escrow's parties, active as the money leaves (docs/api.md: an
         // inactive user cannot be a party to a new spend); last, so their
         // indexes are known.
         let parties = [escrow.client_id, escrow.provider_id];

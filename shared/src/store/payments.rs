@@ -399,10 +399,13 @@ impl Store {
         }
     }
 
-    /// Payments of one escrow (or all, for staff), newest first.
+    /// Payments of one escrow (or all, for staff), newest first; with a
+    /// status, only those (`ERROR` is the failed-payout queue), filtered in
+    /// the index.
     pub async fn payments(
         &self,
         escrow: Option<Id>,
+        status: Option<PaymentStatus>,
         page: PageRequest,
     ) -> Result<Page<Payment>, AppError> {
         let partitions = match escrow {
@@ -412,7 +415,10 @@ impl Store {
                 .map(|p| (keys::GSI_BY_KIND, p))
                 .collect(),
         };
-        let filters: Filters = Vec::new();
+        let filters: Filters = status
+            .map(|status| ("status", s(status.as_str())))
+            .into_iter()
+            .collect();
         let page = self
             .list::<PaymentRecord>(&partitions, &filters, page)
             .await?;

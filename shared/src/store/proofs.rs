@@ -29,7 +29,9 @@ use super::{
     escrows::{not_found, Trail},
     ids,
     items::{key_item, s, to_item, values},
-    keys, Store,
+    keys::{self, Index},
+    list::{Filters, Order, Page, PageRequest},
+    Store,
 };
 use crate::{
     domain::{
@@ -37,6 +39,7 @@ use crate::{
         escrow::{Escrow, EscrowEventKind},
         ids::Id,
         milestone::{check_proof_target, MilestoneStatus},
+        proof::ReviewReason,
         proof_review::{decide_proof, Decision, DecisionOutcome, Proof, ProofStatus},
         time::Timestamp,
         upload::UPLOAD_TTL_SECONDS,
@@ -138,6 +141,22 @@ struct ProofRecord {
     provider_id: Id,
     created_at: Timestamp,
     updated_at: Timestamp,
+    /// The lists (`GET /proofs`): by escrow in `gsi1`, all in `gsi3`.
+    /// Proofs stored before the lists existed have none and are not listed.
+    #[serde(default)]
+    gsi1pk: String,
+    #[serde(default)]
+    gsi1sk: String,
+    #[serde(default)]
+    gsi3pk: String,
+    #[serde(default)]
+    gsi3sk: String,
+}
+
+impl super::list::Listed for ProofRecord {
+    fn id(&self) -> Id {
+        self.id
+    }
 }
 
 impl ProofRecord {
@@ -166,6 +185,10 @@ impl ProofRecord {
             provider_id: escrow.provider_id,
             created_at: p.created_at,
             updated_at: p.updated_at,
+            gsi1pk: keys::escrow_proofs_partition(p.escrow_id),
+            gsi1sk: keys::id_sort_key(p.id),
+            gsi3pk: keys::sharded_partition(keys::KIND_PROOF, p.id),
+            gsi3sk: keys::id_sort_key(p.id),
         }
     }
 
@@ -206,6 +229,14 @@ pub struct ProofRead {
     pub proof: Proof,
     pub parties: [Id; 2],
     pub object_key: Option<String>,
+}
+
+/// What `GET /proofs` lists: every filter given must match.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProofFilter {
+    pub escrow_id: Option<Id>,
+    pub status: Option<ProofStatus>,
+    pub review_reason: Option<ReviewReason>,
 }
 
 /// What the judge said about a new proof, as the store writes it.
@@ -338,6 +369,39 @@ impl Store {
             })
             .await?;
         Ok(guard.is_some())
+    }
+
+    /// One page of proofs matching `filter`: a pending queue oldest first
+    /// (the one waiting longest on top), any other list newest first. By
+    /// escrow it reads that escrow's partition; otherwise every shard of the
+    /// kind index. The status is filtered in the index, the review reason
+    /// (not projected) on the items.
+    pub async fn proofs(
+        &self,
+        filter: &ProofFilter,
+        page: PageRequest,
+    ) -> Result<Page<ProofRead>, AppError> {
+        let partitions: Vec<(Index, String)> = match filter.escrow_id {
+            Some(escrow) => vec![(keys::GSI_BY_SENDER, keys::escrow_proofs_partition(escrow))],
+            None => keys::all_shards(keys::KIND_PROOF)
+                .into_iter()
+                .map(|p| (keys::GSI_BY_KIND, p))
+                .collect(),
+        };
+        let mut filters: Filters = Vec::new();
+        if let Some(status) = filter.status {
+            filters.push(("status", s(status.as_str())));
+        }
+        if let Some(reason) = filter.review_reason {
+            filters.push(("review_reason", s(reason.as_str())));
+        }
+        let order = match filter.status {
+            Some(ProofStatus::Pending) => Order::OldestFirst,
+            _ => Order::NewestFirst,
+        };
+        self.list_in_order::<ProofRecord>(&partitions, &filters, page, order)
+            .await?
+            .try_map(ProofRecord::into_read)
     }
 
     /// One proof, with its escrow's parties.

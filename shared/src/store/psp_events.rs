@@ -17,6 +17,7 @@ use super::{
     alerts::{self, NewAlert},
     items::{n, s, to_item, values},
     keys,
+    list::{KeyPageRequest, Page},
     retry::aws_error,
     transact::Backoff,
     Store,
@@ -33,7 +34,7 @@ use crate::{
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
-/// How long an event id is remembered (API.md: at least 7 days).
+/// How long an event id is remembered (docs/api.md: at least 7 days).
 pub const TTL_DAYS: i64 = 30;
 
 const RECEIVED: &str = "RECEIVED";
@@ -55,12 +56,61 @@ pub(crate) struct PspEventRecord {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     payment_id: Option<Id>,
     ttl: i64,
+    /// All events in `gsi3`, newest first (`GET /psp/events`):
+    /// `PSP_EVENT#{shard}`, sorted by `{received_at}#{sha256 of event id}`.
+    /// Events recorded before the list existed have none.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    gsi3pk: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    gsi3sk: Option<String>,
 }
 
 impl PspEventRecord {
     fn processed(&self) -> bool {
         !matches!(self.status.as_str(), RECEIVED | "QUEUED")
     }
+
+    /// As `GET /psp/events` shows it: RECEIVED is QUEUED (it is, or will be
+    /// with the PSP's retry, and the consumer treats both alike).
+    fn into_view(self) -> PspEventView {
+        let status = match self.status.as_str() {
+            "APPLIED" => PspEventStatus::Applied,
+            "IGNORED" => PspEventStatus::Ignored,
+            "CONFLICT" => PspEventStatus::Conflict,
+            _ => PspEventStatus::Queued,
+        };
+        PspEventView {
+            event_id: self.event_id,
+            event_type: self.event_type,
+            psp_ref: self.psp_ref,
+            status,
+            received_at: self.received_at,
+            processed_at: self.processed_at,
+            payment_id: self.payment_id,
+        }
+    }
+}
+
+/// Where an event sits in the list of all events (pure): its shard, from
+/// the hash in its key, and its sort key.
+fn list_entry(key: &keys::Key, received_at: Timestamp) -> (String, String) {
+    let hash = key.pk.trim_start_matches("PSP_EVENT#");
+    let bucket = u64::from_str_radix(&hash[..hash.len().min(15)], 16).unwrap_or(0);
+    (
+        format!("{}#{}", keys::KIND_PSP_EVENT, bucket % keys::index_shards()),
+        format!("{received_at}#{hash}"),
+    )
+}
+
+/// Whether `sort_key` has the shape of a PSP event list sort key: what a
+/// `GET /psp/events` cursor must decode to.
+pub fn is_psp_event_sort_key(sort_key: &str) -> bool {
+    let Some((at, hash)) = sort_key.split_once('#') else {
+        return false;
+    };
+    Timestamp::parse(at).is_ok_and(|t| t.to_string() == at)
+        && hash.len() == 64
+        && hash.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// `GET /psp/events/{event_id}`.
@@ -114,6 +164,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<Recorded, AppError> {
         let key = keys::psp_event(&identity.event_id);
+        let (gsi3pk, gsi3sk) = list_entry(&key, now);
         let record = PspEventRecord {
             pk: key.pk.clone(),
             sk: key.sk.clone(),
@@ -125,6 +176,8 @@ impl Store {
             processed_at: None,
             payment_id: None,
             ttl: now.unix_seconds() + TTL_DAYS * 86_400,
+            gsi3pk: Some(gsi3pk),
+            gsi3sk: Some(gsi3sk),
         };
         let item = to_item(&record)?;
         self.retry_busy("record PSP event", || async {
@@ -185,27 +238,36 @@ impl Store {
 
     /// One event as `GET /psp/events/{id}` shows it.
     pub async fn psp_event(&self, event_id: &str) -> Result<Option<PspEventView>, AppError> {
-        let Some(record) = self
+        Ok(self
             .get::<PspEventRecord>(&keys::psp_event(event_id))
             .await?
-        else {
-            return Ok(None);
+            .map(PspEventRecord::into_view))
+    }
+
+    /// One page of events, newest first, with `status` only those: one Query
+    /// per shard of `gsi3`, then one `BatchGetItem`. QUEUED (stored as
+    /// RECEIVED or QUEUED) is filtered on the items, the others in the index.
+    pub async fn psp_events(
+        &self,
+        status: Option<PspEventStatus>,
+        page: &KeyPageRequest,
+    ) -> Result<Page<PspEventView>, AppError> {
+        let partitions: Vec<(keys::Index, String)> = keys::all_shards(keys::KIND_PSP_EVENT)
+            .into_iter()
+            .map(|p| (keys::GSI_BY_KIND, p))
+            .collect();
+        let filters = match status {
+            Some(s_) if s_ != PspEventStatus::Queued => vec![("status", s(s_.as_str()))],
+            _ => Vec::new(),
         };
-        let status = match record.status.as_str() {
-            "APPLIED" => PspEventStatus::Applied,
-            "IGNORED" => PspEventStatus::Ignored,
-            "CONFLICT" => PspEventStatus::Conflict,
-            _ => PspEventStatus::Queued,
-        };
-        Ok(Some(PspEventView {
-            event_id: record.event_id,
-            event_type: record.event_type,
-            psp_ref: record.psp_ref,
-            status,
-            received_at: record.received_at,
-            processed_at: record.processed_at,
-            payment_id: record.payment_id,
-        }))
+        let mut page = self
+            .list_by_sort_key::<PspEventRecord>(&partitions, &filters, page)
+            .await?
+            .map(PspEventRecord::into_view);
+        if let Some(wanted) = status {
+            page.items.retain(|e| e.status == wanted);
+        }
+        Ok(page)
     }
 
     /// The consumer: applies event `event_id` once, per `resolve_psp_event`,
@@ -384,7 +446,34 @@ mod tests {
             processed_at: None,
             payment_id: None,
             ttl: 0,
+            gsi3pk: None,
+            gsi3sk: None,
         }
+    }
+
+    #[test]
+    fn events_are_listed_by_shard_and_time() {
+        let key = keys::psp_event("evt_1");
+        let at = Timestamp::parse("2030-01-01T00:00:00Z").unwrap();
+        let (partition, sort) = list_entry(&key, at);
+        assert!(partition.starts_with("PSP_EVENT#"), "{partition}");
+        let shard: u64 = partition["PSP_EVENT#".len()..].parse().unwrap();
+        assert!(shard < keys::index_shards());
+        assert_eq!(list_entry(&key, at), (partition, sort.clone()));
+        assert!(sort.starts_with("2030-01-01T00:00:00.000000Z#"));
+        assert!(is_psp_event_sort_key(&sort), "{sort}");
+        for bad in ["", "x", "2030-01-01T00:00:00Z#ab", &sort[..sort.len() - 1]] {
+            assert!(!is_psp_event_sort_key(bad), "{bad:?}");
+        }
+        // RECEIVED shows as QUEUED; the others as stored.
+        assert_eq!(
+            record("RECEIVED").into_view().status,
+            PspEventStatus::Queued
+        );
+        assert_eq!(
+            record("CONFLICT").into_view().status,
+            PspEventStatus::Conflict
+        );
     }
 
     #[test]
