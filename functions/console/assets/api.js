@@ -52,13 +52,21 @@ export async function call(method, path, body) {
     const error = new ApiError(
       response.status,
       json?.error?.code ?? '',
-      json?.error?.message ?? `The API answered ${response.status}.`,
+      messageOf(json?.error, response.status),
       response.headers.get('x-request-id'),
     );
     if (response.status === 401) onRefused(error);
     throw error;
   }
   return json;
+}
+
+// The API's message, and the fields a 422 names ("escrow_id: is required").
+function messageOf(error, status) {
+  const message = error?.message ?? `The API answered ${status}.`;
+  const fields = Object.entries(error?.details?.fields ?? {});
+  if (!fields.length) return message;
+  return `${message} ${fields.map(([name, problem]) => `${name}: ${problem}`).join('; ')}`;
 }
 
 // `query` values that are empty are left out.

@@ -15,7 +15,7 @@ function build(element, attrs, children) {
       element.setAttribute(name, value === true ? '' : String(value));
     }
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === undefined || child === null || child === false) continue;
     element.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -75,6 +75,8 @@ export function button(label, action, attrs = {}) {
   return element;
 }
 
+const PAGES_PER_CLICK = 5;
+
 // A list that follows `next_cursor`: `load(cursor)` answers the API's
 // {items, next_cursor}; `render(item)` makes the node appended to `list`.
 // Answers the controls (a status line and a "More" button) to put after
@@ -85,20 +87,32 @@ export function paged(list, load, render, { empty = 'Nothing here.', label = 'Mo
   let shown = 0;
   const more = button(label, () => next());
   more.hidden = true;
+  // A filtered page may come back short, even empty, with a cursor: read
+  // on, a few pages at most per click.
   async function next() {
     try {
-      const page = await load(cursor);
-      for (const item of page.items ?? []) {
-        list.append(render(item));
-        shown += 1;
+      let added = 0;
+      for (let pages = 0; pages < PAGES_PER_CLICK; pages += 1) {
+        const page = await load(cursor);
+        for (const item of page.items ?? []) {
+          list.append(render(item));
+          added += 1;
+        }
+        cursor = page.next_cursor ?? null;
+        if (added || !cursor) break;
       }
-      cursor = page.next_cursor ?? null;
+      shown += added;
       more.hidden = !cursor;
-      if (!shown) say(status, empty);
-      else status.textContent = '';
+      if (shown) status.textContent = '';
+      else say(status, cursor ? `${empty} (so far: "${label}" reads further)` : empty);
     } catch (error) {
       say(status, error.message, 'error');
     }
   }
-  return { controls: h('div', { class: 'paging' }, status, more), first: next() };
+  // `added` tells the list an item came from elsewhere (no "empty" then).
+  const added = () => {
+    shown += 1;
+    status.textContent = '';
+  };
+  return { controls: h('div', { class: 'paging' }, status, more), first: next(), added };
 }

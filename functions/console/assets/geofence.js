@@ -28,7 +28,7 @@ export function geofence(fence, evidence) {
   const summary = has
     ? `Geofence of radius ${metres(fence.radius_m)}; the photo was taken ${metres(evidence.distance_m ?? away)} from its centre, ${inside ? 'inside' : 'outside'} it.`
     : `Geofence of radius ${metres(fence.radius_m)}; the photo carries no position.`;
-  const dot = extent * 0.045;
+  const dot = extent * 0.06;
   return h('figure', { class: 'geofence' },
     s('svg', {
       viewBox: `${-extent} ${-extent} ${2 * extent} ${2 * extent}`,

@@ -9,10 +9,14 @@ export async function show(root) {
   root.append(h('h1', { tabindex: -1 }, 'Alerts'));
   const open = h('ul', { class: 'cards' });
   const done = h('ul', { class: 'cards' });
-  const unread = paged(open, (cursor) => get('/alerts', { acknowledged: 'false', cursor }),
-    (a) => alert(a, done), { empty: 'No alert waits for anyone.' });
   const read = paged(done, (cursor) => get('/alerts', { acknowledged: 'true', cursor }),
-    (a) => alert(a, done), { empty: 'None acknowledged yet.' });
+    (a) => alert(a), { empty: 'None acknowledged yet.' });
+  const moved = (item) => {
+    done.prepend(item);
+    read.added();
+  };
+  const unread = paged(open, (cursor) => get('/alerts', { acknowledged: 'false', cursor }),
+    (a) => alert(a, moved), { empty: 'No alert waits for anyone.' });
   root.append(
     h('section', { 'aria-labelledby': 'open-alerts' },
       h('h2', { id: 'open-alerts' }, 'To acknowledge'), open, unread.controls),
@@ -29,10 +33,11 @@ function about(payload) {
 }
 
 function acknowledged(a) {
-  return `Acknowledged ${when(a.acknowledged_at)} by user ${a.acknowledged_by ?? '—'}.`;
+  return `Acknowledged ${when(a.acknowledged_at)} by ${a.acknowledged_by ?? '—'}.`;
 }
 
-function alert(a, done) {
+// One alert; `moved` puts it among the acknowledged once it is.
+function alert(a, moved) {
   const heading = `alert-${a.id}`;
   const message = notice();
   const item = h('li', { class: 'card', 'aria-labelledby': heading, 'data-alert': a.id },
@@ -50,7 +55,7 @@ function alert(a, done) {
       self.dataset.done = '1';
       self.remove();
       say(message, acknowledged(answer), 'ok');
-      done.prepend(item);
+      moved(item);
     } catch (error) {
       say(message, error.message, 'error');
     }

@@ -82,7 +82,7 @@ function section(title, list, load, render, empty, into = list) {
 
 function event(e) {
   return h('li', {}, h('span', { class: 'kind' }, e.kind), ' ', h('time', { datetime: e.at }, when(e.at)),
-    ` · ${actor(e.actor)}`, e.data && Object.keys(e.data).length ? ` · ${data(e.data)}` : '');
+    ` · ${actor(e.actor)}`, e.data && Object.keys(e.data).length && h('span', { class: 'data' }, ` · ${data(e.data)}`));
 }
 
 function paymentTable(body) {

@@ -54,7 +54,9 @@ function card(proof, escrowOf) {
       h('div', { class: 'evidence' },
         h('p', { class: 'reason' }, h('strong', {}, proof.review_reason ?? 'Review'), ': ',
           REASONS[proof.review_reason] ?? ''),
+        h('h3', {}, 'What the server read'),
         evidence(proof),
+        h('h3', {}, 'What the milestone asks'),
         terms)),
     decision(proof));
 }
