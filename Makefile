@@ -12,20 +12,23 @@ CARGO_LAMBDA_VERSION := 1.9.2
 LAMBDA_FUNCTIONS := health users apikeys mandates spend escrows proofs payments transactions alerts mandate-expiry psp-webhook psp-events payout-dispatch domain-events console
 
 .PHONY: help dev test fmt-check clippy unit cfn-lint integration lint build \
-	build-lambda lambda-check invoke invoke-smoke bench instructions moto-selftest venv clean photo openapi schemathesis
+	build-lambda lambda-check invoke invoke-smoke bench instructions moto-selftest venv clean photo openapi schemathesis \
+	browser
 
 help:
 	@echo 'Kobatela: local development and tests'
 	@echo ''
 	@echo '  make dev            run every function in one process (kobatela-local, 127.0.0.1:3000)'
 	@echo '                      against the local AWS stack (moto on 127.0.0.1:5005, reused if running)'
-	@echo '  make test           fmt-check, clippy, unit, cfn-lint, moto-selftest, integration, invoke-smoke,'
-	@echo '                      schemathesis (stops at the first failure)'
+	@echo '  make test           fmt-check, clippy, unit, cfn-lint, moto-selftest, integration, browser,'
+	@echo '                      invoke-smoke, schemathesis (stops at the first failure)'
 	@echo '  make fmt-check      cargo fmt --all -- --check'
 	@echo '  make clippy         cargo clippy --workspace --all-targets -- -D warnings'
 	@echo '  make unit           cargo test --workspace --exclude kobatela-tests'
 	@echo '  make cfn-lint       cfn-lint template.yaml'
 	@echo '  make integration    black-box tests against a fresh moto + kobatela-local (ARGS go to cargo test)'
+	@echo '  make browser        the console in Debian'"'"'s chromium (playwright-core, node:test) against a fresh'
+	@echo '                      stack with the payout dispatcher and PSP sandbox; screenshots in target/browser-screenshots'
 	@echo '  make schemathesis   property-based API tests from GET /openapi.json (Schemathesis, about 4 minutes)'
 	@echo '  make openapi        regenerate openapi.json (the API document) from the code'
 	@echo '  make lint           fmt-check, clippy, cfn-lint'
@@ -67,6 +70,7 @@ test:
 	$(SUBMAKE) cfn-lint
 	$(SUBMAKE) moto-selftest
 	$(SUBMAKE) integration
+	$(SUBMAKE) browser
 	$(SUBMAKE) invoke-smoke
 	$(SUBMAKE) schemathesis
 
@@ -88,6 +92,10 @@ cfn-lint: venv
 
 integration:
 	bash local/integration.sh $(ARGS)
+
+# After integration in make test: the debug kobatela-local it built is reused.
+browser:
+	bash local/browser.sh $(ARGS)
 
 schemathesis:
 	bash local/schemathesis.sh
