@@ -230,7 +230,7 @@ test('a PSP event that contradicts a settled payment is listed in CONFLICT', asy
   });
 });
 
-test('a user key cannot use the staff screens: the API\'s 403 is shown', async () => {
+test('a user key is shown the API\'s 403 on the staff screens, and Sign out forgets it', async () => {
   const client = await user(admin, 'console-user');
   const key = await userKey(admin, client.id);
   const forbidden = await new Api(key).call('GET', '/alerts?acknowledged=false');
@@ -257,5 +257,9 @@ test('a user key cannot use the staff screens: the API\'s 403 is shown', async (
       if (hash === '#/alerts') await shot(page, 'user-key-forbidden');
     }
     assert.equal(await page.locator('#nav').isVisible(), true, 'the key itself is valid');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByText('Signed out.').waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0, 'Sign out forgets the key');
+    assert.equal(await page.locator('#screen').isVisible(), false);
   });
 });
