@@ -687,8 +687,31 @@ fn expectations() -> Vec<Expected> {
             },
         },
         Expected {
+            file: "59-alerts-ack.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                // The first alert: the PSP's failure of payment 1 (35, 36).
+                assert_eq!(id(b), 1);
+                assert_eq!(b["type"], "PAYMENT_FAILED");
+                assert_eq!(b["acknowledged_by"], "apikey:1");
+                assert!(b["acknowledged_at"].is_string(), "{b}");
+            },
+        },
+        Expected {
+            file: "60-payments-psp-events-applied.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                let items = b["items"].as_array().expect("a page");
+                assert_eq!(items.len(), 1, "{b}");
+                assert_eq!(items[0]["event_id"], "evt_0035");
+                assert_eq!(items[0]["status"], "APPLIED");
+                assert_eq!(items[0]["payment_id"], 1);
+                assert_eq!(b["next_cursor"], Value::Null);
+            },
+        },
+        Expected {
             // The console's page: no key needed, the page holds no data.
-            file: "59-console-page.json",
+            file: "61-console-page.json",
             outcome: Outcome::Status(200),
             check: |b| {
                 assert_eq!(b["content-type"], "text/html; charset=utf-8");
@@ -700,7 +723,7 @@ fn expectations() -> Vec<Expected> {
             },
         },
         Expected {
-            file: "60-console-asset.json",
+            file: "62-console-asset.json",
             outcome: Outcome::Status(200),
             check: |b| {
                 assert_eq!(b["content-type"], "text/javascript; charset=utf-8");

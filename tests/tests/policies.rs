@@ -726,10 +726,19 @@ async fn drive(api: &Routed<'_>, table: &Table) {
         format!("/audit/mandate/{}?limit=1", s.mandate),
         "/alerts".to_string(),
         "/alerts?type=PAYMENT_FAILED".to_string(),
+        "/alerts?acknowledged=false".to_string(),
     ] {
         api.recorder.on(function_of(&path));
         api.api
             .call_as(&support, "GET", &path, None)
+            .await
+            .expect(200);
+    }
+    // Acknowledged, then again (unchanged).
+    for _ in 0..2 {
+        api.recorder.on("alerts");
+        api.api
+            .call_as(&support, "POST", "/alerts/1/ack", None)
             .await
             .expect(200);
     }
@@ -791,6 +800,12 @@ async fn drive(api: &Routed<'_>, table: &Table) {
     api.recorder.on("psp-events");
     api.api.consume_psp().await;
     api.call("GET", &format!("/psp/events/{failed}"), &[], None)
+        .await
+        .expect(200);
+    api.call("GET", "/psp/events?status=CONFLICT", &[], None)
+        .await
+        .expect(200);
+    api.call("GET", "/payments?status=ERROR", &[], None)
         .await
         .expect(200);
 
@@ -861,6 +876,13 @@ async fn drive(api: &Routed<'_>, table: &Table) {
         )
         .await
         .expect(200);
+    }
+    // The lists: the review queue, and one escrow's proofs.
+    for path in [
+        "/proofs?status=PENDING".to_string(),
+        format!("/proofs?escrow_id={}", e.escrow),
+    ] {
+        api.call("GET", &path, &[], None).await.expect(200);
     }
 
     // Health touches nothing.
