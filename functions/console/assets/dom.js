@@ -91,17 +91,17 @@ export function paged(list, load, render, { empty = 'Nothing here.', label = 'Mo
   // on, a few pages at most per click.
   async function next() {
     try {
-      let added = 0;
+      let fresh = 0;
       for (let pages = 0; pages < PAGES_PER_CLICK; pages += 1) {
         const page = await load(cursor);
         for (const item of page.items ?? []) {
           list.append(render(item));
-          added += 1;
+          fresh += 1;
         }
         cursor = page.next_cursor ?? null;
-        if (added || !cursor) break;
+        if (fresh || !cursor) break;
       }
-      shown += added;
+      shown += fresh;
       more.hidden = !cursor;
       if (shown) status.textContent = '';
       else say(status, cursor ? `${empty} (so far: "${label}" reads further)` : empty);
