@@ -63,11 +63,11 @@ pub enum Order {
 }
 
 impl Order {
-    /// Whether `id` comes before `other` in this order.
-    fn precedes(self, id: Id, other: Id) -> bool {
+    /// Whether sort key `a` comes before `b` in this order.
+    fn precedes<S: Ord>(self, a: &S, b: &S) -> bool {
         match self {
-            Order::NewestFirst => id > other,
-            Order::OldestFirst => id < other,
+            Order::NewestFirst => a > b,
+            Order::OldestFirst => a < b,
         }
     }
 }
@@ -296,44 +296,73 @@ pub fn query_budget(partitions: usize) -> usize {
     partitions.max(MAX_QUERY_PAGES)
 }
 
-/// What one partition's queries found: matching ids (with their table keys)
-/// and, if the partition was not read to its end, the id it stopped at.
-#[derive(Debug, Default)]
-pub(crate) struct PartitionRead {
-    pub found: Vec<(Id, Key)>,
-    pub stopped_at: Option<Id>,
+/// What one partition's queries found: matching entries by sort key (an id,
+/// or the text key of alerts and PSP events) with their table keys, and, if
+/// the partition was not read to its end, the sort key it stopped at.
+#[derive(Debug)]
+pub(crate) struct PartitionRead<S = Id> {
+    pub found: Vec<(S, Key)>,
+    pub stopped_at: Option<S>,
+}
+
+impl<S> Default for PartitionRead<S> {
+    fn default() -> Self {
+        PartitionRead {
+            found: Vec::new(),
+            stopped_at: None,
+        }
+    }
 }
 
 /// Merges partition reads into one page in `order`. Past the furthest
 /// `stopped_at`, some partition was not read, so the page ends there and the
-/// cursor resumes there: every id is returned once, none is skipped.
-pub(crate) fn merge(
-    reads: Vec<PartitionRead>,
+/// cursor resumes there: every entry is returned once, none is skipped.
+pub(crate) fn merge<S: Ord + Clone>(
+    reads: Vec<PartitionRead<S>>,
     limit: usize,
     order: Order,
-) -> (Vec<(Id, Key)>, Option<Id>) {
+) -> (Vec<(S, Key)>, Option<S>) {
     // The frontier is the stop reached first in the list's order.
-    let frontier =
-        reads
-            .iter()
-            .filter_map(|r| r.stopped_at)
-            .reduce(|a, b| if order.precedes(a, b) { a } else { b });
-    let mut all: Vec<(Id, Key)> = reads
+    let frontier = reads
+        .iter()
+        .filter_map(|r| r.stopped_at.clone())
+        .reduce(|a, b| if order.precedes(&a, &b) { a } else { b });
+    let mut all: Vec<(S, Key)> = reads
         .into_iter()
         .flat_map(|r| r.found)
-        .filter(|(id, _)| frontier.is_none_or(|f| !order.precedes(f, *id)))
+        .filter(|(sort, _)| frontier.as_ref().is_none_or(|f| !order.precedes(f, sort)))
         .collect();
     match order {
-        Order::NewestFirst => all.sort_by_key(|(id, _)| std::cmp::Reverse(*id)),
-        Order::OldestFirst => all.sort_by_key(|(id, _)| *id),
+        Order::NewestFirst => all.sort_by(|a, b| b.0.cmp(&a.0)),
+        Order::OldestFirst => all.sort_by(|a, b| a.0.cmp(&b.0)),
     }
-    all.dedup_by_key(|(id, _)| *id);
+    all.dedup_by(|a, b| a.0 == b.0);
     if all.len() > limit {
         all.truncate(limit);
-        let last = all.last().map(|(id, _)| *id);
+        let last = all.last().map(|(sort, _)| sort.clone());
         return (all, last);
     }
     (all, frontier)
+}
+
+/// The Query filter for `filters` on the attributes `index` projects, its
+/// names and values added to the request's; `None` when there is none (the
+/// others are checked on the items only).
+fn index_filter(
+    index: Index,
+    filters: &Filters,
+    names: &mut HashMap<String, String>,
+    values: &mut HashMap<String, AttributeValue>,
+) -> Option<String> {
+    let mut parts = Vec::new();
+    for (i, (attribute, value)) in filters.iter().enumerate() {
+        if index.projects(attribute) {
+            names.insert(format!("#f{i}"), attribute.to_string());
+            values.insert(format!(":f{i}"), value.clone());
+            parts.push(format!("#f{i} = :f{i}"));
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join(" AND "))
 }
 
 impl Store {
@@ -410,16 +439,7 @@ impl Store {
                 Order::OldestFirst => " AND #sk > :past",
             });
         }
-        let mut filter_parts = Vec::new();
-        for (i, (attribute, value)) in filters.iter().enumerate() {
-            if !index.projects(attribute) {
-                continue;
-            }
-            names.insert(format!("#f{i}"), attribute.to_string());
-            values.insert(format!(":f{i}"), value.clone());
-            filter_parts.push(format!("#f{i} = :f{i}"));
-        }
-        let filter = (!filter_parts.is_empty()).then(|| filter_parts.join(" AND "));
+        let filter = index_filter(index, filters, &mut names, &mut values);
 
         let mut read = PartitionRead::default();
         let mut start = None;
@@ -454,37 +474,6 @@ impl Store {
     }
 }
 
-/// What one shard's Query found: (sort key, table key) newest first, and the
-/// sort key it stopped at if it was not read to the end of what a page needs.
-#[derive(Debug, Default)]
-pub(crate) struct KeyedRead {
-    pub found: Vec<(String, Key)>,
-    pub stopped_at: Option<String>,
-}
-
-/// Merges shard reads into one page, newest first (pure). Below the highest
-/// `stopped_at` some shard was not read, so the page ends there: every entry
-/// is returned once and none skipped.
-pub(crate) fn merge_keyed(
-    reads: Vec<KeyedRead>,
-    limit: usize,
-) -> (Vec<(String, Key)>, Option<String>) {
-    let frontier = reads.iter().filter_map(|r| r.stopped_at.clone()).max();
-    let mut all: Vec<(String, Key)> = reads
-        .into_iter()
-        .flat_map(|r| r.found)
-        .filter(|(sort, _)| frontier.as_ref().is_none_or(|f| sort >= f))
-        .collect();
-    all.sort_by(|a, b| b.0.cmp(&a.0));
-    all.dedup_by(|a, b| a.0 == b.0);
-    if all.len() > limit {
-        all.truncate(limit);
-        let last = all.last().map(|(sort, _)| sort.clone());
-        return (all, last);
-    }
-    (all, frontier)
-}
-
 impl Store {
     /// One page from the union of `partitions` of a list sorted by a text
     /// sort key (alerts, PSP events), newest first: one Query per partition
@@ -506,15 +495,7 @@ impl Store {
                 values.insert(":before".into(), s(before.as_str()));
                 condition.push_str(" AND #sk < :before");
             }
-            let mut filter_parts = Vec::new();
-            for (i, (attribute, value)) in filters.iter().enumerate() {
-                if index.projects(attribute) {
-                    names.insert(format!("#f{i}"), attribute.to_string());
-                    values.insert(format!(":f{i}"), value.clone());
-                    filter_parts.push(format!("#f{i} = :f{i}"));
-                }
-            }
-            let filter = (!filter_parts.is_empty()).then(|| filter_parts.join(" AND "));
+            let filter = index_filter(*index, filters, &mut names, &mut values);
             let output = self
                 .client
                 .query()
@@ -529,7 +510,7 @@ impl Store {
                 .send()
                 .await
                 .map_err(super::retry::aws_error)?;
-            let mut read = KeyedRead::default();
+            let mut read = PartitionRead::<String>::default();
             for entry in output.items.unwrap_or_default() {
                 read.found
                     .push((text_sort_key(&entry, index.sk)?, index_entry_key(&entry)?));
@@ -542,7 +523,7 @@ impl Store {
             }
             reads.push(read);
         }
-        let (found, cursor) = merge_keyed(reads, page.limit);
+        let (found, cursor) = merge(reads, page.limit, Order::NewestFirst);
         let keys: Vec<Key> = found.into_iter().map(|(_, k)| k).collect();
         let mut items = self.get_many(&keys).await?;
         let mut records = Vec::new();
@@ -723,8 +704,8 @@ mod tests {
         assert_eq!(query_budget(8), 8);
     }
 
-    fn keyed_read(sorts: &[&str], stopped_at: Option<&str>) -> KeyedRead {
-        KeyedRead {
+    fn keyed_read(sorts: &[&str], stopped_at: Option<&str>) -> PartitionRead<String> {
+        PartitionRead {
             found: sorts
                 .iter()
                 .map(|s| (s.to_string(), super::super::keys::alert("T", s)))
@@ -739,21 +720,23 @@ mod tests {
 
     #[test]
     fn keyed_merge_orders_newest_first_and_pages() {
-        let (found, cursor) = merge_keyed(
+        let (found, cursor) = merge(
             vec![
                 keyed_read(&["9", "5", "2"], None),
                 keyed_read(&["8", "1"], None),
             ],
             10,
+            NEWEST,
         );
         assert_eq!(sort_keys(&found), vec!["9", "8", "5", "2", "1"]);
         assert_eq!(cursor, None);
-        let (found, cursor) = merge_keyed(
+        let (found, cursor) = merge(
             vec![
                 keyed_read(&["9", "5", "2"], None),
                 keyed_read(&["8", "1"], None),
             ],
             2,
+            NEWEST,
         );
         assert_eq!(sort_keys(&found), vec!["9", "8"]);
         assert_eq!(cursor.as_deref(), Some("8"));
@@ -761,12 +744,13 @@ mod tests {
 
     #[test]
     fn keyed_merge_stops_at_an_unfinished_shard() {
-        let (found, cursor) = merge_keyed(
+        let (found, cursor) = merge(
             vec![
                 keyed_read(&["9", "7"], Some("7")),
                 keyed_read(&["8", "3"], None),
             ],
             10,
+            NEWEST,
         );
         assert_eq!(sort_keys(&found), vec!["9", "8", "7"]);
         assert_eq!(cursor.as_deref(), Some("7"));
