@@ -566,3 +566,59 @@ async fn an_alert_is_acknowledged_once_audited_and_leaves_the_open_list() {
         .await
         .expect_error(403, "FORBIDDEN");
 }
+
+/// Acknowledging under what real DynamoDB does: with each contention and
+/// throttling answer for the first 4 calls, it recovers and writes one audit
+/// entry; with it for every call, 503 `SERVICE_BUSY` and nothing written
+/// (the alert re-read unacknowledged, its trail empty).
+#[tokio::test]
+async fn acknowledging_survives_contention_and_throttling() {
+    use kobatela_tests::faults::Fault;
+    use shared::{
+        domain::{alert::AlertType, ids::Id, time::Timestamp},
+        store::alerts::NewAlert,
+    };
+    let (api, faults) = self::api("queue-ack-faults").await;
+    let table = Table::named(&api.table).await;
+    for (n, fault) in Fault::ALL.into_iter().enumerate() {
+        for (m, recovers) in [(0, true), (1, false)] {
+            let id = 1_000 + 10 * n as u64 + m;
+            table
+                .raise_alert(&NewAlert {
+                    id: Id::new(id).unwrap(),
+                    alert_type: AlertType::PaymentFailed,
+                    cause: unique("ack-fault"),
+                    message: "A payment failed.".into(),
+                    actor_user_id: None,
+                    payload: json!({}),
+                    created_at: Timestamp::now(),
+                })
+                .await
+                .unwrap();
+            let ack = format!("/alerts/{id}/ack");
+            if recovers {
+                faults.inject(fault, 4);
+            } else {
+                faults.inject_forever(fault);
+            }
+            let reply = api.call("POST", &ack, &[], None).await;
+            faults.clear();
+            assert!(faults.take_injected() > 0, "{fault:?}");
+            let trail = api.get(&format!("/audit/alert/{id}")).await.expect(200);
+            let entries = trail.body["items"].as_array().unwrap().len();
+            let listed = api
+                .get("/alerts?acknowledged=false&limit=100")
+                .await
+                .expect(200);
+            let open = ids(&listed).contains(&id);
+            if recovers {
+                let body = reply.expect(200).body;
+                assert!(body["acknowledged_at"].is_string(), "{fault:?}: {body}");
+                assert_eq!((entries, open), (1, false), "{fault:?}");
+            } else {
+                reply.expect_error(503, "SERVICE_BUSY");
+                assert_eq!((entries, open), (0, true), "{fault:?}");
+            }
+        }
+    }
+}
