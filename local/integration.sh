@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # make integration: the black-box tests (crate kobatela-tests) against a fresh
 # emulator and a fresh kobatela-local, both on free loopback ports, both
-# stopped at exit. Extra arguments go to the test binaries (after `--`), e.g.
-#   bash local/integration.sh spend_
+# stopped at exit. Extra arguments go to the test binary (after `--`): a
+# filter (a test's name is `<module>::<function>`, the module being the file
+# of tests/api/), e.g.
+#   bash local/integration.sh psp::
+#   bash local/integration.sh --exact users::an_inactive_user_can_neither_act_nor_be_a_party
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=local/stack.sh
@@ -31,7 +34,7 @@ export KOBATELA_TABLE=kobatela-test
 export KOBATELA_SWEEP_SECONDS=1
 # The shared server runs no payout dispatcher and no PSP sandbox: its tests
 # drive the PSP's webhook by hand and see payments PENDING; the dispatcher's
-# own tests run it in-process (tests/tests/outbox.rs).
+# own tests run it in-process (tests/api/outbox.rs).
 export KOBATELA_PAYOUT_DISPATCH=off
 export KOBATELA_PSP_SANDBOX_ADDR=off
 export KOBATELA_DOMAIN_EVENTS=off
