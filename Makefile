@@ -9,23 +9,26 @@ SHELL := /bin/bash
 SUBMAKE := $(MAKE) --no-print-directory
 ENSURE_VENV := bash -c 'set -euo pipefail; source local/stack.sh; ensure_venv'
 CARGO_LAMBDA_VERSION := 1.9.2
-LAMBDA_FUNCTIONS := health users apikeys mandates spend escrows proofs payments transactions alerts mandate-expiry psp-webhook psp-events payout-dispatch domain-events
+LAMBDA_FUNCTIONS := health users apikeys mandates spend escrows proofs payments transactions alerts mandate-expiry psp-webhook psp-events payout-dispatch domain-events console
 
 .PHONY: help dev test fmt-check clippy unit cfn-lint integration lint build \
-	build-lambda lambda-check invoke invoke-smoke bench instructions moto-selftest venv clean photo openapi schemathesis
+	build-lambda lambda-check invoke invoke-smoke bench instructions moto-selftest venv clean photo openapi schemathesis \
+	browser
 
 help:
 	@echo 'Kobatela: local development and tests'
 	@echo ''
 	@echo '  make dev            run every function in one process (kobatela-local, 127.0.0.1:3000)'
 	@echo '                      against the local AWS stack (moto on 127.0.0.1:5005, reused if running)'
-	@echo '  make test           fmt-check, clippy, unit, cfn-lint, moto-selftest, integration, invoke-smoke,'
-	@echo '                      schemathesis (stops at the first failure)'
+	@echo '  make test           fmt-check, clippy, unit, cfn-lint, moto-selftest, integration, browser,'
+	@echo '                      invoke-smoke, schemathesis (stops at the first failure)'
 	@echo '  make fmt-check      cargo fmt --all -- --check'
 	@echo '  make clippy         cargo clippy --workspace --all-targets -- -D warnings'
 	@echo '  make unit           cargo test --workspace --exclude kobatela-tests'
 	@echo '  make cfn-lint       cfn-lint template.yaml'
 	@echo '  make integration    black-box tests against a fresh moto + kobatela-local (ARGS go to cargo test)'
+	@echo '  make browser        the console in Debian'"'"'s chromium (playwright-core, node:test) against a fresh'
+	@echo '                      stack with the payout dispatcher and PSP sandbox; screenshots in target/browser-screenshots'
 	@echo '  make schemathesis   property-based API tests from GET /openapi.json (Schemathesis, about 4 minutes)'
 	@echo '  make openapi        regenerate openapi.json (the API document) from the code'
 	@echo '  make lint           fmt-check, clippy, cfn-lint'
@@ -45,7 +48,7 @@ help:
 	@echo '  make moto-selftest  check the emulator: bootstrap resources and atomic concurrent transactions'
 	@echo '  make venv           create .venv (pinned moto[server] and cfn-lint)'
 	@echo '  make clean          cargo clean and remove .local-state (keeps .venv)'
-	@echo '  make photo          a JPEG with fresh EXIF (now) at LAT,LNG in OUT (default photo.jpg),'
+	@echo '  make photo          a JPEG with fresh EXIF (now, or TAKEN_AT) at LAT,LNG in OUT (default photo.jpg),'
 	@echo '                      for trying POST /proofs by hand: make photo LAT=14.6928 LNG=-17.4467'
 	@echo ''
 	@echo 'make dev honours KOBATELA_LOCAL_ADDR, KOBATELA_MOTO_PORT, KOBATELA_TABLE, KOBATELA_ADMIN_KEY,'
@@ -58,7 +61,7 @@ LAT ?= 14.6928
 LNG ?= -17.4467
 OUT ?= photo.jpg
 photo:
-	cargo run -q -p kobatela-local -- photo --lat $(LAT) --lng $(LNG) --out $(OUT)
+	cargo run -q -p kobatela-local -- photo --lat $(LAT) --lng $(LNG) $(if $(TAKEN_AT),--taken-at $(TAKEN_AT)) --out $(OUT)
 
 test:
 	$(SUBMAKE) fmt-check
@@ -67,6 +70,7 @@ test:
 	$(SUBMAKE) cfn-lint
 	$(SUBMAKE) moto-selftest
 	$(SUBMAKE) integration
+	$(SUBMAKE) browser
 	$(SUBMAKE) invoke-smoke
 	$(SUBMAKE) schemathesis
 
@@ -88,6 +92,10 @@ cfn-lint: venv
 
 integration:
 	bash local/integration.sh $(ARGS)
+
+# After integration in make test: the debug kobatela-local it built is reused.
+browser:
+	bash local/browser.sh $(ARGS)
 
 schemathesis:
 	bash local/schemathesis.sh

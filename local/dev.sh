@@ -88,6 +88,7 @@ fi
 cargo build --profile local -p kobatela-local
 
 kob_log "kobatela-local on http://$ADDR (table $KOBATELA_TABLE, emulator $AWS_ENDPOINT_URL); Ctrl-C stops"
+kob_log "the support console: http://$ADDR/console (sign in with an admin or support key)"
 # Started as a tracked job and waited for (not exec, not a plain foreground
 # command): bash runs the INT/TERM trap only once `wait` returns, so SIGTERM to
 # this script still stops kobatela-local and then the emulator.

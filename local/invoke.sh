@@ -42,6 +42,7 @@ SMOKE=(
     "psp-events events/psp-events/36-psp-events-batch.json 200"
     "domain-events events/domain-events/57-domain-events-escrow-funded.json 200"
     "payout-dispatch events/payout-dispatch/58-payout-dispatch-pending-payment.json 200"
+    "console events/console/61-console-page.json 200"
 )
 
 usage() {

@@ -31,6 +31,16 @@ pub fn all_routes(state: &SharedState, blob: &shared::blob::Blob) -> Router {
     }))
 }
 
+/// The console (`GET /console`), its CSP naming the origin of `blob`'s
+/// presigned URLs. An error says which setting is missing.
+pub fn console_routes(blob: &shared::blob::Blob) -> Result<Router, String> {
+    let policy = console::Policy::from_lookup(|name| match name {
+        shared::blob::BUCKET_VARIABLE => Some(blob.bucket().to_string()),
+        other => std::env::var(other).ok(),
+    })?;
+    Ok(console::router(policy))
+}
+
 /// The proof bucket of the local stack: `KOBATELA_PROOF_BUCKET`, or the one
 /// `local/bootstrap.py` creates.
 pub async fn local_blob() -> shared::blob::Blob {

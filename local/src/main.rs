@@ -7,8 +7,8 @@
 //!   kobatela-local ensure-table        create the table if missing (local stack only)
 //!   kobatela-local psp-event --ref PSP-… [--type payment.settled] [--id EVT]
 //!                                      send a correctly signed PSP webhook to the local API
-//!   kobatela-local photo --lat L --lng G --out F
-//!                                      write a JPEG with fresh EXIF (now, at L,G) to F
+//!   kobatela-local photo --lat L --lng G [--taken-at T] --out F
+//!                                      write a JPEG with EXIF (taken now or at T, at L,G) to F
 //!   kobatela-local psp-sandbox         only the PSP sandbox, on KOBATELA_PSP_SANDBOX_ADDR
 //!
 //! Serving also publishes domain events from the table's stream to the
@@ -53,7 +53,7 @@ async fn main() -> ExitCode {
         ["photo", rest @ ..] => photo::write(rest),
         ["psp-sandbox"] => psp_sandbox_alone().await,
         _ => Err(
-            "usage: kobatela-local [create-admin-key NAME | ensure-table | psp-event --ref PSP-… [--type T] [--id ID] | photo --lat L --lng G --out FILE | psp-sandbox]"
+            "usage: kobatela-local [create-admin-key NAME | ensure-table | psp-event --ref PSP-… [--type T] [--id ID] | photo --lat L --lng G [--taken-at T] --out FILE | psp-sandbox]"
                 .to_string(),
         ),
     };
@@ -90,6 +90,7 @@ async fn serve() -> Result<(), String> {
     let queue = kobatela_local::psp::local_queue(&shared::app::sdk_config().await).await?;
     let webhook = kobatela_local::psp::local_webhook(state.store.clone(), queue.clone()).await?;
     let blob = kobatela_local::local_blob().await;
+    let console = kobatela_local::console_routes(&blob).map_err(|e| format!("console: {e}"))?;
 
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         format!("cannot listen on {addr}: {e} (is another kobatela-local running?)")
@@ -113,8 +114,10 @@ async fn serve() -> Result<(), String> {
     ));
     let sandbox = start_psp_sandbox().await?;
     kobatela_local::dispatch::start(state.store.clone(), sandbox).await?;
-    println!("kobatela-local listening on http://{addr}");
-    let app = all_routes(&state, &blob).merge(psp_webhook::router(webhook));
+    println!("kobatela-local listening on http://{addr} (console: http://{addr}/console)");
+    let app = all_routes(&state, &blob)
+        .merge(psp_webhook::router(webhook))
+        .merge(console);
     axum::serve(listener, shared::http::app(app))
         .with_graceful_shutdown(shutdown_signal())
         .await

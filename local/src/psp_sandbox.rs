@@ -20,6 +20,7 @@
 //! |---|---|
 //! | `.13` | refuses at once: 422 `{"status":"refused","reason":"ACCOUNT_CLOSED"}`, no event |
 //! | `.31` | accepts, then `payment.failed` |
+//! | `.41` | attempt 1 (the request's `attempt`): accepts, then `payment.failed`; a later attempt (a retried payment): accepts, then `payment.settled` |
 //! | `.57` | 503 to the first two requests of the key, then accepts, then `payment.settled` |
 //! | `.75` | accepts and records, but drops the connection before any byte of the first answer; a retry gets the recorded answer; `payment.settled` |
 //! | other | accepts, then `payment.settled` |
@@ -148,13 +149,17 @@ enum Scenario {
 }
 
 impl Scenario {
-    fn of(amount: Amount, callbacks: bool) -> Scenario {
+    fn of(amount: Amount, attempt: u64, callbacks: bool) -> Scenario {
         if !callbacks {
             return Scenario::Accept;
         }
         match amount.minor_units() % 100 {
             13 => Scenario::Refuse,
             31 => Scenario::Fail,
+            // A payout that fails, then settles once the payment is retried
+            // (POST /payments/execute: a new attempt, a new key).
+            41 if attempt <= 1 => Scenario::Fail,
+            41 => Scenario::Settle,
             57 => Scenario::UnavailableTwice,
             75 => Scenario::LoseFirstAnswer,
             _ => Scenario::Settle,
@@ -351,7 +356,7 @@ impl Sandbox {
                 return Reply::Send(answer.clone());
             }
         } else {
-            let Some((reference, amount, currency)) = read_order(body) else {
+            let Some((reference, amount, currency, attempt)) = read_order(body) else {
                 // Not recorded: nothing was decided under this key.
                 return Reply::Send(refusal(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_REQUEST"));
             };
@@ -363,7 +368,7 @@ impl Sandbox {
                     reference,
                     amount,
                     currency,
-                    scenario: Scenario::of(amount, self.inner.config.callbacks),
+                    scenario: Scenario::of(amount, attempt, self.inner.config.callbacks),
                     payout_id: None,
                     requests: 1,
                     answer: None,
@@ -441,14 +446,20 @@ fn refusal(status: StatusCode, reason: &str) -> Answer {
     }
 }
 
-/// reference, amount and currency of a payout request, if well formed.
-fn read_order(body: &[u8]) -> Option<(String, Amount, String)> {
+/// reference, amount, currency and attempt (1 if absent) of a payout
+/// request, if well formed.
+fn read_order(body: &[u8]) -> Option<(String, Amount, String, u64)> {
     let body: Value = serde_json::from_slice(body).ok()?;
     let reference = body.get("reference")?.as_str()?.trim();
     let amount = Amount::from_json(body.get("amount")?).ok()?;
     let currency = body.get("currency")?.as_str()?;
+    let attempt = match body.get("attempt") {
+        None => 1,
+        Some(attempt) => attempt.as_u64().filter(|a| *a >= 1)?,
+    };
     let currency_ok = currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase());
-    (!reference.is_empty() && currency_ok).then(|| (reference.to_string(), amount, currency.into()))
+    (!reference.is_empty() && currency_ok)
+        .then(|| (reference.to_string(), amount, currency.into(), attempt))
 }
 
 /// Lets a handler drop its own connection.

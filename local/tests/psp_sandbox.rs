@@ -288,6 +288,28 @@ async fn each_cents_row_gives_its_answers_one_payout_and_its_event() {
     assert_eq!(w.listing().await.len(), 5, "one payout per key");
 }
 
+/// `.41`: the first attempt of a payment fails; the payment retried (a new
+/// attempt, so a new key and a new reference) settles.
+#[tokio::test]
+async fn a_retried_payment_settles_where_its_first_attempt_failed() {
+    let mut w = world(true, 0).await;
+    for (attempt, psp_ref, event_type, outcome) in [
+        (1, "PSP-first", "payment.failed", "failed"),
+        (2, "PSP-retry", "payment.settled", "settled"),
+    ] {
+        let p = payout(41, attempt, psp_ref, "12.41");
+        let answers = until_decided(&w.psp, &p).await;
+        let kinds: Vec<&str> = answers.iter().map(kind).collect();
+        assert_eq!(kinds, ["accepted"], "attempt {attempt}");
+        let arrival = w.next_arrival().await;
+        assert!(arrival.genuine);
+        assert_eq!(arrival.body["type"], event_type, "attempt {attempt}");
+        assert_eq!(arrival.body["psp_ref"], psp_ref);
+        assert_eq!(w.item(&p.idempotency_key()).await["outcome"], outcome);
+        w.assert_no_more_arrivals().await;
+    }
+}
+
 /// `.75`: the first answer is lost, yet the payout exists: the retry gets
 /// the payout id recorded on the first request.
 #[tokio::test]

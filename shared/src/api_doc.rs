@@ -651,3 +651,47 @@ pub fn one_of_strings(values: &[&str]) -> ObjectBuilder {
         .schema_type(Type::String)
         .enum_values(Some(values.iter().copied()))
 }
+
+// ---------------------------------------------------------------------------
+// The domain's value types in the document. Their schemas live here, with
+// the document, so that the domain imports nothing above it.
+
+/// In the API document: an upper-case ISO-4217 code (answers).
+impl utoipa::PartialSchema for crate::domain::currency::Currency {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        string_schema(Some("^[A-Z]{3}$"), None).into()
+    }
+}
+impl utoipa::ToSchema for crate::domain::currency::Currency {}
+
+/// In the API document: answered as a string with exactly 2 places.
+impl utoipa::PartialSchema for crate::domain::money::Money {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        money_answer_schema(r"^-?[0-9]+\.[0-9]{2}$").into()
+    }
+}
+impl utoipa::ToSchema for crate::domain::money::Money {}
+
+/// In the API document: answered as a positive string with exactly 2 places.
+impl utoipa::PartialSchema for crate::domain::money::Amount {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        money_answer_schema(r"^[0-9]+\.[0-9]{2}$").into()
+    }
+}
+impl utoipa::ToSchema for crate::domain::money::Amount {}
+
+/// In the API document: RFC 3339 text.
+impl utoipa::PartialSchema for crate::domain::time::Timestamp {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        timestamp_schema().into()
+    }
+}
+impl utoipa::ToSchema for crate::domain::time::Timestamp {}
+
+/// In the API document: a positive integer.
+impl utoipa::PartialSchema for crate::domain::ids::Id {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        id_schema().into()
+    }
+}
+impl utoipa::ToSchema for crate::domain::ids::Id {}

@@ -356,6 +356,8 @@ async fn audit_alerts_newest_first_across_shards_by_type_and_once_per_cause() {
             "actor_user_id": 7,
             "payload": {"cause": format!("{run}:1"), "payment_id": ids[1].get()},
             "created_at": "2031-02-03T04:05:07.000000Z",
+            "acknowledged_at": null,
+            "acknowledged_by": null,
         })
     );
 

@@ -224,6 +224,21 @@ async fn the_deadline_index_holds_an_escrow_only_while_a_sweep_can_act_on_it() {
     assert_eq!(table.escrow_footprint(e.escrow).await.payments, 1);
 }
 
+/// One sweep that must clean `entries` stale entries: exactly that many
+/// when it ran within its time budget; when the host was too slow for that
+/// (a loaded CI machine), the time budget stopped it first: fewer, but some.
+async fn timed_sweep(api: &InProcess, entries: u64) -> Value {
+    let started = std::time::Instant::now();
+    let run = run_sweep(api).await;
+    let cleaned = run["escrows_cleaned"].as_u64().unwrap();
+    if started.elapsed() < SweepBudget::TIME {
+        assert_eq!(cleaned, entries, "{run}");
+    } else {
+        assert!(cleaned > 0 && cleaned <= entries, "{run}");
+    }
+    run
+}
+
 /// The scale case: 5 000 entries no run can act on (DRAFT escrows
 /// indexed the old way) sit in the index, and a RELEASABLE escrow is due.
 /// One run releases it and cleans what its budget allows; the next cleans a
@@ -246,9 +261,9 @@ async fn a_due_escrow_is_released_in_one_run_behind_5000_stale_entries() {
         STALE
     );
 
-    let run = run_sweep(&api).await;
+    let run = timed_sweep(&api, budget - 1).await;
     assert_eq!(run["escrows_released"], 1, "{run}");
-    assert_eq!(run["escrows_cleaned"], budget - 1, "{run}");
+    let cleaned_first = run["escrows_cleaned"].as_u64().unwrap();
     assert_eq!(run["escrows_skipped"], 0, "{run}");
     assert_eq!(run["more"], true, "{run}");
     let released = escrow(&api, due.escrow).await;
@@ -257,20 +272,20 @@ async fn a_due_escrow_is_released_in_one_run_behind_5000_stale_entries() {
     assert_eq!(table.escrow_footprint(due.escrow).await.payments, 1);
     assert_eq!(
         table.deadline_entries(keys::OPEN_ESCROWS).await as u64,
-        STALE - (budget - 1)
+        STALE - cleaned_first
     );
 
     // The next run cleans a full budget and releases nothing twice; runs
     // go on so until the index is empty (not waited for here: 4 000 more
     // emulated writes would only repeat this).
-    let run = run_sweep(&api).await;
+    let run = timed_sweep(&api, budget).await;
     assert_eq!(run["escrows_released"], 0, "{run}");
     assert_eq!(run["escrows_skipped"], 0, "{run}");
-    assert_eq!(run["escrows_cleaned"], budget, "{run}");
+    let cleaned_second = run["escrows_cleaned"].as_u64().unwrap();
     assert_eq!(run["more"], true, "{run}");
     assert_eq!(
         table.deadline_entries(keys::OPEN_ESCROWS).await as u64,
-        STALE - (2 * budget - 1)
+        STALE - cleaned_first - cleaned_second
     );
     assert_eq!(table.deadline_entries(keys::RELEASABLE_ESCROWS).await, 0);
     assert_eq!(table.escrow_footprint(due.escrow).await.payments, 1);

@@ -45,7 +45,12 @@ const FUNCTIONS: &[&str] = &[
     "psp-events",
     "payout-dispatch",
     "domain-events",
+    "console",
 ];
+
+/// The one HTTP function that answers a page, not JSON: its replies are
+/// checked through a summary (`page_summary`).
+const PAGE_FUNCTION: &str = "console";
 
 /// The one function invoked by a schedule rather than over HTTP.
 const SCHEDULED_FUNCTION: &str = "mandate-expiry";
@@ -681,7 +686,72 @@ fn expectations() -> Vec<Expected> {
                 assert_eq!(b["payment"]["attempts"], 2);
             },
         },
+        Expected {
+            file: "59-alerts-ack.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                // The first alert: the PSP's failure of payment 1 (35, 36).
+                assert_eq!(id(b), 1);
+                assert_eq!(b["type"], "PAYMENT_FAILED");
+                assert_eq!(b["acknowledged_by"], "apikey:1");
+                assert!(b["acknowledged_at"].is_string(), "{b}");
+            },
+        },
+        Expected {
+            file: "60-payments-psp-events-applied.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                let items = b["items"].as_array().expect("a page");
+                assert_eq!(items.len(), 1, "{b}");
+                assert_eq!(items[0]["event_id"], "evt_0035");
+                assert_eq!(items[0]["status"], "APPLIED");
+                assert_eq!(items[0]["payment_id"], 1);
+                assert_eq!(b["next_cursor"], Value::Null);
+            },
+        },
+        Expected {
+            // The console's page: no key needed, the page holds no data.
+            file: "61-console-page.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                assert_eq!(b["content-type"], "text/html; charset=utf-8");
+                assert_eq!(b["cache-control"], "no-cache");
+                assert_eq!(b["x-frame-options"], "DENY");
+                let csp = b["content-security-policy"].as_str().unwrap();
+                assert!(csp.starts_with("default-src 'none'; script-src 'self'"));
+                assert!(b["starts"].as_str().unwrap().starts_with("<!doctype html>"));
+            },
+        },
+        Expected {
+            file: "62-console-asset.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                assert_eq!(b["content-type"], "text/javascript; charset=utf-8");
+                assert_eq!(b["x-content-type-options"], "nosniff");
+                assert!(b["starts"].as_str().unwrap().starts_with("//"));
+            },
+        },
     ]
+}
+
+/// What a page answer is checked on: its headers and first characters.
+fn page_summary(reply: &Reply) -> Value {
+    let mut summary = serde_json::Map::new();
+    for name in [
+        "content-type",
+        "cache-control",
+        "content-security-policy",
+        "x-frame-options",
+        "x-content-type-options",
+    ] {
+        let value = reply.headers.get(name).and_then(|v| v.to_str().ok());
+        summary.insert(name.into(), json!(value));
+    }
+    summary.insert(
+        "starts".into(),
+        json!(reply.text.chars().take(40).collect::<String>()),
+    );
+    Value::Object(summary)
 }
 
 /// One file of `events/`.
@@ -1006,18 +1076,26 @@ fn app_of(function: &str, state: &SharedState) -> Router {
         "payments" => payments::router(state.clone()),
         "transactions" => transactions::router(state.clone()),
         "alerts" => alerts::router(state.clone()),
+        "console" => {
+            kobatela_local::console_routes(BLOB.get().expect("the replay sets the bucket"))
+                .expect("the replay's environment names the bucket's origin")
+        }
         other => panic!("{other} is not an HTTP function"),
     };
     shared::http::app(routes)
 }
 
-/// One request through `app`; the body must be JSON or empty (`Null`).
-async fn call(app: Router, request: http::Request<lambda_http::Body>) -> Reply {
+/// One request through `app`; unless `page`, the body must be JSON or
+/// empty (`Null`).
+async fn call(app: Router, request: http::Request<lambda_http::Body>, page: bool) -> Reply {
     let response = app
         .oneshot(request)
         .await
         .expect("the router is infallible");
     let reply = Reply::read(response).await;
+    if page {
+        return reply;
+    }
     if let Err(e) = serde_json::from_str::<Value>(&reply.text) {
         assert!(
             reply.text.is_empty(),
@@ -1176,7 +1254,8 @@ async fn every_event_file_replays_through_its_handler() {
                 } else {
                     app_of(&file.function, state)
                 };
-                let answer = call(app, request).await;
+                let page = file.function == PAGE_FUNCTION;
+                let answer = call(app, request, page).await;
                 println!("{where_}: {} {}", answer.status.as_u16(), answer.text);
                 assert_eq!(
                     answer.status.as_u16(),
@@ -1193,17 +1272,21 @@ async fn every_event_file_replays_through_its_handler() {
                     Some(request_id),
                     "{where_}: x-request-id is not the API Gateway request id"
                 );
-                if !answer.text.is_empty() {
-                    assert_eq!(
-                        answer
-                            .headers
-                            .get("content-type")
-                            .and_then(|v| v.to_str().ok()),
-                        Some("application/json"),
-                        "{where_}: content type"
-                    );
+                if page {
+                    page_summary(&answer)
+                } else {
+                    if !answer.text.is_empty() {
+                        assert_eq!(
+                            answer
+                                .headers
+                                .get("content-type")
+                                .and_then(|v| v.to_str().ok()),
+                            Some("application/json"),
+                            "{where_}: content type"
+                        );
+                    }
+                    answer.body
                 }
-                answer.body
             }
         };
         (expected.check)(&body);
@@ -1286,7 +1369,7 @@ async fn every_event_file_replays_through_its_handler() {
         secret,
     ))
     .unwrap();
-    let after = call(app_of("mandates", state), read).await;
+    let after = call(app_of("mandates", state), read, false).await;
     assert_eq!(after.status, 200, "{}", after.text);
     assert_eq!(after.body["total_amount"], "74.50", "{}", after.text);
     assert_eq!(after.body["total_spent"], "25.50", "{}", after.text);
@@ -1323,7 +1406,7 @@ async fn every_event_file_replays_through_its_handler() {
         &user_secret,
     ))
     .unwrap();
-    let refused = call(app_of("users", state), read_user).await;
+    let refused = call(app_of("users", state), read_user, false).await;
     assert_eq!(refused.status, 401, "{}", refused.text);
     assert_eq!(
         refused.body["error"]["code"], "UNAUTHORIZED",

@@ -726,10 +726,19 @@ async fn drive(api: &Routed<'_>, table: &Table) {
         format!("/audit/mandate/{}?limit=1", s.mandate),
         "/alerts".to_string(),
         "/alerts?type=PAYMENT_FAILED".to_string(),
+        "/alerts?acknowledged=false".to_string(),
     ] {
         api.recorder.on(function_of(&path));
         api.api
             .call_as(&support, "GET", &path, None)
+            .await
+            .expect(200);
+    }
+    // Acknowledged, then again (unchanged).
+    for _ in 0..2 {
+        api.recorder.on("alerts");
+        api.api
+            .call_as(&support, "POST", "/alerts/1/ack", None)
             .await
             .expect(200);
     }
@@ -791,6 +800,12 @@ async fn drive(api: &Routed<'_>, table: &Table) {
     api.recorder.on("psp-events");
     api.api.consume_psp().await;
     api.call("GET", &format!("/psp/events/{failed}"), &[], None)
+        .await
+        .expect(200);
+    api.call("GET", "/psp/events?status=CONFLICT", &[], None)
+        .await
+        .expect(200);
+    api.call("GET", "/payments?status=ERROR", &[], None)
         .await
         .expect(200);
 
@@ -861,6 +876,13 @@ async fn drive(api: &Routed<'_>, table: &Table) {
         )
         .await
         .expect(200);
+    }
+    // The lists: the review queue, and one escrow's proofs.
+    for path in [
+        "/proofs?status=PENDING".to_string(),
+        format!("/proofs?escrow_id={}", e.escrow),
+    ] {
+        api.call("GET", &path, &[], None).await.expect(200);
     }
 
     // Health touches nothing.
@@ -1446,4 +1468,51 @@ fn the_stream_is_read_only_by_its_consumers() {
         }
     }
     assert!(consumers >= 1, "the payout dispatcher reads the stream");
+}
+
+/// The console serves bytes it holds: no policy at all (its role keeps only
+/// what SAM gives every function, its logs), no pepper, and of the bucket
+/// only the name, for the page's CSP.
+#[test]
+fn the_console_is_granted_nothing() {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"))
+            .unwrap();
+    let template: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let (_, console) = template["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .find(|(_, r)| r["Metadata"]["BuildProperties"]["Binary"].as_str() == Some("console"))
+        .expect("a console function in template.yaml");
+    let properties = &console["Properties"];
+    assert!(
+        properties.get("Policies").is_none(),
+        "{:?}",
+        properties["Policies"]
+    );
+    assert!(properties.get("Role").is_none());
+    let variables: Vec<&str> = properties["Environment"]["Variables"]
+        .as_mapping()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert_eq!(variables, ["KOBATELA_PROOF_BUCKET"]);
+    let routes: BTreeSet<(&str, &str)> = properties["Events"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .map(|e| {
+            assert_eq!(e["Type"].as_str(), Some("HttpApi"));
+            (
+                e["Properties"]["Method"].as_str().unwrap(),
+                e["Properties"]["Path"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        routes,
+        BTreeSet::from([("ANY", "/console"), ("ANY", "/console/{proxy+}")])
+    );
 }

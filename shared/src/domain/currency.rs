@@ -147,14 +147,6 @@ impl fmt::Display for CurrencyList {
     }
 }
 
-/// In the API document: an upper-case ISO-4217 code (answers).
-impl utoipa::PartialSchema for Currency {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        crate::api_doc::string_schema(Some("^[A-Z]{3}$"), None).into()
-    }
-}
-impl utoipa::ToSchema for Currency {}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,14 +59,6 @@ impl fmt::Display for Id {
     }
 }
 
-/// In the API document: a positive integer.
-impl utoipa::PartialSchema for Id {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        crate::api_doc::id_schema().into()
-    }
-}
-impl utoipa::ToSchema for Id {}
-
 #[cfg(test)]
 mod tests {
     use super::*;

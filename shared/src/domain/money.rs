@@ -400,22 +400,6 @@ fn to_i64(length: usize) -> i64 {
     i64::try_from(length).unwrap_or(i64::MAX)
 }
 
-/// In the API document: answered as a string with exactly 2 places.
-impl utoipa::PartialSchema for Money {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        crate::api_doc::money_answer_schema(r"^-?[0-9]+\.[0-9]{2}$").into()
-    }
-}
-impl utoipa::ToSchema for Money {}
-
-/// In the API document: answered as a positive string with exactly 2 places.
-impl utoipa::PartialSchema for Amount {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        crate::api_doc::money_answer_schema(r"^[0-9]+\.[0-9]{2}$").into()
-    }
-}
-impl utoipa::ToSchema for Amount {}
-
 #[cfg(test)]
 mod tests {
     use super::*;

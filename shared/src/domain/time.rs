@@ -149,14 +149,6 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
-/// In the API document: RFC 3339 text.
-impl utoipa::PartialSchema for Timestamp {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        crate::api_doc::timestamp_schema().into()
-    }
-}
-impl utoipa::ToSchema for Timestamp {}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use super::{
     keys::{self, Key},
     list::{Listed, Page, PageRequest, PartyList},
     read::take,
-    transact::Backoff,
+    retry::Backoff,
     users::take_user,
     Store,
 };

@@ -419,7 +419,7 @@ impl Store {
         match new.judged.clone() {
             Judged::Approve { evidence } => self.submit_approved(id, &new, evidence, actor).await,
             Judged::Review { reason, evidence } => {
-                let mut backoff = super::transact::Backoff::new(super::transact::Backoff::ATTEMPTS);
+                let mut backoff = super::retry::Backoff::new(super::retry::Backoff::ATTEMPTS);
                 loop {
                     match self
                         .try_submit_review(id, &new, reason, &evidence, actor)
@@ -627,7 +627,7 @@ impl Store {
         permit: impl Fn(&[Id; 2]) -> Result<(), AppError>,
         actor: &Actor,
     ) -> Result<Proof, AppError> {
-        let mut backoff = super::transact::Backoff::new(super::transact::Backoff::ATTEMPTS);
+        let mut backoff = super::retry::Backoff::new(super::retry::Backoff::ATTEMPTS);
         loop {
             let read = self.proof(id).await?.ok_or_else(proof_not_found)?;
             permit(&read.parties)?;

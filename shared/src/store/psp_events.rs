@@ -19,7 +19,7 @@ use super::{
     keys,
     list::{KeyPageRequest, Page},
     retry::aws_error,
-    transact::Backoff,
+    retry::Backoff,
     Store,
 };
 use crate::{

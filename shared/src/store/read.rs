@@ -47,7 +47,7 @@ impl Store {
             .build()
             .map_err(AppError::internal)?;
         let mut pending = Some(HashMap::from([(self.table().to_string(), request)]));
-        let mut backoff = super::transact::Backoff::new(8);
+        let mut backoff = super::retry::Backoff::new(8);
         while let Some(request_items) = pending.take() {
             let output = self
                 .client

@@ -9,10 +9,11 @@
 //! `Retry-After`. The SDK's own retry layer (configured in
 //! [`sdk_retry_config`]) retries each call a little first.
 
-use super::{transact::Backoff, Store};
+use super::Store;
 use crate::error::{AppError, AppResult};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_smithy_types::retry::RetryConfig;
+use rand::Rng;
 use std::{future::Future, time::Duration};
 
 /// Error codes of whole calls that mean "throughput exceeded or contended".
@@ -110,9 +111,56 @@ impl Store {
     }
 }
 
+/// Bounded exponential backoff with full jitter, for lost races.
+pub struct Backoff {
+    attempt: u32,
+    max_attempts: u32,
+}
+
+impl Backoff {
+    /// Enough attempts that a write which fits (a purchase within the
+    /// balance) is not refused because of contention, bounded so that a
+    /// request always ends (about 2 s of waiting at most).
+    pub const ATTEMPTS: u32 = 12;
+
+    pub fn new(max_attempts: u32) -> Backoff {
+        Backoff {
+            attempt: 0,
+            max_attempts,
+        }
+    }
+
+    /// Waits before the next attempt; false once the attempts are used up.
+    pub async fn wait(&mut self) -> bool {
+        self.attempt += 1;
+        if self.attempt >= self.max_attempts {
+            return false;
+        }
+        crate::metrics::count(crate::metrics::CONTENTION_RETRIES, 1, &[]);
+        let cap_ms = (5u64 << self.attempt.min(7)).min(400);
+        let delay = rand::rng().random_range(0..=cap_ms);
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        true
+    }
+
+    pub fn attempts(&self) -> u32 {
+        self.attempt
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn backoff_is_bounded() {
+        let mut backoff = Backoff::new(4);
+        assert!(backoff.wait().await);
+        assert!(backoff.wait().await);
+        assert!(backoff.wait().await);
+        assert!(!backoff.wait().await);
+        assert_eq!(backoff.attempts(), 4);
+    }
 
     #[test]
     fn busy_codes() {
