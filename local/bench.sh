@@ -3,7 +3,7 @@
 #   (a) release build of every Lambda binary and kobatela-local, and their sizes;
 #   (b) cold start of the release kobatela-local against the emulator: wall time
 #       from process start to the first 200 on /health, 5 runs, min and median;
-#   (c) the round-trip counter test (kobatela-tests, test target `roundtrips`),
+#   (c) the round-trip counter tests (kobatela-tests, module `roundtrips` of test binary `api`),
 #       release build, with its numbers printed (--nocapture);
 #   (d) purchase throughput as on `make dev` (a new emulator, kobatela-local
 #       built with the `local` profile, RUST_LOG=info): sequential purchases on
@@ -28,7 +28,7 @@ for b in "${BINARIES[@]}"; do
 done
 cargo build --release "${pkg_args[@]}"
 # Built now so that (c) measures no compile time against a running server.
-cargo test --release -p kobatela-tests --test roundtrips --no-run
+cargo test --release -p kobatela-tests --test api --no-run
 cargo build --profile local -p kobatela-local
 
 echo
@@ -99,7 +99,7 @@ echo "start-up: min ${start_min} ms, median ${start_median} ms (first run includ
 
 # ---- (c) round trips -----------------------------------------------------------------
 echo
-echo "== round-trip counters (cargo test --release -p kobatela-tests --test roundtrips) =="
+echo "== round-trip counters (cargo test --release -p kobatela-tests --test api -- roundtrips::) =="
 app_port="$(free_port)"
 export KOBATELA_LOCAL_ADDR="127.0.0.1:$app_port"
 export KOBATELA_BASE_URL="http://127.0.0.1:$app_port"
@@ -111,7 +111,7 @@ wait_http "$KOBATELA_BASE_URL/health" 60 "$app_pid" || {
     exit 1
 }
 set +e
-cargo test --release -p kobatela-tests --test roundtrips -- --nocapture
+cargo test --release -p kobatela-tests --test api -- --nocapture roundtrips::
 rt_status=$?
 set -e
 if ((rt_status != 0)); then

@@ -54,10 +54,10 @@ fi
 # - use_after_free, ensure_resource_availability: need links between
 #   operations (stateful phase), which the document does not declare.
 # - object_level_authorization: needs two principals' keys; ownership is
-#   covered by the integration tests (tests/tests/*.rs).
+#   covered by the integration tests (tests/api/*.rs).
 # And one operation is left out: DELETE /apikeys/{id} would revoke the run's
 # own admin key (id 1) and leave every later request a 401; revocation is
-# covered by tests/tests/*.rs.
+# covered by tests/api/*.rs.
 EXCLUDED=positive_data_acceptance,use_after_free,ensure_resource_availability,object_level_authorization
 
 set +e

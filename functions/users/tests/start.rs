@@ -2,7 +2,7 @@
 //! echoing any secret. Every function starts through the same
 //! `shared::AppState::for_lambda`, so this binary stands for all that
 //! authenticate. Reading a parameter (present, or missing) from the emulator
-//! is in tests/tests/secrets.rs.
+//! is in tests/api/secrets.rs.
 
 use std::process::Command;
 

@@ -524,7 +524,7 @@ mod tests {
     //! Images mirror the store's records field for field (`EscrowRecord`,
     //! `MilestoneRecord`, `PaymentRecord`, `ProofRecord`, `MandateRecord`,
     //! `PurchaseRecord`, `TransactionRecord`, the deadline guard), as
-    //! serde_dynamo writes them; the integration test (`tests/outbox.rs`)
+    //! serde_dynamo writes them; the integration test (`tests/api/outbox.rs`)
     //! runs the real records through the same function.
     use super::*;
 

@@ -77,6 +77,8 @@ struct World {
     payment: u64,
     transaction: u64,
     psp_event: String,
+    /// The alert `psp_event` raised (its reference is unknown).
+    alert: u64,
     /// An old client's proof (PENDING) on an escrow of `c` (client) and `p`.
     proof: u64,
 }
@@ -217,6 +219,7 @@ impl World {
             .await
             .expect(200);
         psp_processed(&admin, &psp_event).await;
+        let alert = alert_raised_by(&admin, &psp_event).await;
         World {
             admin,
             keys,
@@ -232,6 +235,7 @@ impl World {
             payment,
             transaction,
             psp_event,
+            alert,
             proof,
         }
     }
@@ -294,6 +298,28 @@ fn post(path: &str, body: Value) -> Request {
         path: path.to_string(),
         body: Some(body),
         idempotent: false,
+    }
+}
+
+/// The `PSP_UNKNOWN_REFERENCE` alert that the event `event_id` raised, found
+/// by its payload: other tests raise alerts on the shared server meanwhile,
+/// so the newest alert may be anyone's.
+async fn alert_raised_by(admin: &Api, event_id: &str) -> u64 {
+    let list = "/alerts?type=PSP_UNKNOWN_REFERENCE&limit=100";
+    let mut page = admin.get(list).await.expect(200).body;
+    loop {
+        let items = page["items"].as_array().expect("a page of alerts");
+        if let Some(alert) = items.iter().find(|a| a["payload"]["event_id"] == event_id) {
+            return alert["id"].as_u64().expect("an alert id");
+        }
+        let cursor = page["next_cursor"]
+            .as_str()
+            .unwrap_or_else(|| panic!("the unknown-reference event {event_id} raised no alert"));
+        page = admin
+            .get(&format!("{list}&cursor={cursor}"))
+            .await
+            .expect(200)
+            .body;
     }
 }
 
@@ -467,13 +493,8 @@ async fn request(w: &World, route: &str) -> Request {
             post(&format!("/payments/execute/{}", w.payment), json!({}))
         }
         "GET /alerts" => get("/alerts".into()),
-        // Any alert: acknowledging again is 200 unchanged.
-        "POST /alerts/{id}/ack" => {
-            let newest = w.admin.get("/alerts?limit=1").await.expect(200).body["items"][0]["id"]
-                .as_u64()
-                .expect("the unknown-reference event raised an alert");
-            post(&format!("/alerts/{newest}/ack"), json!({}))
-        }
+        // This world's alert: acknowledging again is 200 unchanged.
+        "POST /alerts/{id}/ack" => post(&format!("/alerts/{}/ack", w.alert), json!({})),
         "GET /audit/{entity}/{id}" => get(format!("/audit/user/{c}")),
         other => panic!("no request for {other}: add one"),
     }
