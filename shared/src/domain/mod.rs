@@ -9,6 +9,7 @@ pub mod escrow;
 pub mod exif;
 pub mod geo;
 pub mod ids;
+pub mod ledger;
 #[cfg(test)]
 mod ledger_props;
 pub mod mandate;
