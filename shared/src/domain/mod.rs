@@ -19,6 +19,7 @@ pub mod payment;
 pub mod proof;
 pub mod proof_review;
 pub mod purchase;
+pub mod settlement;
 pub mod spend;
 pub mod time;
 pub mod transfer;
