@@ -137,7 +137,8 @@ async fn start_psp_sandbox() -> Result<Option<SocketAddr>, String> {
     match tokio::net::TcpListener::bind(addr).await {
         Ok(listener) => {
             println!(
-                "PSP sandbox listening on http://{addr} (POST /v1/payouts, GET /sandbox/payouts)"
+                "PSP sandbox listening on http://{addr} (POST /v1/payouts, GET /sandbox/payouts, \
+                 GET /sandbox/settlements.csv)"
             );
             tokio::spawn(sandbox.serve(listener));
             Ok(Some(addr))

@@ -251,7 +251,10 @@ impl Finding {
 }
 
 /// Holds the report against our payments: `named` are ours whose
-/// `psp_ref` the report names (found by reference), `settled_in_period`
+/// `psp_ref` the report names (found by reference), each with the status
+/// our records give that reference: an earlier attempt of a retried
+/// payment (a retry sends under a new reference) is ERROR, so a report
+/// that says it settled is a payout made twice. `settled_in_period` are
 /// ours that settled within the report's period. Findings come in the
 /// report's order, then the missing ones in `settled_in_period`'s order.
 pub fn reconcile(
