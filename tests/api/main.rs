@@ -13,6 +13,7 @@ mod deadlines;
 mod escrows;
 mod events;
 mod expiry;
+mod ledger;
 mod lists;
 mod milestones;
 mod money_input;

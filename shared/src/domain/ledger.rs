@@ -21,10 +21,12 @@ use super::{
     money::{Amount, Money},
     payment::{PaymentKind, PaymentStatus},
 };
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// One invariant of the ledger; its name is what an alert shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Invariant {
     /// `initial = remaining + Σ purchases`.
     MandateRemaining,
@@ -296,6 +298,125 @@ pub fn check_payee(payee: &PayeeLedger) -> Vec<Mismatch> {
     .collect()
 }
 
+// ---------------------------------------------------------------------------
+// A run of the check
+
+/// What a finding is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "entity", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Entity {
+    Mandate {
+        id: Id,
+    },
+    Escrow {
+        id: Id,
+    },
+    /// An allowed payee of an escrow, known by its reference.
+    Payee {
+        escrow_id: Id,
+        payee_ref: String,
+    },
+}
+
+impl Entity {
+    /// How an alert's cause names it: one alert per entity and invariant.
+    fn cause_name(&self) -> String {
+        match self {
+            Entity::Mandate { id } => format!("mandate:{id}"),
+            Entity::Escrow { id } => format!("escrow:{id}"),
+            Entity::Payee {
+                escrow_id,
+                payee_ref,
+            } => format!("payee:{escrow_id}:{payee_ref}"),
+        }
+    }
+}
+
+impl fmt::Display for Entity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Entity::Mandate { id } => write!(f, "mandate {id}"),
+            Entity::Escrow { id } => write!(f, "escrow {id}"),
+            Entity::Payee {
+                escrow_id,
+                payee_ref,
+            } => write!(f, "payee {payee_ref} of escrow {escrow_id}"),
+        }
+    }
+}
+
+/// A mismatch of one entity, as a run reports it and an alert carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    #[serde(flatten)]
+    pub entity: Entity,
+    pub invariant: Invariant,
+    /// The milestone, for `MILESTONE_PAID`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub milestone_id: Option<Id>,
+    pub stored: String,
+    pub derived: String,
+}
+
+impl Finding {
+    pub fn of(entity: &Entity, mismatch: &Mismatch) -> Finding {
+        Finding {
+            entity: entity.clone(),
+            invariant: mismatch.invariant,
+            milestone_id: mismatch.part,
+            stored: mismatch.stored.to_string(),
+            derived: mismatch.derived.to_string(),
+        }
+    }
+
+    /// The alert's cause: the same entity, invariant (and milestone) raise
+    /// one alert, however many runs find it.
+    pub fn cause(&self) -> String {
+        let part = self
+            .milestone_id
+            .map(|m| format!(":{m}"))
+            .unwrap_or_default();
+        format!(
+            "ledger:{}:{}{part}",
+            self.entity.cause_name(),
+            self.invariant.as_str()
+        )
+    }
+
+    pub fn message(&self) -> String {
+        let part = self
+            .milestone_id
+            .map(|m| format!(" (milestone {m})"))
+            .unwrap_or_default();
+        format!(
+            "Ledger mismatch on {}{part}: {} does not hold: stored {}, records give {}.",
+            self.entity,
+            self.invariant.rule(),
+            self.stored,
+            self.derived
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RunStatus {
+    Running,
+    Done,
+}
+
+/// What a run has checked and found so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RunCounts {
+    pub mandates: u64,
+    pub escrows: u64,
+    pub payees: u64,
+    /// Broken invariants found (each also an alert, once ever).
+    pub mismatches: u64,
+    /// Alerts this run raised: mismatches not alerted by an earlier run.
+    pub alerts_raised: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -562,6 +683,53 @@ mod tests {
                 derived: Side::Money(Cents(700)),
             }]
         );
+    }
+
+    #[test]
+    fn a_finding_names_its_entity_invariant_and_both_sides() {
+        let entity = Entity::Payee {
+            escrow_id: id(4),
+            payee_ref: "shop-1".into(),
+        };
+        let mismatch = Mismatch {
+            invariant: Invariant::PayeeSpentTotal,
+            part: None,
+            stored: Side::Money(Cents(1_600)),
+            derived: Side::Money(Cents(700)),
+        };
+        let finding = Finding::of(&entity, &mismatch);
+        assert_eq!(finding.cause(), "ledger:payee:4:shop-1:PAYEE_SPENT_TOTAL");
+        assert_eq!(
+            finding.message(),
+            "Ledger mismatch on payee shop-1 of escrow 4: spent_total = sum of its spends \
+             not ERROR does not hold: stored 16.00, records give 7.00."
+        );
+        let json = serde_json::to_value(&finding).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"entity": "PAYEE", "escrow_id": 4, "payee_ref": "shop-1",
+                "invariant": "PAYEE_SPENT_TOTAL", "stored": "16.00", "derived": "7.00"})
+        );
+        assert_eq!(serde_json::from_value::<Finding>(json).unwrap(), finding);
+
+        let milestone = Finding {
+            entity: Entity::Escrow { id: id(4) },
+            invariant: Invariant::MilestonePaid,
+            milestone_id: Some(id(9)),
+            stored: "PAID".into(),
+            derived: "no payout not ERROR".into(),
+        };
+        assert_eq!(milestone.cause(), "ledger:escrow:4:MILESTONE_PAID:9");
+        assert!(milestone
+            .message()
+            .starts_with("Ledger mismatch on escrow 4 (milestone 9): "));
+        // Each invariant's name is its wire name.
+        for invariant in Invariant::ALL {
+            assert_eq!(
+                serde_json::to_value(invariant).unwrap(),
+                serde_json::json!(invariant.as_str())
+            );
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod items;
 pub mod keys;
+pub mod ledger;
 pub mod list;
 pub mod mandates;
 pub mod payees;

@@ -1,0 +1,3 @@
+//! Use cases: each reads, decides with `domain`, and writes through `store`.
+
+pub mod ledger;

@@ -1,0 +1,295 @@
+//! The ledger check's reads and its writes: a parallel Scan that finds
+//! every mandate and escrow, the run item that remembers where each scan
+//! segment stands, and the `LEDGER_MISMATCH` alerts.
+//!
+//! Invariants:
+//! - The check writes nothing but its run item, alerts and the alert id
+//!   counter; its IAM policy says so (template.yaml).
+//! - A run item is saved only over the version it was read at, so two
+//!   invocations advancing one run never both record a page.
+//! - One alert per entity and invariant, ever: the alert's key is derived
+//!   from `ledger:{entity}:{id}:{invariant}`, looked up before an id is
+//!   taken, and its Put is conditional.
+
+use super::{
+    alerts::{alert_key, NewAlert},
+    items::{key_item, s, values, Item},
+    keys::{self, Key},
+    read::take,
+    Store,
+};
+use crate::{
+    domain::{
+        alert::AlertType,
+        ids::Id,
+        ledger::{Finding, RunCounts, RunStatus},
+        money::Amount,
+        time::Timestamp,
+    },
+    error::AppError,
+};
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Counter of ledger run ids (`Store::next_id`).
+pub const RUN_ID_KIND: &str = "LEDGER_RUN";
+
+/// The findings a run item keeps for `GET /ledger/checks/{id}`; every one
+/// is also an alert, and `counts.mismatches` counts them all.
+pub const MAX_FINDINGS_KEPT: usize = 100;
+
+/// Where one scan segment of a run stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "at", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SegmentCursor {
+    Start,
+    /// Go on after this table key.
+    After {
+        pk: String,
+        sk: String,
+    },
+    Done,
+}
+
+/// What the scan finds: the entities whose balances are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Root {
+    Mandate(Id),
+    Escrow(Id),
+}
+
+/// A ledger check run, as stored and as `GET /ledger/checks/{id}` answers
+/// (without its version).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LedgerRun {
+    pub id: Id,
+    pub status: RunStatus,
+    pub requested_by: String,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+    pub segments: Vec<SegmentCursor>,
+    pub counts: RunCounts,
+    pub findings: Vec<Finding>,
+    pub version: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RunRecord {
+    pk: String,
+    sk: String,
+    /// JSON text of the run: its cursors are keys of any shape.
+    run: String,
+    version: u64,
+}
+
+fn run_key(id: Id) -> Key {
+    Key {
+        pk: format!("LEDGER_RUN#{id}"),
+        sk: "LEDGER_RUN".into(),
+    }
+}
+
+/// A purchase as the check reads it.
+#[derive(Deserialize)]
+struct PurchaseAmount {
+    mandate_id: Id,
+    amount_cents: i64,
+}
+
+impl Store {
+    /// One page of scan segment `segment` of `segments`: the mandates and
+    /// escrows among the next `limit` items after `cursor` (consistent
+    /// reads), and where the segment stands after it.
+    pub async fn scan_roots(
+        &self,
+        segment: u32,
+        segments: u32,
+        cursor: &SegmentCursor,
+        limit: i32,
+    ) -> Result<(Vec<Root>, SegmentCursor), AppError> {
+        let start = match cursor {
+            SegmentCursor::Done => return Ok((Vec::new(), SegmentCursor::Done)),
+            SegmentCursor::Start => None,
+            SegmentCursor::After { pk, sk } => Some(key_item(&Key {
+                pk: pk.clone(),
+                sk: sk.clone(),
+            })),
+        };
+        let output = self
+            .client
+            .scan()
+            .table_name(self.table())
+            .segment(segment as i32)
+            .total_segments(segments as i32)
+            .limit(limit)
+            .consistent_read(true)
+            .filter_expression("#sk IN (:mandate, :escrow)")
+            .projection_expression("#pk, #sk")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#sk", keys::SK)
+            .set_expression_attribute_values(Some(values([
+                (":mandate", s("MANDATE")),
+                (":escrow", s("ESCROW")),
+            ])))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(super::retry::aws_error)?;
+        let roots = output.items().iter().filter_map(root_of).collect();
+        let next = match output.last_evaluated_key() {
+            None => SegmentCursor::Done,
+            Some(key) => {
+                let text = |name: &str| key.get(name).and_then(|v| v.as_s().ok()).cloned();
+                match (text(keys::PK), text(keys::SK)) {
+                    (Some(pk), Some(sk)) => SegmentCursor::After { pk, sk },
+                    _ => return Err(AppError::internal("a scan key without pk and sk")),
+                }
+            }
+        };
+        Ok((roots, next))
+    }
+
+    /// Each purchase named by `ids` that exists: its mandate and amount.
+    pub async fn purchase_amounts(
+        &self,
+        ids: &[Id],
+    ) -> Result<HashMap<Id, (Id, Amount)>, AppError> {
+        let mut found = HashMap::new();
+        for chunk in ids.chunks(100) {
+            let keys: Vec<Key> = chunk.iter().map(|&id| keys::purchase(id)).collect();
+            let mut items = self.get_many(&keys).await?;
+            for (&id, key) in chunk.iter().zip(&keys) {
+                if let Some(p) = take::<PurchaseAmount>(&mut items, key)? {
+                    let amount = Amount::from_minor_units(p.amount_cents)
+                        .map_err(|_| AppError::internal(format!("purchase {id}: a bad amount")))?;
+                    found.insert(id, (p.mandate_id, amount));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// A new run, RUNNING, every segment at its start.
+    pub async fn start_ledger_run(
+        &self,
+        requested_by: String,
+        segments: u32,
+        now: Timestamp,
+    ) -> Result<LedgerRun, AppError> {
+        let run = LedgerRun {
+            id: self.next_id(RUN_ID_KIND).await?,
+            status: RunStatus::Running,
+            requested_by,
+            started_at: now,
+            finished_at: None,
+            segments: vec![SegmentCursor::Start; segments.max(1) as usize],
+            counts: RunCounts::default(),
+            findings: Vec::new(),
+            version: 0,
+        };
+        if !self.put_run(&run, None).await? {
+            return Err(AppError::internal(format!("ledger run {} exists", run.id)));
+        }
+        Ok(run)
+    }
+
+    pub async fn ledger_run(&self, id: Id) -> Result<Option<LedgerRun>, AppError> {
+        let Some(record) = self.get::<RunRecord>(&run_key(id)).await? else {
+            return Ok(None);
+        };
+        let mut run: LedgerRun = serde_json::from_str(&record.run)
+            .map_err(|e| AppError::internal(format!("ledger run {id}: {e}")))?;
+        run.version = record.version;
+        Ok(Some(run))
+    }
+
+    /// Saves `run` over the version it was read at; `Ok(false)` if another
+    /// invocation saved it first (its page is then not recorded here).
+    pub async fn save_ledger_run(&self, run: &LedgerRun) -> Result<bool, AppError> {
+        self.put_run(run, Some(run.version)).await
+    }
+
+    /// Writes `run`, new (`read_at` None) or over that version: `Ok(false)`
+    /// if the condition failed.
+    async fn put_run(&self, run: &LedgerRun, read_at: Option<u64>) -> Result<bool, AppError> {
+        let key = run_key(run.id);
+        let record = RunRecord {
+            pk: key.pk,
+            sk: key.sk,
+            run: serde_json::to_string(run).map_err(AppError::internal)?,
+            version: read_at.map_or(0, |v| v + 1),
+        };
+        let put = Put::builder()
+            .table_name(self.table())
+            .set_item(Some(super::items::to_item(&record)?));
+        let put = match read_at {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(version) => put
+                .condition_expression("version = :read_at")
+                .set_expression_attribute_values(Some(values([(
+                    ":read_at",
+                    super::items::n(version),
+                )]))),
+        }
+        .build()
+        .map_err(AppError::internal)?;
+        match self
+            .transact(vec![TransactWriteItem::builder().put(put).build()])
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(e) if e.failed_condition(0) => Ok(false),
+            Err(e) if e.is_busy() => Err(AppError::busy()),
+            Err(e) => Err(e.unexpected()),
+        }
+    }
+
+    /// Raises the one `LEDGER_MISMATCH` alert of this entity and invariant,
+    /// unless it was raised before: `Ok(true)` if this call raised it.
+    pub async fn raise_ledger_alert(
+        &self,
+        finding: &Finding,
+        now: Timestamp,
+    ) -> Result<bool, AppError> {
+        let cause = finding.cause();
+        if self
+            .get::<serde::de::IgnoredAny>(&alert_key(AlertType::LedgerMismatch, &cause))
+            .await?
+            .is_some()
+        {
+            return Ok(false);
+        }
+        let alert = self.alert_put(&NewAlert {
+            id: self.next_id(super::alerts::ID_KIND).await?,
+            alert_type: AlertType::LedgerMismatch,
+            cause,
+            message: finding.message(),
+            actor_user_id: None,
+            payload: serde_json::to_value(finding).map_err(AppError::internal)?,
+            created_at: now,
+        })?;
+        match self.transact(vec![alert]).await {
+            Ok(()) => Ok(true),
+            // Raised meanwhile by another invocation.
+            Err(e) if e.failed_condition(0) => Ok(false),
+            Err(e) if e.is_busy() => Err(AppError::busy()),
+            Err(e) => Err(e.unexpected()),
+        }
+    }
+}
+
+/// The mandate or escrow an item of the scan is, if it is one.
+fn root_of(item: &Item) -> Option<Root> {
+    let pk = item.get(keys::PK)?.as_s().ok()?;
+    let sk = item.get(keys::SK)?.as_s().ok()?;
+    let id = Id::parse(pk.rsplit('#').next()?).ok()?;
+    let is = |key: Key| key.pk == *pk && key.sk == *sk;
+    if is(keys::mandate(id)) {
+        Some(Root::Mandate(id))
+    } else if is(keys::escrow(id)) {
+        Some(Root::Escrow(id))
+    } else {
+        None
+    }
+}
