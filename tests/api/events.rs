@@ -6,8 +6,9 @@
 //! and admin key, not its merged router), so ids are 1, 2, 3… in creation
 //! order and each file can name the ids made by the ones before it. HTTP
 //! events go through `lambda_http`'s own API Gateway v2 parsing and the
-//! function's whole app (`shared::http::app`); the scheduled event goes
-//! through `mandate_expiry::handle`.
+//! function's whole app (`shared::http::app`); the scheduled events go
+//! through `mandate_expiry::handle` and `ledger_check::handle` (the last
+//! file: the ledger of everything replayed before it checks clean).
 //!
 //! `events/`, the table of expectations below and `template.yaml` cannot drift
 //! apart: a file without an expectation, an expectation without a file, an
@@ -46,14 +47,15 @@ const FUNCTIONS: &[&str] = &[
     "payout-dispatch",
     "domain-events",
     "console",
+    "ledger-check",
 ];
 
 /// The one HTTP function that answers a page, not JSON: its replies are
 /// checked through a summary (`page_summary`).
 const PAGE_FUNCTION: &str = "console";
 
-/// The one function invoked by a schedule rather than over HTTP.
-const SCHEDULED_FUNCTION: &str = "mandate-expiry";
+/// The functions invoked by a schedule rather than over HTTP.
+const SCHEDULED_FUNCTIONS: [&str; 2] = ["mandate-expiry", "ledger-check"];
 
 /// The one function invoked by an SQS queue (a batch of messages).
 const QUEUE_FUNCTION: &str = "psp-events";
@@ -731,6 +733,19 @@ fn expectations() -> Vec<Expected> {
                 assert!(b["starts"].as_str().unwrap().starts_with("//"));
             },
         },
+        Expected {
+            file: "63-ledger-check-scheduled.json",
+            outcome: Outcome::Scheduled,
+            // Every mandate and escrow the files before made, checked
+            // whole in this one tick, and clean.
+            check: |b| {
+                assert_eq!(b["status"], "DONE", "{b}");
+                assert_eq!(b["counts"]["mismatches"], 0, "{b}");
+                assert_eq!(b["counts"]["alerts_raised"], 0, "{b}");
+                assert!(b["counts"]["mandates"].as_u64().unwrap() >= 1, "{b}");
+                assert!(b["counts"]["escrows"].as_u64().unwrap() >= 2, "{b}");
+            },
+        },
     ]
 }
 
@@ -937,7 +952,7 @@ fn events_cover_every_route_and_match_the_template() {
     for file in &files {
         let (routes, scheduled) = &functions[&file.function];
         let where_ = format!("events/{}/{}", file.function, file.name);
-        if file.function == SCHEDULED_FUNCTION {
+        if SCHEDULED_FUNCTIONS.contains(&file.function.as_str()) {
             assert!(
                 *scheduled,
                 "{where_}: the template does not schedule {}",
@@ -1158,15 +1173,14 @@ async fn every_event_file_replays_through_its_handler() {
             .unwrap_or_else(|| panic!("{where_} has no expectation in this test"));
         let body = match expected.outcome {
             Outcome::Scheduled => {
-                assert_eq!(
-                    file.function, SCHEDULED_FUNCTION,
-                    "{where_}: only {SCHEDULED_FUNCTION} is scheduled"
-                );
                 let event: EventBridgeEvent = serde_json::from_value(file.json.clone())
                     .unwrap_or_else(|e| panic!("{where_}: not an EventBridge event: {e}"));
-                let result = mandate_expiry::handle(&state.store, event)
-                    .await
-                    .unwrap_or_else(|e| panic!("{where_}: the handler failed: {e}"));
+                let result = match file.function.as_str() {
+                    "mandate-expiry" => mandate_expiry::handle(&state.store, event).await,
+                    "ledger-check" => ledger_check::handle(&state.store, event).await,
+                    other => panic!("{where_}: {other} is not scheduled"),
+                }
+                .unwrap_or_else(|e| panic!("{where_}: the handler failed: {e}"));
                 println!("{where_}: {result}");
                 result
             }
@@ -1232,9 +1246,10 @@ async fn every_event_file_replays_through_its_handler() {
                 result
             }
             Outcome::Status(status) => {
-                assert_ne!(
-                    file.function, SCHEDULED_FUNCTION,
-                    "{where_}: {SCHEDULED_FUNCTION} is not HTTP"
+                assert!(
+                    !SCHEDULED_FUNCTIONS.contains(&file.function.as_str()),
+                    "{where_}: {} is not HTTP",
+                    file.function
                 );
                 // A webhook with a body is signed as the PSP would; one
                 // without (another method) goes as it is.

@@ -28,7 +28,10 @@ fn pages(n: u32) -> Budget {
 /// invocations it took, and the run.
 async fn run_to_end(world: &InProcess) -> (u32, LedgerRun) {
     let store = &world.state.store;
-    let run = ledger::start(store, "test".into(), 3).await.unwrap();
+    let run = ledger::start(store, "test".into(), 3)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(run.status, RunStatus::Running);
     for invocation in 1..=200 {
         let run = ledger::advance(store, run.id, pages(1))
@@ -226,7 +229,13 @@ async fn a_run_goes_on_where_it_stopped_and_is_advanced_once_per_page() {
     let world = InProcess::new("ledger-resume").await;
     money_moved(&world).await;
     let store = &world.state.store;
-    let run = ledger::start(store, "test".into(), 2).await.unwrap();
+    let run = ledger::start(store, "test".into(), 2)
+        .await
+        .unwrap()
+        .unwrap();
+    // One run at a time: a second start answers the running one.
+    let second = ledger::start(store, "test".into(), 2).await.unwrap();
+    assert_eq!(second, Err(run.clone()));
     let expired = Budget {
         until: Instant::now(),
         ..pages(10)
@@ -260,4 +269,36 @@ async fn a_run_goes_on_where_it_stopped_and_is_advanced_once_per_page() {
             .unwrap(),
         None
     );
+}
+
+/// The schedule starts a run when none ran for `every`, goes on with it
+/// tick after tick, then rests until the next is due.
+#[tokio::test]
+async fn the_schedule_starts_a_run_when_due_and_goes_on_with_it() {
+    let world = InProcess::new("ledger-tick").await;
+    money_moved(&world).await;
+    let store = &world.state.store;
+    let day = Duration::from_secs(24 * 3600);
+    let first = ledger::tick(store, day, pages(1)).await.unwrap().unwrap();
+    assert_eq!(first.requested_by, "schedule");
+    let mut ticks = 1;
+    let mut run = first.clone();
+    while run.status == RunStatus::Running {
+        run = ledger::tick(store, day, pages(1)).await.unwrap().unwrap();
+        assert_eq!(run.id, first.id, "the same run, going on");
+        ticks += 1;
+        assert!(ticks < 200);
+    }
+    assert!(ticks > 1, "pages of 4 items take several ticks");
+    assert_eq!(run.counts.mismatches, 0);
+    // Done, and the next is not due for a day.
+    assert_eq!(ledger::tick(store, day, pages(1)).await.unwrap(), None);
+    // Due at once: a new run.
+    let next = ledger::tick(store, Duration::ZERO, pages(u32::MAX))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(next.id, first.id);
+    assert_eq!(next.status, RunStatus::Done);
+    assert_eq!(store.current_ledger_run().await.unwrap(), Some(next));
 }

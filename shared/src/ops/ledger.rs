@@ -35,7 +35,7 @@ use crate::{
         Store,
     },
 };
-use futures::stream::{self, StreamExt, TryStreamExt};
+use futures::future::try_join_all;
 use std::time::Instant;
 
 /// Scan segments of a run by default: pages read in parallel.
@@ -68,15 +68,38 @@ impl Budget {
     }
 }
 
-/// Starts a run: RUNNING, every segment at its start.
+/// Starts a run (`Ok`), or answers the one RUNNING (`Err`).
 pub async fn start(
     store: &Store,
     requested_by: String,
     segments: u32,
-) -> Result<LedgerRun, AppError> {
+) -> Result<Result<LedgerRun, LedgerRun>, AppError> {
     store
         .start_ledger_run(requested_by, segments, Timestamp::now())
         .await
+}
+
+/// What the schedule does each time it fires: go on with the RUNNING run;
+/// else, when the last run started `every` or longer ago (or none ever
+/// did), start one and go on with it. `None`: nothing was due.
+pub async fn tick(
+    store: &Store,
+    every: std::time::Duration,
+    budget: Budget,
+) -> Result<Option<LedgerRun>, AppError> {
+    let now = Timestamp::now();
+    let due = |run: &LedgerRun| {
+        let every = i64::try_from(every.as_secs()).unwrap_or(i64::MAX);
+        run.started_at.plus_seconds(every) <= now
+    };
+    let run = match store.current_ledger_run().await? {
+        Some(run) if run.status == RunStatus::Running => run,
+        Some(run) if !due(&run) => return Ok(None),
+        _ => match start(store, "schedule".into(), DEFAULT_SEGMENTS).await? {
+            Ok(run) | Err(run) => run,
+        },
+    };
+    advance(store, run.id, budget).await
 }
 
 /// Advances run `id` until it is DONE or `budget` is spent, and answers it
@@ -93,30 +116,34 @@ pub async fn advance(store: &Store, id: Id, budget: Budget) -> Result<Option<Led
         pages_done += 1;
         let mut next = run.clone();
         let segments = run.segments.len() as u32;
-        let pages = stream::iter(run.segments.iter().enumerate())
-            .filter(|(_, cursor)| std::future::ready(**cursor != SegmentCursor::Done))
-            .map(|(i, cursor)| async move {
-                let (roots, after) = store
-                    .scan_roots(i as u32, segments, cursor, budget.page_items)
-                    .await?;
-                Ok::<_, AppError>((i, roots, after))
-            })
-            .buffer_unordered(run.segments.len())
-            .try_collect::<Vec<_>>()
-            .await?;
+        let open: Vec<(usize, SegmentCursor)> = run
+            .segments
+            .iter()
+            .cloned()
+            .enumerate()
+            .filter(|(_, cursor)| *cursor != SegmentCursor::Done)
+            .collect();
+        let pages = try_join_all(open.into_iter().map(|(i, cursor)| async move {
+            let (roots, after) = store
+                .scan_roots(i as u32, segments, &cursor, budget.page_items)
+                .await?;
+            Ok::<_, AppError>((i, roots, after))
+        }))
+        .await?;
         let mut roots = Vec::new();
         for (i, found, after) in pages {
             next.segments[i] = after;
             roots.extend(found);
         }
-        let checked: Vec<(Root, Vec<Finding>, u64)> = stream::iter(roots)
-            .map(|root| async move {
+        let mut checked: Vec<(Root, Vec<Finding>, u64)> = Vec::new();
+        for batch in roots.chunks(CONCURRENT_CHECKS) {
+            let results = try_join_all(batch.iter().map(|&root| async move {
                 let (findings, payees) = check_confirmed(store, root).await?;
                 Ok::<_, AppError>((root, findings, payees))
-            })
-            .buffer_unordered(CONCURRENT_CHECKS)
-            .try_collect()
+            }))
             .await?;
+            checked.extend(results);
+        }
         let now = Timestamp::now();
         for (root, findings, payees) in checked {
             match root {

@@ -83,6 +83,34 @@ struct RunRecord {
     version: u64,
 }
 
+/// Names the latest run; `running` while it is RUNNING.
+#[derive(Serialize, Deserialize)]
+struct Pointer {
+    pk: String,
+    sk: String,
+    run_id: Id,
+    running: bool,
+}
+
+impl Pointer {
+    fn of(run: &LedgerRun) -> Pointer {
+        let key = pointer_key();
+        Pointer {
+            pk: key.pk,
+            sk: key.sk,
+            run_id: run.id,
+            running: run.status == RunStatus::Running,
+        }
+    }
+}
+
+fn pointer_key() -> Key {
+    Key {
+        pk: "LEDGER_RUN#CURRENT".into(),
+        sk: "LEDGER_RUN".into(),
+    }
+}
+
 fn run_key(id: Id) -> Key {
     Key {
         pk: format!("LEDGER_RUN#{id}"),
@@ -170,28 +198,64 @@ impl Store {
         Ok(found)
     }
 
-    /// A new run, RUNNING, every segment at its start.
+    /// A new run, RUNNING, every segment at its start; or, while another
+    /// is RUNNING, that one (`Err`): one run at a time, as the pointer
+    /// item `LEDGER_RUN#CURRENT` says.
     pub async fn start_ledger_run(
         &self,
         requested_by: String,
         segments: u32,
         now: Timestamp,
-    ) -> Result<LedgerRun, AppError> {
-        let run = LedgerRun {
-            id: self.next_id(RUN_ID_KIND).await?,
-            status: RunStatus::Running,
-            requested_by,
-            started_at: now,
-            finished_at: None,
-            segments: vec![SegmentCursor::Start; segments.max(1) as usize],
-            counts: RunCounts::default(),
-            findings: Vec::new(),
-            version: 0,
-        };
-        if !self.put_run(&run, None).await? {
-            return Err(AppError::internal(format!("ledger run {} exists", run.id)));
+    ) -> Result<Result<LedgerRun, LedgerRun>, AppError> {
+        loop {
+            if let Some(running) = self.current_ledger_run().await? {
+                if running.status == RunStatus::Running {
+                    return Ok(Err(running));
+                }
+            }
+            let run = LedgerRun {
+                id: self.next_id(RUN_ID_KIND).await?,
+                status: RunStatus::Running,
+                requested_by: requested_by.clone(),
+                started_at: now,
+                finished_at: None,
+                segments: vec![SegmentCursor::Start; segments.max(1) as usize],
+                counts: RunCounts::default(),
+                findings: Vec::new(),
+                version: 0,
+            };
+            let pointer = Put::builder()
+                .table_name(self.table())
+                .set_item(Some(super::items::to_item(&Pointer::of(&run))?))
+                .condition_expression("attribute_not_exists(pk) OR running = :false")
+                .set_expression_attribute_values(Some(values([(
+                    ":false",
+                    aws_sdk_dynamodb::types::AttributeValue::Bool(false),
+                )])))
+                .build()
+                .map_err(AppError::internal)?;
+            match self
+                .transact(vec![
+                    self.run_put(&run, None)?,
+                    TransactWriteItem::builder().put(pointer).build(),
+                ])
+                .await
+            {
+                Ok(()) => return Ok(Ok(run)),
+                // Another run started meanwhile: answer it (read again).
+                Err(e) if e.failed_condition(1) => continue,
+                Err(e) if e.is_busy() => return Err(AppError::busy()),
+                Err(e) => return Err(e.unexpected()),
+            }
         }
-        Ok(run)
+    }
+
+    /// The latest run started, if any.
+    pub async fn current_ledger_run(&self) -> Result<Option<LedgerRun>, AppError> {
+        match self.get::<Pointer>(&pointer_key()).await? {
+            Some(pointer) => self.ledger_run(pointer.run_id).await,
+            None => Ok(None),
+        }
     }
 
     pub async fn ledger_run(&self, id: Id) -> Result<Option<LedgerRun>, AppError> {
@@ -204,15 +268,34 @@ impl Store {
         Ok(Some(run))
     }
 
-    /// Saves `run` over the version it was read at; `Ok(false)` if another
-    /// invocation saved it first (its page is then not recorded here).
+    /// Saves `run` over the version it was read at (and, when it is DONE,
+    /// frees the pointer for the next run, in the same transaction);
+    /// `Ok(false)` if another invocation saved it first (its page is then
+    /// not recorded here).
     pub async fn save_ledger_run(&self, run: &LedgerRun) -> Result<bool, AppError> {
-        self.put_run(run, Some(run.version)).await
+        let mut items = vec![self.run_put(run, Some(run.version))?];
+        if run.status == RunStatus::Done {
+            let pointer = Put::builder()
+                .table_name(self.table())
+                .set_item(Some(super::items::to_item(&Pointer::of(run))?))
+                .build()
+                .map_err(AppError::internal)?;
+            items.push(TransactWriteItem::builder().put(pointer).build());
+        }
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.failed_condition(0) => Ok(false),
+            Err(e) if e.is_busy() => Err(AppError::busy()),
+            Err(e) => Err(e.unexpected()),
+        }
     }
 
-    /// Writes `run`, new (`read_at` None) or over that version: `Ok(false)`
-    /// if the condition failed.
-    async fn put_run(&self, run: &LedgerRun, read_at: Option<u64>) -> Result<bool, AppError> {
+    /// The Put of `run`: new (`read_at` None) or over that version.
+    fn run_put(
+        &self,
+        run: &LedgerRun,
+        read_at: Option<u64>,
+    ) -> Result<TransactWriteItem, AppError> {
         let key = run_key(run.id);
         let record = RunRecord {
             pk: key.pk,
@@ -234,15 +317,7 @@ impl Store {
         }
         .build()
         .map_err(AppError::internal)?;
-        match self
-            .transact(vec![TransactWriteItem::builder().put(put).build()])
-            .await
-        {
-            Ok(()) => Ok(true),
-            Err(e) if e.failed_condition(0) => Ok(false),
-            Err(e) if e.is_busy() => Err(AppError::busy()),
-            Err(e) => Err(e.unexpected()),
-        }
+        Ok(TransactWriteItem::builder().put(put).build())
     }
 
     /// Raises the one `LEDGER_MISMATCH` alert of this entity and invariant,
