@@ -26,5 +26,6 @@ mod psp;
 mod purchases;
 mod roundtrips;
 mod secrets;
+mod settlements;
 mod transfers;
 mod users;

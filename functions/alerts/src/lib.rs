@@ -37,7 +37,7 @@ pub fn router(state: SharedState) -> Router {
 const ENTITY_PROBLEM: &str =
     "must be one of user, apikey, mandate, purchase, escrow, proof, payment, transaction, alert";
 const ACKNOWLEDGED_PROBLEM: &str = "must be true or false";
-const TYPE_PROBLEM: &str = "must be one of UNAUTHORIZED_TRANSFER_ATTEMPT, ESCROW_DEADLINE_MISSED, PSP_EVENT_CONFLICT, PSP_UNKNOWN_REFERENCE, PAYMENT_FAILED, PAYOUT_STUCK, LEDGER_MISMATCH";
+const TYPE_PROBLEM: &str = "must be one of UNAUTHORIZED_TRANSFER_ATTEMPT, ESCROW_DEADLINE_MISSED, PSP_EVENT_CONFLICT, PSP_UNKNOWN_REFERENCE, PAYMENT_FAILED, PAYOUT_STUCK, LEDGER_MISMATCH, SETTLEMENT_MISMATCH";
 
 /// Problems with `{entity}` and `{id}`, or the audit entity and id.
 fn parse_target(

@@ -15,10 +15,12 @@ pub enum AlertType {
     PayoutStuck,
     /// A stored balance that its records do not add up to (the ledger check).
     LedgerMismatch,
+    /// The PSP's settlement report and our payments disagree.
+    SettlementMismatch,
 }
 
 impl AlertType {
-    pub const ALL: [AlertType; 7] = [
+    pub const ALL: [AlertType; 8] = [
         AlertType::UnauthorizedTransferAttempt,
         AlertType::EscrowDeadlineMissed,
         AlertType::PspEventConflict,
@@ -26,6 +28,7 @@ impl AlertType {
         AlertType::PaymentFailed,
         AlertType::PayoutStuck,
         AlertType::LedgerMismatch,
+        AlertType::SettlementMismatch,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -37,6 +40,7 @@ impl AlertType {
             AlertType::PaymentFailed => "PAYMENT_FAILED",
             AlertType::PayoutStuck => "PAYOUT_STUCK",
             AlertType::LedgerMismatch => "LEDGER_MISMATCH",
+            AlertType::SettlementMismatch => "SETTLEMENT_MISMATCH",
         }
     }
 

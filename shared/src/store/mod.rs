@@ -25,6 +25,7 @@ pub mod purchases;
 pub mod read;
 pub mod retry;
 pub mod schema;
+pub mod settlements;
 pub mod transact;
 pub mod transfers;
 pub mod users;
