@@ -5,7 +5,6 @@ use axum::{
     extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::{delete, post},
     Router,
 };
 use shared::{
@@ -26,10 +25,7 @@ use shared::{
 };
 
 pub fn router(state: SharedState) -> Router {
-    Router::new()
-        .route("/apikeys", post(create).get(list))
-        .route("/apikeys/{id}", delete(revoke))
-        .with_state(state)
+    shared::api_doc::router(routes(), state)
 }
 
 /// A key request, parsed: `user_id` is required for `user` keys and refused
@@ -121,7 +117,7 @@ async fn revoke(
 }
 
 // ---------------------------------------------------------------------------
-// The API document
+// The routes: the router and the API document
 
 /// `POST /apikeys` body (documentation only).
 #[derive(utoipa::ToSchema)]
@@ -135,8 +131,8 @@ struct CreateApiKey {
     expires_at: Option<shared::api_doc::TimestampInput>,
 }
 
-/// This function's routes in the API document.
-pub fn api_routes() -> Vec<shared::api_doc::Route> {
+/// This function's routes: each one's handler and its API document entry.
+pub fn routes() -> Vec<shared::api_doc::Route> {
     use shared::{
         api_doc::{extended, string_schema, Route},
         domain::{access::ApiKey, error::ErrorCode},
@@ -144,16 +140,20 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
     // `ApiKey` goes to the components through the list; the creation adds `key`.
     let created = extended::<ApiKey>(&[("key", string_schema(None, None).into())]);
     vec![
-        Route::post("/apikeys", "Create an API key; the secret is returned once")
-            .body::<CreateApiKey>()
-            .answer_schema(
-                201,
-                created,
-                "The key, with its secret `key` (shown only here).",
-            )
-            .errors(&[ErrorCode::UserNotFound]),
-        Route::get("/apikeys", "List API keys (never the secret)").list::<ApiKey>(),
-        Route::delete("/apikeys/{id}", "Revoke an API key")
+        Route::post(
+            "/apikeys",
+            "Create an API key; the secret is returned once",
+            create,
+        )
+        .body::<CreateApiKey>()
+        .answer_schema(
+            201,
+            created,
+            "The key, with its secret `key` (shown only here).",
+        )
+        .errors(&[ErrorCode::UserNotFound]),
+        Route::get("/apikeys", "List API keys (never the secret)", list).list::<ApiKey>(),
+        Route::delete("/apikeys/{id}", "Revoke an API key", revoke)
             .empty(204, "Revoked.")
             .errors(&[ErrorCode::ApiKeyNotFound]),
     ]

@@ -7,7 +7,6 @@ use axum::{
     extract::{Request, State},
     http::StatusCode,
     response::Response,
-    routing::{get, post},
     Router,
 };
 use serde_json::Value;
@@ -35,16 +34,7 @@ use shared::{
 };
 
 pub fn router(state: SharedState) -> Router {
-    Router::new()
-        .route("/escrows", post(create).get(list))
-        .route("/escrows/{id}", get(read))
-        .route("/escrows/{id}/events", get(events))
-        .route("/escrows/{id}/deposit", post(deposit))
-        .route("/escrows/{id}/mark-delivered", post(mark_delivered))
-        .route("/escrows/{id}/client-approve", post(client_approve))
-        .route("/escrows/{id}/client-reject", post(client_reject))
-        .route("/escrows/{id}/check-deadline", post(check_deadline))
-        .with_state(state)
+    shared::api_doc::router(routes(), state)
 }
 
 const DEPOSIT_ROUTE: &str = "POST /escrows/{id}/deposit";
@@ -379,7 +369,7 @@ async fn check_deadline(
 }
 
 // ---------------------------------------------------------------------------
-// The API document
+// The routes: the router and the API document
 
 /// A milestone's geofence as sent (documentation only).
 #[derive(utoipa::ToSchema)]
@@ -448,16 +438,16 @@ struct Delivery {
     proof_url: Option<String>,
 }
 
-/// This function's routes in the API document.
-pub fn api_routes() -> Vec<shared::api_doc::Route> {
+/// This function's routes: each one's handler and its API document entry.
+pub fn routes() -> Vec<shared::api_doc::Route> {
     use shared::{api_doc::Route, domain::error::ErrorCode, store::escrows::EscrowEvent};
     let transition = [ErrorCode::EscrowNotFound, ErrorCode::EscrowInvalidState];
     vec![
-        Route::post("/escrows", "Create an escrow with its milestones")
+        Route::post("/escrows", "Create an escrow with its milestones", create)
             .body::<CreateEscrow>()
             .answer::<Escrow>(201, "The escrow, DRAFT.")
             .errors(&[ErrorCode::UserNotFound]),
-        Route::get("/escrows", "List escrows")
+        Route::get("/escrows", "List escrows", list)
             .query_id("client_id", false)
             .query_id("provider_id", false)
             .query(
@@ -466,28 +456,38 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
                 false,
             )
             .list::<Escrow>(),
-        Route::get("/escrows/{id}", "Read an escrow")
+        Route::get("/escrows/{id}", "Read an escrow", read)
             .answer::<Escrow>(200, "The escrow.")
             .errors(&[ErrorCode::EscrowNotFound]),
         Route::get(
             "/escrows/{id}/events",
             "The escrow's timeline, oldest first",
+            events,
         )
         .list::<EscrowEvent>()
         .errors(&[ErrorCode::EscrowNotFound]),
-        Route::post("/escrows/{id}/deposit", "Deposit into a DRAFT escrow")
-            .idempotent()
-            .body::<Deposit>()
-            .answer::<Escrow>(200, "The escrow.")
-            .errors(&transition)
-            .errors(&[ErrorCode::DepositExceedsTotal]),
-        Route::post("/escrows/{id}/mark-delivered", "The provider delivered")
-            .optional_body::<Delivery>()
-            .answer::<Escrow>(200, "The escrow.")
-            .errors(&transition),
+        Route::post(
+            "/escrows/{id}/deposit",
+            "Deposit into a DRAFT escrow",
+            deposit,
+        )
+        .idempotent()
+        .body::<Deposit>()
+        .answer::<Escrow>(200, "The escrow.")
+        .errors(&transition)
+        .errors(&[ErrorCode::DepositExceedsTotal]),
+        Route::post(
+            "/escrows/{id}/mark-delivered",
+            "The provider delivered",
+            mark_delivered,
+        )
+        .optional_body::<Delivery>()
+        .answer::<Escrow>(200, "The escrow.")
+        .errors(&transition),
         Route::post(
             "/escrows/{id}/client-approve",
             "The client approves: the remainder is paid to the provider",
+            client_approve,
         )
         .optional_body::<Remark>()
         .answer::<Escrow>(200, "The escrow.")
@@ -495,6 +495,7 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
         Route::post(
             "/escrows/{id}/client-reject",
             "The client rejects: the remainder is refunded to the client",
+            client_reject,
         )
         .optional_body::<Remark>()
         .answer::<Escrow>(200, "The escrow.")
@@ -502,6 +503,7 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
         Route::post(
             "/escrows/{id}/check-deadline",
             "Apply the deadline rule now (no body)",
+            check_deadline,
         )
         .answer::<Escrow>(200, "The escrow, changed or not.")
         .errors(&[ErrorCode::EscrowNotFound]),

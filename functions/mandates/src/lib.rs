@@ -1,13 +1,7 @@
 //! `POST /mandates`, `GET /mandates/{id}`, `GET /mandates`,
 //! `POST /mandates/cleanup` (runs the same expiry as the schedule).
 
-use axum::{
-    extract::State,
-    http::StatusCode,
-    response::Response,
-    routing::{get, post},
-    Router,
-};
+use axum::{extract::State, http::StatusCode, response::Response, Router};
 use shared::{
     domain::{
         access::{Principal, Role},
@@ -29,11 +23,7 @@ use shared::{
 };
 
 pub fn router(state: SharedState) -> Router {
-    Router::new()
-        .route("/mandates", post(create).get(list))
-        .route("/mandates/cleanup", post(cleanup))
-        .route("/mandates/{id}", get(read))
-        .with_state(state)
+    shared::api_doc::router(routes(), state)
 }
 
 fn parse_terms(body: &serde_json::Value, state: &SharedState) -> Result<MandateTerms, AppError> {
@@ -127,7 +117,7 @@ async fn cleanup(
 }
 
 // ---------------------------------------------------------------------------
-// The API document
+// The routes: the router and the API document
 
 /// `POST /mandates` body (documentation only).
 #[derive(utoipa::ToSchema)]
@@ -143,8 +133,8 @@ struct CreateMandate {
     expires_at: shared::api_doc::TimestampInput,
 }
 
-/// This function's routes in the API document.
-pub fn api_routes() -> Vec<shared::api_doc::Route> {
+/// This function's routes: each one's handler and its API document entry.
+pub fn routes() -> Vec<shared::api_doc::Route> {
     use shared::{
         api_doc::{object, Route},
         domain::mandate::Mandate,
@@ -156,7 +146,7 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
             .into()
     };
     vec![
-        Route::post("/mandates", "Create a usage mandate")
+        Route::post("/mandates", "Create a usage mandate", create)
             .body::<CreateMandate>()
             .answer::<Mandate>(201, "The mandate.")
             .errors(&[
@@ -166,7 +156,7 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
                 ErrorCode::MandateExpiresInPast,
                 ErrorCode::MandateConflict,
             ]),
-        Route::get("/mandates", "List mandates")
+        Route::get("/mandates", "List mandates", list)
             .query_id("sender_id", false)
             .query_id("beneficiary_id", false)
             .query(
@@ -175,10 +165,10 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
                 false,
             )
             .list::<Mandate>(),
-        Route::get("/mandates/{id}", "Read a mandate")
+        Route::get("/mandates/{id}", "Read a mandate", read)
             .answer::<Mandate>(200, "The mandate.")
             .errors(&[ErrorCode::MandateNotFound]),
-        Route::post("/mandates/cleanup", "Expire overdue mandates now").answer_schema(
+        Route::post("/mandates/cleanup", "Expire overdue mandates now", cleanup).answer_schema(
             202,
             object(&[("expired", count()), ("skipped", count())]),
             "How many mandates were expired (and skipped, busy).",

@@ -16,7 +16,6 @@ use axum::{
     extract::{FromRef, State},
     http::StatusCode,
     response::Response,
-    routing::{get, post},
     Router,
 };
 use serde_json::{json, Map, Value};
@@ -82,12 +81,7 @@ impl ProofsState {
 }
 
 pub fn router(state: ProofsState) -> Router {
-    Router::new()
-        .route("/proofs/uploads", post(prepare_upload))
-        .route("/proofs", post(submit).get(list))
-        .route("/proofs/{id}", get(read))
-        .route("/proofs/{id}/decision", post(decide))
-        .with_state(state)
+    shared::api_doc::router(routes(), state)
 }
 
 /// Longest decision note.
@@ -476,7 +470,7 @@ async fn decide(
 }
 
 // ---------------------------------------------------------------------------
-// The API document
+// The routes: the router and the API document
 
 /// `POST /proofs/uploads` body.
 #[derive(utoipa::ToSchema)]
@@ -541,8 +535,8 @@ struct DecisionBody {
     note: Option<String>,
 }
 
-/// This function's routes in the API document.
-pub fn api_routes() -> Vec<shared::api_doc::Route> {
+/// This function's routes: each one's handler and its API document entry.
+pub fn routes() -> Vec<shared::api_doc::Route<ProofsState>> {
     use shared::{
         api_doc::{one_of_strings, Route},
         domain::proof_review::Proof,
@@ -556,13 +550,18 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
         ErrorCode::ProofDuplicate,
     ];
     vec![
-        Route::post("/proofs/uploads", "Presign a PUT of a proof file")
-            .body::<PrepareUpload>()
-            .answer::<PreparedUpload>(201, "The presigned PUT, valid 15 minutes.")
-            .errors(&target),
+        Route::post(
+            "/proofs/uploads",
+            "Presign a PUT of a proof file",
+            prepare_upload,
+        )
+        .body::<PrepareUpload>()
+        .answer::<PreparedUpload>(201, "The presigned PUT, valid 15 minutes.")
+        .errors(&target),
         Route::post(
             "/proofs",
             "Submit a proof; the server reads the stored file",
+            submit,
         )
         .body::<SubmitProof>()
         .answer::<Proof>(201, "The proof: APPROVED (and paid) or PENDING review.")
@@ -581,12 +580,14 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
         Route::get(
             "/proofs/{id}",
             "Read a proof, with a short-lived download URL",
+            read,
         )
         .answer::<ProofWithDownload>(200, "The proof.")
         .errors(&[ErrorCode::ProofNotFound]),
         Route::get(
             "/proofs",
             "List proofs; status=PENDING is the review queue, oldest first",
+            list,
         )
         .query(
             "status",
@@ -604,6 +605,7 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
         Route::post(
             "/proofs/{id}/decision",
             "Approve (pays the milestone) or reject",
+            decide,
         )
         .body::<DecisionBody>()
         .answer::<Proof>(200, "The proof.")

@@ -15,7 +15,6 @@ use axum::{
     extract::State,
     http::{header, HeaderMap, StatusCode},
     response::Response,
-    routing::post,
     Router,
 };
 use shared::{
@@ -97,9 +96,7 @@ impl Webhook {
 }
 
 pub fn router(state: WebhookState) -> Router {
-    Router::new()
-        .route("/psp/webhook", post(receive))
-        .with_state(state)
+    shared::api_doc::router(routes(), state)
 }
 
 fn too_large() -> AppError {
@@ -196,7 +193,7 @@ async fn receive(
 }
 
 // ---------------------------------------------------------------------------
-// The API document
+// The routes: the router and the API document
 
 /// The event as the PSP sends it: any JSON object; these fields are read.
 #[derive(utoipa::ToSchema)]
@@ -235,11 +232,12 @@ struct Receipt {
     status: String,
 }
 
-/// This function's route in the API document: signed by the PSP, no API key.
-pub fn api_routes() -> Vec<shared::api_doc::Route> {
+/// This function's route, its handler and its API document entry: signed
+/// by the PSP, no API key.
+pub fn routes() -> Vec<shared::api_doc::Route<WebhookState>> {
     use shared::api_doc::{string_schema, Route};
     let hex = string_schema(Some("^[0-9a-f]{64}(,[0-9a-f]{64})*$"), None);
-    vec![Route::post("/psp/webhook", "A PSP event (HMAC-SHA256 signed)")
+    vec![Route::post("/psp/webhook", "A PSP event (HMAC-SHA256 signed)", receive)
         .public()
         .header(
             "X-PSP-Timestamp",

@@ -3,13 +3,7 @@
 //! `GET /spend/purchases/{id}`), and escrow-backed payees and spends
 //! (`/spend/allowed`, `POST /spend` 💰, in `payees`).
 
-use axum::{
-    extract::State,
-    http::StatusCode,
-    response::Response,
-    routing::{get, post},
-    Router,
-};
+use axum::{extract::State, http::StatusCode, response::Response, Router};
 use shared::{
     domain::{
         access::Principal, catalogue::AllowanceTarget, currency::Currency, error::ErrorCode,
@@ -28,18 +22,7 @@ use shared::{
 };
 
 pub fn router(state: SharedState) -> Router {
-    Router::new()
-        .route("/spend/categories", post(create_category))
-        .route("/spend/merchants", post(create_merchant))
-        .route("/spend/allow", post(allow))
-        .route("/spend/purchases", post(purchase))
-        .route("/spend/purchases/{id}", get(read_purchase))
-        .route(
-            "/spend/allowed",
-            post(payees::allow_payee).get(payees::list_payees),
-        )
-        .route("/spend", post(payees::spend))
-        .with_state(state)
+    shared::api_doc::router(routes(), state)
 }
 
 mod payees;
@@ -199,7 +182,7 @@ async fn read_purchase(
 }
 
 // ---------------------------------------------------------------------------
-// The API document
+// The routes: the router and the API document
 
 /// `POST /spend/categories` body (documentation only).
 #[derive(utoipa::ToSchema)]
@@ -269,8 +252,8 @@ struct CreateSpend {
     note: Option<String>,
 }
 
-/// This function's routes in the API document.
-pub fn api_routes() -> Vec<shared::api_doc::Route> {
+/// This function's routes: each one's handler and its API document entry.
+pub fn routes() -> Vec<shared::api_doc::Route> {
     use shared::{
         api_doc::{status_schema, Route},
         domain::{
@@ -281,24 +264,32 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
         store::payees::SpendView,
     };
     vec![
-        Route::post("/spend/categories", "Create a spend category")
-            .body::<CreateCategory>()
-            .answer::<Category>(201, "The category.")
-            .errors(&[ErrorCode::CategoryExists]),
-        Route::post("/spend/merchants", "Create a merchant")
+        Route::post(
+            "/spend/categories",
+            "Create a spend category",
+            create_category,
+        )
+        .body::<CreateCategory>()
+        .answer::<Category>(201, "The category.")
+        .errors(&[ErrorCode::CategoryExists]),
+        Route::post("/spend/merchants", "Create a merchant", create_merchant)
             .body::<CreateMerchant>()
             .answer::<Merchant>(201, "The merchant.")
             .errors(&[ErrorCode::CategoryNotFound, ErrorCode::MerchantExists]),
-        Route::post("/spend/allow", "Allow an owner a merchant or a category")
-            .body::<AllowSpend>()
-            .answer_schema(201, status_schema(&["added"]), "Added.")
-            .answer_schema(200, status_schema(&["exists"]), "Already allowed.")
-            .errors(&[
-                ErrorCode::UserNotFound,
-                ErrorCode::MerchantNotFound,
-                ErrorCode::CategoryNotFound,
-            ]),
-        Route::post("/spend/purchases", "Spend a mandate")
+        Route::post(
+            "/spend/allow",
+            "Allow an owner a merchant or a category",
+            allow,
+        )
+        .body::<AllowSpend>()
+        .answer_schema(201, status_schema(&["added"]), "Added.")
+        .answer_schema(200, status_schema(&["exists"]), "Already allowed.")
+        .errors(&[
+            ErrorCode::UserNotFound,
+            ErrorCode::MerchantNotFound,
+            ErrorCode::CategoryNotFound,
+        ]),
+        Route::post("/spend/purchases", "Spend a mandate", purchase)
             .idempotent()
             .body::<CreatePurchase>()
             .answer::<Purchase>(201, "The purchase.")
@@ -312,32 +303,44 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
                 ErrorCode::MandateBalanceExceeded,
                 ErrorCode::UnauthorizedUsage,
             ]),
-        Route::get("/spend/purchases/{id}", "Read a purchase")
+        Route::get("/spend/purchases/{id}", "Read a purchase", read_purchase)
             .answer::<Purchase>(200, "The purchase.")
             .errors(&[ErrorCode::PurchaseNotFound]),
-        Route::post("/spend/allowed", "Allow a payee of an escrow, with limits")
-            .body::<AllowPayee>()
-            .answer::<PayeeView>(201, "The payee.")
-            .errors(&[
-                ErrorCode::EscrowNotFound,
-                ErrorCode::EscrowNotActive,
-                ErrorCode::PayeeAlreadyAllowed,
-            ]),
-        Route::get("/spend/allowed", "List an escrow's allowed payees")
-            .query_id("escrow_id", true)
-            .list::<PayeeView>()
-            .errors(&[ErrorCode::EscrowNotFound]),
-        Route::post("/spend", "Pay an allowed payee from an escrow")
-            .idempotent()
-            .body::<CreateSpend>()
-            .answer::<SpendView>(200, "The payment made.")
-            .errors(&[
-                ErrorCode::EscrowNotFound,
-                ErrorCode::EscrowNotActive,
-                ErrorCode::PayeeNotAllowed,
-                ErrorCode::DailyLimitReached,
-                ErrorCode::TotalLimitReached,
-                ErrorCode::InsufficientEscrowBalance,
-            ]),
+        Route::post(
+            "/spend/allowed",
+            "Allow a payee of an escrow, with limits",
+            payees::allow_payee,
+        )
+        .body::<AllowPayee>()
+        .answer::<PayeeView>(201, "The payee.")
+        .errors(&[
+            ErrorCode::EscrowNotFound,
+            ErrorCode::EscrowNotActive,
+            ErrorCode::PayeeAlreadyAllowed,
+        ]),
+        Route::get(
+            "/spend/allowed",
+            "List an escrow's allowed payees",
+            payees::list_payees,
+        )
+        .query_id("escrow_id", true)
+        .list::<PayeeView>()
+        .errors(&[ErrorCode::EscrowNotFound]),
+        Route::post(
+            "/spend",
+            "Pay an allowed payee from an escrow",
+            payees::spend,
+        )
+        .idempotent()
+        .body::<CreateSpend>()
+        .answer::<SpendView>(200, "The payment made.")
+        .errors(&[
+            ErrorCode::EscrowNotFound,
+            ErrorCode::EscrowNotActive,
+            ErrorCode::PayeeNotAllowed,
+            ErrorCode::DailyLimitReached,
+            ErrorCode::TotalLimitReached,
+            ErrorCode::InsufficientEscrowBalance,
+        ]),
     ]
 }

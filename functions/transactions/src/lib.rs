@@ -3,13 +3,7 @@
 //! A transfer is allowed iff the sender allowlisted the receiver or the
 //! receiver is certified; a refusal raises one alert (`shared::store::transfers`).
 
-use axum::{
-    extract::State,
-    http::StatusCode,
-    response::Response,
-    routing::{get, post},
-    Router,
-};
+use axum::{extract::State, http::StatusCode, response::Response, Router};
 use shared::{
     domain::{
         access::Principal,
@@ -37,12 +31,7 @@ use shared::{
 const TRANSFER_ROUTE: &str = "POST /transactions";
 
 pub fn router(state: SharedState) -> Router {
-    Router::new()
-        .route("/allowlist", post(allowlist))
-        .route("/certified", post(certify))
-        .route("/transactions", post(transfer).get(list))
-        .route("/transactions/{id}", get(read))
-        .with_state(state)
+    shared::api_doc::router(routes(), state)
 }
 
 /// Two different users named by `from` and `to`; the same one twice is a
@@ -171,7 +160,7 @@ async fn list(
 }
 
 // ---------------------------------------------------------------------------
-// The API document
+// The routes: the router and the API document
 
 /// `POST /allowlist` body (documentation only).
 #[derive(utoipa::ToSchema)]
@@ -202,33 +191,33 @@ struct CreateTransaction {
     currency: Option<shared::api_doc::CurrencyInput>,
 }
 
-/// This function's routes in the API document.
-pub fn api_routes() -> Vec<shared::api_doc::Route> {
+/// This function's routes: each one's handler and its API document entry.
+pub fn routes() -> Vec<shared::api_doc::Route> {
     use shared::{
         api_doc::{status_schema, Route},
         domain::transfer::Transfer,
     };
     vec![
-        Route::post("/allowlist", "Allowlist a transfer recipient")
+        Route::post("/allowlist", "Allowlist a transfer recipient", allowlist)
             .body::<AllowlistEntry>()
             .answer_schema(201, status_schema(&["added"]), "Added.")
             .answer_schema(200, status_schema(&["exists"]), "Already there.")
             .errors(&[ErrorCode::UserNotFound]),
-        Route::post("/certified", "Certify a user")
+        Route::post("/certified", "Certify a user", certify)
             .body::<Certification>()
             .answer_schema(201, status_schema(&["created"]), "Certified.")
             .answer_schema(200, status_schema(&["updated"]), "Level updated.")
             .errors(&[ErrorCode::UserNotFound]),
-        Route::post("/transactions", "A restricted transfer")
+        Route::post("/transactions", "A restricted transfer", transfer)
             .idempotent()
             .body::<CreateTransaction>()
             .answer::<Transfer>(201, "The transfer.")
             .errors(&[ErrorCode::UserNotFound, ErrorCode::UnauthorizedTransfer]),
-        Route::get("/transactions", "List transfers, newest first")
+        Route::get("/transactions", "List transfers, newest first", list)
             .query_id("sender_id", false)
             .query_id("receiver_id", false)
             .list::<Transfer>(),
-        Route::get("/transactions/{id}", "Read a transfer")
+        Route::get("/transactions/{id}", "Read a transfer", read)
             .answer::<Transfer>(200, "The transfer.")
             .errors(&[ErrorCode::TransactionNotFound]),
     ]

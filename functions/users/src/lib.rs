@@ -1,13 +1,7 @@
 //! `POST /users`, `GET /users/{id}`, `PATCH /users/{id}` (deactivate or
 //! reactivate).
 
-use axum::{
-    extract::State,
-    http::StatusCode,
-    response::Response,
-    routing::{get, post},
-    Router,
-};
+use axum::{extract::State, http::StatusCode, response::Response, Router};
 use shared::{
     domain::{access::Principal, error::ErrorCode, user},
     error::AppError,
@@ -21,10 +15,7 @@ use shared::{
 };
 
 pub fn router(state: SharedState) -> Router {
-    Router::new()
-        .route("/users", post(create))
-        .route("/users/{id}", get(read).patch(set_active))
-        .with_state(state)
+    shared::api_doc::router(routes(), state)
 }
 
 async fn create(
@@ -91,7 +82,7 @@ async fn set_active(
 }
 
 // ---------------------------------------------------------------------------
-// The API document
+// The routes: the router and the API document
 
 /// `POST /users` body (documentation only: the handler reads fields by hand).
 #[derive(utoipa::ToSchema)]
@@ -111,18 +102,18 @@ struct SetActive {
     is_active: bool,
 }
 
-/// This function's routes in the API document.
-pub fn api_routes() -> Vec<shared::api_doc::Route> {
+/// This function's routes: each one's handler and its API document entry.
+pub fn routes() -> Vec<shared::api_doc::Route> {
     use shared::{api_doc::Route, domain::user::User};
     vec![
-        Route::post("/users", "Create a user")
+        Route::post("/users", "Create a user", create)
             .body::<CreateUser>()
             .answer::<User>(201, "The user.")
             .errors(&[ErrorCode::UserExists]),
-        Route::get("/users/{id}", "Read a user")
+        Route::get("/users/{id}", "Read a user", read)
             .answer::<User>(200, "The user.")
             .errors(&[ErrorCode::UserNotFound]),
-        Route::patch("/users/{id}", "Deactivate or reactivate a user")
+        Route::patch("/users/{id}", "Deactivate or reactivate a user", set_active)
             .body::<SetActive>()
             .answer::<User>(200, "The user.")
             .errors(&[ErrorCode::UserNotFound]),
