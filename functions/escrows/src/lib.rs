@@ -136,7 +136,7 @@ async fn deposit(
 }
 
 /// A transition's remarks: the texts given, by name.
-fn remarks(texts: [(&str, Option<String>); 2]) -> Remarks {
+fn remarks<'a>(texts: impl IntoIterator<Item = (&'a str, Option<String>)>) -> Remarks {
     let mut remarks = Remarks::new();
     for (name, text) in texts {
         if let Some(text) = text {
@@ -196,7 +196,7 @@ async fn client_approve(
 ) -> Result<Response, AppError> {
     AppError::permit(caller.role != Role::Support)?;
     let Remark { note } = body.parse(&state.config).await?;
-    let remarks = remarks([("note", note), ("proof_url", None)]);
+    let remarks = remarks([("note", note)]);
     let client = |c: &Principal, e: &Escrow| c.acts_for(e.client_id);
     act(
         &state,
@@ -217,7 +217,7 @@ async fn client_reject(
 ) -> Result<Response, AppError> {
     AppError::permit(caller.role != Role::Support)?;
     let Remark { note } = body.parse(&state.config).await?;
-    let remarks = remarks([("note", note), ("proof_url", None)]);
+    let remarks = remarks([("note", note)]);
     let client = |c: &Principal, e: &Escrow| c.acts_for(e.client_id);
     act(
         &state,

@@ -679,4 +679,14 @@ mod tests {
             assert!(REASON_PROBLEM.contains(reason.as_str()));
         }
     }
+
+    /// The upload's size limit written as a literal in the schema
+    /// attribute is the domain's constant.
+    #[test]
+    fn schema_size_limit_is_the_domains() {
+        use utoipa::PartialSchema;
+        let schema = serde_json::to_value(PrepareUpload::schema()).unwrap();
+        let maximum = &schema["properties"]["content_length"]["maximum"];
+        assert_eq!(maximum.as_u64(), Some(upload::MAX_PROOF_BYTES));
+    }
 }
