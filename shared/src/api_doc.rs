@@ -1,8 +1,8 @@
 //! The API document (`GET /openapi.json`): OpenAPI 3.1, built from the code.
 //!
 //! Answer types derive (or implement once, where they serialise by hand)
-//! `utoipa::ToSchema`; request bodies, which handlers read field by field,
-//! are described by small documentation structs next to each router. Every
+//! `utoipa::ToSchema`; so does each request body's type, whose parser is
+//! beside it (`crate::http::body::RequestBody`). Every
 //! function crate declares each route once, as a [`Route`] that carries its
 //! handler, in a `pub fn routes()`: [`router`] builds the function's axum
 //! router from that list, and the `openapi` tool merges every list into the
