@@ -16,10 +16,16 @@ use super::{
 };
 use serde::Serialize;
 
+/// Longest payee reference.
+pub const MAX_PAYEE_REF_CHARS: usize = 120;
+
 /// A payee reference: 2–120 characters, no control characters, not blank.
 pub fn parse_payee_ref(text: &str) -> Result<String, &'static str> {
     let n = text.chars().count();
-    if !(2..=120).contains(&n) || text.trim().is_empty() || text.chars().any(char::is_control) {
+    if !(2..=MAX_PAYEE_REF_CHARS).contains(&n)
+        || text.trim().is_empty()
+        || text.chars().any(char::is_control)
+    {
         return Err("must be 2 to 120 characters, without control characters");
     }
     Ok(text.to_string())
