@@ -9,7 +9,7 @@ SHELL := /bin/bash
 SUBMAKE := $(MAKE) --no-print-directory
 ENSURE_VENV := bash -c 'set -euo pipefail; source local/stack.sh; ensure_venv'
 CARGO_LAMBDA_VERSION := 1.9.2
-LAMBDA_FUNCTIONS := health users apikeys mandates spend escrows proofs payments transactions alerts mandate-expiry psp-webhook psp-events payout-dispatch domain-events console ledger-check
+LAMBDA_FUNCTIONS := health users apikeys mandates spend escrows proofs payments transactions alerts mandate-expiry psp-webhook psp-events payout-dispatch domain-events console ledger-check ledger
 
 .PHONY: help dev test fmt-check clippy unit cfn-lint integration lint build \
 	build-lambda lambda-check invoke invoke-smoke bench instructions moto-selftest venv clean photo openapi schemathesis \

@@ -48,6 +48,7 @@ const FUNCTIONS: &[&str] = &[
     "domain-events",
     "console",
     "ledger-check",
+    "ledger",
 ];
 
 /// The one HTTP function that answers a page, not JSON: its replies are
@@ -746,6 +747,68 @@ fn expectations() -> Vec<Expected> {
                 assert!(b["counts"]["escrows"].as_u64().unwrap() >= 2, "{b}");
             },
         },
+        Expected {
+            file: "64-ledger-checks-start.json",
+            outcome: Outcome::Status(202),
+            // Run 1 (the schedule's, 63) is DONE: a new one starts.
+            check: |b| {
+                assert_eq!(id(b), 2);
+                assert_eq!(b["status"], "RUNNING");
+                assert_eq!(b["requested_by"], "apikey:1");
+                assert_eq!(
+                    (b["segments"].as_u64(), b["segments_done"].as_u64()),
+                    (Some(4), Some(0))
+                );
+            },
+        },
+        Expected {
+            file: "65-ledger-checks-get.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                assert_eq!(id(b), 1);
+                assert_eq!(b["status"], "DONE");
+                assert_eq!(b["requested_by"], "schedule");
+                assert_eq!(b["counts"]["mismatches"], 0);
+                assert_eq!(b["findings"], json!([]));
+            },
+        },
+        Expected {
+            file: "66-ledger-settlements-upload.json",
+            outcome: Outcome::Status(201),
+            check: |b| {
+                assert_eq!(b["method"], "PUT");
+                assert_eq!(
+                    b["upload_id"],
+                    "802de8da803f0e8f223006438914d6923d49efac768c54276523de1b47a48d86"
+                );
+                assert!(
+                    b["url"].as_str().unwrap().contains("/settlements/802de8da"),
+                    "{b}"
+                );
+            },
+        },
+        Expected {
+            file: "67-ledger-settlements-not-uploaded.json",
+            outcome: Outcome::Status(422),
+            // Presigned (66) but never PUT: nothing to read.
+            check: |b| {
+                assert_eq!(b["error"]["code"], "VALIDATION_ERROR");
+                assert!(
+                    b["error"]["details"]["fields"]["upload_id"].is_string(),
+                    "{b}"
+                );
+            },
+        },
+        Expected {
+            file: "68-ledger-settlements-list.json",
+            outcome: Outcome::Status(200),
+            check: |b| assert_eq!(b["items"], json!([])),
+        },
+        Expected {
+            file: "69-ledger-settlements-get-missing.json",
+            outcome: Outcome::Status(404),
+            check: |b| assert_eq!(b["error"]["code"], "SETTLEMENT_NOT_FOUND"),
+        },
     ]
 }
 
@@ -1091,6 +1154,10 @@ fn app_of(function: &str, state: &SharedState) -> Router {
         "payments" => payments::router(state.clone()),
         "transactions" => transactions::router(state.clone()),
         "alerts" => alerts::router(state.clone()),
+        "ledger" => ledger::router(ledger::LedgerState {
+            app: state.clone(),
+            blob: BLOB.get().expect("the replay sets the bucket").clone(),
+        }),
         "console" => {
             kobatela_local::console_routes(BLOB.get().expect("the replay sets the bucket"))
                 .expect("the replay's environment names the bucket's origin")

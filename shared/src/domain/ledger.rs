@@ -25,7 +25,19 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// One invariant of the ledger; its name is what an alert shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Invariant {
     /// `initial = remaining + Σ purchases`.
@@ -302,7 +314,7 @@ pub fn check_payee(payee: &PayeeLedger) -> Vec<Mismatch> {
 // A run of the check
 
 /// What a finding is about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "entity", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Entity {
     Mandate {
@@ -346,7 +358,7 @@ impl fmt::Display for Entity {
 }
 
 /// A mismatch of one entity, as a run reports it and an alert carries it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Finding {
     #[serde(flatten)]
     pub entity: Entity,
@@ -398,7 +410,7 @@ impl Finding {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RunStatus {
     Running,
@@ -406,7 +418,7 @@ pub enum RunStatus {
 }
 
 /// What a run has checked and found so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunCounts {
     pub mandates: u64,
     pub escrows: u64,

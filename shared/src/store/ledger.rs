@@ -59,8 +59,7 @@ pub enum Root {
     Escrow(Id),
 }
 
-/// A ledger check run, as stored and as `GET /ledger/checks/{id}` answers
-/// (without its version).
+/// A ledger check run, as stored (`version`: how many times it was saved).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LedgerRun {
     pub id: Id,
@@ -72,6 +71,44 @@ pub struct LedgerRun {
     pub counts: RunCounts,
     pub findings: Vec<Finding>,
     pub version: u64,
+}
+
+/// A run as `POST /ledger/checks` and `GET /ledger/checks/{id}` answer
+/// it: how far its scan is, not where (its cursors are table keys).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct LedgerRunView {
+    pub id: Id,
+    pub status: RunStatus,
+    /// `apikey:{id}`, or `schedule`.
+    pub requested_by: String,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+    /// Scan segments, read in parallel, and how many have ended.
+    pub segments: u32,
+    pub segments_done: u32,
+    pub counts: RunCounts,
+    /// The mismatches found, at most 100 (`counts.mismatches` counts all).
+    pub findings: Vec<Finding>,
+}
+
+impl From<LedgerRun> for LedgerRunView {
+    fn from(run: LedgerRun) -> LedgerRunView {
+        LedgerRunView {
+            id: run.id,
+            status: run.status,
+            requested_by: run.requested_by,
+            started_at: run.started_at,
+            finished_at: run.finished_at,
+            segments: run.segments.len() as u32,
+            segments_done: run
+                .segments
+                .iter()
+                .filter(|c| **c == SegmentCursor::Done)
+                .count() as u32,
+            counts: run.counts,
+            findings: run.findings,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]

@@ -20,6 +20,7 @@ pub fn all_routes() -> Vec<Route<()>> {
         entries(transactions::routes()),
         entries(alerts::routes()),
         entries(psp_webhook::routes()),
+        entries(ledger::routes()),
     ]
     .into_iter()
     .flatten()
