@@ -7,6 +7,7 @@
 mod access;
 mod audit;
 mod bad_input;
+mod campaign;
 mod concurrency;
 mod contention;
 mod deadlines;
