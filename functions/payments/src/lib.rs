@@ -18,7 +18,7 @@ use shared::{
     domain::{
         access::Principal,
         error::ErrorCode,
-        payment::{PaymentStatus, PspEventStatus},
+        escrow::payment::{PaymentStatus, PspEventStatus},
     },
     error::AppError,
     http::{
@@ -133,7 +133,7 @@ async fn psp_events(
 pub fn api_routes() -> Vec<shared::api_doc::Route> {
     use shared::{
         api_doc::{one_of_strings, Route},
-        domain::payment::Payment,
+        domain::escrow::payment::Payment,
         store::psp_events::PspEventView,
     };
     vec![

@@ -28,8 +28,8 @@ use aws_lambda_events::{
 use serde::Deserialize;
 use shared::{
     domain::{
+        escrow::payment::{PaymentStatus, PaymentTransition, PspAnswer},
         ids::Id,
-        payment::{PaymentStatus, PaymentTransition, PspAnswer},
     },
     psp::{HttpPsp, PayoutAnswer, PayoutRequest, Psp},
     store::{payments::AnswerRecorded, Store},

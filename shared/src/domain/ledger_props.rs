@@ -6,15 +6,19 @@
 //! twice.
 
 use super::{
-    escrow::{decide, EscrowAction, EscrowBalances, EscrowOutcome, EscrowState, EscrowStatus},
-    milestone::{
-        check_proof_target, current_milestone, pays_last_milestone, MilestoneSlot, MilestoneStatus,
+    escrow::{
+        decide,
+        milestone::{
+            check_proof_target, current_milestone, pays_last_milestone, MilestoneSlot,
+            MilestoneStatus,
+        },
+        payment::{
+            apply_psp_answer, apply_psp_event, retry_payment, PaymentKind, PaymentState,
+            PaymentStatus, PspAnswer, PspEventType, PspOutcome, RetryOutcome,
+        },
+        BalanceDelta, EscrowAction, EscrowBalances, EscrowOutcome, EscrowState, EscrowStatus,
     },
     money::Amount,
-    payment::{
-        apply_psp_answer, apply_psp_event, retry_payment, BalanceDelta, PaymentKind, PaymentState,
-        PaymentStatus, PspAnswer, PspEventType, PspOutcome, RetryOutcome,
-    },
     time::Timestamp,
 };
 use proptest::prelude::*;

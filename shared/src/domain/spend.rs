@@ -184,8 +184,8 @@ fn within(spent: Money, limit: Option<Amount>, amount: Amount) -> bool {
 mod tests {
     use super::*;
     use crate::domain::{
+        escrow::payment::PaymentKind,
         escrow::{EscrowAudit, EscrowBalances, EscrowEventKind, EscrowStatus},
-        payment::PaymentKind,
     };
 
     fn amount(text: &str) -> Amount {

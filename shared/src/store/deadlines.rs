@@ -27,9 +27,9 @@ use super::{
 use crate::{
     domain::{
         alert::AlertType,
+        escrow::payment::PaymentStatus,
         escrow::{deadline_duty, EscrowAction, EscrowStatus},
         ids::Id,
-        payment::PaymentStatus,
         time::Timestamp,
     },
     error::AppError,

@@ -25,10 +25,10 @@ use super::{
 use crate::{
     domain::{
         error::ErrorCode,
+        escrow::payment::{Payee, Payment},
         escrow::Escrow,
         ids::Id,
         money::{Amount, Money},
-        payment::{Payee, Payment},
         spend::{authorize_spend, utc_day, PayeeView, SpendDecision, SpendRequest, UsagePayee},
         time::Timestamp,
     },
@@ -128,7 +128,7 @@ pub struct SpendView {
     pub escrow_id: Id,
     pub payee_ref: String,
     pub amount: Amount,
-    pub status: crate::domain::payment::PaymentStatus,
+    pub status: crate::domain::escrow::payment::PaymentStatus,
     pub psp_ref: String,
 }
 

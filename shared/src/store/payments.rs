@@ -25,17 +25,18 @@ use crate::{
         currency::Currency,
         error::ErrorCode,
         escrow::{
-            decide, Escrow, EscrowAction, EscrowAudit, EscrowEventKind, EscrowOutcome,
+            decide,
+            milestone::{plan_payout, MilestoneStatus, MustBe},
+            payment::{
+                apply_psp_answer, new_psp_ref, psp_answer_alert, retry_payment, Payee, Payment,
+                PaymentKind, PaymentState, PaymentStatus, PaymentTransition, PspAnswer,
+                RetryOutcome,
+            },
+            BalanceDelta, Escrow, EscrowAction, EscrowAudit, EscrowEventKind, EscrowOutcome,
             EscrowTransition, Milestone, PaymentOrder,
         },
         ids::Id,
-        milestone::{plan_payout, MilestoneStatus, MustBe},
         money::Amount,
-        payment::{
-            apply_psp_answer, new_psp_ref, psp_answer_alert, retry_payment, BalanceDelta, Payee,
-            Payment, PaymentKind, PaymentState, PaymentStatus, PaymentTransition, PspAnswer,
-            RetryOutcome,
-        },
         spend::check_total_limit,
         time::Timestamp,
     },
@@ -707,7 +708,7 @@ pub enum AnswerRecorded {
 
 impl Store {
     /// The payout dispatcher's write: the PSP's `answer` to attempt
-    /// `attempt` of payment `id`, per `domain::payment::apply_psp_answer`, in
+    /// `attempt` of payment `id`, per `domain::escrow::payment::apply_psp_answer`, in
     /// ONE transaction. Accepted: SENT, audit `*_SENT`, event `PAYMENT_SENT`.
     /// Refused: ERROR exactly as a webhook's `payment.failed` (the money
     /// back, the milestone APPROVED, a spend's total given back) and one

@@ -36,9 +36,9 @@ use super::{
 use crate::{
     domain::{
         error::ErrorCode,
+        escrow::milestone::{check_proof_target, MilestoneStatus},
         escrow::{Escrow, EscrowEventKind},
         ids::Id,
-        milestone::{check_proof_target, MilestoneStatus},
         proof::ReviewReason,
         proof_review::{decide_proof, Decision, DecisionOutcome, Proof, ProofStatus},
         time::Timestamp,
