@@ -28,7 +28,7 @@ use shared::{
     },
     store::{
         audit::is_trail_sort_key,
-        escrows::{not_found, EscrowFilter, NewEscrow, Remarks},
+        escrow::{not_found, EscrowFilter, NewEscrow, Remarks},
         idempotency::{fingerprint, Scope},
     },
     SharedState,
@@ -450,7 +450,7 @@ struct Delivery {
 
 /// This function's routes in the API document.
 pub fn api_routes() -> Vec<shared::api_doc::Route> {
-    use shared::{api_doc::Route, domain::error::ErrorCode, store::escrows::EscrowEvent};
+    use shared::{api_doc::Route, domain::error::ErrorCode, store::escrow::EscrowEvent};
     let transition = [ErrorCode::EscrowNotFound, ErrorCode::EscrowInvalidState];
     vec![
         Route::post("/escrows", "Create an escrow with its milestones")

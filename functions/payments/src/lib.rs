@@ -25,7 +25,7 @@ use shared::{
         extract::{ListQuery, PathId},
         json,
     },
-    store::{audit::Actor, escrows::not_found, psp_events::is_psp_event_sort_key},
+    store::{audit::Actor, escrow::not_found, psp_events::is_psp_event_sort_key},
     SharedState,
 };
 

@@ -32,7 +32,7 @@ use shared::{
         ids::Id,
     },
     psp::{HttpPsp, PayoutAnswer, PayoutRequest, Psp},
-    store::{payments::AnswerRecorded, Store},
+    store::{escrow::AnswerRecorded, Store},
 };
 use std::sync::Arc;
 

@@ -43,7 +43,7 @@ use shared::{
     },
     store::{
         audit::Actor,
-        escrows::not_found,
+        escrow::not_found,
         list::Page,
         proofs::{
             duplicate, milestone_target, proof_not_found, target_refusal, Judged, NewProof,

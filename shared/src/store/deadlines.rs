@@ -247,7 +247,7 @@ impl Store {
             now: Timestamp::now(),
         };
         let anyone = |_: &crate::domain::escrow::Escrow| Ok(());
-        let remarks = super::escrows::Remarks::new();
+        let remarks = super::escrow::transition::Remarks::new();
         // Boxed: the transition's future is large and deep; the sweep's own
         // future stays small (see mandate-expiry's main.rs).
         match Box::pin(self.escrow_action(id, check, anyone, &remarks, actor)).await {
@@ -393,7 +393,7 @@ impl Store {
                 payment.updated_at
             ),
             actor_user_id: None,
-            payload: super::payments::alert_payload(
+            payload: super::escrow::payments::alert_payload(
                 &payment,
                 serde_json::json!({ "pending_since": payment.updated_at }),
             ),

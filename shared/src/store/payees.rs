@@ -14,7 +14,7 @@
 
 use super::{
     audit::{entity, Actor, AuditEntry},
-    escrows::{not_found, refusal, Remarks},
+    escrow::transition::{not_found, refusal, Remarks},
     idempotency::{IdempotencyRecord, Scope, StoredResponse},
     ids,
     items::{from_item, key_item, n, s, to_item, values},

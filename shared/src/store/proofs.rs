@@ -26,7 +26,7 @@
 
 use super::{
     audit::{entity, Actor},
-    escrows::{not_found, Trail},
+    escrow::transition::{not_found, Trail},
     ids,
     items::{key_item, s, to_item, values},
     keys::{self, Index},

@@ -6,24 +6,28 @@
 //! an escrow whole, and its timeline in a partition of its own. Money is
 //! integer cents. Every transition is ONE transaction: the escrow's update,
 //! conditional on the status (and the balances) it was decided on, with its
-//! audit entries and timeline events, and the payment it makes (see
-//! `payments.rs`). A lost race decides again from a fresh read, bounded;
+//! audit entries and timeline events, and the payment it makes (built in
+//! `transition.rs`, with the stored items of `records.rs`). A lost race decides again from a fresh read, bounded;
 //! then 503 `SERVICE_BUSY`, nothing changed.
 //!
 //! While the deadline sweep can act on it (`domain::escrow::deadline_duty`:
 //! RELEASABLE, or FUNDED and not yet alerted) an escrow carries
 //! `expiry_pk`/`expiry_sk`: the sparse deadline index that the sweep reads
-//! (`deadlines.rs`). Every status change sets or removes it; the alert
+//! (`store/deadlines.rs`). Every status change sets or removes it; the alert
 //! removes it.
 
 use super::{
+    records::{EscrowRecord, EventRecord, MilestoneRecord},
+    transition::{applied, not_found, payee_of, refusal, BalanceGuard, Remarks, Trail},
+};
+use crate::store::{
     alerts::{self, NewAlert},
-    audit::{entity, Actor, AuditEntry},
+    audit::{entity, Actor},
     idempotency::{IdempotencyRecord, Scope, StoredResponse},
     ids,
     items::{from_item, key_item, n, s, to_item, values, Item},
     keys::{self, Key},
-    list::{KeyPageRequest, Listed, Page, PageRequest, PartyList},
+    list::{KeyPageRequest, Page, PageRequest, PartyList},
     users::take_user,
     Store,
 };
@@ -34,9 +38,8 @@ use crate::{
         error::ErrorCode,
         escrow::milestone::MilestoneStatus,
         escrow::{
-            check_escrow_terms, deadline_duty, decide, Escrow, EscrowAction, EscrowAudit,
-            EscrowBalances, EscrowEventKind, EscrowOutcome, EscrowStatus, EscrowTerms,
-            EscrowTransition, Geofence, Milestone,
+            check_escrow_terms, decide, Escrow, EscrowAction, EscrowAudit, EscrowEventKind,
+            EscrowOutcome, EscrowStatus, EscrowTerms, Milestone,
         },
         ids::Id,
         money::{Amount, Money},
@@ -45,182 +48,10 @@ use crate::{
     },
     error::AppError,
 };
-use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// Longest `release_conditions`, as JSON text: an item holds at most 400 KB.
 pub const MAX_RELEASE_CONDITIONS_BYTES: usize = 16 * 1024;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct EscrowRecord {
-    pk: String,
-    sk: String,
-    id: Id,
-    client_id: Id,
-    provider_id: Id,
-    /// The client and the provider again, under the party attributes the
-    /// list indexes project (see `keys`).
-    sender_id: Id,
-    beneficiary_id: Id,
-    currency: String,
-    total_cents: i64,
-    funded_cents: i64,
-    available_cents: i64,
-    paid_cents: i64,
-    refunded_cents: i64,
-    status: EscrowStatus,
-    /// JSON text of the client's object.
-    release_conditions: String,
-    deadline_at: Timestamp,
-    milestone_count: u32,
-    created_at: Timestamp,
-    updated_at: Timestamp,
-    gsi1pk: String,
-    gsi1sk: String,
-    gsi2pk: String,
-    gsi2sk: String,
-    gsi3pk: String,
-    gsi3sk: String,
-    /// Present only while the deadline sweep can act on the escrow
-    /// (`deadline_duty`): the sparse deadline index.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    expiry_pk: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    expiry_sk: Option<String>,
-}
-
-impl EscrowRecord {
-    fn new(e: &Escrow) -> Result<EscrowRecord, AppError> {
-        let key = keys::escrow(e.id);
-        let duty = deadline_duty(e.status, false);
-        Ok(EscrowRecord {
-            pk: key.pk,
-            sk: key.sk,
-            id: e.id,
-            client_id: e.client_id,
-            provider_id: e.provider_id,
-            sender_id: e.client_id,
-            beneficiary_id: e.provider_id,
-            currency: e.currency.to_string(),
-            total_cents: e.amount_total.minor_units(),
-            funded_cents: e.amount_funded.minor_units(),
-            available_cents: e.amount_available.minor_units(),
-            paid_cents: e.amount_paid.minor_units(),
-            refunded_cents: e.amount_refunded.minor_units(),
-            status: e.status,
-            release_conditions: e.release_conditions.to_string(),
-            deadline_at: e.deadline_at,
-            milestone_count: u32::try_from(e.milestones.len()).map_err(AppError::internal)?,
-            created_at: e.created_at,
-            updated_at: e.updated_at,
-            gsi1pk: keys::client_partition(e.client_id),
-            gsi1sk: keys::id_sort_key(e.id),
-            gsi2pk: keys::provider_partition(e.provider_id),
-            gsi2sk: keys::id_sort_key(e.id),
-            gsi3pk: keys::sharded_partition(keys::KIND_ESCROW, e.id),
-            gsi3sk: keys::id_sort_key(e.id),
-            expiry_pk: duty.map(|d| keys::sharded_partition(keys::deadline_kind(d), e.id)),
-            expiry_sk: duty.map(|_| keys::expiry_sort_key(e.deadline_at, e.id)),
-        })
-    }
-
-    fn into_escrow(self, milestones: Vec<Milestone>) -> Result<Escrow, AppError> {
-        let corrupt = |what: &str| {
-            AppError::internal(format!("escrow {}: stored {what} is invalid", self.id))
-        };
-        let money =
-            |cents: i64, what: &str| Money::from_minor_units(cents).map_err(|_| corrupt(what));
-        Ok(Escrow {
-            id: self.id,
-            client_id: self.client_id,
-            provider_id: self.provider_id,
-            currency: Currency::from_stored(&self.currency).ok_or_else(|| corrupt("currency"))?,
-            amount_total: Amount::from_minor_units(self.total_cents)
-                .map_err(|_| corrupt("total"))?,
-            amount_funded: money(self.funded_cents, "funded")?,
-            amount_available: money(self.available_cents, "available")?,
-            amount_paid: money(self.paid_cents, "paid")?,
-            amount_refunded: money(self.refunded_cents, "refunded")?,
-            status: self.status,
-            release_conditions: serde_json::from_str(&self.release_conditions)
-                .map_err(|_| corrupt("release_conditions"))?,
-            deadline_at: self.deadline_at,
-            milestones,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-        })
-    }
-}
-
-impl Listed for EscrowRecord {
-    fn id(&self) -> Id {
-        self.id
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct MilestoneRecord {
-    pk: String,
-    sk: String,
-    id: Id,
-    escrow_id: Id,
-    idx: u32,
-    label: String,
-    amount_cents: i64,
-    proof_type: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    geofence: Option<Geofence>,
-    status: MilestoneStatus,
-    created_at: Timestamp,
-    updated_at: Timestamp,
-}
-
-impl MilestoneRecord {
-    fn new(escrow: Id, m: &Milestone, now: Timestamp) -> MilestoneRecord {
-        let key = keys::milestone(escrow, m.idx);
-        MilestoneRecord {
-            pk: key.pk,
-            sk: key.sk,
-            id: m.id,
-            escrow_id: escrow,
-            idx: m.idx,
-            label: m.label.clone(),
-            amount_cents: m.amount.minor_units(),
-            proof_type: m.proof_type.clone(),
-            geofence: m.geofence,
-            status: m.status,
-            created_at: now,
-            updated_at: now,
-        }
-    }
-
-    fn into_milestone(self) -> Result<Milestone, AppError> {
-        Ok(Milestone {
-            id: self.id,
-            idx: self.idx,
-            amount: Amount::from_minor_units(self.amount_cents).map_err(|_| {
-                AppError::internal(format!("milestone {}: stored amount is invalid", self.id))
-            })?,
-            label: self.label,
-            proof_type: self.proof_type,
-            geofence: self.geofence,
-            status: self.status,
-        })
-    }
-}
-
-/// One entry of an escrow's timeline, as stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct EventRecord {
-    pk: String,
-    sk: String,
-    escrow_id: Id,
-    kind: String,
-    at: Timestamp,
-    actor: String,
-    /// JSON text.
-    data: String,
-}
 
 /// One entry of `GET /escrows/{id}/events`.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -249,188 +80,7 @@ pub struct EscrowFilter {
     pub party: Option<Id>,
 }
 
-/// Free text a caller attaches to a transition (`note`, `proof_url`): kept
-/// in the timeline event.
-pub type Remarks = serde_json::Map<String, serde_json::Value>;
-
-/// The refusal of `decide`, as answered.
-pub fn refusal(code: ErrorCode) -> AppError {
-    let message = match code {
-        ErrorCode::EscrowInvalidState => "The escrow's status does not allow this.",
-        ErrorCode::DepositExceedsTotal => {
-            "The deposit is more than what the escrow still misses (amount_total - amount_funded)."
-        }
-        ErrorCode::InsufficientEscrowBalance => "The escrow does not hold enough available money.",
-        _ => "The escrow refused this.",
-    };
-    AppError::new(code, message)
-}
-
-pub fn not_found() -> AppError {
-    AppError::new(ErrorCode::EscrowNotFound, "Escrow not found.")
-}
-
-/// One state change being written: its audit entries and timeline events,
-/// numbered in the order they happen within the transaction.
-pub(crate) struct Trail<'a> {
-    pub escrow: Id,
-    pub actor: &'a Actor,
-    pub now: Timestamp,
-    next: u8,
-}
-
-impl<'a> Trail<'a> {
-    pub fn new(escrow: Id, actor: &'a Actor, now: Timestamp) -> Trail<'a> {
-        Trail {
-            escrow,
-            actor,
-            now,
-            next: 0,
-        }
-    }
-
-    /// Entries of this trail sort after the first `n` of another one
-    /// written in the same transaction (a proof's after its payout's).
-    pub fn after(mut self, n: u8) -> Trail<'a> {
-        self.next = n;
-        self
-    }
-
-    fn order(&mut self) -> u8 {
-        self.next += 1;
-        self.next
-    }
-
-    pub fn audit(
-        &mut self,
-        store: &Store,
-        action: &'static str,
-        on: (&'static str, Id),
-        data: serde_json::Value,
-    ) -> Result<TransactWriteItem, AppError> {
-        let entry = AuditEntry::new(self.actor, action, on.0, on.1, data, self.now);
-        let order = self.order();
-        store.audit_nth(&entry, order)
-    }
-
-    pub fn event(
-        &mut self,
-        store: &Store,
-        kind: EscrowEventKind,
-        data: serde_json::Value,
-    ) -> Result<TransactWriteItem, AppError> {
-        let unique = format!("{:02}#{}", self.order(), uuid::Uuid::new_v4().simple());
-        let key = keys::escrow_event(self.escrow, self.now, &unique);
-        let record = EventRecord {
-            pk: key.pk,
-            sk: key.sk,
-            escrow_id: self.escrow,
-            kind: kind.as_str().to_string(),
-            at: self.now,
-            actor: self.actor.to_string(),
-            data: data.to_string(),
-        };
-        Ok(store.put_new(to_item(&record)?))
-    }
-}
-
-/// How the escrow update of a transition guards the balances it was decided on.
-pub(crate) enum BalanceGuard {
-    /// A deposit of `amount`: what is funded leaves room for it (and, when
-    /// it funds the escrow, exactly fills it).
-    Deposit { amount: Amount, funds: bool },
-    /// A payment of `amount` out of `available`: at least that much is
-    /// available, or (`exact`) exactly that much, as for a remainder.
-    Payment { order: PaymentMove, exact: bool },
-    /// The whole remainder, which is zero: nothing is available.
-    NothingAvailable,
-    /// No money moves.
-    None,
-}
-
-/// The balance attributes a payment moves.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct PaymentMove {
-    pub amount: Amount,
-    /// `paid_cents` (payouts, spends) or `refunded_cents` (refunds).
-    pub into: &'static str,
-}
-
 impl Store {
-    /// The escrow's conditional update for `transition`, decided on `escrow`:
-    /// status as read, balances as `guard` says; closes the deadline index
-    /// entry when the escrow leaves the open states.
-    pub(crate) fn escrow_update(
-        &self,
-        escrow: &Escrow,
-        transition: &EscrowTransition,
-        guard: &BalanceGuard,
-        now: Timestamp,
-    ) -> TransactWriteItem {
-        let mut set = vec!["updated_at = :now".to_string()];
-        let mut condition = vec!["#status = :from".to_string()];
-        let mut vals = values([
-            (":from", s(escrow.status.as_str())),
-            (":now", s(now.to_string())),
-        ]);
-        // Only a real change of status: the list indexes project it, so a
-        // deposit or payout that keeps the status writes no index entry.
-        let mut remove = "";
-        if transition.status != escrow.status {
-            set.push("#status = :to".into());
-            vals.insert(":to".into(), s(transition.status.as_str()));
-            // The deadline index follows the status: a new status is never
-            // an alerted FUNDED one (alerts are raised while FUNDED).
-            match deadline_duty(transition.status, false) {
-                Some(duty) => {
-                    set.push("expiry_pk = :expiry_pk, expiry_sk = :expiry_sk".into());
-                    let pk = keys::sharded_partition(keys::deadline_kind(duty), escrow.id);
-                    vals.insert(":expiry_pk".into(), s(pk));
-                    let sk = keys::expiry_sort_key(escrow.deadline_at, escrow.id);
-                    vals.insert(":expiry_sk".into(), s(sk));
-                }
-                None => remove = " REMOVE expiry_pk, expiry_sk",
-            }
-        }
-        match guard {
-            BalanceGuard::Deposit { amount, funds } => {
-                let limit = escrow.amount_total.minor_units() - amount.minor_units();
-                set.push("funded_cents = funded_cents + :amount".into());
-                set.push("available_cents = available_cents + :amount".into());
-                condition.push(if *funds {
-                    "funded_cents = :limit".into()
-                } else {
-                    "funded_cents < :limit".into()
-                });
-                vals.insert(":amount".into(), n(amount.minor_units()));
-                vals.insert(":limit".into(), n(limit));
-            }
-            BalanceGuard::Payment { order, exact } => {
-                set.push("available_cents = available_cents - :amount".into());
-                set.push(format!("{0} = {0} + :amount", order.into));
-                condition.push(if *exact {
-                    "available_cents = :amount".into()
-                } else {
-                    "available_cents >= :amount".into()
-                });
-                vals.insert(":amount".into(), n(order.amount.minor_units()));
-            }
-            BalanceGuard::NothingAvailable => {
-                condition.push("available_cents = :zero".into());
-                vals.insert(":zero".into(), n(0));
-            }
-            BalanceGuard::None => {}
-        }
-        let expression = format!("SET {}{remove}", set.join(", "));
-        let update = Update::builder()
-            .set_key(Some(key_item(&keys::escrow(escrow.id))))
-            .update_expression(expression)
-            .condition_expression(condition.join(" AND "))
-            .expression_attribute_names("#status", "status")
-            .set_expression_attribute_values(Some(vals));
-        self.update(update)
-    }
-
     /// Creates an escrow and its milestones, DRAFT and WAITING: one
     /// transaction with the audit entry and the `CREATED` event.
     pub async fn create_escrow(&self, new: NewEscrow, actor: &Actor) -> Result<Escrow, AppError> {
@@ -559,7 +209,7 @@ impl Store {
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(super::retry::aws_error)?;
+                .map_err(crate::store::retry::aws_error)?;
             for item in page.items.unwrap_or_default() {
                 let sk = item.get(keys::SK).and_then(|v| v.as_s().ok()).cloned();
                 match sk.as_deref() {
@@ -766,7 +416,7 @@ impl Store {
             EscrowOutcome::Changed(transition) => {
                 let items = match transition.payment {
                     Some(order) => {
-                        let payee = super::payments::payee_of(&escrow, order.kind)?;
+                        let payee = payee_of(&escrow, order.kind)?;
                         self.payment_transaction(
                             &escrow,
                             &transition,
@@ -791,39 +441,6 @@ impl Store {
             Err(e) if e.is_busy() || e.failed_condition(0) => Ok(None),
             Err(e) => Err(e.unexpected()),
         }
-    }
-
-    /// A transition that moves no money out: the escrow update (first), its
-    /// audit entries and events.
-    fn plain_items(
-        &self,
-        escrow: &Escrow,
-        transition: &EscrowTransition,
-        remarks: &Remarks,
-        actor: &Actor,
-        now: Timestamp,
-    ) -> Result<Vec<TransactWriteItem>, AppError> {
-        let guard = if transition.status.is_open() {
-            BalanceGuard::None
-        } else {
-            // Closing with nothing to pay: nothing may be available.
-            BalanceGuard::NothingAvailable
-        };
-        let mut items = vec![self.escrow_update(escrow, transition, &guard, now)];
-        let data = transition_data(escrow, transition, remarks);
-        let mut trail = Trail::new(escrow.id, actor, now);
-        for audit in &transition.audit {
-            items.push(trail.audit(
-                self,
-                audit.as_str(),
-                (entity::ESCROW, escrow.id),
-                data.clone(),
-            )?);
-        }
-        for kind in &transition.events {
-            items.push(trail.event(self, *kind, data.clone())?);
-        }
-        Ok(items)
     }
 
     /// A FUNDED escrow past its deadline: one `ESCROW_DEADLINE_MISSED` alert
@@ -875,76 +492,4 @@ impl Store {
             Err(e) => Err(e.unexpected()),
         }
     }
-
-    /// Takes the escrow out of the deadline index, if it still has the
-    /// status it was read with (a change of status sets its own entry).
-    pub(crate) fn leave_deadline_index(&self, id: Id, status: EscrowStatus) -> TransactWriteItem {
-        self.update(
-            Update::builder()
-                .set_key(Some(key_item(&keys::escrow(id))))
-                .update_expression("REMOVE expiry_pk, expiry_sk")
-                .condition_expression("#status = :status")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":status", s(status.as_str())),
-        )
-    }
-
-    /// The milestone's update when its payout is sent: PAID, from a status
-    /// that may be paid (WAITING after an auto-approved proof,
-    /// PENDING_REVIEW after an approval, APPROVED on a retry).
-    pub(crate) fn milestone_paid(
-        &self,
-        escrow: Id,
-        milestone: &Milestone,
-        now: Timestamp,
-    ) -> TransactWriteItem {
-        let update = Update::builder()
-            .set_key(Some(key_item(&keys::milestone(escrow, milestone.idx))))
-            .update_expression("SET #status = :paid, updated_at = :now")
-            .condition_expression("#status = :was")
-            .expression_attribute_names("#status", "status")
-            .set_expression_attribute_values(Some(values([
-                (":paid", s(MilestoneStatus::Paid.as_str())),
-                (":was", s(milestone.status.as_str())),
-                (":now", s(now.to_string())),
-            ])));
-        self.update(update)
-    }
-}
-
-/// The escrow after `transition`, as the transaction writes it.
-pub(crate) fn applied(escrow: &Escrow, transition: &EscrowTransition, now: Timestamp) -> Escrow {
-    let EscrowBalances {
-        funded,
-        available,
-        paid,
-        refunded,
-    } = transition.balances;
-    Escrow {
-        status: transition.status,
-        amount_funded: funded,
-        amount_available: available,
-        amount_paid: paid,
-        amount_refunded: refunded,
-        updated_at: now,
-        ..escrow.clone()
-    }
-}
-
-/// What the audit entries and events of a transition record.
-pub(crate) fn transition_data(
-    escrow: &Escrow,
-    transition: &EscrowTransition,
-    remarks: &Remarks,
-) -> serde_json::Value {
-    let mut data = serde_json::json!({
-        "from": escrow.status,
-        "to": transition.status,
-    });
-    if let Some(object) = data.as_object_mut() {
-        for (k, v) in remarks {
-            object.insert(k.clone(), v.clone());
-        }
-    }
-    data
 }
