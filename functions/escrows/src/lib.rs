@@ -26,10 +26,11 @@ use shared::{
         extract::{IdempotencyKey, ListQuery, PathId},
         json, stored, MAX_BODY_BYTES,
     },
+    ops,
     store::{
         audit::is_trail_sort_key,
         escrow::{not_found, EscrowFilter, NewEscrow, Remarks},
-        idempotency::{fingerprint, Scope},
+        idempotency::Scope,
     },
     SharedState,
 };
@@ -231,18 +232,7 @@ async fn deposit(
         owner: caller.idempotency_owner(),
         key,
     };
-    let canonical = serde_json::json!({"escrow_id": id, "amount": amount});
-    let response = state
-        .store
-        .deposit(
-            id,
-            amount,
-            &scope,
-            &fingerprint(&canonical),
-            |e| AppError::permit(caller.acts_for(e.client_id)),
-            &(&caller).into(),
-        )
-        .await?;
+    let response = ops::escrow::deposit(&state.store, &caller, id, amount, &scope).await?;
     Ok(stored(response))
 }
 
@@ -287,19 +277,10 @@ async fn act(
     caller: &Principal,
     id: Id,
     action: EscrowAction,
-    who: impl Fn(&Principal, &Escrow) -> bool,
     remarks: Remarks,
 ) -> Result<Response, AppError> {
-    let escrow = state
-        .store
-        .escrow_action(
-            id,
-            action,
-            |e| AppError::permit(who(caller, e)),
-            &remarks,
-            &caller.into(),
-        )
-        .await?;
+    let asker = ops::escrow::Asker::Caller(caller);
+    let escrow = ops::escrow::act(&state.store, asker, id, action, &remarks).await?;
     Ok(json(StatusCode::OK, &escrow))
 }
 
@@ -311,16 +292,7 @@ async fn mark_delivered(
 ) -> Result<Response, AppError> {
     AppError::permit(caller.role != Role::Support)?;
     let remarks = remarks(request, &["note", "proof_url"]).await?;
-    let provider = |c: &Principal, e: &Escrow| c.acts_for(e.provider_id);
-    act(
-        &state,
-        &caller,
-        id,
-        EscrowAction::MarkDelivered,
-        provider,
-        remarks,
-    )
-    .await
+    act(&state, &caller, id, EscrowAction::MarkDelivered, remarks).await
 }
 
 async fn client_approve(
@@ -331,16 +303,7 @@ async fn client_approve(
 ) -> Result<Response, AppError> {
     AppError::permit(caller.role != Role::Support)?;
     let remarks = remarks(request, &["note"]).await?;
-    let client = |c: &Principal, e: &Escrow| c.acts_for(e.client_id);
-    act(
-        &state,
-        &caller,
-        id,
-        EscrowAction::ClientApprove,
-        client,
-        remarks,
-    )
-    .await
+    act(&state, &caller, id, EscrowAction::ClientApprove, remarks).await
 }
 
 async fn client_reject(
@@ -351,16 +314,7 @@ async fn client_reject(
 ) -> Result<Response, AppError> {
     AppError::permit(caller.role != Role::Support)?;
     let remarks = remarks(request, &["note"]).await?;
-    let client = |c: &Principal, e: &Escrow| c.acts_for(e.client_id);
-    act(
-        &state,
-        &caller,
-        id,
-        EscrowAction::ClientReject,
-        client,
-        remarks,
-    )
-    .await
+    act(&state, &caller, id, EscrowAction::ClientReject, remarks).await
 }
 
 async fn check_deadline(
@@ -368,14 +322,12 @@ async fn check_deadline(
     caller: Principal,
     PathId(id): PathId,
 ) -> Result<Response, AppError> {
-    // Staff, or either party: what the schedule would do, now.
-    let party = |c: &Principal, e: &Escrow| {
-        c.is_staff() || c.acts_for(e.client_id) || c.acts_for(e.provider_id)
-    };
+    // Staff, or either party (`ops::escrow::may_ask`): what the schedule
+    // would do, now.
     let action = EscrowAction::DeadlineCheck {
         now: Timestamp::now(),
     };
-    act(&state, &caller, id, action, party, Remarks::new()).await
+    act(&state, &caller, id, action, Remarks::new()).await
 }
 
 // ---------------------------------------------------------------------------

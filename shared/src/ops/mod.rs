@@ -8,4 +8,6 @@
 //! Round trips and write units are the store's, unchanged: an operation
 //! makes the same reads and the same one transaction it always made.
 
+pub mod deadlines;
+pub mod escrow;
 pub mod purchase;

@@ -18,28 +18,16 @@
 
 use super::{
     records::{EscrowRecord, EventRecord, MilestoneRecord},
-    transition::{applied, not_found, payee_of, refusal, BalanceGuard, Remarks, Trail},
-};
-use crate::store::{
-    alerts::{self, NewAlert},
-    audit::{entity, Actor},
-    idempotency::{IdempotencyRecord, Scope, StoredResponse},
-    ids,
-    items::{from_item, key_item, n, s, to_item, values, Item},
-    keys::{self, Key},
-    list::{KeyPageRequest, Page, PageRequest, PartyList},
-    users::take_user,
-    Store,
+    transition::{BalanceGuard, Trail},
 };
 use crate::{
     domain::{
         alert::AlertType,
         currency::Currency,
         error::ErrorCode,
-        escrow::milestone::MilestoneStatus,
         escrow::{
-            check_escrow_terms, decide, Escrow, EscrowAction, EscrowAudit, EscrowEventKind,
-            EscrowOutcome, EscrowStatus, EscrowTerms, Milestone,
+            check_escrow_terms, milestone::MilestoneStatus, Escrow, EscrowAudit, EscrowEventKind,
+            EscrowStatus, EscrowTerms, EscrowTransition, Milestone,
         },
         ids::Id,
         money::{Amount, Money},
@@ -47,7 +35,18 @@ use crate::{
         user::first_inactive,
     },
     error::AppError,
+    store::{
+        alerts::{self, NewAlert},
+        audit::{entity, Actor},
+        ids,
+        items::{from_item, key_item, n, s, to_item, values, Item},
+        keys::{self, Key},
+        list::{KeyPageRequest, Page, PageRequest, PartyList},
+        users::take_user,
+        Store,
+    },
 };
+use aws_sdk_dynamodb::types::TransactWriteItem;
 use serde::Serialize;
 
 /// Longest `release_conditions`, as JSON text: an item holds at most 400 KB.
@@ -288,166 +287,48 @@ impl Store {
         }))
     }
 
-    /// A deposit (💰): decided on a fresh read, written with its idempotency
-    /// record in one transaction; a lost race decides again, bounded.
-    /// Refusals (wrong state, beyond the total) are not stored under the key:
-    /// they change nothing, and they are final (a DRAFT escrow never comes
-    /// back, what is funded only grows), so the same request gets the same
-    /// refusal again.
-    pub async fn deposit(
+    /// The items of a deposit after its idempotency record: the escrow's
+    /// update (first), guarded on what is funded, then its audit entries and
+    /// events. `after`: the escrow as the transaction leaves it.
+    pub(crate) fn deposit_items(
         &self,
-        id: Id,
+        escrow: &Escrow,
+        transition: &EscrowTransition,
         amount: Amount,
-        scope: &Scope,
-        fingerprint: &str,
-        permit: impl Fn(&Escrow) -> Result<(), AppError>,
+        after: &Escrow,
         actor: &Actor,
-    ) -> Result<StoredResponse, AppError> {
-        self.until_settled("deposit", AppError::busy, || {
-            self.try_deposit(id, amount, scope, fingerprint, &permit, actor)
-        })
-        .await
-    }
-
-    async fn try_deposit(
-        &self,
-        id: Id,
-        amount: Amount,
-        scope: &Scope,
-        fingerprint: &str,
-        permit: &impl Fn(&Escrow) -> Result<(), AppError>,
-        actor: &Actor,
-    ) -> Result<Option<StoredResponse>, AppError> {
-        let (record, escrow) = tokio::join!(
-            self.idempotency_record(scope, Timestamp::now()),
-            self.escrow(id)
-        );
-        if let Some(record) = record? {
-            return record.replay(fingerprint).map(Some);
-        }
-        let escrow = escrow?.ok_or_else(not_found)?;
-        permit(&escrow)?;
-        let transition = match decide(&escrow.state(), EscrowAction::Deposit { amount }) {
-            Ok(EscrowOutcome::Changed(t)) => t,
-            Ok(other) => return Err(AppError::internal(format!("deposit decided {other:?}"))),
-            Err(code) => return Err(refusal(code)),
-        };
-        let now = Timestamp::now();
-        let after = applied(&escrow, &transition, now);
-        let response = StoredResponse {
-            status: 200,
-            body: serde_json::to_string(&after).map_err(AppError::internal)?,
-        };
-        let record = IdempotencyRecord::new(scope, fingerprint.to_string(), response.clone(), now);
+        now: Timestamp,
+    ) -> Result<Vec<TransactWriteItem>, AppError> {
         let guard = BalanceGuard::Deposit {
             amount,
             funds: transition.status == EscrowStatus::Funded,
         };
-        let mut items = vec![
-            self.idempotency_put(&record, now)?,
-            self.escrow_update(&escrow, &transition, &guard, now),
-        ];
+        let mut items = vec![self.escrow_update(escrow, transition, &guard, now)];
         let data = serde_json::json!({
             "amount": amount,
             "amount_funded": after.amount_funded,
             "status": after.status,
         });
-        let mut trail = Trail::new(id, actor, now);
+        let mut trail = Trail::new(escrow.id, actor, now);
         for audit in &transition.audit {
-            items.push(trail.audit(self, audit.as_str(), (entity::ESCROW, id), data.clone())?);
+            items.push(trail.audit(
+                self,
+                audit.as_str(),
+                (entity::ESCROW, escrow.id),
+                data.clone(),
+            )?);
         }
         for kind in &transition.events {
             items.push(trail.event(self, *kind, data.clone())?);
         }
-        match self.transact(items).await {
-            Ok(()) => Ok(Some(response)),
-            Err(e) if e.failed_condition(0) => {
-                match self.idempotency_record(scope, Timestamp::now()).await? {
-                    Some(record) => record.replay(fingerprint).map(Some),
-                    None => Ok(None),
-                }
-            }
-            Err(e) if e.is_busy() || e.failed_condition(1) => Ok(None),
-            Err(e) => Err(e.unexpected()),
-        }
-    }
-
-    /// A transition that needs no `Idempotency-Key` (mark-delivered,
-    /// client-approve, client-reject, check-deadline): decided on a fresh
-    /// read; a repeat answers the escrow unchanged; a lost race decides
-    /// again, bounded. `remarks` go into the timeline event.
-    pub async fn escrow_action(
-        &self,
-        id: Id,
-        action: EscrowAction,
-        permit: impl Fn(&Escrow) -> Result<(), AppError>,
-        remarks: &Remarks,
-        actor: &Actor,
-    ) -> Result<Escrow, AppError> {
-        self.until_settled("escrow action", AppError::busy, || {
-            self.try_escrow_action(id, action, &permit, remarks, actor)
-        })
-        .await
-    }
-
-    async fn try_escrow_action(
-        &self,
-        id: Id,
-        action: EscrowAction,
-        permit: &impl Fn(&Escrow) -> Result<(), AppError>,
-        remarks: &Remarks,
-        actor: &Actor,
-    ) -> Result<Option<Escrow>, AppError> {
-        let escrow = self.escrow(id).await?.ok_or_else(not_found)?;
-        permit(&escrow)?;
-        let action = match action {
-            // The time of this read, not of the request.
-            EscrowAction::DeadlineCheck { .. } => EscrowAction::DeadlineCheck {
-                now: Timestamp::now(),
-            },
-            other => other,
-        };
-        let now = Timestamp::now();
-        let (items, after) = match decide(&escrow.state(), action).map_err(refusal)? {
-            EscrowOutcome::Unchanged => return Ok(Some(escrow)),
-            EscrowOutcome::DeadlineMissed => {
-                return self.deadline_missed(&escrow, actor, now).await.map(Some)
-            }
-            EscrowOutcome::Changed(transition) => {
-                let items = match transition.payment {
-                    Some(order) => {
-                        let payee = payee_of(&escrow, order.kind)?;
-                        self.payment_transaction(
-                            &escrow,
-                            &transition,
-                            order,
-                            payee,
-                            None,
-                            remarks,
-                            actor,
-                            now,
-                        )
-                        .await?
-                        .0
-                    }
-                    None => self.plain_items(&escrow, &transition, remarks, actor, now)?,
-                };
-                (items, applied(&escrow, &transition, now))
-            }
-        };
-        match self.transact(items).await {
-            Ok(()) => Ok(Some(after)),
-            // The escrow changed under us (item 0 is its update): again.
-            Err(e) if e.is_busy() || e.failed_condition(0) => Ok(None),
-            Err(e) => Err(e.unexpected()),
-        }
+        Ok(items)
     }
 
     /// A FUNDED escrow past its deadline: one `ESCROW_DEADLINE_MISSED` alert
     /// and one `DEADLINE_MISSED` event, guarded so that they are written once
     /// per escrow however many checks and sweeps see it. The escrow is
     /// answered unchanged.
-    async fn deadline_missed(
+    pub(crate) async fn deadline_missed(
         &self,
         escrow: &Escrow,
         actor: &Actor,

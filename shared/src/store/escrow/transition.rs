@@ -229,7 +229,7 @@ impl Store {
 
     /// A transition that moves no money out: the escrow update (first), its
     /// audit entries and events.
-    pub(super) fn plain_items(
+    pub(crate) fn plain_items(
         &self,
         escrow: &Escrow,
         transition: &EscrowTransition,
