@@ -17,7 +17,7 @@ use crate::{
     error::AppError,
     store::{
         audit::Actor,
-        escrow::transition::{applied, not_found, payee_of, refusal, Remarks},
+        escrow::transition::{applied, not_found, payee_of, Remarks},
         idempotency::{fingerprint, IdempotencyRecord, Scope, StoredResponse},
         Store,
     },
@@ -97,7 +97,7 @@ async fn deposit_pass(
     let transition = match decide(&escrow.state(), action) {
         Ok(EscrowOutcome::Changed(t)) => t,
         Ok(other) => return Err(AppError::internal(format!("deposit decided {other:?}"))),
-        Err(code) => return Err(refusal(code)),
+        Err(refusal) => return Err(refusal.into()),
     };
     let now = Timestamp::now();
     let after = applied(&escrow, &transition, now);
@@ -163,7 +163,7 @@ async fn act_pass(
         other => other,
     };
     let now = Timestamp::now();
-    let (items, after) = match decide(&escrow.state(), action).map_err(refusal)? {
+    let (items, after) = match decide(&escrow.state(), action)? {
         EscrowOutcome::Unchanged => return Ok(Some(escrow)),
         EscrowOutcome::DeadlineMissed => {
             return store.deadline_missed(&escrow, actor, now).await.map(Some)

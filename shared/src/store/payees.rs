@@ -25,8 +25,10 @@ use super::{
 use crate::{
     domain::{
         error::ErrorCode,
-        escrow::payment::{Payee, Payment},
-        escrow::Escrow,
+        escrow::{
+            payment::{Payee, Payment},
+            Escrow, EscrowRefusal,
+        },
         ids::Id,
         money::{Amount, Money},
         spend::{authorize_spend, utc_day, PayeeView, SpendDecision, SpendRequest, UsagePayee},
@@ -133,10 +135,7 @@ pub struct SpendView {
 }
 
 fn escrow_not_active() -> AppError {
-    AppError::new(
-        ErrorCode::EscrowNotActive,
-        "The escrow is released, refunded or cancelled: nothing can be spent from it.",
-    )
+    AppError::from(EscrowRefusal::NotActive)
 }
 
 /// The refusal of a spend, as answered.

@@ -157,11 +157,49 @@ pub enum EscrowOutcome {
     DeadlineMissed,
 }
 
+/// Why `decide` refuses. Refusals change nothing; each is answered with one
+/// code and message (`From<EscrowRefusal> for AppError`, in `error.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EscrowRefusal {
+    /// The status does not allow this action.
+    InvalidState,
+    /// A spend from a RELEASED, REFUNDED or CANCELLED escrow.
+    NotActive,
+    /// A deposit beyond what the escrow still misses.
+    DepositExceedsTotal,
+    /// Not that much is available.
+    InsufficientBalance,
+}
+
+impl EscrowRefusal {
+    pub fn code(self) -> ErrorCode {
+        match self {
+            EscrowRefusal::InvalidState => ErrorCode::EscrowInvalidState,
+            EscrowRefusal::NotActive => ErrorCode::EscrowNotActive,
+            EscrowRefusal::DepositExceedsTotal => ErrorCode::DepositExceedsTotal,
+            EscrowRefusal::InsufficientBalance => ErrorCode::InsufficientEscrowBalance,
+        }
+    }
+
+    /// The refusal a bare `code` stands for, where a rule that is not yet
+    /// typed (a spend's, a retry's) passes on one of `decide`'s.
+    pub fn of(code: ErrorCode) -> Option<EscrowRefusal> {
+        [
+            EscrowRefusal::InvalidState,
+            EscrowRefusal::NotActive,
+            EscrowRefusal::DepositExceedsTotal,
+            EscrowRefusal::InsufficientBalance,
+        ]
+        .into_iter()
+        .find(|r| r.code() == code)
+    }
+}
+
 /// The escrow state machine of docs/api.md. Refusals change nothing.
-pub fn decide(state: &EscrowState, action: EscrowAction) -> Result<EscrowOutcome, ErrorCode> {
+pub fn decide(state: &EscrowState, action: EscrowAction) -> Result<EscrowOutcome, EscrowRefusal> {
     use EscrowAction as A;
     use EscrowStatus as S;
-    let invalid = Err(ErrorCode::EscrowInvalidState);
+    let invalid = Err(EscrowRefusal::InvalidState);
     match (state.status, action) {
         (S::Draft, A::Deposit { amount }) => deposit(state, amount),
         (_, A::Deposit { .. }) => invalid,
@@ -218,19 +256,19 @@ pub fn decide(state: &EscrowState, action: EscrowAction) -> Result<EscrowOutcome
         // Spends come out of what is held, in any open state, and change no
         // status; a settled escrow holds nothing to spend.
         (S::Draft | S::Funded | S::Releasable, A::Spend { amount }) => spend(state, amount),
-        (_, A::Spend { .. }) => Err(ErrorCode::EscrowNotActive),
+        (_, A::Spend { .. }) => Err(EscrowRefusal::NotActive),
     }
 }
 
-fn deposit(state: &EscrowState, amount: Amount) -> Result<EscrowOutcome, ErrorCode> {
+fn deposit(state: &EscrowState, amount: Amount) -> Result<EscrowOutcome, EscrowRefusal> {
     let missing = state.total.minor_units() - state.balances.funded.minor_units();
     if amount.minor_units() > missing {
-        return Err(ErrorCode::DepositExceedsTotal);
+        return Err(EscrowRefusal::DepositExceedsTotal);
     }
     let balances = state
         .balances
         .deposit(amount)
-        .ok_or(ErrorCode::DepositExceedsTotal)?;
+        .ok_or(EscrowRefusal::DepositExceedsTotal)?;
     let status = if balances.funded == state.total.money() {
         EscrowStatus::Funded
     } else {
@@ -286,12 +324,12 @@ fn pay_milestone(
     state: &EscrowState,
     amount: Amount,
     last: bool,
-) -> Result<EscrowOutcome, ErrorCode> {
+) -> Result<EscrowOutcome, EscrowRefusal> {
     let order = PaymentOrder {
         kind: PaymentKind::Payout,
         amount,
     };
-    let balances = debit(&state.balances, order).ok_or(ErrorCode::InsufficientEscrowBalance)?;
+    let balances = debit(&state.balances, order).ok_or(EscrowRefusal::InsufficientBalance)?;
     let mut audit = vec![EscrowAudit::PayoutPending];
     let mut events = vec![EscrowEventKind::PaymentPending];
     let status = if last {
@@ -310,12 +348,12 @@ fn pay_milestone(
     }))
 }
 
-fn spend(state: &EscrowState, amount: Amount) -> Result<EscrowOutcome, ErrorCode> {
+fn spend(state: &EscrowState, amount: Amount) -> Result<EscrowOutcome, EscrowRefusal> {
     let order = PaymentOrder {
         kind: PaymentKind::UsageSpend,
         amount,
     };
-    let balances = debit(&state.balances, order).ok_or(ErrorCode::InsufficientEscrowBalance)?;
+    let balances = debit(&state.balances, order).ok_or(EscrowRefusal::InsufficientBalance)?;
     Ok(EscrowOutcome::Changed(EscrowTransition {
         status: state.status,
         balances,
@@ -761,7 +799,7 @@ mod tests {
                     }
                     Ok(EscrowOutcome::Unchanged) => Expect::Unchanged,
                     Ok(EscrowOutcome::DeadlineMissed) => Expect::Missed,
-                    Err(code) => Expect::Refused(code),
+                    Err(refusal) => Expect::Refused(refusal.code()),
                 };
                 assert_eq!(got, expect, "{status:?} + {name}");
             }
@@ -793,7 +831,7 @@ mod tests {
 
         state.balances = first.balances;
         let over = decide(&state, EscrowAction::Deposit { amount: amount(2) });
-        assert_eq!(over, Err(ErrorCode::DepositExceedsTotal));
+        assert_eq!(over, Err(EscrowRefusal::DepositExceedsTotal));
         let last = changed(&state, EscrowAction::Deposit { amount: amount(1) });
         assert_eq!(last.status, EscrowStatus::Funded);
         assert_eq!(last.balances, balances(1000, 1000, 0, 0));
@@ -817,7 +855,7 @@ mod tests {
                     amount: amount(1001)
                 }
             ),
-            Err(ErrorCode::DepositExceedsTotal)
+            Err(EscrowRefusal::DepositExceedsTotal)
         );
     }
 
@@ -833,7 +871,7 @@ mod tests {
                     amount: amount(601)
                 }
             ),
-            Err(ErrorCode::DepositExceedsTotal)
+            Err(EscrowRefusal::DepositExceedsTotal)
         );
         let t = changed(
             &state,

@@ -108,7 +108,7 @@ impl Store {
             amount: milestone.amount,
             last: plan.last,
         };
-        let transition = match decide(&escrow.state(), action).map_err(refusal)? {
+        let transition = match decide(&escrow.state(), action)? {
             EscrowOutcome::Changed(t) => t,
             other => {
                 return Err(AppError::internal(format!(

@@ -14,8 +14,8 @@ use crate::{
             deadline_duty,
             milestone::MilestoneStatus,
             payment::{new_psp_ref, Payee, Payment, PaymentKind, PaymentStatus},
-            Escrow, EscrowAudit, EscrowBalances, EscrowEventKind, EscrowStatus, EscrowTransition,
-            Milestone, PaymentOrder,
+            Escrow, EscrowAudit, EscrowBalances, EscrowEventKind, EscrowRefusal, EscrowStatus,
+            EscrowTransition, Milestone, PaymentOrder,
         },
         ids::Id,
         money::Amount,
@@ -26,8 +26,7 @@ use crate::{
         audit::{entity, Actor, AuditEntry},
         ids,
         items::{key_item, n, s, to_item, values, Item},
-        keys::{self},
-        Store,
+        keys, Store,
     },
 };
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
@@ -36,17 +35,14 @@ use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 /// in the timeline event.
 pub type Remarks = serde_json::Map<String, serde_json::Value>;
 
-/// The refusal of `decide`, as answered.
+/// A refusal a rule that is not yet typed (a spend's, a milestone
+/// payout's) passes on as a bare `code`: `decide`'s own are answered as
+/// `From<EscrowRefusal>` answers them.
 pub fn refusal(code: ErrorCode) -> AppError {
-    let message = match code {
-        ErrorCode::EscrowInvalidState => "The escrow's status does not allow this.",
-        ErrorCode::DepositExceedsTotal => {
-            "The deposit is more than what the escrow still misses (amount_total - amount_funded)."
-        }
-        ErrorCode::InsufficientEscrowBalance => "The escrow does not hold enough available money.",
-        _ => "The escrow refused this.",
-    };
-    AppError::new(code, message)
+    match EscrowRefusal::of(code) {
+        Some(refusal) => AppError::from(refusal),
+        None => AppError::new(code, "The escrow refused this."),
+    }
 }
 
 pub fn not_found() -> AppError {
