@@ -279,7 +279,7 @@ async fn act(
     action: EscrowAction,
     remarks: Remarks,
 ) -> Result<Response, AppError> {
-    let asker = ops::escrow::Asker::Caller(caller);
+    let asker = ops::Asker::Caller(caller);
     let escrow = ops::escrow::act(&state.store, asker, id, action, &remarks).await?;
     Ok(json(StatusCode::OK, &escrow))
 }

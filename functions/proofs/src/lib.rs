@@ -464,14 +464,10 @@ async fn decide(
     });
     let note = f.optional("note", parse::text(0, MAX_NOTE_CHARS));
     let (decision, note) = f.finish(|| Some((decision?, note?)))?;
-    // Staff, or the escrow's client: acting on another's proof is 403.
-    let permit =
-        |parties: &[Id; 2]| AppError::permit(caller.is_staff() || caller.acts_for(parties[0]));
-    let proof = state
-        .app
-        .store
-        .decide_proof(id, decision, note, permit, &(&caller).into())
-        .await?;
+    // Staff, or the escrow's client (`ops::proof::may_decide`): acting on
+    // another's proof is 403.
+    let asker = shared::ops::Asker::Caller(&caller);
+    let proof = shared::ops::proof::decide(&state.app.store, asker, id, decision, note).await?;
     Ok(json(StatusCode::OK, &proof))
 }
 

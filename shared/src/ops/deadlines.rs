@@ -4,7 +4,7 @@
 //! store's (`store::deadlines`); each escrow is `ops::escrow::act`, asked by
 //! the schedule.
 
-use super::escrow::{self, Asker};
+use super::{escrow, Asker};
 use crate::{
     domain::{
         escrow::{deadline_duty, EscrowAction, EscrowStatus},
@@ -105,7 +105,7 @@ async fn sweep_one(store: &Store, id: Id, actor: &Actor, sweep: &mut DeadlineSwe
     // future stays small (see mandate-expiry's main.rs).
     match Box::pin(escrow::act(
         store,
-        Asker::Schedule(actor),
+        Asker::System(actor),
         id,
         check,
         &remarks,

@@ -6,6 +6,7 @@
 //! `SERVICE_BUSY`, nothing changed). Who may ask is decided here, on the
 //! escrow as read ([`may_ask`]).
 
+use super::Asker;
 use crate::{
     domain::{
         access::Principal,
@@ -22,16 +23,6 @@ use crate::{
         Store,
     },
 };
-
-/// Who asks for an escrow action.
-#[derive(Clone, Copy)]
-pub enum Asker<'a> {
-    /// A caller of the API, checked against the escrow as read.
-    Caller(&'a Principal),
-    /// The schedule (the deadline sweep), as this actor: it may check any
-    /// escrow's deadline.
-    Schedule(&'a Actor),
-}
 
 /// Whether `caller` may ask `action` of `escrow`: the client deposits,
 /// approves and rejects; the provider marks delivered; staff or either
@@ -132,10 +123,7 @@ pub async fn act(
     action: EscrowAction,
     remarks: &Remarks,
 ) -> Result<Escrow, AppError> {
-    let actor = match asker {
-        Asker::Caller(caller) => Actor::from(caller),
-        Asker::Schedule(actor) => actor.clone(),
-    };
+    let actor = asker.actor();
     store
         .until_settled("escrow action", AppError::busy, || {
             act_pass(store, asker, id, action, remarks, &actor)

@@ -10,4 +10,26 @@
 
 pub mod deadlines;
 pub mod escrow;
+pub mod proof;
 pub mod purchase;
+
+use crate::{domain::access::Principal, store::audit::Actor};
+
+/// Who asks for an operation: a caller of the API, whose right is checked on
+/// what the operation reads, or the system (the schedule; a test's harness),
+/// as an actor that may act on anything.
+#[derive(Clone, Copy)]
+pub enum Asker<'a> {
+    Caller(&'a Principal),
+    System(&'a Actor),
+}
+
+impl Asker<'_> {
+    /// Who the audit entries name.
+    pub fn actor(self) -> Actor {
+        match self {
+            Asker::Caller(caller) => Actor::from(caller),
+            Asker::System(actor) => actor.clone(),
+        }
+    }
+}
