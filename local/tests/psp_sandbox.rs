@@ -10,8 +10,8 @@ use shared::{
     config::Secret,
     domain::{
         currency::Currency,
+        escrow::payment::Payee,
         ids::Id,
-        payment::Payee,
         time::Timestamp,
         webhook::{verify_signature, WebhookSecret, WebhookSecrets},
     },

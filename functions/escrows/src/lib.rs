@@ -25,10 +25,11 @@ use shared::{
         extract::{IdempotencyKey, ListQuery, PathId},
         json, stored,
     },
+    ops,
     store::{
         audit::is_trail_sort_key,
-        escrows::{not_found, EscrowFilter, NewEscrow, Remarks},
-        idempotency::{fingerprint, Scope},
+        escrow::{not_found, EscrowFilter, NewEscrow, Remarks},
+        idempotency::Scope,
     },
     SharedState,
 };
@@ -120,18 +121,7 @@ async fn deposit(
         owner: caller.idempotency_owner(),
         key,
     };
-    let canonical = serde_json::json!({"escrow_id": id, "amount": amount});
-    let response = state
-        .store
-        .deposit(
-            id,
-            amount,
-            &scope,
-            &fingerprint(&canonical),
-            |e| AppError::permit(caller.acts_for(e.client_id)),
-            &(&caller).into(),
-        )
-        .await?;
+    let response = ops::escrow::deposit(&state.store, &caller, id, amount, &scope).await?;
     Ok(stored(response))
 }
 
@@ -151,19 +141,10 @@ async fn act(
     caller: &Principal,
     id: Id,
     action: EscrowAction,
-    who: impl Fn(&Principal, &Escrow) -> bool,
     remarks: Remarks,
 ) -> Result<Response, AppError> {
-    let escrow = state
-        .store
-        .escrow_action(
-            id,
-            action,
-            |e| AppError::permit(who(caller, e)),
-            &remarks,
-            &caller.into(),
-        )
-        .await?;
+    let asker = ops::Asker::Caller(caller);
+    let escrow = ops::escrow::act(&state.store, asker, id, action, &remarks).await?;
     Ok(json(StatusCode::OK, &escrow))
 }
 
@@ -176,16 +157,7 @@ async fn mark_delivered(
     AppError::permit(caller.role != Role::Support)?;
     let Delivery { note, proof_url } = body.parse(&state.config).await?;
     let remarks = remarks([("note", note), ("proof_url", proof_url)]);
-    let provider = |c: &Principal, e: &Escrow| c.acts_for(e.provider_id);
-    act(
-        &state,
-        &caller,
-        id,
-        EscrowAction::MarkDelivered,
-        provider,
-        remarks,
-    )
-    .await
+    act(&state, &caller, id, EscrowAction::MarkDelivered, remarks).await
 }
 
 async fn client_approve(
@@ -197,16 +169,7 @@ async fn client_approve(
     AppError::permit(caller.role != Role::Support)?;
     let Remark { note } = body.parse(&state.config).await?;
     let remarks = remarks([("note", note)]);
-    let client = |c: &Principal, e: &Escrow| c.acts_for(e.client_id);
-    act(
-        &state,
-        &caller,
-        id,
-        EscrowAction::ClientApprove,
-        client,
-        remarks,
-    )
-    .await
+    act(&state, &caller, id, EscrowAction::ClientApprove, remarks).await
 }
 
 async fn client_reject(
@@ -218,16 +181,7 @@ async fn client_reject(
     AppError::permit(caller.role != Role::Support)?;
     let Remark { note } = body.parse(&state.config).await?;
     let remarks = remarks([("note", note)]);
-    let client = |c: &Principal, e: &Escrow| c.acts_for(e.client_id);
-    act(
-        &state,
-        &caller,
-        id,
-        EscrowAction::ClientReject,
-        client,
-        remarks,
-    )
-    .await
+    act(&state, &caller, id, EscrowAction::ClientReject, remarks).await
 }
 
 async fn check_deadline(
@@ -235,14 +189,12 @@ async fn check_deadline(
     caller: Principal,
     PathId(id): PathId,
 ) -> Result<Response, AppError> {
-    // Staff, or either party: what the schedule would do, now.
-    let party = |c: &Principal, e: &Escrow| {
-        c.is_staff() || c.acts_for(e.client_id) || c.acts_for(e.provider_id)
-    };
+    // Staff, or either party (`ops::escrow::may_ask`): what the schedule
+    // would do, now.
     let action = EscrowAction::DeadlineCheck {
         now: Timestamp::now(),
     };
-    act(&state, &caller, id, action, party, Remarks::new()).await
+    act(&state, &caller, id, action, Remarks::new()).await
 }
 
 // ---------------------------------------------------------------------------
@@ -469,7 +421,7 @@ impl RequestBody for Delivery {
 
 /// This function's routes: each one's handler and its API document entry.
 pub fn routes() -> Vec<shared::api_doc::Route> {
-    use shared::{api_doc::Route, domain::error::ErrorCode, store::escrows::EscrowEvent};
+    use shared::{api_doc::Route, domain::error::ErrorCode, store::escrow::EscrowEvent};
     let transition = [ErrorCode::EscrowNotFound, ErrorCode::EscrowInvalidState];
     vec![
         Route::post("/escrows", "Create an escrow with its milestones", create)

@@ -17,14 +17,14 @@ use shared::{
     domain::{
         access::Principal,
         error::ErrorCode,
-        payment::{PaymentStatus, PspEventStatus},
+        escrow::payment::{PaymentStatus, PspEventStatus},
     },
     error::AppError,
     http::{
         extract::{ListQuery, PathId},
         json,
     },
-    store::{audit::Actor, escrows::not_found, psp_events::is_psp_event_sort_key},
+    store::{audit::Actor, escrow::not_found, psp_events::is_psp_event_sort_key},
     SharedState,
 };
 
@@ -126,7 +126,7 @@ async fn psp_events(
 pub fn routes() -> Vec<shared::api_doc::Route> {
     use shared::{
         api_doc::{one_of_strings, Route},
-        domain::payment::Payment,
+        domain::escrow::payment::Payment,
         store::psp_events::PspEventView,
     };
     vec![

@@ -43,7 +43,7 @@ use shared::{
     },
     store::{
         audit::Actor,
-        escrows::not_found,
+        escrow::not_found,
         list::Page,
         proofs::{
             duplicate, milestone_target, proof_not_found, target_refusal, Judged, NewProof,
@@ -441,14 +441,10 @@ async fn decide(
     body: Body<DecisionBody>,
 ) -> Result<Response, AppError> {
     let DecisionBody { decision, note } = body.parse(&state.app.config)?;
-    // Staff, or the escrow's client: acting on another's proof is 403.
-    let permit =
-        |parties: &[Id; 2]| AppError::permit(caller.is_staff() || caller.acts_for(parties[0]));
-    let proof = state
-        .app
-        .store
-        .decide_proof(id, decision, note, permit, &(&caller).into())
-        .await?;
+    // Staff, or the escrow's client (`ops::proof::may_decide`): acting on
+    // another's proof is 403.
+    let asker = shared::ops::Asker::Caller(&caller);
+    let proof = shared::ops::proof::decide(&state.app.store, asker, id, decision, note).await?;
     Ok(json(StatusCode::OK, &proof))
 }
 

@@ -18,8 +18,8 @@ use shared::{
         extract::{IdempotencyKey, PathId},
         json, stored,
     },
-    metrics,
-    store::idempotency::{fingerprint, Scope, StoredResponse},
+    metrics, ops,
+    store::idempotency::{Scope, StoredResponse},
     SharedState,
 };
 
@@ -101,21 +101,12 @@ async fn purchase(
         currency: body.currency,
         category_id: body.category_id,
     };
-    AppError::permit(caller.acts_for(request.beneficiary_id))?;
     let scope = Scope {
         route: PURCHASE_ROUTE,
         owner: caller.idempotency_owner(),
         key,
     };
-    let response = state
-        .store
-        .purchase(
-            &request,
-            &scope,
-            &fingerprint(&request.canonical()),
-            &(&caller).into(),
-        )
-        .await;
+    let response = ops::purchase::purchase(&state.store, &caller, &request, &scope).await;
     count_purchase(&response);
     Ok(stored(response?))
 }

@@ -19,7 +19,7 @@ use shared::{
         json, stored,
     },
     store::{
-        escrows::not_found,
+        escrow::not_found,
         idempotency::{fingerprint, Scope},
         payees::NewPayee,
     },

@@ -15,11 +15,13 @@
 //! like any other.
 
 use super::{
-    escrow::EscrowBalances,
+    escrow::{
+        milestone::MilestoneStatus,
+        payment::{PaymentKind, PaymentStatus},
+        EscrowBalances,
+    },
     ids::Id,
-    milestone::MilestoneStatus,
     money::{Amount, Money},
-    payment::{PaymentKind, PaymentStatus},
 };
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -6,17 +6,21 @@
 //! twice.
 
 use super::{
-    escrow::{decide, EscrowAction, EscrowBalances, EscrowOutcome, EscrowState, EscrowStatus},
+    escrow::{
+        decide,
+        milestone::{
+            check_proof_target, current_milestone, pays_last_milestone, MilestoneSlot,
+            MilestoneStatus,
+        },
+        payment::{
+            apply_psp_answer, apply_psp_event, retry_payment, PaymentKind, PaymentState,
+            PaymentStatus, PspAnswer, PspEventType, PspOutcome, RetryOutcome,
+        },
+        BalanceDelta, EscrowAction, EscrowBalances, EscrowOutcome, EscrowState, EscrowStatus,
+    },
     ids::Id,
     ledger::{check_escrow, EscrowLedger, PaymentLine},
-    milestone::{
-        check_proof_target, current_milestone, pays_last_milestone, MilestoneSlot, MilestoneStatus,
-    },
     money::Amount,
-    payment::{
-        apply_psp_answer, apply_psp_event, retry_payment, BalanceDelta, PaymentKind, PaymentState,
-        PaymentStatus, PspAnswer, PspEventType, PspOutcome, RetryOutcome,
-    },
     time::Timestamp,
 };
 use proptest::prelude::*;

@@ -13,9 +13,7 @@ pub mod ledger;
 #[cfg(test)]
 mod ledger_props;
 pub mod mandate;
-pub mod milestone;
 pub mod money;
-pub mod payment;
 pub mod proof;
 pub mod proof_review;
 pub mod purchase;

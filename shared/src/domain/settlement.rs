@@ -13,9 +13,9 @@
 
 use super::{
     currency::Currency,
+    escrow::payment::PaymentStatus,
     ids::Id,
     money::{Amount, Money},
-    payment::PaymentStatus,
     time::Timestamp,
 };
 use std::collections::{HashMap, HashSet};

@@ -9,7 +9,7 @@
 
 use super::{
     error::ErrorCode,
-    escrow::{decide, EscrowAction, EscrowOutcome, EscrowState, EscrowTransition},
+    escrow::{decide, EscrowAction, EscrowOutcome, EscrowRefusal, EscrowState, EscrowTransition},
     ids::Id,
     money::{Amount, Money},
     time::Timestamp,
@@ -158,7 +158,7 @@ pub fn authorize_spend(
         return Err(ErrorCode::DailyLimitReached);
     }
     check_total_limit(payee, amount)?;
-    match decide(escrow, EscrowAction::Spend { amount })? {
+    match decide(escrow, EscrowAction::Spend { amount }).map_err(EscrowRefusal::code)? {
         EscrowOutcome::Changed(transition) => Ok(SpendDecision {
             transition,
             new_day: day > payee.spent_day,
@@ -190,8 +190,8 @@ fn within(spent: Money, limit: Option<Amount>, amount: Amount) -> bool {
 mod tests {
     use super::*;
     use crate::domain::{
+        escrow::payment::PaymentKind,
         escrow::{EscrowAudit, EscrowBalances, EscrowEventKind, EscrowStatus},
-        payment::PaymentKind,
     };
 
     fn amount(text: &str) -> Amount {

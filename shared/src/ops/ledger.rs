@@ -18,13 +18,13 @@
 
 use crate::{
     domain::{
+        escrow::payment::{Payee, PaymentKind},
         ids::Id,
         ledger::{
             check_escrow, check_mandate, check_payee, Entity, EscrowLedger, Finding, MandateLedger,
             PayeeLedger, PaymentLine, RunStatus,
         },
         money::Amount,
-        payment::{Payee, PaymentKind},
         time::Timestamp,
     },
     error::AppError,

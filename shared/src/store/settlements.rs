@@ -19,8 +19,8 @@ use super::{
 };
 use crate::{
     domain::{
-        alert::AlertType, currency::Currency, ids::Id, money::Amount, payment::PaymentStatus,
-        settlement::OurPayment, time::Timestamp,
+        alert::AlertType, currency::Currency, escrow::payment::PaymentStatus, ids::Id,
+        money::Amount, settlement::OurPayment, time::Timestamp,
     },
     error::AppError,
 };
