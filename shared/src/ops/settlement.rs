@@ -6,6 +6,7 @@
 //! line, and nothing is read, alerted or stored.
 
 use crate::{
+    domain::alert::AlertType,
     domain::settlement::{parse_report, period, reconcile, Finding, ReportProblem},
     error::AppError,
     store::{
@@ -73,7 +74,13 @@ pub async fn reconcile_report(
         let mut alert_payload = payload.clone();
         alert_payload["report_id"] = json!(report.id);
         if store
-            .raise_settlement_alert(cause, message, alert_payload, now)
+            .raise_alert_once(
+                AlertType::SettlementMismatch,
+                cause,
+                message,
+                alert_payload,
+                now,
+            )
             .await?
         {
             report.alerts_raised += 1;

@@ -7,12 +7,12 @@
 //!   counter; its IAM policy says so (template.yaml).
 //! - A run item is saved only over the version it was read at, so two
 //!   invocations advancing one run never both record a page.
-//! - One alert per entity and invariant, ever: the alert's key is derived
-//!   from `ledger:{entity}:{id}:{invariant}`, looked up before an id is
-//!   taken, and its Put is conditional.
+//! - One alert per entity and invariant, ever: its cause is
+//!   `ledger:{entity}:{invariant}` (`Finding::cause`), raised by
+//!   `Store::raise_alert_once`, which looks before it takes an id and puts
+//!   conditionally.
 
 use super::{
-    alerts::{alert_key, NewAlert},
     items::{key_item, s, values, Item},
     keys::{self, Key},
     read::take,
@@ -364,30 +364,15 @@ impl Store {
         finding: &Finding,
         now: Timestamp,
     ) -> Result<bool, AppError> {
-        let cause = finding.cause();
-        if self
-            .get::<serde::de::IgnoredAny>(&alert_key(AlertType::LedgerMismatch, &cause))
-            .await?
-            .is_some()
-        {
-            return Ok(false);
-        }
-        let alert = self.alert_put(&NewAlert {
-            id: self.next_id(super::alerts::ID_KIND).await?,
-            alert_type: AlertType::LedgerMismatch,
-            cause,
-            message: finding.message(),
-            actor_user_id: None,
-            payload: serde_json::to_value(finding).map_err(AppError::internal)?,
-            created_at: now,
-        })?;
-        match self.transact(vec![alert]).await {
-            Ok(()) => Ok(true),
-            // Raised meanwhile by another invocation.
-            Err(e) if e.failed_condition(0) => Ok(false),
-            Err(e) if e.is_busy() => Err(AppError::busy()),
-            Err(e) => Err(e.unexpected()),
-        }
+        let payload = serde_json::to_value(finding).map_err(AppError::internal)?;
+        self.raise_alert_once(
+            AlertType::LedgerMismatch,
+            finding.cause(),
+            finding.message(),
+            payload,
+            now,
+        )
+        .await
     }
 }
 

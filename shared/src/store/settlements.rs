@@ -6,11 +6,11 @@
 //! Invariants:
 //! - A report's result is written once, whole, with its alerts raised
 //!   before it; a report that does not parse writes nothing.
-//! - One `SETTLEMENT_MISMATCH` alert per discrepancy and reference, ever:
-//!   the same discrepancy in the next day's report raises none.
+//! - Its `SETTLEMENT_MISMATCH` alerts are `ops::settlement`'s, one per
+//!   discrepancy and reference ever (`Store::raise_alert_once`): the same
+//!   discrepancy in the next day's report raises none.
 
 use super::{
-    alerts::{alert_key, NewAlert},
     items::to_item,
     keys::{self, Key},
     list::{Page, PageRequest},
@@ -19,8 +19,8 @@ use super::{
 };
 use crate::{
     domain::{
-        alert::AlertType, currency::Currency, escrow::payment::PaymentStatus, ids::Id,
-        money::Amount, settlement::OurPayment, time::Timestamp,
+        currency::Currency, escrow::payment::PaymentStatus, ids::Id, money::Amount,
+        settlement::OurPayment, time::Timestamp,
     },
     error::AppError,
 };
@@ -198,39 +198,6 @@ impl Store {
         }
         settled.sort_by_key(|p| p.id);
         Ok(settled)
-    }
-
-    /// Raises the one `SETTLEMENT_MISMATCH` alert of `cause` unless raised
-    /// before: `Ok(true)` if this call raised it.
-    pub async fn raise_settlement_alert(
-        &self,
-        cause: String,
-        message: String,
-        payload: serde_json::Value,
-        now: Timestamp,
-    ) -> Result<bool, AppError> {
-        if self
-            .get::<serde::de::IgnoredAny>(&alert_key(AlertType::SettlementMismatch, &cause))
-            .await?
-            .is_some()
-        {
-            return Ok(false);
-        }
-        let alert = self.alert_put(&NewAlert {
-            id: self.next_id(super::alerts::ID_KIND).await?,
-            alert_type: AlertType::SettlementMismatch,
-            cause,
-            message,
-            actor_user_id: None,
-            payload,
-            created_at: now,
-        })?;
-        match self.transact(vec![alert]).await {
-            Ok(()) => Ok(true),
-            Err(e) if e.failed_condition(0) => Ok(false),
-            Err(e) if e.is_busy() => Err(AppError::busy()),
-            Err(e) => Err(e.unexpected()),
-        }
     }
 
     pub async fn save_settlement_report(&self, report: &SettlementReport) -> Result<(), AppError> {
