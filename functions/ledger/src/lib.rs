@@ -18,7 +18,6 @@ use axum::{
     response::Response,
     Router,
 };
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 use shared::{
     api_doc::Route,
@@ -33,7 +32,7 @@ use shared::{
     },
     error::AppError,
     http::{
-        body::{Body, Fields, RequestBody},
+        body::{parse, Body, Fields, RequestBody},
         extract::{ListQuery, PathId},
         json,
     },
@@ -221,14 +220,8 @@ struct PrepareReport {
 
 impl RequestBody for PrepareReport {
     fn read(f: &mut Fields<'_>, _: &Config) -> Option<PrepareReport> {
-        let length = f.required("content_length", |v: &Value| {
-            v.as_u64()
-                .ok_or("must be a whole number of bytes from 1 to 10485760")
-                .and_then(upload::content_length)
-        });
-        let sha256 = f.required("sha256", |v: &Value| {
-            upload::sha256_hex(v.as_str().unwrap_or_default())
-        });
+        let length = f.required("content_length", parse::upload_length);
+        let sha256 = f.required("sha256", parse::sha256);
         Some(PrepareReport {
             content_length: length?,
             sha256: sha256?,
@@ -259,9 +252,7 @@ struct SubmitReport {
 
 impl RequestBody for SubmitReport {
     fn read(f: &mut Fields<'_>, _: &Config) -> Option<SubmitReport> {
-        let upload_id = f.required("upload_id", |v: &Value| {
-            upload::sha256_hex(v.as_str().unwrap_or_default())
-        });
+        let upload_id = f.required("upload_id", parse::sha256);
         Some(SubmitReport {
             upload_id: upload_id?,
         })

@@ -474,14 +474,8 @@ impl RequestBody for PrepareUpload {
         let content_type = f.required("content_type", |v: &Value| {
             upload::content_type(v.as_str().unwrap_or_default())
         });
-        let length = f.required("content_length", |v: &Value| {
-            v.as_u64()
-                .ok_or("must be a whole number of bytes from 1 to 10485760")
-                .and_then(upload::content_length)
-        });
-        let sha256 = f.required("sha256", |v: &Value| {
-            upload::sha256_hex(v.as_str().unwrap_or_default())
-        });
+        let length = f.required("content_length", parse::upload_length);
+        let sha256 = f.required("sha256", parse::sha256);
         Some(PrepareUpload {
             escrow_id: escrow_id?,
             milestone_idx: idx?,

@@ -262,6 +262,19 @@ pub mod parse {
         Timestamp::parse(text).map_err(|e| e.to_string())
     }
 
+    /// An upload's declared length (`domain::upload::content_length`).
+    pub fn upload_length(value: &Value) -> Result<u64, &'static str> {
+        value
+            .as_u64()
+            .ok_or("must be a whole number of bytes from 1 to 10485760")
+            .and_then(crate::domain::upload::content_length)
+    }
+
+    /// An upload's declared SHA-256 (`domain::upload::sha256_hex`).
+    pub fn sha256(value: &Value) -> Result<String, &'static str> {
+        crate::domain::upload::sha256_hex(value.as_str().unwrap_or_default())
+    }
+
     pub fn currency(accepted: &CurrencyList) -> impl Fn(&Value) -> Result<Currency, String> + '_ {
         move |value| {
             let text = value.as_str().ok_or("must be a currency code string")?;
