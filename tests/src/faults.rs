@@ -345,7 +345,7 @@ async fn refuse(Path(code): Path<String>) -> Response {
 }
 
 /// Failures on the wire that the fault server cannot stage, for any SDK
-/// client (DynamoDB or SQS), by operation name:
+/// client (DynamoDB, SQS or S3), by operation name:
 /// - a refused call (`refuse_calls`): the interceptor fails it before it is
 ///   sent, as an unreachable or failing service would: nothing lands;
 /// - a lost answer (`lose_answers`): the request lands, then its answer is
@@ -362,6 +362,9 @@ struct WireInner {
     lose: Mutex<std::collections::BTreeMap<String, u64>>,
     calls: Mutex<std::collections::BTreeMap<String, u64>>,
     lost: AtomicU64,
+    /// Calls refused and answers lost so far, by operation name.
+    refused_by_op: Mutex<std::collections::BTreeMap<String, u64>>,
+    lost_by_op: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 impl Wire {
@@ -402,6 +405,41 @@ impl Wire {
     /// Answers lost so far.
     pub fn lost(&self) -> u64 {
         self.0.lost.load(Ordering::SeqCst)
+    }
+
+    /// Calls of `operation` refused so far (not reset by `reset_counts`).
+    pub fn refused_of(&self, operation: &str) -> u64 {
+        Wire::count(&self.0.refused_by_op, operation)
+    }
+
+    /// Answers of `operation` lost so far (not reset by `reset_counts`).
+    pub fn lost_of(&self, operation: &str) -> u64 {
+        Wire::count(&self.0.lost_by_op, operation)
+    }
+
+    /// Forgets every refusal and loss still armed.
+    pub fn clear(&self) {
+        self.0.refuse.lock().unwrap().clear();
+        self.0.lose.lock().unwrap().clear();
+    }
+
+    fn count(map: &Mutex<std::collections::BTreeMap<String, u64>>, operation: &str) -> u64 {
+        map.lock().unwrap().get(operation).copied().unwrap_or(0)
+    }
+
+    /// An S3 client with the service's own settings (`Blob::new_client`:
+    /// path-style on the emulator) and this interceptor. Presigning runs the
+    /// interceptor's hooks before transmit too, so a refusal armed for
+    /// `PutObject` may hit the presigned PUT of `POST /proofs/uploads` as
+    /// well as the proof's own copy.
+    pub async fn s3_client(&self) -> aws_sdk_s3::Client {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(sdk.endpoint_url().is_some())
+                .interceptor(self.clone())
+                .build(),
+        )
     }
 
     /// An SQS client with the service's own settings and this interceptor.
@@ -451,6 +489,13 @@ impl Intercept for Wire {
         let op = operation(cfg);
         *self.0.calls.lock().unwrap().entry(op.clone()).or_default() += 1;
         if Wire::take(&self.0.refuse, &op) {
+            *self
+                .0
+                .refused_by_op
+                .lock()
+                .unwrap()
+                .entry(op.clone())
+                .or_default() += 1;
             return Err(format!("{op} refused by kobatela-tests").into());
         }
         Ok(())
@@ -467,6 +512,7 @@ impl Intercept for Wire {
             return Ok(());
         }
         self.0.lost.fetch_add(1, Ordering::SeqCst);
+        *self.0.lost_by_op.lock().unwrap().entry(op).or_default() += 1;
         let mut response = aws_smithy_runtime_api::http::Response::new(
             aws_smithy_runtime_api::http::StatusCode::try_from(500u16).expect("a status"),
             aws_smithy_types::body::SdkBody::from(
