@@ -57,6 +57,7 @@ use shared::{
 };
 use std::{
     collections::{BTreeMap, BTreeSet},
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -121,6 +122,10 @@ struct Counts {
     s3_errors: u64,
     /// 503s the webhook answered under an SQS or DynamoDB fault.
     webhook_busy: u64,
+    /// Operations made while a transaction's answers were lost, and the
+    /// 500s they answered (every answer lost: sent again under their key).
+    lossy_operations: u64,
+    lost_for_good: u64,
 }
 
 /// A user made by the campaign, with its `user` key.
@@ -202,6 +207,14 @@ async fn send_as(
             }
             None => world.call(method, path, &headers, body.clone()).await,
         };
+        if reply.status.as_u16() == 500 && key.is_some() && ANSWERS_LOST.load(Ordering::SeqCst) {
+            // A transaction whose every answer was lost: the client cannot
+            // know whether it landed, and sends the same request again
+            // under the same key.
+            assert_eq!(reply.code(), "INTERNAL_ERROR", "{}", reply.text);
+            LOST_FOR_GOOD.fetch_add(1, Ordering::SeqCst);
+            continue;
+        }
         if reply.status.as_u16() != 503 {
             return reply;
         }
@@ -209,6 +222,13 @@ async fn send_as(
     }
     panic!("{method} {path}: still 503 after 50 tries");
 }
+
+/// Set while the answers of DynamoDB transactions are being lost (one
+/// operation at a time, no other client running): a 500 to a request with
+/// an `Idempotency-Key` is then one whose answer was lost for good.
+static ANSWERS_LOST: AtomicBool = AtomicBool::new(false);
+/// The 500s seen so.
+static LOST_FOR_GOOD: AtomicU64 = AtomicU64::new(0);
 
 /// A 503 is the contract's "busy, nothing written": `SERVICE_BUSY` with
 /// `Retry-After`.
@@ -301,91 +321,9 @@ async fn client(
             rng.random_range(0..=OWN_OPS)
         };
         match op {
-            0..=5 => {
-                let m = &mandates[rng.random_range(0..mandates.len())];
-                let reply = send(
-                    &world,
-                    "POST",
-                    "/spend/purchases",
-                    Some(&unique("p")),
-                    Some(m.purchase(&money(amount))),
-                )
-                .await;
-                let mut model = model.lock().unwrap();
-                model.operations += 1;
-                match reply.status.as_u16() {
-                    201 => *model.mandates.get_mut(&m.mandate).unwrap() -= amount,
-                    _ => {
-                        refusal(
-                            "purchase",
-                            &reply,
-                            &["MANDATE_BALANCE_EXCEEDED", "MANDATE_REQUIRED"],
-                        );
-                        model.refused += 1;
-                    }
-                }
-            }
-            6..=8 => {
-                let e = escrows[rng.random_range(0..escrows.len())];
-                let reply = send(
-                    &world,
-                    "POST",
-                    &format!("/escrows/{e}/deposit"),
-                    Some(&unique("d")),
-                    Some(json!({"amount": money(amount)})),
-                )
-                .await;
-                let mut model = model.lock().unwrap();
-                model.operations += 1;
-                match reply.status.as_u16() {
-                    200 => {
-                        let b = model.escrows.get_mut(&e).unwrap();
-                        b[0] += amount;
-                        b[1] += amount;
-                    }
-                    _ => {
-                        refusal(
-                            "deposit",
-                            &reply,
-                            &["DEPOSIT_EXCEEDS_TOTAL", "ESCROW_INVALID_STATE"],
-                        );
-                        model.refused += 1;
-                    }
-                }
-            }
-            9..=12 => {
-                let e = escrows[rng.random_range(0..escrows.len())];
-                let reply = send(
-                    &world,
-                    "POST",
-                    "/spend",
-                    Some(&unique("s")),
-                    Some(json!({"escrow_id": e, "payee_ref": "shop", "amount": money(amount / 4 + 1)})),
-                )
-                .await;
-                {
-                    let mut model = model.lock().unwrap();
-                    model.operations += 1;
-                    match reply.status.as_u16() {
-                        200 => {
-                            let amount = amount / 4 + 1;
-                            let b = model.escrows.get_mut(&e).unwrap();
-                            b[1] -= amount;
-                            b[2] += amount;
-                            *model.payees.get_mut(&(e, "shop".into())).unwrap() += amount;
-                        }
-                        _ => {
-                            refusal(
-                                "spend",
-                                &reply,
-                                &["ESCROW_NOT_ACTIVE", "INSUFFICIENT_ESCROW_BALANCE"],
-                            );
-                            model.refused += 1;
-                        }
-                    }
-                }
-                new_payments(&world, &model, e).await;
-            }
+            0..=5 => purchase(&ctx, &mandates, &mut rng, amount).await,
+            6..=8 => deposit(&ctx, &escrows, &mut rng, amount).await,
+            9..=12 => spend(&ctx, &escrows, &mut rng, amount).await,
             13 => {
                 // Closing an escrow: released to the provider, or refunded.
                 let e = escrows[rng.random_range(0..escrows.len())];
@@ -434,6 +372,143 @@ async fn client(
         }
     }
     own
+}
+
+/// A purchase on one of the shared mandates.
+async fn purchase(ctx: &Ctx, mandates: &[MandateSetup], rng: &mut StdRng, amount: i64) {
+    let (world, model) = (&ctx.world, &ctx.model);
+    let m = &mandates[rng.random_range(0..mandates.len())];
+    let reply = send(
+        world,
+        "POST",
+        "/spend/purchases",
+        Some(&unique("p")),
+        Some(m.purchase(&money(amount))),
+    )
+    .await;
+    let mut model = model.lock().unwrap();
+    model.operations += 1;
+    match reply.status.as_u16() {
+        201 => *model.mandates.get_mut(&m.mandate).unwrap() -= amount,
+        _ => {
+            refusal(
+                "purchase",
+                &reply,
+                &["MANDATE_BALANCE_EXCEEDED", "MANDATE_REQUIRED"],
+            );
+            model.refused += 1;
+        }
+    }
+}
+
+/// A deposit on one of the shared escrows.
+async fn deposit(ctx: &Ctx, escrows: &[u64], rng: &mut StdRng, amount: i64) {
+    let (world, model) = (&ctx.world, &ctx.model);
+    let e = escrows[rng.random_range(0..escrows.len())];
+    let reply = send(
+        world,
+        "POST",
+        &format!("/escrows/{e}/deposit"),
+        Some(&unique("d")),
+        Some(json!({"amount": money(amount)})),
+    )
+    .await;
+    let mut model = model.lock().unwrap();
+    model.operations += 1;
+    match reply.status.as_u16() {
+        200 => {
+            let b = model.escrows.get_mut(&e).unwrap();
+            b[0] += amount;
+            b[1] += amount;
+        }
+        _ => {
+            refusal(
+                "deposit",
+                &reply,
+                &["DEPOSIT_EXCEEDS_TOTAL", "ESCROW_INVALID_STATE"],
+            );
+            model.refused += 1;
+        }
+    }
+}
+
+/// A payee's spend from one of the shared escrows.
+async fn spend(ctx: &Ctx, escrows: &[u64], rng: &mut StdRng, amount: i64) {
+    let (world, model) = (&ctx.world, &ctx.model);
+    let e = escrows[rng.random_range(0..escrows.len())];
+    let reply = send(
+        world,
+        "POST",
+        "/spend",
+        Some(&unique("s")),
+        Some(json!({"escrow_id": e, "payee_ref": "shop", "amount": money(amount / 4 + 1)})),
+    )
+    .await;
+    {
+        let mut model = model.lock().unwrap();
+        model.operations += 1;
+        match reply.status.as_u16() {
+            200 => {
+                let amount = amount / 4 + 1;
+                let b = model.escrows.get_mut(&e).unwrap();
+                b[1] -= amount;
+                b[2] += amount;
+                *model.payees.get_mut(&(e, "shop".into())).unwrap() += amount;
+            }
+            _ => {
+                refusal(
+                    "spend",
+                    &reply,
+                    &["ESCROW_NOT_ACTIVE", "INSUFFICIENT_ESCROW_BALANCE"],
+                );
+                model.refused += 1;
+            }
+        }
+    }
+    new_payments(world, model, e).await;
+}
+
+/// Money operations with `Idempotency-Key` (purchases, deposits, spends,
+/// transfers), one at a time between two rounds, each after arming the
+/// loss of the next 1, 2 or 3 answers of DynamoDB transactions: the write
+/// lands and its answer is lost, as after a timeout. The SDK sends it
+/// again under the same client request token, which DynamoDB answers with
+/// success writing nothing again (the wire plays that part: moto ignores
+/// the token). With 1 or 2 lost the client sees nothing; with 3, every
+/// attempt the SDK makes, the service answers 500 and the client sends the
+/// same request again under the same key: it must get the first answer,
+/// and the model counts the operation once.
+async fn lossy(
+    ctx: &Ctx,
+    owned: &[Own],
+    mandates: &[MandateSetup],
+    escrows: &[u64],
+    rng: &mut StdRng,
+    ops: u64,
+) {
+    ANSWERS_LOST.store(true, Ordering::SeqCst);
+    for _ in 0..ops {
+        let losses = rng.random_range(1..=3);
+        ctx.wire.lose_answers("TransactWriteItems", losses);
+        let before = LOST_FOR_GOOD.load(Ordering::SeqCst);
+        let amount = rng.random_range(1..=2_500_i64);
+        match rng.random_range(0..4) {
+            0 => purchase(ctx, mandates, rng, amount).await,
+            1 => deposit(ctx, escrows, rng, amount).await,
+            2 => spend(ctx, escrows, rng, amount).await,
+            _ => {
+                let own = &owned[rng.random_range(0..owned.len())];
+                transfer(ctx, own, rng, amount).await
+            }
+        }
+        ctx.wire.clear();
+        let seen = LOST_FOR_GOOD.load(Ordering::SeqCst) - before;
+        assert!(seen == 0 || losses == 3, "a 500 with {losses} answers lost");
+        let mut m = ctx.model.lock().unwrap();
+        m.counts.lossy_operations += 1;
+        m.counts.lost_for_good += seen;
+    }
+    ANSWERS_LOST.store(false, Ordering::SeqCst);
 }
 
 /// A user made through the API (`POST /users`, as staff do), then its
@@ -1091,6 +1166,15 @@ async fn a_random_campaign_leaves_every_balance_as_its_model_says() {
         for task in tasks {
             owned.push(task.await.expect("a client ends"));
         }
+        lossy(
+            &ctx,
+            &owned,
+            &mandates,
+            &escrows,
+            &mut rng,
+            ops / (10 * rounds),
+        )
+        .await;
         psp_round(&ctx, &mut rng).await;
     }
     faults.clear();
@@ -1103,6 +1187,8 @@ async fn a_random_campaign_leaves_every_balance_as_its_model_says() {
     };
     let (sqs_refused, sqs_lost) = wire_faults("SendMessage");
     let (_, put_item_lost) = wire_faults("PutItem");
+    let (_, transactions_lost) = wire_faults("TransactWriteItems");
+    let replayed = wire.replayed();
 
     // The ledger finds nothing wrong.
     let checked_at = Instant::now();
@@ -1321,7 +1407,9 @@ async fn a_random_campaign_leaves_every_balance_as_its_model_says() {
          {injected} DynamoDB, S3 {s3_refused} refused ({} answered 500, retried) and {s3_lost} \
          answers lost, SQS {sqs_refused} sends refused and {sqs_lost} answers lost, \
          {put_item_lost} DynamoDB answers lost (webhook PutItem); the webhook answered 503 {} \
-         times; ledger check: {} mismatches on {entities} entities in {:.2} s ({:.2} s per 1 000 \
+         times; {} operations under lost DynamoDB transaction answers ({transactions_lost} lost, \
+         {replayed} retries answered as DynamoDB does by their client request token, {} answered \
+         500 and sent again under their key); ledger check: {} mismatches on {entities} entities in {:.2} s ({:.2} s per 1 000 \
          entities); 3 balances corrupted, {} invariants broken, all found; {:.0} s in all",
         m.users.len(),
         c.proofs_approved_at_once,
@@ -1331,6 +1419,8 @@ async fn a_random_campaign_leaves_every_balance_as_its_model_says() {
         c.replays,
         c.s3_errors,
         c.webhook_busy,
+        c.lossy_operations,
+        c.lost_for_good,
         clean.counts.mismatches,
         check_time.as_secs_f64(),
         check_time.as_secs_f64() * 1000.0 / entities.max(1) as f64,
