@@ -25,11 +25,15 @@
 //! the same request under the same `Idempotency-Key` where the route takes
 //! one, as a real one would.
 //!
-//! Not faulted here: lost answers of DynamoDB transactions. The service
-//! sends each with a client request token, which real DynamoDB honours and
-//! the emulator (moto) ignores, so a lost answer's retry would be applied
-//! twice here, not in production (`outbox.rs` covers the one path that
-//! survives it anyway). Nor the consumer's own `ReceiveMessage` and
+//! Between two rounds, one operation at a time, answers of DynamoDB
+//! transactions are lost after the write landed (`lossy`): the SDK's retry
+//! under the same client request token is answered as DynamoDB answers it
+//! (the wire plays that part, the emulator ignores the token); when every
+//! attempt's answer is lost the service answers 500, and the client sends
+//! the same request again under the same `Idempotency-Key`. Only routes
+//! with a key there: on the others (users, escrows, proofs) a client
+//! cannot tell a lost answer from a refusal, and the contract does not
+//! promise it can. Not faulted: the consumer's own `ReceiveMessage` and
 //! `DeleteMessage` (`psp.rs` covers the consumer under every fault).
 //!
 //! Then: the ledger check finds **no** mismatch, and a model of every
