@@ -120,7 +120,8 @@ impl Faults {
         let address = listener.local_addr().expect("bound");
         let app = Router::new()
             .route("/cancel/{code}/{at}", post(cancel))
-            .route("/refuse/{code}", post(refuse));
+            .route("/refuse/{code}", post(refuse))
+            .route("/replayed", post(replayed));
         tokio::spawn(async move {
             axum::serve(listener, app)
                 .await
@@ -333,6 +334,17 @@ async fn cancel(Path((code, at)): Path<(String, String)>, request: Bytes) -> Res
     )
 }
 
+/// What DynamoDB answers a `TransactWriteItems` whose client request token
+/// it has seen succeed: success, and nothing written again.
+async fn replayed() -> Response {
+    (
+        StatusCode::OK,
+        [("content-type", "application/x-amz-json-1.0")],
+        "{}",
+    )
+        .into_response()
+}
+
 /// A whole call refused with `code`.
 async fn refuse(Path(code): Path<String>) -> Response {
     dynamodb_error(
@@ -345,12 +357,18 @@ async fn refuse(Path(code): Path<String>) -> Response {
 }
 
 /// Failures on the wire that the fault server cannot stage, for any SDK
-/// client (DynamoDB or SQS), by operation name:
+/// client (DynamoDB, SQS or S3), by operation name:
 /// - a refused call (`refuse_calls`): the interceptor fails it before it is
 ///   sent, as an unreachable or failing service would: nothing lands;
 /// - a lost answer (`lose_answers`): the request lands, then its answer is
 ///   replaced by a 500, as a timeout after the write would look. The SDK
-///   retries it like any 5xx, so the request lands again.
+///   retries it like any 5xx, so the request lands again; except a
+///   `TransactWriteItems` that succeeded, when the wire knows the fault
+///   server (`dynamodb_client` with `Faults`): DynamoDB answers a retry
+///   under the same client request token with success and writes nothing
+///   (within 10 minutes), and the emulator ignores the token, so the wire
+///   plays DynamoDB's part and sends the retry to the fault server's
+///   `/replayed` instead.
 ///
 /// Also counts calls by operation name.
 #[derive(Debug, Clone, Default)]
@@ -362,6 +380,22 @@ struct WireInner {
     lose: Mutex<std::collections::BTreeMap<String, u64>>,
     calls: Mutex<std::collections::BTreeMap<String, u64>>,
     lost: AtomicU64,
+    /// Calls refused and answers lost so far, by operation name.
+    refused_by_op: Mutex<std::collections::BTreeMap<String, u64>>,
+    lost_by_op: Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Client request tokens of transactions that landed with their
+    /// answer lost, and the fault server that answers their retries.
+    landed: Mutex<std::collections::BTreeSet<String>>,
+    replay_server: Mutex<Option<String>>,
+    replayed: AtomicU64,
+}
+
+/// The client request token of the transaction in flight.
+#[derive(Debug, Clone)]
+struct Token(String);
+
+impl Storable for Token {
+    type Storer = StoreReplace<Self>;
 }
 
 impl Wire {
@@ -404,6 +438,47 @@ impl Wire {
         self.0.lost.load(Ordering::SeqCst)
     }
 
+    /// Calls of `operation` refused so far (not reset by `reset_counts`).
+    pub fn refused_of(&self, operation: &str) -> u64 {
+        Wire::count(&self.0.refused_by_op, operation)
+    }
+
+    /// Answers of `operation` lost so far (not reset by `reset_counts`).
+    pub fn lost_of(&self, operation: &str) -> u64 {
+        Wire::count(&self.0.lost_by_op, operation)
+    }
+
+    /// Retries of landed transactions answered as DynamoDB does (success,
+    /// nothing written again).
+    pub fn replayed(&self) -> u64 {
+        self.0.replayed.load(Ordering::SeqCst)
+    }
+
+    /// Forgets every refusal and loss still armed.
+    pub fn clear(&self) {
+        self.0.refuse.lock().unwrap().clear();
+        self.0.lose.lock().unwrap().clear();
+    }
+
+    fn count(map: &Mutex<std::collections::BTreeMap<String, u64>>, operation: &str) -> u64 {
+        map.lock().unwrap().get(operation).copied().unwrap_or(0)
+    }
+
+    /// An S3 client with the service's own settings (`Blob::new_client`:
+    /// path-style on the emulator) and this interceptor. Presigning runs the
+    /// interceptor's hooks before transmit too, so a refusal armed for
+    /// `PutObject` may hit the presigned PUT of `POST /proofs/uploads` as
+    /// well as the proof's own copy.
+    pub async fn s3_client(&self) -> aws_sdk_s3::Client {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(sdk.endpoint_url().is_some())
+                .interceptor(self.clone())
+                .build(),
+        )
+    }
+
     /// An SQS client with the service's own settings and this interceptor.
     pub async fn sqs_client(&self) -> aws_sdk_sqs::Client {
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
@@ -420,6 +495,7 @@ impl Wire {
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let mut config = shared::store::Store::client_config(&sdk).interceptor(self.clone());
         if let Some(faults) = faults {
+            *self.0.replay_server.lock().unwrap() = Some(faults.0.server.lock().unwrap().clone());
             config = config.interceptor(faults.clone());
         }
         Client::from_conf(config.build())
@@ -444,15 +520,51 @@ impl Intercept for Wire {
 
     fn read_before_serialization(
         &self,
-        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
         _components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let op = operation(cfg);
+        if let Some(token) = context
+            .input()
+            .downcast_ref::<TransactWriteItemsInput>()
+            .and_then(|input| input.client_request_token())
+        {
+            cfg.interceptor_state().store_put(Token(token.to_string()));
+        }
         *self.0.calls.lock().unwrap().entry(op.clone()).or_default() += 1;
         if Wire::take(&self.0.refuse, &op) {
+            *self
+                .0
+                .refused_by_op
+                .lock()
+                .unwrap()
+                .entry(op.clone())
+                .or_default() += 1;
             return Err(format!("{op} refused by kobatela-tests").into());
         }
+        Ok(())
+    }
+
+    fn modify_before_transmit(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(Token(token)) = cfg.load::<Token>() else {
+            return Ok(());
+        };
+        if !self.0.landed.lock().unwrap().contains(token) {
+            return Ok(());
+        }
+        let Some(server) = self.0.replay_server.lock().unwrap().clone() else {
+            return Ok(());
+        };
+        context
+            .request_mut()
+            .set_uri(format!("{server}/replayed"))?;
+        self.0.replayed.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
@@ -466,7 +578,13 @@ impl Intercept for Wire {
         if !Wire::take(&self.0.lose, &op) {
             return Ok(());
         }
+        if let Some(Token(token)) = cfg.load::<Token>() {
+            if context.response().status().is_success() {
+                self.0.landed.lock().unwrap().insert(token.clone());
+            }
+        }
         self.0.lost.fetch_add(1, Ordering::SeqCst);
+        *self.0.lost_by_op.lock().unwrap().entry(op).or_default() += 1;
         let mut response = aws_smithy_runtime_api::http::Response::new(
             aws_smithy_runtime_api::http::StatusCode::try_from(500u16).expect("a status"),
             aws_smithy_types::body::SdkBody::from(

@@ -41,6 +41,35 @@ impl InProcess {
         sqs: Option<aws_sdk_sqs::Client>,
         settings: &[(&str, &str)],
     ) -> InProcess {
+        let blob = kobatela_local::local_blob().await;
+        InProcess::with_all_clients(prefix, client, sqs, blob, settings).await
+    }
+
+    /// Same, with the proof bucket's S3 client of the caller's too
+    /// (interceptors), on the local stack's bucket.
+    pub async fn with_s3(
+        prefix: &str,
+        client: aws_sdk_dynamodb::Client,
+        sqs: aws_sdk_sqs::Client,
+        s3: aws_sdk_s3::Client,
+        settings: &[(&str, &str)],
+    ) -> InProcess {
+        let bucket = std::env::var(shared::blob::BUCKET_VARIABLE)
+            .ok()
+            .map(|b| b.trim().to_string())
+            .filter(|b| !b.is_empty())
+            .unwrap_or_else(|| kobatela_local::LOCAL_PROOF_BUCKET.to_string());
+        let blob = shared::blob::Blob::new(s3, &bucket);
+        InProcess::with_all_clients(prefix, client, Some(sqs), blob, settings).await
+    }
+
+    async fn with_all_clients(
+        prefix: &str,
+        client: aws_sdk_dynamodb::Client,
+        sqs: Option<aws_sdk_sqs::Client>,
+        blob: shared::blob::Blob,
+        settings: &[(&str, &str)],
+    ) -> InProcess {
         let table = unique(prefix);
         shared::store::schema::ensure_table(&client, &table)
             .await
@@ -93,7 +122,6 @@ impl InProcess {
                     .as_ref(),
             ),
         );
-        let blob = kobatela_local::local_blob().await;
         let app = shared::http::app(
             kobatela_local::all_routes(&state, &blob).merge(psp_webhook::router(webhook.clone())),
         );
@@ -126,6 +154,22 @@ impl InProcess {
         let auth = format!("Bearer {key}");
         self.send(method, path, &[("authorization", auth.as_str())], body)
             .await
+    }
+
+    /// One request through the real router with another API key and
+    /// extra headers (`Idempotency-Key`).
+    pub async fn call_with(
+        &self,
+        key: &str,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Reply {
+        let auth = format!("Bearer {key}");
+        let mut all = vec![("authorization", auth.as_str())];
+        all.extend_from_slice(headers);
+        self.send(method, path, &all, body).await
     }
 
     async fn send(
