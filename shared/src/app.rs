@@ -51,9 +51,35 @@ pub async fn store_for_lambda() -> Result<Store, String> {
     Ok(Store::new(client, &config.table, config.id_block))
 }
 
-/// The standard AWS configuration (region, credentials, `AWS_ENDPOINT_URL`).
+/// The standard AWS configuration (region, credentials, `AWS_ENDPOINT_URL`),
+/// with [`https_client`]. Every SDK client of a function is made from it:
+/// the SDK crates are built without a default HTTP client.
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https_client())
+        .load()
+        .await
+}
+
+/// The SDK's own default HTTPS client (hyper, rustls, the system's roots,
+/// the proxy from the environment, the SDK's timeouts per client) on the
+/// ring provider instead of aws-lc: the process's one crypto library, which
+/// the PSP adapter's TLS uses too (`crate::psp::tls_config`), and about a
+/// megabyte lighter than aws-lc in every binary. The cost: no post-quantum
+/// hybrid key exchange, which rustls offers only on aws-lc.
+pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::{proxy::ProxyConfig, tls, Builder, ConnectorBuilder};
+    Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
 }
 
 /// Logs why a function refuses to start, and returns the reason.
