@@ -7,6 +7,10 @@
 # exec to the first answered invocation, median of KOBATELA_COLDSTART_RUNS
 # (10) new processes, and the peak RSS (VmHWM) (local/coldstart.py).
 # Not part of make test; prints the table docs/performance.md carries.
+#
+#   bash local/coldstart.sh [FUNCTION...]   those functions (default: all)
+#   KOBATELA_COLDSTART_BUILD=0              time the release binaries as they
+#                                           are in target/release (no build)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=local/invoke.sh
@@ -19,11 +23,20 @@ use_stack
 key="$(admin_key)"
 [[ -n "$key" ]] || kob_die "could not make an admin key"
 
-packages=()
+wanted=("$@")
+selected=()
 for entry in "${SMOKE[@]}"; do
-    packages+=(-p "${entry%% *}")
+    if ((${#wanted[@]} == 0)) || [[ " ${wanted[*]} " == *" ${entry%% *} "* ]]; then
+        selected+=("$entry")
+    fi
 done
-cargo build --quiet --release "${packages[@]}"
+((${#selected[@]})) || kob_die "no such function: $*"
+# Each on its own, as local/weight.sh builds them (the deployed binaries).
+if [[ "${KOBATELA_COLDSTART_BUILD:-1}" != 0 ]]; then
+    for entry in "${selected[@]}"; do
+        cargo build --quiet --release -p "${entry%% *}"
+    done
+fi
 
 WATCH_PORT="$(free_port)"
 cargo lambda watch --quiet --only-lambda-apis \
@@ -49,7 +62,7 @@ echo
 echo '| function | bytes | median ms | min–max ms | peak RSS MiB | answered |'
 echo '|---|---:|---:|---:|---:|---|'
 failed=0
-for entry in "${SMOKE[@]}"; do
+for entry in "${selected[@]}"; do
     read -r function event _ <<<"$entry"
     payload="$(mktemp)"
     prepare "$event" "$key" >"$payload"

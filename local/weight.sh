@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make weight (part of make test): the weight budgets of issue 18, guarded.
+# make weight: the weight budgets of issue 18, guarded. Not yet in make test:
+# the budgets are not met yet (docs/performance.md#weight-budgets).
 #   - every function's release Lambda binary (x86_64, the release profile)
 #     against its size budget;
 #   - a purchase's user-space instructions in kobatela-local (profile
@@ -61,7 +62,9 @@ if ! command -v valgrind >/dev/null && ((EUID == 0)) && command -v apt-get >/dev
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind; } >/dev/null 2>&1 ||
         kob_log "could not install valgrind"
 fi
+checked='every binary and a purchase are'
 if ! command -v valgrind >/dev/null || ! command -v callgrind_control >/dev/null; then
+    checked="every binary is (a purchase's instructions were not counted)"
     echo "SKIPPED: a purchase's instructions are not checked: valgrind is not installed" \
         "(Debian: apt-get install valgrind), budget $PURCHASE_BUDGET_INSTRUCTIONS + ${TOLERANCE_PERCENT} %"
 else
@@ -87,4 +90,4 @@ if ((${#failed[@]})); then
     printf 'over budget: %s\n' "${failed[@]}" >&2
     kob_die "the weight budgets are exceeded (budgets in local/weight.sh)"
 fi
-kob_log "every binary and a purchase are within their budgets"
+kob_log "$checked within budget"
