@@ -9,11 +9,11 @@ SHELL := /bin/bash
 SUBMAKE := $(MAKE) --no-print-directory
 ENSURE_VENV := bash -c 'set -euo pipefail; source local/stack.sh; ensure_venv'
 CARGO_LAMBDA_VERSION := 1.9.2
-LAMBDA_FUNCTIONS := health users apikeys mandates spend escrows proofs payments transactions alerts mandate-expiry psp-webhook psp-events payout-dispatch domain-events console
+LAMBDA_FUNCTIONS := health users apikeys mandates spend escrows proofs payments transactions alerts mandate-expiry psp-webhook psp-events payout-dispatch domain-events console ledger-check ledger
 
 .PHONY: help dev test fmt-check clippy unit cfn-lint integration lint build \
-	build-lambda lambda-check invoke invoke-smoke bench instructions weight coldstart moto-selftest venv clean photo \
-	openapi schemathesis browser
+	build-lambda lambda-check invoke invoke-smoke campaign bench instructions weight coldstart moto-selftest venv clean \
+	photo openapi schemathesis browser
 
 help:
 	@echo 'Kobatela: local development and tests'
@@ -41,6 +41,8 @@ help:
 	@echo '                      sam local invoke without Docker: the event through the function'"'"'s Lambda'
 	@echo '                      binary under cargo lambda watch, on the local stack (make dev'"'"'s if running)'
 	@echo '  make invoke-smoke   one event of each function through make invoke (part of make test)'
+	@echo '  make campaign       a long randomized campaign (SEED=…, OPS=…, default 2000): random money'
+	@echo '                      operations from 4 clients with DynamoDB faults, then the ledger check'
 	@echo '  make bench          release binary sizes, kobatela-local start-up time, round-trip counters,'
 	@echo '                      purchases/s on a fresh table and after 10 000 purchases, CPU per request'
 	@echo '  make instructions   instructions per request of kobatela-local under callgrind (needs valgrind):'
@@ -98,6 +100,14 @@ cfn-lint: venv
 integration:
 	bash local/integration.sh $(ARGS)
 
+# A long randomized campaign (tests/api/campaign.rs); make test runs a short
+# one with a fixed seed inside integration.
+SEED ?= 20261206
+OPS ?= 2000
+campaign:
+	KOBATELA_CAMPAIGN_SEED=$(SEED) KOBATELA_CAMPAIGN_OPS=$(OPS) \
+		bash local/integration.sh --exact campaign::a_random_campaign_leaves_every_balance_as_its_model_says --nocapture
+
 # After integration in make test: the debug kobatela-local it built is reused.
 browser:
 	bash local/browser.sh $(ARGS)
@@ -106,9 +116,9 @@ schemathesis:
 	bash local/schemathesis.sh
 
 # The committed openapi.json is checked against the code by a unit test of the
-# health function; this rewrites it.
+# openapi tool (tools/openapi); this rewrites it.
 openapi:
-	KOBATELA_WRITE_OPENAPI=1 cargo test -p health committed_document_is_current
+	cargo run -q -p kobatela-openapi
 
 lint:
 	$(SUBMAKE) fmt-check

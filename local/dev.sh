@@ -8,6 +8,7 @@
 #   KOBATELA_TABLE           kobatela-local
 #   KOBATELA_API_KEY_PEPPER  kept in .local-state/pepper (generated once) so keys survive restarts
 #   KOBATELA_SWEEP_SECONDS   60
+#   KOBATELA_LEDGER_CHECK_HOURS 24
 #   KOBATELA_ADMIN_KEY       passed through when set (else kobatela-local prints a generated one)
 #   KOBATELA_PSP_WEBHOOK_SECRET  kept in .local-state/psp-webhook-secret (generated once), printed at start
 #   KOBATELA_PSP_WEBHOOK_SECRET_PREVIOUS  passed through when set (a second secret still accepted)
@@ -57,6 +58,9 @@ fi
 export KOBATELA_LOCAL_ADDR="$ADDR"
 export KOBATELA_TABLE="${KOBATELA_TABLE:-kobatela-local}"
 export KOBATELA_SWEEP_SECONDS="${KOBATELA_SWEEP_SECONDS:-60}"
+# The ledger check's schedule: a check every 24 hours, and POST
+# /ledger/checks runs at the next tick (KOBATELA_SWEEP_SECONDS).
+export KOBATELA_LEDGER_CHECK_HOURS="${KOBATELA_LEDGER_CHECK_HOURS:-24}"
 export RUST_LOG="${RUST_LOG:-info}"
 if [[ -z "${KOBATELA_API_KEY_PEPPER:-}" ]]; then
     pepper_file="$KOB_STATE/pepper"

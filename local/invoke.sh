@@ -43,6 +43,8 @@ SMOKE=(
     "domain-events events/domain-events/57-domain-events-escrow-funded.json 200"
     "payout-dispatch events/payout-dispatch/58-payout-dispatch-pending-payment.json 200"
     "console events/console/61-console-page.json 200"
+    "ledger events/ledger/68-ledger-settlements-list.json 200"
+    "ledger-check events/ledger-check/63-ledger-check-scheduled.json 200"
 )
 
 usage() {

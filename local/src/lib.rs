@@ -25,10 +25,15 @@ pub fn routes(state: &SharedState) -> Router {
 
 /// Every route, the proofs function's included (it alone needs the bucket).
 pub fn all_routes(state: &SharedState, blob: &shared::blob::Blob) -> Router {
-    routes(state).merge(proofs::router(proofs::ProofsState {
-        app: state.clone(),
-        blob: blob.clone(),
-    }))
+    routes(state)
+        .merge(proofs::router(proofs::ProofsState {
+            app: state.clone(),
+            blob: blob.clone(),
+        }))
+        .merge(ledger::router(ledger::LedgerState {
+            app: state.clone(),
+            blob: blob.clone(),
+        }))
 }
 
 /// The console (`GET /console`), its CSP naming the origin of `blob`'s

@@ -10,6 +10,8 @@
 //!   kobatela-local photo --lat L --lng G [--taken-at T] --out F
 //!                                      write a JPEG with EXIF (taken now or at T, at L,G) to F
 //!   kobatela-local psp-sandbox         only the PSP sandbox, on KOBATELA_PSP_SANDBOX_ADDR
+//!   kobatela-local ledger-check        run a whole ledger check now (or finish the one
+//!                                      running) and print the run as JSON
 //!
 //! Serving also publishes domain events from the table's stream to the
 //! emulator's bus (`kobatela_local::domain_events`; KOBATELA_DOMAIN_EVENTS=off
@@ -52,8 +54,9 @@ async fn main() -> ExitCode {
         ["psp-event", rest @ ..] => psp_event::send(rest).await,
         ["photo", rest @ ..] => photo::write(rest),
         ["psp-sandbox"] => psp_sandbox_alone().await,
+        ["ledger-check"] => ledger_check().await,
         _ => Err(
-            "usage: kobatela-local [create-admin-key NAME | ensure-table | psp-event --ref PSP-… [--type T] [--id ID] | photo --lat L --lng G [--taken-at T] --out FILE | psp-sandbox]"
+            "usage: kobatela-local [create-admin-key NAME | ensure-table | psp-event --ref PSP-… [--type T] [--id ID] | photo --lat L --lng G [--taken-at T] --out FILE | psp-sandbox | ledger-check]"
                 .to_string(),
         ),
     };
@@ -99,6 +102,16 @@ async fn serve() -> Result<(), String> {
         state.clone(),
         Duration::from_secs(sweep_every),
     ));
+    // The ledger check's schedule only where asked for (make dev): on the
+    // tests' shared table, a check racing the tests would only add noise.
+    if std::env::var("KOBATELA_LEDGER_CHECK_HOURS").is_ok() {
+        let every = ledger_check::every_from_env().map_err(|e| e.to_string())?;
+        tokio::spawn(ledger_schedule(
+            state.clone(),
+            every,
+            Duration::from_secs(sweep_every),
+        ));
+    }
     // The stand-in for the Lambda DynamoDB event source of domain-events.
     let sdk = shared::app::sdk_config().await;
     if let Some(deliver) =
@@ -137,7 +150,8 @@ async fn start_psp_sandbox() -> Result<Option<SocketAddr>, String> {
     match tokio::net::TcpListener::bind(addr).await {
         Ok(listener) => {
             println!(
-                "PSP sandbox listening on http://{addr} (POST /v1/payouts, GET /sandbox/payouts)"
+                "PSP sandbox listening on http://{addr} (POST /v1/payouts, GET /sandbox/payouts, \
+                 GET /sandbox/settlements.csv)"
             );
             tokio::spawn(sandbox.serve(listener));
             Ok(Some(addr))
@@ -187,6 +201,51 @@ async fn expiry_schedule(state: SharedState, every: Duration) {
             Err(e) => tracing::warn!(error = %e, "scheduled sweep failed"),
         }
     }
+}
+
+/// The local stand-in for the ledger check's schedule: a tick every
+/// `tick` (the sweep's period), starting a run every `every`.
+async fn ledger_schedule(state: SharedState, every: Duration, tick: Duration) {
+    let mut ticks = tokio::time::interval(tick);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let budget = shared::ops::ledger::Budget::until(std::time::Instant::now() + tick / 2);
+        match shared::ops::ledger::tick(&state.store, every, budget).await {
+            Ok(None) => {}
+            Ok(Some(run)) => tracing::info!(
+                run = %run.id,
+                status = ?run.status,
+                counts = ?run.counts,
+                "ledger check"
+            ),
+            Err(e) => tracing::warn!(error = %e, "ledger check failed"),
+        }
+    }
+}
+
+/// `kobatela-local ledger-check`: a run from start to end (or the end of
+/// the one running), printed as JSON.
+async fn ledger_check() -> Result<(), String> {
+    use shared::ops::ledger::{self, Budget, DEFAULT_SEGMENTS};
+    let state = admin::state_with_table().await?;
+    let store = &state.store;
+    let started = std::time::Instant::now();
+    let run = match ledger::start(store, "kobatela-local".into(), DEFAULT_SEGMENTS)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        Ok(run) | Err(run) => run,
+    };
+    let budget = Budget::until(std::time::Instant::now() + Duration::from_secs(24 * 3600));
+    let run = ledger::advance(store, run.id, budget)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the run vanished")?;
+    let mut report = serde_json::to_value(&run).map_err(|e| e.to_string())?;
+    report["seconds"] = serde_json::json!(started.elapsed().as_secs_f64());
+    println!("{report:#}");
+    Ok(())
 }
 
 async fn shutdown_signal() {

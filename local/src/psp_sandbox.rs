@@ -31,7 +31,8 @@
 //!
 //! A request without `Authorization: Bearer <anything>` gets 401 and is not
 //! counted. `GET /sandbox/payouts` lists every payout with the number of
-//! requests made under its key.
+//! requests made under its key; `GET /sandbox/settlements.csv` is the PSP's
+//! settlement report of what it paid and failed.
 
 use crate::psp_signing::{local_webhook_secret, sign};
 use axum::{
@@ -43,7 +44,7 @@ use axum::{
     Extension, Json, Router,
 };
 use serde_json::{json, Value};
-use shared::domain::{money::Amount, webhook::WebhookSecret};
+use shared::domain::{money::Amount, settlement::HEADER, time::Timestamp, webhook::WebhookSecret};
 use std::{
     collections::HashMap,
     net::SocketAddr,
@@ -217,6 +218,8 @@ struct Payout {
     /// The recorded answer; `None` while no decision is made (503s).
     answer: Option<Answer>,
     event: Option<Event>,
+    /// When the key was first seen: the settlement report's `settled_at`.
+    received_at: Timestamp,
 }
 
 impl Payout {
@@ -307,6 +310,7 @@ impl Sandbox {
         Router::new()
             .route("/v1/payouts", post(create_payout))
             .route("/sandbox/payouts", get(list_payouts))
+            .route("/sandbox/settlements.csv", get(settlement_report))
             .with_state(self.clone())
     }
 
@@ -347,6 +351,39 @@ impl Sandbox {
         json!({ "items": items })
     }
 
+    /// `GET /sandbox/settlements.csv`'s body: what the sandbox paid or
+    /// failed, as the PSP's settlement report (`POST /ledger/settlements`
+    /// of docs/api.md), one line per reference in arrival order; a
+    /// reference paid under two keys is one SETTLED line.
+    pub fn settlement_report(&self) -> String {
+        let book = self.inner.book.lock().expect("sandbox book");
+        let mut lines: Vec<&Payout> = Vec::new();
+        for payout in book.order.iter().filter_map(|key| book.by_key.get(key)) {
+            if !matches!(payout.outcome(), "settled" | "failed") {
+                continue;
+            }
+            match lines.iter_mut().find(|p| p.reference == payout.reference) {
+                Some(seen) if seen.outcome() == "failed" => *seen = payout,
+                Some(_) => {}
+                None => lines.push(payout),
+            }
+        }
+        let mut report = csv::Writer::from_writer(Vec::new());
+        let rows = std::iter::once(HEADER.map(String::from)).chain(lines.iter().map(|p| {
+            [
+                p.reference.clone(),
+                p.amount.to_string(),
+                p.currency.clone(),
+                p.outcome().to_ascii_uppercase(),
+                p.received_at.to_string(),
+            ]
+        }));
+        for row in rows {
+            report.write_record(&row).expect("CSV into memory");
+        }
+        String::from_utf8(report.into_inner().expect("CSV into memory")).expect("CSV of text")
+    }
+
     fn decide(&self, key: &str, body: &[u8]) -> Reply {
         let mut book = self.inner.book.lock().expect("sandbox book");
         if book.by_key.contains_key(key) {
@@ -373,6 +410,7 @@ impl Sandbox {
                     requests: 1,
                     answer: None,
                     event: None,
+                    received_at: Timestamp::now(),
                 },
             );
         }
@@ -517,6 +555,14 @@ async fn create_payout(
 
 async fn list_payouts(State(sandbox): State<Sandbox>) -> Json<Value> {
     Json(sandbox.payouts())
+}
+
+async fn settlement_report(State(sandbox): State<Sandbox>) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+        sandbox.settlement_report(),
+    )
+        .into_response()
 }
 
 /// Keeps `in_flight` right however the delivery task ends.

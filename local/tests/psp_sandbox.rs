@@ -10,8 +10,8 @@ use shared::{
     config::Secret,
     domain::{
         currency::Currency,
+        escrow::payment::Payee,
         ids::Id,
-        payment::Payee,
         time::Timestamp,
         webhook::{verify_signature, WebhookSecret, WebhookSecrets},
     },
@@ -496,4 +496,54 @@ async fn the_api_key_is_never_shown() {
     };
     assert!(why.contains("401"), "{why}");
     assert!(!format!("{answer:?}").contains(API_KEY));
+}
+
+/// The settlement report holds what the sandbox paid and failed, one line
+/// per reference, in the format `POST /ledger/settlements` reads: refused
+/// payouts are not in it, a reference paid under two keys is one SETTLED
+/// line.
+#[tokio::test]
+async fn the_settlement_report_lists_what_was_paid_or_failed() {
+    use shared::domain::settlement::{parse_report, ReportStatus};
+    let w = world(true, 0).await;
+    for p in [
+        payout(1, 1, "PSP-paid", "12.00"),
+        payout(2, 1, "PSP-failed", "12.31"),
+        payout(3, 1, "PSP-refused", "12.13"),
+        payout(4, 1, "PSP-first", "12.41"),
+        payout(4, 2, "PSP-retry", "12.41"),
+        payout(5, 1, "PSP-twice", "7.31"),
+        payout(6, 1, "PSP-twice", "7.00"),
+    ] {
+        until_decided(&w.psp, &p).await;
+    }
+    timeout(WAIT, w.sandbox.idle()).await.unwrap();
+    let answer = w
+        .client
+        .get(format!("{}/sandbox/settlements.csv", w.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["content-type"], "text/csv; charset=utf-8");
+    let report = answer.text().await.unwrap();
+    assert!(report.starts_with("psp_ref,amount,currency,status,settled_at\n"));
+    let lines = parse_report(report.as_bytes()).unwrap_or_else(|p| panic!("{p}: {report}"));
+    let seen: Vec<(&str, String, ReportStatus)> = lines
+        .iter()
+        .map(|l| (l.psp_ref.as_str(), l.amount.to_string(), l.status))
+        .collect();
+    use ReportStatus::*;
+    assert_eq!(
+        seen,
+        [
+            ("PSP-paid", "12.00".into(), Settled),
+            ("PSP-failed", "12.31".into(), Failed),
+            ("PSP-first", "12.41".into(), Failed),
+            ("PSP-retry", "12.41".into(), Settled),
+            ("PSP-twice", "7.00".into(), Settled),
+        ]
+    );
+    assert!(lines.iter().all(|l| l.currency == Currency::usd()));
+    assert!(lines.windows(2).all(|p| p[0].settled_at <= p[1].settled_at));
 }

@@ -1,14 +1,21 @@
 //! The API document (`GET /openapi.json`): OpenAPI 3.1, built from the code.
 //!
 //! Answer types derive (or implement once, where they serialise by hand)
-//! `utoipa::ToSchema`; request bodies, which handlers read field by field,
-//! are described by small documentation structs next to each router. Every
-//! function crate lists its routes with [`Route`] in a `pub fn api_routes()`,
-//! and the `health` function merges them all with [`document`]. A route's
-//! error statuses come from the [`ErrorCode`]s it lists, so the statuses the
-//! document promises are the ones the code maps those codes to.
+//! `utoipa::ToSchema`; so does each request body's type, whose parser is
+//! beside it (`crate::http::body::RequestBody`). Every
+//! function crate declares each route once, as a [`Route`] that carries its
+//! handler, in a `pub fn routes()`: [`router`] builds the function's axum
+//! router from that list, and the `openapi` tool merges every list into the
+//! document with [`document`]. A route's error statuses come from the
+//! [`ErrorCode`]s it lists, so the statuses the document promises are the
+//! ones the code maps those codes to.
 
 use crate::domain::error::ErrorCode;
+use axum::{
+    handler::Handler,
+    routing::{on, MethodFilter, MethodRouter},
+    Router,
+};
 use std::collections::BTreeMap;
 use utoipa::openapi::{
     content::ContentBuilder,
@@ -194,8 +201,10 @@ enum Answer {
     Empty(u16, &'static str),
 }
 
-/// One route of the document: method, path, what it reads, what it answers.
-pub struct Route {
+/// One route: method, path, what it reads, what it answers, and the handler
+/// that serves it in a router whose state is `S`.
+pub struct Route<S = crate::SharedState> {
+    handler: MethodRouter<S>,
     method: HttpMethod,
     path: &'static str,
     summary: &'static str,
@@ -209,9 +218,25 @@ pub struct Route {
     schemas: Vec<(String, RefOr<Schema>)>,
 }
 
-impl Route {
-    fn new(method: HttpMethod, path: &'static str, summary: &'static str) -> Route {
+impl<S: Clone + Send + Sync + 'static> Route<S> {
+    fn new<H: Handler<T, S>, T: 'static>(
+        method: HttpMethod,
+        path: &'static str,
+        summary: &'static str,
+        handler: H,
+    ) -> Route<S> {
+        let filter = match method {
+            HttpMethod::Get => MethodFilter::GET,
+            HttpMethod::Post => MethodFilter::POST,
+            HttpMethod::Patch => MethodFilter::PATCH,
+            HttpMethod::Delete => MethodFilter::DELETE,
+            HttpMethod::Put => MethodFilter::PUT,
+            HttpMethod::Head => MethodFilter::HEAD,
+            HttpMethod::Options => MethodFilter::OPTIONS,
+            HttpMethod::Trace => MethodFilter::TRACE,
+        };
         let mut route = Route {
+            handler: on(filter, handler),
             method,
             path,
             summary,
@@ -232,20 +257,36 @@ impl Route {
         route
     }
 
-    pub fn get(path: &'static str, summary: &'static str) -> Route {
-        Route::new(HttpMethod::Get, path, summary)
+    pub fn get<H: Handler<T, S>, T: 'static>(
+        path: &'static str,
+        summary: &'static str,
+        handler: H,
+    ) -> Route<S> {
+        Route::new(HttpMethod::Get, path, summary, handler)
     }
 
-    pub fn post(path: &'static str, summary: &'static str) -> Route {
-        Route::new(HttpMethod::Post, path, summary)
+    pub fn post<H: Handler<T, S>, T: 'static>(
+        path: &'static str,
+        summary: &'static str,
+        handler: H,
+    ) -> Route<S> {
+        Route::new(HttpMethod::Post, path, summary, handler)
     }
 
-    pub fn patch(path: &'static str, summary: &'static str) -> Route {
-        Route::new(HttpMethod::Patch, path, summary)
+    pub fn patch<H: Handler<T, S>, T: 'static>(
+        path: &'static str,
+        summary: &'static str,
+        handler: H,
+    ) -> Route<S> {
+        Route::new(HttpMethod::Patch, path, summary, handler)
     }
 
-    pub fn delete(path: &'static str, summary: &'static str) -> Route {
-        Route::new(HttpMethod::Delete, path, summary)
+    pub fn delete<H: Handler<T, S>, T: 'static>(
+        path: &'static str,
+        summary: &'static str,
+        handler: H,
+    ) -> Route<S> {
+        Route::new(HttpMethod::Delete, path, summary, handler)
     }
 
     pub fn method(&self) -> &'static str {
@@ -266,13 +307,13 @@ impl Route {
     }
 
     /// No API key (`GET /health`, `GET /openapi.json`, the PSP webhook).
-    pub fn public(mut self) -> Route {
+    pub fn public(mut self) -> Route<S> {
         self.authenticated = false;
         self
     }
 
     /// A money-moving POST: `Idempotency-Key` required.
-    pub fn idempotent(mut self) -> Route {
+    pub fn idempotent(mut self) -> Route<S> {
         self.idempotent = true;
         self.errors.extend([
             ErrorCode::IdempotencyKeyRequired,
@@ -299,7 +340,7 @@ impl Route {
         required: bool,
         description: &str,
         schema: impl Into<RefOr<Schema>>,
-    ) -> Route {
+    ) -> Route<S> {
         self.parameters.push(
             ParameterBuilder::new()
                 .name(name)
@@ -317,7 +358,7 @@ impl Route {
     }
 
     /// A JSON body described by `T` (required).
-    pub fn body<T: ToSchema>(mut self) -> Route {
+    pub fn body<T: ToSchema>(mut self) -> Route<S> {
         self.body = Some(collect::<T>(&mut self.schemas));
         self.body_required = true;
         self.errors.extend([
@@ -329,13 +370,13 @@ impl Route {
     }
 
     /// A JSON body described by `T` that may be left out.
-    pub fn optional_body<T: ToSchema>(self) -> Route {
+    pub fn optional_body<T: ToSchema>(self) -> Route<S> {
         let mut route = self.body::<T>();
         route.body_required = false;
         route
     }
 
-    fn path_param(mut self, name: &str) -> Route {
+    fn path_param(mut self, name: &str) -> Route<S> {
         // `{id}` segments are positive integer ids; other names are text.
         let schema: Schema = if name == "id" {
             id_schema().into()
@@ -357,7 +398,7 @@ impl Route {
     }
 
     /// Replaces the schema of the path parameter `name` (text by default).
-    pub fn path_schema(mut self, name: &str, schema: impl Into<RefOr<Schema>>) -> Route {
+    pub fn path_schema(mut self, name: &str, schema: impl Into<RefOr<Schema>>) -> Route<S> {
         let schema = schema.into();
         for parameter in &mut self.parameters {
             if parameter.name == name && parameter.parameter_in == ParameterIn::Path {
@@ -368,7 +409,12 @@ impl Route {
     }
 
     /// A query parameter.
-    pub fn query(mut self, name: &str, schema: impl Into<RefOr<Schema>>, required: bool) -> Route {
+    pub fn query(
+        mut self,
+        name: &str,
+        schema: impl Into<RefOr<Schema>>,
+        required: bool,
+    ) -> Route<S> {
         self.parameters.push(
             ParameterBuilder::new()
                 .name(name)
@@ -388,12 +434,12 @@ impl Route {
     }
 
     /// An id filter in the query string.
-    pub fn query_id(self, name: &str, required: bool) -> Route {
+    pub fn query_id(self, name: &str, required: bool) -> Route<S> {
         self.query(name, id_schema(), required)
     }
 
     /// A list: `limit` (1–100) and `cursor`; answers `{items: [T], next_cursor}`.
-    pub fn list<T: ToSchema>(self) -> Route {
+    pub fn list<T: ToSchema>(self) -> Route<S> {
         let mut route = self
             .query(
                 "limit",
@@ -414,7 +460,7 @@ impl Route {
     }
 
     /// Answers `status` with a `T`.
-    pub fn answer<T: ToSchema>(mut self, status: u16, description: &'static str) -> Route {
+    pub fn answer<T: ToSchema>(mut self, status: u16, description: &'static str) -> Route<S> {
         let schema = collect::<T>(&mut self.schemas);
         self.answers
             .push(Answer::Json(status, Box::new(schema), description));
@@ -427,23 +473,43 @@ impl Route {
         status: u16,
         schema: impl Into<RefOr<Schema>>,
         description: &'static str,
-    ) -> Route {
+    ) -> Route<S> {
         self.answers
             .push(Answer::Json(status, Box::new(schema.into()), description));
         self
     }
 
     /// Answers `status` with no body.
-    pub fn empty(mut self, status: u16, description: &'static str) -> Route {
+    pub fn empty(mut self, status: u16, description: &'static str) -> Route<S> {
         self.answers.push(Answer::Empty(status, description));
         self
     }
 
     /// The domain refusals this route can answer (besides those of auth,
     /// bodies, idempotency and a busy store, which the builder adds).
-    pub fn errors(mut self, codes: &[ErrorCode]) -> Route {
+    pub fn errors(mut self, codes: &[ErrorCode]) -> Route<S> {
         self.errors.extend_from_slice(codes);
         self
+    }
+
+    /// The route's entry in the document, without its handler: the
+    /// document needs no state, so the routes of functions whose routers
+    /// hold different states merge into one list.
+    pub fn entry(self) -> Route<()> {
+        Route {
+            handler: MethodRouter::new(),
+            method: self.method,
+            path: self.path,
+            summary: self.summary,
+            authenticated: self.authenticated,
+            idempotent: self.idempotent,
+            body: self.body,
+            body_required: self.body_required,
+            parameters: self.parameters,
+            answers: self.answers,
+            errors: self.errors,
+            schemas: self.schemas,
+        }
     }
 
     fn operation(&self) -> Operation {
@@ -565,8 +631,20 @@ pub fn extended<T: ToSchema>(extra: &[(&str, RefOr<Schema>)]) -> Schema {
         .into()
 }
 
+/// A function's axum router from its routes (routes on one path share it).
+pub fn router<S: Clone + Send + Sync + 'static>(routes: Vec<Route<S>>, state: S) -> Router {
+    routes
+        .into_iter()
+        .fold(Router::new(), |router, route| {
+            router.route(route.path, route.handler)
+        })
+        .with_state(state)
+}
+
 /// The whole document from every function's routes.
-pub fn document(routes: impl IntoIterator<Item = Route>) -> OpenApi {
+pub fn document<S: Clone + Send + Sync + 'static>(
+    routes: impl IntoIterator<Item = Route<S>>,
+) -> OpenApi {
     let mut paths: BTreeMap<&'static str, Vec<(HttpMethod, Operation)>> = BTreeMap::new();
     let mut schemas: BTreeMap<String, RefOr<Schema>> = BTreeMap::new();
     for route in routes {

@@ -2,7 +2,8 @@
 //! shape `{"error": {"code", "message", "details"?}}` (see `http`).
 
 use crate::domain::{
-    error::ErrorCode, mandate::MandateRefusal, proof::ProofRefusal, purchase::PurchaseRefusal,
+    error::ErrorCode, escrow::EscrowRefusal, mandate::MandateRefusal, proof::ProofRefusal,
+    purchase::PurchaseRefusal,
 };
 use serde_json::{Map, Value};
 use std::fmt;
@@ -94,6 +95,24 @@ impl AppError {
 impl From<PurchaseRefusal> for AppError {
     fn from(refusal: PurchaseRefusal) -> AppError {
         AppError::new(refusal.code(), refusal.message())
+    }
+}
+
+impl From<EscrowRefusal> for AppError {
+    fn from(refusal: EscrowRefusal) -> AppError {
+        let message = match refusal {
+            EscrowRefusal::InvalidState => "The escrow's status does not allow this.",
+            EscrowRefusal::NotActive => {
+                "The escrow is released, refunded or cancelled: nothing can be spent from it."
+            }
+            EscrowRefusal::DepositExceedsTotal => {
+                "The deposit is more than what the escrow still misses (amount_total - amount_funded)."
+            }
+            EscrowRefusal::InsufficientBalance => {
+                "The escrow does not hold enough available money."
+            }
+        };
+        AppError::new(refusal.code(), message)
     }
 }
 

@@ -13,6 +13,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod ops;
 #[cfg(feature = "psp")]
 pub mod psp;
 #[cfg(feature = "queue")]

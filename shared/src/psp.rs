@@ -36,7 +36,7 @@
 
 use crate::{
     config::Secret,
-    domain::{currency::Currency, ids::Id, money::Amount, payment::Payee},
+    domain::{currency::Currency, escrow::payment::Payee, ids::Id, money::Amount},
     secrets,
 };
 use serde::Serialize;

@@ -81,6 +81,11 @@ struct World {
     alert: u64,
     /// An old client's proof (PENDING) on an escrow of `c` (client) and `p`.
     proof: u64,
+    /// A ledger check run (this world's, or one already running).
+    ledger_run: u64,
+    /// A settlement report uploaded (its SHA-256) and one reconciled.
+    report_upload: String,
+    settlement: u64,
 }
 
 impl World {
@@ -220,6 +225,37 @@ impl World {
             .expect(200);
         psp_processed(&admin, &psp_event).await;
         let alert = alert_raised_by(&admin, &psp_event).await;
+        let ledger_run = admin.post("/ledger/checks", json!({})).await;
+        assert!(
+            matches!(ledger_run.status.as_u16(), 200 | 202),
+            "{}",
+            ledger_run.text
+        );
+        let ledger_run = ledger_run.id();
+        // A report of a reference nobody knows, settled long ago: no
+        // payment of the shared table is in its period.
+        let report = format!(
+            "psp_ref,amount,currency,status,settled_at\n{},1.00,USD,SETTLED,2020-01-01T00:00:00Z\n",
+            unique("PSP-access")
+        )
+        .into_bytes();
+        let sha = kobatela_tests::photos::sha256_hex(&report);
+        let upload = admin
+            .post(
+                "/ledger/settlements/uploads",
+                json!({"content_length": report.len(), "sha256": sha}),
+            )
+            .await
+            .expect(201);
+        assert_eq!(
+            kobatela_tests::photos::put_presigned(&upload.body, report, true).await,
+            200
+        );
+        let settlement = admin
+            .post("/ledger/settlements", json!({"upload_id": sha}))
+            .await
+            .expect(201)
+            .id();
         World {
             admin,
             keys,
@@ -237,6 +273,9 @@ impl World {
             psp_event,
             alert,
             proof,
+            ledger_run,
+            report_upload: sha,
+            settlement,
         }
     }
 
@@ -496,6 +535,19 @@ async fn request(w: &World, route: &str) -> Request {
         // This world's alert: acknowledging again is 200 unchanged.
         "POST /alerts/{id}/ack" => post(&format!("/alerts/{}/ack", w.alert), json!({})),
         "GET /audit/{entity}/{id}" => get(format!("/audit/user/{c}")),
+        // One run at a time: 202 new, or 200 the one running.
+        "POST /ledger/checks" => post("/ledger/checks", json!({})),
+        "GET /ledger/checks/{id}" => get(format!("/ledger/checks/{}", w.ledger_run)),
+        "POST /ledger/settlements/uploads" => post(
+            "/ledger/settlements/uploads",
+            json!({"content_length": 10, "sha256": "ab".repeat(32)}),
+        ),
+        // The world's report again: a new result, no new alert.
+        "POST /ledger/settlements" => {
+            post("/ledger/settlements", json!({"upload_id": w.report_upload}))
+        }
+        "GET /ledger/settlements" => get("/ledger/settlements".into()),
+        "GET /ledger/settlements/{id}" => get(format!("/ledger/settlements/{}", w.settlement)),
         other => panic!("no request for {other}: add one"),
     }
 }
@@ -565,6 +617,12 @@ fn rows() -> Vec<Row> {
         row("GET /transactions", lists),
         row("GET /alerts", staff),
         row("POST /alerts/{id}/ack", staff),
+        row("POST /ledger/checks", admin_only),
+        row("GET /ledger/checks/{id}", admin_only),
+        row("POST /ledger/settlements/uploads", admin_only),
+        row("POST /ledger/settlements", admin_only),
+        row("GET /ledger/settlements", admin_only),
+        row("GET /ledger/settlements/{id}", admin_only),
         row("GET /audit/{entity}/{id}", staff),
     ]
 }

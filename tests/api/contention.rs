@@ -31,7 +31,7 @@ use kobatela_tests::{
     photos, unique, EscrowSetup, InProcess, MandateSetup, Reply, Table,
 };
 use serde_json::{json, Value};
-use shared::store::transact::Backoff;
+use shared::store::retry::Backoff;
 use std::future::Future;
 
 /// Attempts that fail before the "recovers" case succeeds: more than the

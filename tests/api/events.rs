@@ -6,8 +6,9 @@
 //! and admin key, not its merged router), so ids are 1, 2, 3… in creation
 //! order and each file can name the ids made by the ones before it. HTTP
 //! events go through `lambda_http`'s own API Gateway v2 parsing and the
-//! function's whole app (`shared::http::app`); the scheduled event goes
-//! through `mandate_expiry::handle`.
+//! function's whole app (`shared::http::app`); the scheduled events go
+//! through `mandate_expiry::handle` and `ledger_check::handle` (the last
+//! file: the ledger of everything replayed before it checks clean).
 //!
 //! `events/`, the table of expectations below and `template.yaml` cannot drift
 //! apart: a file without an expectation, an expectation without a file, an
@@ -46,14 +47,16 @@ const FUNCTIONS: &[&str] = &[
     "payout-dispatch",
     "domain-events",
     "console",
+    "ledger-check",
+    "ledger",
 ];
 
 /// The one HTTP function that answers a page, not JSON: its replies are
 /// checked through a summary (`page_summary`).
 const PAGE_FUNCTION: &str = "console";
 
-/// The one function invoked by a schedule rather than over HTTP.
-const SCHEDULED_FUNCTION: &str = "mandate-expiry";
+/// The functions invoked by a schedule rather than over HTTP.
+const SCHEDULED_FUNCTIONS: [&str; 2] = ["mandate-expiry", "ledger-check"];
 
 /// The one function invoked by an SQS queue (a batch of messages).
 const QUEUE_FUNCTION: &str = "psp-events";
@@ -731,6 +734,81 @@ fn expectations() -> Vec<Expected> {
                 assert!(b["starts"].as_str().unwrap().starts_with("//"));
             },
         },
+        Expected {
+            file: "63-ledger-check-scheduled.json",
+            outcome: Outcome::Scheduled,
+            // Every mandate and escrow the files before made, checked
+            // whole in this one tick, and clean.
+            check: |b| {
+                assert_eq!(b["status"], "DONE", "{b}");
+                assert_eq!(b["counts"]["mismatches"], 0, "{b}");
+                assert_eq!(b["counts"]["alerts_raised"], 0, "{b}");
+                assert!(b["counts"]["mandates"].as_u64().unwrap() >= 1, "{b}");
+                assert!(b["counts"]["escrows"].as_u64().unwrap() >= 2, "{b}");
+            },
+        },
+        Expected {
+            file: "64-ledger-checks-start.json",
+            outcome: Outcome::Status(202),
+            // Run 1 (the schedule's, 63) is DONE: a new one starts.
+            check: |b| {
+                assert_eq!(id(b), 2);
+                assert_eq!(b["status"], "RUNNING");
+                assert_eq!(b["requested_by"], "apikey:1");
+                assert_eq!(
+                    (b["segments"].as_u64(), b["segments_done"].as_u64()),
+                    (Some(4), Some(0))
+                );
+            },
+        },
+        Expected {
+            file: "65-ledger-checks-get.json",
+            outcome: Outcome::Status(200),
+            check: |b| {
+                assert_eq!(id(b), 1);
+                assert_eq!(b["status"], "DONE");
+                assert_eq!(b["requested_by"], "schedule");
+                assert_eq!(b["counts"]["mismatches"], 0);
+                assert_eq!(b["findings"], json!([]));
+            },
+        },
+        Expected {
+            file: "66-ledger-settlements-upload.json",
+            outcome: Outcome::Status(201),
+            check: |b| {
+                assert_eq!(b["method"], "PUT");
+                assert_eq!(
+                    b["upload_id"],
+                    "802de8da803f0e8f223006438914d6923d49efac768c54276523de1b47a48d86"
+                );
+                assert!(
+                    b["url"].as_str().unwrap().contains("/settlements/802de8da"),
+                    "{b}"
+                );
+            },
+        },
+        Expected {
+            file: "67-ledger-settlements-not-uploaded.json",
+            outcome: Outcome::Status(422),
+            // Presigned (66) but never PUT: nothing to read.
+            check: |b| {
+                assert_eq!(b["error"]["code"], "VALIDATION_ERROR");
+                assert!(
+                    b["error"]["details"]["fields"]["upload_id"].is_string(),
+                    "{b}"
+                );
+            },
+        },
+        Expected {
+            file: "68-ledger-settlements-list.json",
+            outcome: Outcome::Status(200),
+            check: |b| assert_eq!(b["items"], json!([])),
+        },
+        Expected {
+            file: "69-ledger-settlements-get-missing.json",
+            outcome: Outcome::Status(404),
+            check: |b| assert_eq!(b["error"]["code"], "SETTLEMENT_NOT_FOUND"),
+        },
     ]
 }
 
@@ -937,7 +1015,7 @@ fn events_cover_every_route_and_match_the_template() {
     for file in &files {
         let (routes, scheduled) = &functions[&file.function];
         let where_ = format!("events/{}/{}", file.function, file.name);
-        if file.function == SCHEDULED_FUNCTION {
+        if SCHEDULED_FUNCTIONS.contains(&file.function.as_str()) {
             assert!(
                 *scheduled,
                 "{where_}: the template does not schedule {}",
@@ -1076,6 +1154,10 @@ fn app_of(function: &str, state: &SharedState) -> Router {
         "payments" => payments::router(state.clone()),
         "transactions" => transactions::router(state.clone()),
         "alerts" => alerts::router(state.clone()),
+        "ledger" => ledger::router(ledger::LedgerState {
+            app: state.clone(),
+            blob: BLOB.get().expect("the replay sets the bucket").clone(),
+        }),
         "console" => {
             kobatela_local::console_routes(BLOB.get().expect("the replay sets the bucket"))
                 .expect("the replay's environment names the bucket's origin")
@@ -1158,15 +1240,14 @@ async fn every_event_file_replays_through_its_handler() {
             .unwrap_or_else(|| panic!("{where_} has no expectation in this test"));
         let body = match expected.outcome {
             Outcome::Scheduled => {
-                assert_eq!(
-                    file.function, SCHEDULED_FUNCTION,
-                    "{where_}: only {SCHEDULED_FUNCTION} is scheduled"
-                );
                 let event: EventBridgeEvent = serde_json::from_value(file.json.clone())
                     .unwrap_or_else(|e| panic!("{where_}: not an EventBridge event: {e}"));
-                let result = mandate_expiry::handle(&state.store, event)
-                    .await
-                    .unwrap_or_else(|e| panic!("{where_}: the handler failed: {e}"));
+                let result = match file.function.as_str() {
+                    "mandate-expiry" => mandate_expiry::handle(&state.store, event).await,
+                    "ledger-check" => ledger_check::handle(&state.store, event).await,
+                    other => panic!("{where_}: {other} is not scheduled"),
+                }
+                .unwrap_or_else(|e| panic!("{where_}: the handler failed: {e}"));
                 println!("{where_}: {result}");
                 result
             }
@@ -1232,9 +1313,10 @@ async fn every_event_file_replays_through_its_handler() {
                 result
             }
             Outcome::Status(status) => {
-                assert_ne!(
-                    file.function, SCHEDULED_FUNCTION,
-                    "{where_}: {SCHEDULED_FUNCTION} is not HTTP"
+                assert!(
+                    !SCHEDULED_FUNCTIONS.contains(&file.function.as_str()),
+                    "{where_}: {} is not HTTP",
+                    file.function
                 );
                 // A webhook with a body is signed as the PSP would; one
                 // without (another method) goes as it is.

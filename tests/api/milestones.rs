@@ -277,12 +277,12 @@ async fn a_proof_is_not_paid_while_an_earlier_payout_has_failed() {
     let before = table.escrow_footprint(e.escrow).await;
     assert_eq!(before.available, 10000);
     let approve = || {
-        api.state.store.decide_proof(
+        shared::ops::proof::decide(
+            &api.state.store,
+            shared::ops::Asker::System(&Actor::System),
             proof_id,
             Decision::Approve,
             None,
-            |_| Ok(()),
-            &Actor::System,
         )
     };
     let refused = approve().await.unwrap_err();

@@ -502,6 +502,64 @@ async fn drive(api: &Routed<'_>, table: &Table) {
     assert_eq!(result["escrows_released"], 1, "{result}");
     assert_eq!(result["escrows_missed"], 1, "{result}");
 
+    // The ledger check of all the above: read-only but for its run and
+    // pointer (and the alerts a mismatch would raise: none here).
+    api.recorder.on("ledger-check");
+    let result = ledger_check::handle(&api.api.state.store, scheduled_event())
+        .await
+        .unwrap();
+    assert_eq!(result["status"], "DONE", "{result}");
+    assert_eq!(result["counts"]["mismatches"], 0, "{result}");
+
+    // The ledger routes: a check started and read; a settlement report
+    // presigned, uploaded, reconciled (its unknown reference alerted),
+    // listed and read.
+    let run = api
+        .call("POST", "/ledger/checks", &[], Some(json!({})))
+        .await
+        .expect(202);
+    api.call("GET", &format!("/ledger/checks/{}", run.id()), &[], None)
+        .await
+        .expect(200);
+    let report = format!(
+        "psp_ref,amount,currency,status,settled_at\n{},1.00,USD,SETTLED,2020-01-01T00:00:00Z\n",
+        unique("PSP-policies")
+    )
+    .into_bytes();
+    let sha = photos::sha256_hex(&report);
+    let upload = api
+        .call(
+            "POST",
+            "/ledger/settlements/uploads",
+            &[],
+            Some(json!({"content_length": report.len(), "sha256": sha})),
+        )
+        .await
+        .expect(201);
+    assert_eq!(photos::put_presigned(&upload.body, report, true).await, 200);
+    let settled = api
+        .call(
+            "POST",
+            "/ledger/settlements",
+            &[],
+            Some(json!({"upload_id": sha})),
+        )
+        .await
+        .expect(201);
+    assert_eq!(settled.body["unknown_reference"], 1, "{}", settled.text);
+    assert_eq!(settled.body["alerts_raised"], 1, "{}", settled.text);
+    api.call("GET", "/ledger/settlements", &[], None)
+        .await
+        .expect(200);
+    api.call(
+        "GET",
+        &format!("/ledger/settlements/{}", settled.id()),
+        &[],
+        None,
+    )
+    .await
+    .expect(200);
+
     // API keys: issue, list, revoke.
     let issued = api
         .call(
@@ -1349,7 +1407,8 @@ async fn repeated_unknown_keys_cost_one_read_and_stay_unauthorized() {
 
 /// The proofs function alone reaches the bucket, and only its two prefixes:
 /// GetObject and PutObject on `uploads/*` (presigned PUTs, the server's read)
-/// and `proofs/*` (the kept copy). Its bucket comes from the template.
+/// and `proofs/*` (the kept copy). Its bucket comes from the template. The
+/// ledger function reaches `settlements/*` only (settlement reports).
 #[test]
 fn only_the_proofs_function_reaches_the_proof_files() {
     let text =
@@ -1407,6 +1466,16 @@ fn only_the_proofs_function_reaches_the_proof_files() {
             let bucket =
                 &resource["Properties"]["Environment"]["Variables"]["KOBATELA_PROOF_BUCKET"];
             assert!(matches!(bucket, serde_yaml::Value::Tagged(_)), "{name:?}");
+        } else if binary == "ledger" {
+            // The settlement reports, their own prefix of the bucket.
+            assert_eq!(
+                s3,
+                BTreeSet::from(["s3:GetObject".to_string(), "s3:PutObject".to_string()])
+            );
+            assert_eq!(
+                resources,
+                BTreeSet::from(["${ProofBucket.Arn}/settlements/*".to_string()])
+            );
         } else {
             assert!(s3.is_empty(), "{name:?} reaches S3: {s3:?}");
         }

@@ -44,7 +44,7 @@ use kobatela_tests::{
     unique, EscrowSetup, InProcess, MandateSetup, Table,
 };
 use serde_json::{json, Value};
-use shared::store::transact::Backoff;
+use shared::store::retry::Backoff;
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex},

@@ -230,7 +230,11 @@ impl InProcess {
 
     /// Milestone `idx` of `escrow` paid through the proofs' payout hook (what
     /// an approved proof does), with nothing else in its transaction.
-    pub async fn pay_milestone(&self, escrow: u64, idx: u32) -> shared::domain::payment::Payment {
+    pub async fn pay_milestone(
+        &self,
+        escrow: u64,
+        idx: u32,
+    ) -> shared::domain::escrow::payment::Payment {
         let (_, paid) = self
             .state
             .store
@@ -253,7 +257,7 @@ impl InProcess {
         total: &str,
         first: &str,
         second: &str,
-    ) -> (EscrowSetup, shared::domain::payment::Payment) {
+    ) -> (EscrowSetup, shared::domain::escrow::payment::Payment) {
         let e = EscrowSetup::with(
             self,
             json!({"amount_total": total, "milestones": [

@@ -215,6 +215,23 @@ impl Table {
             .expect("put_item works");
     }
 
+    /// Sets number `attribute` of item (`pk`, `sk`), which must exist: a
+    /// stored balance corrupted as a bad write would leave it.
+    pub async fn set_number(&self, pk: &str, sk: &str, attribute: &str, value: i64) {
+        self.client
+            .update_item()
+            .table_name(&self.name)
+            .key("pk", AttributeValue::S(pk.to_string()))
+            .key("sk", AttributeValue::S(sk.to_string()))
+            .update_expression("SET #a = :v")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#a", attribute)
+            .expression_attribute_values(":v", AttributeValue::N(value.to_string()))
+            .send()
+            .await
+            .expect("the item exists");
+    }
+
     /// The items of one partition key, exactly (consistent).
     pub async fn partition(&self, pk: &str) -> Vec<HashMap<String, AttributeValue>> {
         let mut items = Vec::new();

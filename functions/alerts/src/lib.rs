@@ -7,7 +7,6 @@ use axum::{
     extract::{rejection::PathRejection, Path, State},
     http::StatusCode,
     response::Response,
-    routing::{get, post},
     Router,
 };
 use shared::{
@@ -27,17 +26,13 @@ use shared::{
 };
 
 pub fn router(state: SharedState) -> Router {
-    Router::new()
-        .route("/audit/{entity}/{id}", get(trail))
-        .route("/alerts", get(alerts))
-        .route("/alerts/{id}/ack", post(acknowledge))
-        .with_state(state)
+    shared::api_doc::router(routes(), state)
 }
 
 const ENTITY_PROBLEM: &str =
     "must be one of user, apikey, mandate, purchase, escrow, proof, payment, transaction, alert";
 const ACKNOWLEDGED_PROBLEM: &str = "must be true or false";
-const TYPE_PROBLEM: &str = "must be one of UNAUTHORIZED_TRANSFER_ATTEMPT, ESCROW_DEADLINE_MISSED, PSP_EVENT_CONFLICT, PSP_UNKNOWN_REFERENCE, PAYMENT_FAILED, PAYOUT_STUCK";
+const TYPE_PROBLEM: &str = "must be one of UNAUTHORIZED_TRANSFER_ATTEMPT, ESCROW_DEADLINE_MISSED, PSP_EVENT_CONFLICT, PSP_UNKNOWN_REFERENCE, PAYMENT_FAILED, PAYOUT_STUCK, LEDGER_MISMATCH, SETTLEMENT_MISMATCH";
 
 /// Problems with `{entity}` and `{id}`, or the audit entity and id.
 fn parse_target(
@@ -129,10 +124,10 @@ async fn acknowledge(
 }
 
 // ---------------------------------------------------------------------------
-// The API document
+// The routes: the router and the API document
 
-/// This function's routes in the API document.
-pub fn api_routes() -> Vec<shared::api_doc::Route> {
+/// This function's routes: each one's handler and its API document entry.
+pub fn routes() -> Vec<shared::api_doc::Route> {
     use shared::{
         api_doc::{one_of_strings, Route},
         store::{alerts::AlertView, audit::AuditView},
@@ -142,19 +137,21 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
         Route::get(
             "/audit/{entity}/{id}",
             "The audit trail of one entity, oldest first",
+            trail,
         )
         .path_schema(
             "entity",
             one_of_strings(&entity::BY_PATH.map(|(name, _)| name)),
         )
         .list::<AuditView>(),
-        Route::get("/alerts", "Alerts, newest first")
+        Route::get("/alerts", "Alerts, newest first", alerts)
             .query("type", one_of_strings(&types), false)
             .query("acknowledged", one_of_strings(&["true", "false"]), false)
             .list::<AlertView>(),
         Route::post(
             "/alerts/{id}/ack",
             "Acknowledge an alert (no body); again: unchanged",
+            acknowledge,
         )
         .answer::<AlertView>(200, "The alert, acknowledged.")
         .errors(&[ErrorCode::AlertNotFound]),

@@ -5,19 +5,19 @@ use axum::{
     extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::{delete, post},
     Router,
 };
 use shared::{
     auth::{generate_secret, visible_prefix},
+    config::Config,
     domain::{
-        access::{Principal, Role},
+        access::{ApiKey, Principal, Role},
         ids::Id,
         time::Timestamp,
     },
     error::AppError,
     http::{
-        body::{parse, Fields, JsonBody},
+        body::{parse, Body, Fields, RequestBody},
         extract::{PathId, QueryMap},
         json,
     },
@@ -26,60 +26,16 @@ use shared::{
 };
 
 pub fn router(state: SharedState) -> Router {
-    Router::new()
-        .route("/apikeys", post(create).get(list))
-        .route("/apikeys/{id}", delete(revoke))
-        .with_state(state)
-}
-
-/// A key request, parsed: `user_id` is required for `user` keys and refused
-/// for the others; an expiry must be in the future.
-struct KeyRequest {
-    name: String,
-    scope: Role,
-    user_id: Option<Id>,
-    expires_at: Option<Timestamp>,
-}
-
-fn parse_request(body: &serde_json::Value) -> Result<KeyRequest, AppError> {
-    let mut f = Fields::of(body)?;
-    let name = f.required("name", parse::text(1, 100));
-    let scope = f.required("scope", |v| {
-        v.as_str()
-            .and_then(Role::parse)
-            .ok_or("must be one of admin, support, user")
-    });
-    let user_id = f.optional("user_id", Id::from_json);
-    let expires_at = f.optional("expires_at", parse::timestamp);
-    match (scope, user_id) {
-        (Some(Role::User), Some(None)) => f.error("user_id", "is required for a user key"),
-        (Some(Role::Admin | Role::Support), Some(Some(_))) => {
-            f.error("user_id", "is only for user keys")
-        }
-        _ => {}
-    }
-    if let Some(Some(at)) = expires_at {
-        if at <= Timestamp::now() {
-            f.error("expires_at", "must be in the future");
-        }
-    }
-    f.finish(|| {
-        Some(KeyRequest {
-            name: name?,
-            scope: scope?,
-            user_id: user_id?,
-            expires_at: expires_at?,
-        })
-    })
+    shared::api_doc::router(routes(), state)
 }
 
 async fn create(
     State(state): State<SharedState>,
     caller: Principal,
-    JsonBody(body): JsonBody,
+    body: Body<CreateApiKey>,
 ) -> Result<Response, AppError> {
     AppError::permit(caller.is_admin())?;
-    let request = parse_request(&body)?;
+    let request = body.parse(&state.config)?;
     let secret = generate_secret();
     let new = NewApiKey {
         name: request.name,
@@ -90,9 +46,7 @@ async fn create(
         prefix: visible_prefix(&secret),
     };
     let key = state.store.create_api_key(new, &(&caller).into()).await?;
-    let mut shown = serde_json::to_value(&key).map_err(AppError::internal)?;
-    shown["key"] = serde_json::Value::String(secret);
-    Ok(json(StatusCode::CREATED, &shown))
+    Ok(json(StatusCode::CREATED, &CreatedApiKey { key, secret }))
 }
 
 async fn list(
@@ -121,39 +75,88 @@ async fn revoke(
 }
 
 // ---------------------------------------------------------------------------
-// The API document
+// The routes: the router and the API document
 
-/// `POST /apikeys` body (documentation only).
+/// Longest key name.
+const MAX_NAME_CHARS: usize = 100;
+
+/// `POST /apikeys` body.
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 struct CreateApiKey {
-    #[schema(schema_with = shared::api_doc::text::<1, 100>)]
+    #[schema(schema_with = shared::api_doc::text::<1, MAX_NAME_CHARS>)]
     name: String,
     scope: Role,
     /// Required for a `user` key, refused otherwise.
-    user_id: Option<shared::api_doc::IdInput>,
-    expires_at: Option<shared::api_doc::TimestampInput>,
+    user_id: Option<Id>,
+    #[schema(value_type = Option<shared::api_doc::TimestampInput>)]
+    expires_at: Option<Timestamp>,
 }
 
-/// This function's routes in the API document.
-pub fn api_routes() -> Vec<shared::api_doc::Route> {
+/// `user_id` is required for `user` keys and refused for the others; an
+/// expiry must be in the future.
+impl RequestBody for CreateApiKey {
+    fn read(f: &mut Fields<'_>, _: &Config) -> Option<CreateApiKey> {
+        let name = f.required("name", parse::text(1, MAX_NAME_CHARS));
+        let scope = f.required("scope", |v| {
+            v.as_str()
+                .and_then(Role::parse)
+                .ok_or("must be one of admin, support, user")
+        });
+        let user_id = f.optional("user_id", Id::from_json);
+        let expires_at = f.optional("expires_at", parse::timestamp);
+        match (scope, user_id) {
+            (Some(Role::User), Some(None)) => f.error("user_id", "is required for a user key"),
+            (Some(Role::Admin | Role::Support), Some(Some(_))) => {
+                f.error("user_id", "is only for user keys")
+            }
+            _ => {}
+        }
+        if let Some(Some(at)) = expires_at {
+            if at <= Timestamp::now() {
+                f.error("expires_at", "must be in the future");
+            }
+        }
+        Some(CreateApiKey {
+            name: name?,
+            scope: scope?,
+            user_id: user_id?,
+            expires_at: expires_at?,
+        })
+    }
+}
+
+/// The answer of `POST /apikeys`: the key, with its secret as `key`.
+#[derive(serde::Serialize)]
+struct CreatedApiKey {
+    #[serde(flatten)]
+    key: ApiKey,
+    #[serde(rename = "key")]
+    secret: String,
+}
+
+/// This function's routes: each one's handler and its API document entry.
+pub fn routes() -> Vec<shared::api_doc::Route> {
     use shared::{
         api_doc::{extended, string_schema, Route},
-        domain::{access::ApiKey, error::ErrorCode},
+        domain::error::ErrorCode,
     };
     // `ApiKey` goes to the components through the list; the creation adds `key`.
     let created = extended::<ApiKey>(&[("key", string_schema(None, None).into())]);
     vec![
-        Route::post("/apikeys", "Create an API key; the secret is returned once")
-            .body::<CreateApiKey>()
-            .answer_schema(
-                201,
-                created,
-                "The key, with its secret `key` (shown only here).",
-            )
-            .errors(&[ErrorCode::UserNotFound]),
-        Route::get("/apikeys", "List API keys (never the secret)").list::<ApiKey>(),
-        Route::delete("/apikeys/{id}", "Revoke an API key")
+        Route::post(
+            "/apikeys",
+            "Create an API key; the secret is returned once",
+            create,
+        )
+        .body::<CreateApiKey>()
+        .answer_schema(
+            201,
+            created,
+            "The key, with its secret `key` (shown only here).",
+        )
+        .errors(&[ErrorCode::UserNotFound]),
+        Route::get("/apikeys", "List API keys (never the secret)", list).list::<ApiKey>(),
+        Route::delete("/apikeys/{id}", "Revoke an API key", revoke)
             .empty(204, "Revoked.")
             .errors(&[ErrorCode::ApiKeyNotFound]),
     ]

@@ -48,7 +48,7 @@ pub async fn sweep(store: &Store, now: Timestamp) -> Result<Value, AppError> {
     // Each half has its own budget of entries, and both share the time.
     let budget = SweepBudget::starting_now();
     let mandates = store.expire_overdue(now, &Actor::System, &budget).await?;
-    let escrows = store.sweep_deadlines(now, &Actor::System, &budget).await?;
+    let escrows = shared::ops::deadlines::sweep(store, now, &Actor::System, &budget).await?;
     let stuck = store
         .sweep_stuck_payouts(now, stuck_after_from_env()?, &budget)
         .await?;

@@ -1,14 +1,10 @@
 //! `POST /mandates`, `GET /mandates/{id}`, `GET /mandates`,
 //! `POST /mandates/cleanup` (runs the same expiry as the schedule).
 
-use axum::{
-    extract::State,
-    http::StatusCode,
-    response::Response,
-    routing::{get, post},
-    Router,
-};
+use axum::{extract::State, http::StatusCode, response::Response, Router};
 use shared::{
+    api_doc::{CurrencyInput, MoneyInput, TimestampInput},
+    config::Config,
     domain::{
         access::{Principal, Role},
         currency::Currency,
@@ -20,7 +16,7 @@ use shared::{
     },
     error::AppError,
     http::{
-        body::{parse, Fields, JsonBody},
+        body::{parse, Body, Fields, RequestBody},
         extract::{ListQuery, PathId},
         json,
     },
@@ -29,43 +25,26 @@ use shared::{
 };
 
 pub fn router(state: SharedState) -> Router {
-    Router::new()
-        .route("/mandates", post(create).get(list))
-        .route("/mandates/cleanup", post(cleanup))
-        .route("/mandates/{id}", get(read))
-        .with_state(state)
-}
-
-fn parse_terms(body: &serde_json::Value, state: &SharedState) -> Result<MandateTerms, AppError> {
-    let mut f = Fields::of(body)?;
-    let sender_id = f.required("sender_id", Id::from_json);
-    let beneficiary_id = f.required("beneficiary_id", Id::from_json);
-    let total_amount = f.required("total_amount", Amount::from_json);
-    let currency = f.optional("currency", parse::currency(&state.config.currencies));
-    let allowed_category_id = f.optional("allowed_category_id", Id::from_json);
-    let allowed_merchant_id = f.optional("allowed_merchant_id", Id::from_json);
-    let expires_at = f.required("expires_at", parse::timestamp);
-    f.finish(|| {
-        Some(MandateTerms {
-            sender_id: sender_id?,
-            beneficiary_id: beneficiary_id?,
-            total_amount: total_amount?,
-            currency: currency?.unwrap_or(Currency::usd()),
-            allowed_category_id: allowed_category_id?,
-            allowed_merchant_id: allowed_merchant_id?,
-            expires_at: expires_at?,
-        })
-    })
+    shared::api_doc::router(routes(), state)
 }
 
 async fn create(
     State(state): State<SharedState>,
     caller: Principal,
-    JsonBody(body): JsonBody,
+    body: Body<CreateMandate>,
 ) -> Result<Response, AppError> {
     // Support creates no mandate: say so before looking at the body.
     AppError::permit(caller.role != Role::Support)?;
-    let terms = parse_terms(&body, &state)?;
+    let body = body.parse(&state.config)?;
+    let terms = MandateTerms {
+        sender_id: body.sender_id,
+        beneficiary_id: body.beneficiary_id,
+        total_amount: body.total_amount,
+        currency: body.currency,
+        allowed_category_id: body.allowed_category_id,
+        allowed_merchant_id: body.allowed_merchant_id,
+        expires_at: body.expires_at,
+    };
     AppError::permit(caller.acts_for(terms.sender_id))?;
     let mandate = state.store.create_mandate(terms, &(&caller).into()).await?;
     Ok(json(StatusCode::CREATED, &mandate))
@@ -122,41 +101,72 @@ async fn cleanup(
         .await?;
     Ok(json(
         StatusCode::ACCEPTED,
-        &serde_json::json!({ "expired": sweep.expired, "skipped": sweep.skipped }),
+        &Cleanup {
+            expired: sweep.expired,
+            skipped: sweep.skipped,
+        },
     ))
 }
 
 // ---------------------------------------------------------------------------
-// The API document
+// The routes: the router and the API document
 
-/// `POST /mandates` body (documentation only).
+/// `POST /mandates` body.
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 struct CreateMandate {
-    sender_id: shared::api_doc::IdInput,
-    beneficiary_id: shared::api_doc::IdInput,
-    total_amount: shared::api_doc::MoneyInput,
+    sender_id: Id,
+    beneficiary_id: Id,
+    #[schema(value_type = MoneyInput)]
+    total_amount: Amount,
     /// Default `USD`.
-    currency: Option<shared::api_doc::CurrencyInput>,
-    allowed_category_id: Option<shared::api_doc::IdInput>,
-    allowed_merchant_id: Option<shared::api_doc::IdInput>,
-    expires_at: shared::api_doc::TimestampInput,
+    #[schema(value_type = Option<CurrencyInput>)]
+    currency: Currency,
+    allowed_category_id: Option<Id>,
+    allowed_merchant_id: Option<Id>,
+    #[schema(value_type = TimestampInput)]
+    expires_at: Timestamp,
+}
+impl RequestBody for CreateMandate {
+    fn read(f: &mut Fields<'_>, config: &Config) -> Option<CreateMandate> {
+        let sender_id = f.required("sender_id", Id::from_json);
+        let beneficiary_id = f.required("beneficiary_id", Id::from_json);
+        let total_amount = f.required("total_amount", Amount::from_json);
+        let currency = f.optional("currency", parse::currency(&config.currencies));
+        let allowed_category_id = f.optional("allowed_category_id", Id::from_json);
+        let allowed_merchant_id = f.optional("allowed_merchant_id", Id::from_json);
+        let expires_at = f.required("expires_at", parse::timestamp);
+        Some(CreateMandate {
+            sender_id: sender_id?,
+            beneficiary_id: beneficiary_id?,
+            total_amount: total_amount?,
+            currency: currency?.unwrap_or(Currency::usd()),
+            allowed_category_id: allowed_category_id?,
+            allowed_merchant_id: allowed_merchant_id?,
+            expires_at: expires_at?,
+        })
+    }
 }
 
-/// This function's routes in the API document.
-pub fn api_routes() -> Vec<shared::api_doc::Route> {
-    use shared::{
-        api_doc::{object, Route},
-        domain::mandate::Mandate,
-    };
-    let count = || {
-        utoipa::openapi::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::Type::Integer)
-            .minimum(Some(0))
-            .into()
-    };
+// The answer of `POST /mandates/cleanup` (inline in the document).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Cleanup {
+    #[schema(schema_with = count)]
+    expired: u32,
+    #[schema(schema_with = count)]
+    skipped: u32,
+}
+
+fn count() -> utoipa::openapi::ObjectBuilder {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::Integer)
+        .minimum(Some(0))
+}
+
+/// This function's routes: each one's handler and its API document entry.
+pub fn routes() -> Vec<shared::api_doc::Route> {
+    use shared::{api_doc::Route, domain::mandate::Mandate};
     vec![
-        Route::post("/mandates", "Create a usage mandate")
+        Route::post("/mandates", "Create a usage mandate", create)
             .body::<CreateMandate>()
             .answer::<Mandate>(201, "The mandate.")
             .errors(&[
@@ -166,7 +176,7 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
                 ErrorCode::MandateExpiresInPast,
                 ErrorCode::MandateConflict,
             ]),
-        Route::get("/mandates", "List mandates")
+        Route::get("/mandates", "List mandates", list)
             .query_id("sender_id", false)
             .query_id("beneficiary_id", false)
             .query(
@@ -175,12 +185,12 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
                 false,
             )
             .list::<Mandate>(),
-        Route::get("/mandates/{id}", "Read a mandate")
+        Route::get("/mandates/{id}", "Read a mandate", read)
             .answer::<Mandate>(200, "The mandate.")
             .errors(&[ErrorCode::MandateNotFound]),
-        Route::post("/mandates/cleanup", "Expire overdue mandates now").answer_schema(
+        Route::post("/mandates/cleanup", "Expire overdue mandates now", cleanup).answer_schema(
             202,
-            object(&[("expired", count()), ("skipped", count())]),
+            <Cleanup as utoipa::PartialSchema>::schema(),
             "How many mandates were expired (and skipped, busy).",
         ),
     ]

@@ -11,32 +11,25 @@ use axum::{
     extract::{Path, State},
     http::StatusCode,
     response::Response,
-    routing::{get, post},
     Router,
 };
 use shared::{
     domain::{
         access::Principal,
         error::ErrorCode,
-        payment::{PaymentStatus, PspEventStatus},
+        escrow::payment::{PaymentStatus, PspEventStatus},
     },
     error::AppError,
     http::{
         extract::{ListQuery, PathId},
         json,
     },
-    store::{audit::Actor, escrows::not_found, psp_events::is_psp_event_sort_key},
+    store::{audit::Actor, escrow::not_found, psp_events::is_psp_event_sort_key},
     SharedState,
 };
 
 pub fn router(state: SharedState) -> Router {
-    Router::new()
-        .route("/payments", get(list))
-        .route("/payments/{id}", get(read))
-        .route("/payments/execute/{id}", post(execute))
-        .route("/psp/events", get(psp_events))
-        .route("/psp/events/{event_id}", get(psp_event))
-        .with_state(state)
+    shared::api_doc::router(routes(), state)
 }
 
 async fn read(
@@ -127,19 +120,20 @@ async fn psp_events(
 }
 
 // ---------------------------------------------------------------------------
-// The API document
+// The routes: the router and the API document
 
-/// This function's routes in the API document.
-pub fn api_routes() -> Vec<shared::api_doc::Route> {
+/// This function's routes: each one's handler and its API document entry.
+pub fn routes() -> Vec<shared::api_doc::Route> {
     use shared::{
         api_doc::{one_of_strings, Route},
-        domain::payment::Payment,
+        domain::escrow::payment::Payment,
         store::psp_events::PspEventView,
     };
     vec![
         Route::post(
             "/payments/execute/{id}",
             "Send an ERROR payment again (no body); SENT or SETTLED: unchanged",
+            execute,
         )
         .answer::<Payment>(200, "The payment.")
         .errors(&[
@@ -150,6 +144,7 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
         Route::get(
             "/psp/events/{event_id}",
             "What became of one PSP webhook event",
+            psp_event,
         )
         .path_schema(
             "event_id",
@@ -157,16 +152,21 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
         )
         .answer::<PspEventView>(200, "The event.")
         .errors(&[ErrorCode::PspEventNotFound]),
-        Route::get("/psp/events", "PSP webhook events, newest first")
-            .query(
-                "status",
-                one_of_strings(&PspEventStatus::ALL.map(PspEventStatus::as_str)),
-                false,
-            )
-            .list::<PspEventView>(),
+        Route::get(
+            "/psp/events",
+            "PSP webhook events, newest first",
+            psp_events,
+        )
+        .query(
+            "status",
+            one_of_strings(&PspEventStatus::ALL.map(PspEventStatus::as_str)),
+            false,
+        )
+        .list::<PspEventView>(),
         Route::get(
             "/payments",
             "List payments, newest first; status=ERROR is the failed-payout queue",
+            list,
         )
         .query_id("escrow_id", false)
         .query(
@@ -176,7 +176,7 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
         )
         .list::<Payment>()
         .errors(&[ErrorCode::EscrowNotFound]),
-        Route::get("/payments/{id}", "Read a payment")
+        Route::get("/payments/{id}", "Read a payment", read)
             .answer::<Payment>(200, "The payment.")
             .errors(&[ErrorCode::PaymentNotFound]),
     ]

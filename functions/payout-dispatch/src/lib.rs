@@ -28,11 +28,11 @@ use aws_lambda_events::{
 use serde::Deserialize;
 use shared::{
     domain::{
+        escrow::payment::{PaymentStatus, PaymentTransition, PspAnswer},
         ids::Id,
-        payment::{PaymentStatus, PaymentTransition, PspAnswer},
     },
     psp::{HttpPsp, PayoutAnswer, PayoutRequest, Psp},
-    store::{payments::AnswerRecorded, Store},
+    store::{escrow::AnswerRecorded, Store},
 };
 use std::sync::Arc;
 

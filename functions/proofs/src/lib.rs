@@ -16,16 +16,16 @@ use axum::{
     extract::{FromRef, State},
     http::StatusCode,
     response::Response,
-    routing::{get, post},
     Router,
 };
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use shared::{
     blob::{upload_missing, Blob, Read},
+    config::Config,
     domain::{
         access::{Principal, Role},
         error::ErrorCode,
-        escrow::{Escrow, Milestone},
+        escrow::{Escrow, Milestone, MAX_PROOF_TYPE_CHARS},
         exif, geo,
         ids::Id,
         proof::{
@@ -37,13 +37,13 @@ use shared::{
     },
     error::AppError,
     http::{
-        body::{parse, Fields, JsonBody},
+        body::{parse, Body, Fields, RequestBody, MAX_NOTE_CHARS},
         extract::{ListQuery, PathId},
         json,
     },
     store::{
         audit::Actor,
-        escrows::not_found,
+        escrow::not_found,
         list::Page,
         proofs::{
             duplicate, milestone_target, proof_not_found, target_refusal, Judged, NewProof,
@@ -82,16 +82,8 @@ impl ProofsState {
 }
 
 pub fn router(state: ProofsState) -> Router {
-    Router::new()
-        .route("/proofs/uploads", post(prepare_upload))
-        .route("/proofs", post(submit).get(list))
-        .route("/proofs/{id}", get(read))
-        .route("/proofs/{id}/decision", post(decide))
-        .with_state(state)
+    shared::api_doc::router(routes(), state)
 }
-
-/// Longest decision note.
-const MAX_NOTE_CHARS: usize = 2000;
 
 fn milestone_idx(value: &Value) -> Result<u32, &'static str> {
     value
@@ -99,6 +91,11 @@ fn milestone_idx(value: &Value) -> Result<u32, &'static str> {
         .and_then(|n| u32::try_from(n).ok())
         .ok_or("must be a whole number from 0 to 4294967295")
 }
+
+/// Longest `upload_id`, `storage_url` and `sha256` (an old client's) taken.
+const MAX_UPLOAD_ID_CHARS: usize = 100;
+const MAX_STORAGE_URL_CHARS: usize = 1024;
+const MAX_OLD_SHA256_CHARS: usize = 128;
 
 fn object(value: &Value) -> Result<Value, &'static str> {
     if value.is_object() {
@@ -132,25 +129,16 @@ fn milestone_of(escrow: &Escrow, idx: u32) -> Result<&Milestone, AppError> {
 async fn prepare_upload(
     State(state): State<ProofsState>,
     caller: Principal,
-    JsonBody(body): JsonBody,
+    body: Body<PrepareUpload>,
 ) -> Result<Response, AppError> {
     AppError::permit(caller.role != Role::Support)?;
-    let mut f = Fields::of(&body)?;
-    let escrow_id = f.required("escrow_id", Id::from_json);
-    let idx = f.required("milestone_idx", milestone_idx);
-    let content_type = f.required("content_type", |v: &Value| {
-        upload::content_type(v.as_str().unwrap_or_default())
-    });
-    let length = f.required("content_length", |v: &Value| {
-        v.as_u64()
-            .ok_or("must be a whole number of bytes from 1 to 10485760")
-            .and_then(upload::content_length)
-    });
-    let sha256 = f.required("sha256", |v: &Value| {
-        upload::sha256_hex(v.as_str().unwrap_or_default())
-    });
-    let (escrow_id, idx, content_type, length, sha256) =
-        f.finish(|| Some((escrow_id?, idx?, content_type?, length?, sha256?)))?;
+    let PrepareUpload {
+        escrow_id,
+        milestone_idx: idx,
+        content_type,
+        content_length: length,
+        sha256,
+    } = body.parse(&state.app.config)?;
 
     let store = &state.app.store;
     let (escrow, taken) = tokio::join!(
@@ -189,20 +177,15 @@ async fn prepare_upload(
         created_at: now,
     };
     store.put_upload(&record).await?;
-    let headers: Map<String, Value> = presigned
-        .headers
-        .into_iter()
-        .map(|(k, v)| (k, Value::String(v)))
-        .collect();
     Ok(json(
         StatusCode::CREATED,
-        &json!({
-            "upload_id": upload_id,
-            "method": presigned.method,
-            "url": presigned.url,
-            "headers": headers,
-            "expires_at": now.plus_seconds(upload::PUT_VALID_SECONDS as i64),
-        }),
+        &PreparedUpload {
+            upload_id,
+            method: presigned.method,
+            url: presigned.url,
+            headers: presigned.headers.into_iter().collect(),
+            expires_at: now.plus_seconds(upload::PUT_VALID_SECONDS as i64),
+        },
     ))
 }
 
@@ -233,25 +216,24 @@ fn judged(verdict: Verdict) -> Result<Judged, AppError> {
 async fn submit(
     State(state): State<ProofsState>,
     caller: Principal,
-    JsonBody(body): JsonBody,
+    body: Body<SubmitProof>,
 ) -> Result<Response, AppError> {
     AppError::permit(caller.role != Role::Support)?;
-    let new_style = body.get("upload_id").is_some_and(|v| !v.is_null());
-    let mut f = Fields::of(&body)?;
-    let escrow_id = f.required("escrow_id", Id::from_json);
-    let idx = f.required("milestone_idx", milestone_idx);
-    let kind = f.required("type", parse::text(1, 50));
-    let metadata = f.optional("metadata", object);
-    let proof = if new_style {
-        let upload_id = f.required("upload_id", parse::text(1, 100));
-        let (escrow_id, idx, kind, metadata, upload_id) =
-            f.finish(|| Some((escrow_id?, idx?, kind?, metadata?, upload_id?)))?;
+    let SubmitProof {
+        escrow_id,
+        milestone_idx: idx,
+        kind,
+        metadata,
+        upload_id,
+        storage_url,
+        sha256,
+    } = body.parse(&state.app.config)?;
+    let proof = if let Some(upload_id) = upload_id {
         submit_upload(&state, &caller, escrow_id, idx, kind, metadata, &upload_id).await?
     } else {
-        let storage_url = f.required("storage_url", parse::text(1, 1024));
-        let sha256 = f.required("sha256", parse::text(1, 128));
-        let (escrow_id, idx, kind, metadata, storage_url, sha256) =
-            f.finish(|| Some((escrow_id?, idx?, kind?, metadata?, storage_url?, sha256?)))?;
+        let (Some(storage_url), Some(sha256)) = (storage_url, sha256) else {
+            return Err(AppError::internal("read requires the old fields"));
+        };
         let sha256 = sha256.trim().to_ascii_lowercase();
         let store = &state.app.store;
         let (escrow, taken) = tokio::join!(
@@ -456,37 +438,28 @@ async fn decide(
     State(state): State<ProofsState>,
     caller: Principal,
     PathId(id): PathId,
-    JsonBody(body): JsonBody,
+    body: Body<DecisionBody>,
 ) -> Result<Response, AppError> {
-    let mut f = Fields::of(&body)?;
-    let decision = f.required("decision", |v: &Value| {
-        Decision::parse(v.as_str().unwrap_or_default()).ok_or("must be approved or rejected")
-    });
-    let note = f.optional("note", parse::text(0, MAX_NOTE_CHARS));
-    let (decision, note) = f.finish(|| Some((decision?, note?)))?;
-    // Staff, or the escrow's client: acting on another's proof is 403.
-    let permit =
-        |parties: &[Id; 2]| AppError::permit(caller.is_staff() || caller.acts_for(parties[0]));
-    let proof = state
-        .app
-        .store
-        .decide_proof(id, decision, note, permit, &(&caller).into())
-        .await?;
+    let DecisionBody { decision, note } = body.parse(&state.app.config)?;
+    // Staff, or the escrow's client (`ops::proof::may_decide`): acting on
+    // another's proof is 403.
+    let asker = shared::ops::Asker::Caller(&caller);
+    let proof = shared::ops::proof::decide(&state.app.store, asker, id, decision, note).await?;
     Ok(json(StatusCode::OK, &proof))
 }
 
 // ---------------------------------------------------------------------------
-// The API document
+// The routes: the router and the API document
 
 /// `POST /proofs/uploads` body.
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 struct PrepareUpload {
-    escrow_id: shared::api_doc::IdInput,
-    #[schema(minimum = 0, maximum = 4294967295_u64)]
-    milestone_idx: u64,
+    escrow_id: Id,
+    #[schema(value_type = u64, minimum = 0, maximum = 4294967295_u64)]
+    milestone_idx: u32,
     #[schema(schema_with = upload_content_types)]
-    content_type: String,
+    content_type: &'static str,
+    // `MAX_PROOF_BYTES` (a literal here; a test below checks they agree).
     #[schema(minimum = 1, maximum = 10485760)]
     content_length: u64,
     /// 64 lower-case hex characters.
@@ -494,13 +467,31 @@ struct PrepareUpload {
     sha256: String,
 }
 
+impl RequestBody for PrepareUpload {
+    fn read(f: &mut Fields<'_>, _: &Config) -> Option<PrepareUpload> {
+        let escrow_id = f.required("escrow_id", Id::from_json);
+        let idx = f.required("milestone_idx", milestone_idx);
+        let content_type = f.required("content_type", |v: &Value| {
+            upload::content_type(v.as_str().unwrap_or_default())
+        });
+        let length = f.required("content_length", parse::upload_length);
+        let sha256 = f.required("sha256", parse::sha256);
+        Some(PrepareUpload {
+            escrow_id: escrow_id?,
+            milestone_idx: idx?,
+            content_type: content_type?,
+            content_length: length?,
+            sha256: sha256?,
+        })
+    }
+}
+
 fn upload_content_types() -> utoipa::openapi::ObjectBuilder {
-    shared::api_doc::one_of_strings(&["image/jpeg", "image/png", "image/heic", "application/pdf"])
+    shared::api_doc::one_of_strings(&upload::CONTENT_TYPES)
 }
 
 /// The answer of `POST /proofs/uploads`: a presigned PUT.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 struct PreparedUpload {
     upload_id: String,
     /// `PUT`.
@@ -508,41 +499,80 @@ struct PreparedUpload {
     url: String,
     /// Send exactly these headers with the bytes.
     headers: std::collections::BTreeMap<String, String>,
-    expires_at: shared::domain::time::Timestamp,
+    expires_at: Timestamp,
 }
 
 /// `POST /proofs` body: an `upload_id` (the file is read by the server),
 /// or, for old clients, `storage_url` and `sha256` (always reviewed).
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 struct SubmitProof {
-    escrow_id: shared::api_doc::IdInput,
-    #[schema(minimum = 0, maximum = 4294967295_u64)]
-    milestone_idx: u64,
-    #[schema(rename = "type", schema_with = shared::api_doc::text::<1, 50>)]
+    escrow_id: Id,
+    #[schema(value_type = u64, minimum = 0, maximum = 4294967295_u64)]
+    milestone_idx: u32,
+    #[schema(rename = "type", schema_with = shared::api_doc::text::<1, MAX_PROOF_TYPE_CHARS>)]
     kind: String,
     #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
-    #[schema(schema_with = shared::api_doc::text::<1, 100>)]
+    #[schema(schema_with = shared::api_doc::text::<1, MAX_UPLOAD_ID_CHARS>)]
     upload_id: Option<String>,
-    #[schema(schema_with = shared::api_doc::text::<1, 1024>)]
+    #[schema(schema_with = shared::api_doc::text::<1, MAX_STORAGE_URL_CHARS>)]
     storage_url: Option<String>,
-    #[schema(schema_with = shared::api_doc::text::<1, 128>)]
+    #[schema(schema_with = shared::api_doc::text::<1, MAX_OLD_SHA256_CHARS>)]
     sha256: Option<String>,
+}
+
+/// With `upload_id`, the old clients' `storage_url` and `sha256` are not read.
+impl RequestBody for SubmitProof {
+    fn read(f: &mut Fields<'_>, _: &Config) -> Option<SubmitProof> {
+        let escrow_id = f.required("escrow_id", Id::from_json);
+        let idx = f.required("milestone_idx", milestone_idx);
+        let kind = f.required("type", parse::text(1, MAX_PROOF_TYPE_CHARS));
+        let metadata = f.optional("metadata", object);
+        let (upload_id, storage_url, sha256) = if f.value("upload_id").is_some() {
+            let upload_id = f.required("upload_id", parse::text(1, MAX_UPLOAD_ID_CHARS));
+            (upload_id.map(Some), Some(None), Some(None))
+        } else {
+            let storage_url = f.required("storage_url", parse::text(1, MAX_STORAGE_URL_CHARS));
+            let sha256 = f.required("sha256", parse::text(1, MAX_OLD_SHA256_CHARS));
+            (Some(None), storage_url.map(Some), sha256.map(Some))
+        };
+        Some(SubmitProof {
+            escrow_id: escrow_id?,
+            milestone_idx: idx?,
+            kind: kind?,
+            metadata: metadata?,
+            upload_id: upload_id?,
+            storage_url: storage_url?,
+            sha256: sha256?,
+        })
+    }
 }
 
 /// `POST /proofs/{id}/decision` body.
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 struct DecisionBody {
     /// `approved` or `rejected`, any case.
-    decision: String,
+    #[schema(value_type = String)]
+    decision: Decision,
     #[schema(schema_with = shared::api_doc::text::<0, MAX_NOTE_CHARS>)]
     note: Option<String>,
 }
 
-/// This function's routes in the API document.
-pub fn api_routes() -> Vec<shared::api_doc::Route> {
+impl RequestBody for DecisionBody {
+    fn read(f: &mut Fields<'_>, _: &Config) -> Option<DecisionBody> {
+        let decision = f.required("decision", |v: &Value| {
+            Decision::parse(v.as_str().unwrap_or_default()).ok_or("must be approved or rejected")
+        });
+        let note = f.optional("note", parse::text(0, MAX_NOTE_CHARS));
+        Some(DecisionBody {
+            decision: decision?,
+            note: note?,
+        })
+    }
+}
+
+/// This function's routes: each one's handler and its API document entry.
+pub fn routes() -> Vec<shared::api_doc::Route<ProofsState>> {
     use shared::{
         api_doc::{one_of_strings, Route},
         domain::proof_review::Proof,
@@ -556,13 +586,18 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
         ErrorCode::ProofDuplicate,
     ];
     vec![
-        Route::post("/proofs/uploads", "Presign a PUT of a proof file")
-            .body::<PrepareUpload>()
-            .answer::<PreparedUpload>(201, "The presigned PUT, valid 15 minutes.")
-            .errors(&target),
+        Route::post(
+            "/proofs/uploads",
+            "Presign a PUT of a proof file",
+            prepare_upload,
+        )
+        .body::<PrepareUpload>()
+        .answer::<PreparedUpload>(201, "The presigned PUT, valid 15 minutes.")
+        .errors(&target),
         Route::post(
             "/proofs",
             "Submit a proof; the server reads the stored file",
+            submit,
         )
         .body::<SubmitProof>()
         .answer::<Proof>(201, "The proof: APPROVED (and paid) or PENDING review.")
@@ -581,12 +616,14 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
         Route::get(
             "/proofs/{id}",
             "Read a proof, with a short-lived download URL",
+            read,
         )
         .answer::<ProofWithDownload>(200, "The proof.")
         .errors(&[ErrorCode::ProofNotFound]),
         Route::get(
             "/proofs",
             "List proofs; status=PENDING is the review queue, oldest first",
+            list,
         )
         .query(
             "status",
@@ -604,6 +641,7 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
         Route::post(
             "/proofs/{id}/decision",
             "Approve (pays the milestone) or reject",
+            decide,
         )
         .body::<DecisionBody>()
         .answer::<Proof>(200, "The proof.")
@@ -630,5 +668,15 @@ mod tests {
         for reason in ReviewReason::ALL {
             assert!(REASON_PROBLEM.contains(reason.as_str()));
         }
+    }
+
+    /// The upload's size limit written as a literal in the schema
+    /// attribute is the domain's constant.
+    #[test]
+    fn schema_size_limit_is_the_domains() {
+        use utoipa::PartialSchema;
+        let schema = serde_json::to_value(PrepareUpload::schema()).unwrap();
+        let maximum = &schema["properties"]["content_length"]["maximum"];
+        assert_eq!(maximum.as_u64(), Some(upload::MAX_PROOF_BYTES));
     }
 }

@@ -15,7 +15,6 @@ use axum::{
     extract::State,
     http::{header, HeaderMap, StatusCode},
     response::Response,
-    routing::post,
     Router,
 };
 use shared::{
@@ -97,9 +96,7 @@ impl Webhook {
 }
 
 pub fn router(state: WebhookState) -> Router {
-    Router::new()
-        .route("/psp/webhook", post(receive))
-        .with_state(state)
+    shared::api_doc::router(routes(), state)
 }
 
 fn too_large() -> AppError {
@@ -191,14 +188,20 @@ async fn receive(
     tracing::info!(event_id = %identity.event_id, status, "PSP event received");
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({"ok": "true", "event_id": identity.event_id, "status": status}),
+        &Receipt {
+            ok: "true",
+            event_id: identity.event_id,
+            status,
+        },
     ))
 }
 
 // ---------------------------------------------------------------------------
-// The API document
+// The routes: the router and the API document
 
 /// The event as the PSP sends it: any JSON object; these fields are read.
+// Documentation only: the body is checked over its raw signed bytes, then
+// read by `shared::domain::webhook::identify_event`, not by a field reader.
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 struct PspEvent {
@@ -225,21 +228,21 @@ fn string_or_integer() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema
 }
 
 /// The webhook's answer.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 struct Receipt {
     /// `"true"`.
-    ok: String,
+    ok: &'static str,
     event_id: String,
     /// `queued` (recorded and queued now) or `duplicate` (known already).
-    status: String,
+    status: &'static str,
 }
 
-/// This function's route in the API document: signed by the PSP, no API key.
-pub fn api_routes() -> Vec<shared::api_doc::Route> {
+/// This function's route, its handler and its API document entry: signed
+/// by the PSP, no API key.
+pub fn routes() -> Vec<shared::api_doc::Route<WebhookState>> {
     use shared::api_doc::{string_schema, Route};
     let hex = string_schema(Some("^[0-9a-f]{64}(,[0-9a-f]{64})*$"), None);
-    vec![Route::post("/psp/webhook", "A PSP event (HMAC-SHA256 signed)")
+    vec![Route::post("/psp/webhook", "A PSP event (HMAC-SHA256 signed)", receive)
         .public()
         .header(
             "X-PSP-Timestamp",

@@ -3,14 +3,10 @@
 //! `GET /spend/purchases/{id}`), and escrow-backed payees and spends
 //! (`/spend/allowed`, `POST /spend` 💰, in `payees`).
 
-use axum::{
-    extract::State,
-    http::StatusCode,
-    response::Response,
-    routing::{get, post},
-    Router,
-};
+use axum::{extract::State, http::StatusCode, response::Response, Router};
 use shared::{
+    api_doc::{CurrencyInput, MoneyInput},
+    config::Config,
     domain::{
         access::Principal, catalogue::AllowanceTarget, currency::Currency, error::ErrorCode,
         ids::Id, money::Amount, purchase::PurchaseRequest,
@@ -18,28 +14,17 @@ use shared::{
     error::AppError,
     http::{
         allowance,
-        body::{parse, Fields, JsonBody},
+        body::{parse, Body, Fields, RequestBody},
         extract::{IdempotencyKey, PathId},
         json, stored,
     },
-    metrics,
-    store::idempotency::{fingerprint, Scope, StoredResponse},
+    metrics, ops,
+    store::idempotency::{Scope, StoredResponse},
     SharedState,
 };
 
 pub fn router(state: SharedState) -> Router {
-    Router::new()
-        .route("/spend/categories", post(create_category))
-        .route("/spend/merchants", post(create_merchant))
-        .route("/spend/allow", post(allow))
-        .route("/spend/purchases", post(purchase))
-        .route("/spend/purchases/{id}", get(read_purchase))
-        .route(
-            "/spend/allowed",
-            post(payees::allow_payee).get(payees::list_payees),
-        )
-        .route("/spend", post(payees::spend))
-        .with_state(state)
+    shared::api_doc::router(routes(), state)
 }
 
 mod payees;
@@ -49,13 +34,10 @@ const PURCHASE_ROUTE: &str = "POST /spend/purchases";
 async fn create_category(
     State(state): State<SharedState>,
     caller: Principal,
-    JsonBody(body): JsonBody,
+    body: Body<CreateCategory>,
 ) -> Result<Response, AppError> {
     AppError::permit(caller.is_admin())?;
-    let mut f = Fields::of(&body)?;
-    let code = f.required("code", parse::text(1, 64));
-    let label = f.required("label", parse::text(1, 255));
-    let (code, label) = f.finish(|| Some((code?, label?)))?;
+    let CreateCategory { code, label } = body.parse(&state.config)?;
     let category = state
         .store
         .create_category(code, label, &(&caller).into())
@@ -66,18 +48,22 @@ async fn create_category(
 async fn create_merchant(
     State(state): State<SharedState>,
     caller: Principal,
-    JsonBody(body): JsonBody,
+    body: Body<CreateMerchant>,
 ) -> Result<Response, AppError> {
     AppError::permit(caller.is_admin())?;
-    let mut f = Fields::of(&body)?;
-    let name = f.required("name", parse::text(1, 255));
-    let category_id = f.optional("category_id", Id::from_json);
-    let is_certified = f.optional("is_certified", parse::boolean);
-    let (name, category_id, is_certified) =
-        f.finish(|| Some((name?, category_id?, is_certified?.unwrap_or(false))))?;
+    let CreateMerchant {
+        name,
+        category_id,
+        is_certified,
+    } = body.parse(&state.config)?;
     let merchant = state
         .store
-        .create_merchant(name, category_id, is_certified, &(&caller).into())
+        .create_merchant(
+            name,
+            category_id,
+            is_certified.unwrap_or(false),
+            &(&caller).into(),
+        )
         .await?;
     Ok(json(StatusCode::CREATED, &merchant))
 }
@@ -85,29 +71,13 @@ async fn create_merchant(
 async fn allow(
     State(state): State<SharedState>,
     caller: Principal,
-    JsonBody(body): JsonBody,
+    body: Body<AllowSpend>,
 ) -> Result<Response, AppError> {
-    let mut f = Fields::of(&body)?;
-    let owner_id = f.required("owner_id", Id::from_json);
-    let merchant_id = f.optional("merchant_id", Id::from_json);
-    let category_id = f.optional("category_id", Id::from_json);
-    let target = match (merchant_id, category_id) {
-        (Some(Some(merchant)), Some(None)) => Some(AllowanceTarget::Merchant(merchant)),
-        (Some(None), Some(Some(category))) => Some(AllowanceTarget::Category(category)),
-        (Some(None), Some(None)) | (Some(Some(_)), Some(Some(_))) => {
-            f.error(
-                "merchant_id",
-                "exactly one of merchant_id or category_id is required",
-            );
-            f.error(
-                "category_id",
-                "exactly one of merchant_id or category_id is required",
-            );
-            None
-        }
-        _ => None,
-    };
-    let (owner_id, target) = f.finish(|| Some((owner_id?, target?)))?;
+    let body = body.parse(&state.config)?;
+    let owner_id = body.owner_id;
+    let target = body
+        .target()
+        .ok_or_else(|| AppError::internal("read checks the target"))?;
     AppError::permit(caller.acts_for(owner_id))?;
     let outcome = state
         .store
@@ -116,53 +86,27 @@ async fn allow(
     Ok(allowance(outcome))
 }
 
-fn parse_purchase(
-    body: &serde_json::Value,
-    state: &SharedState,
-) -> Result<PurchaseRequest, AppError> {
-    let mut f = Fields::of(body)?;
-    let sender_id = f.required("sender_id", Id::from_json);
-    let beneficiary_id = f.optional("beneficiary_id", Id::from_json);
-    let merchant_id = f.required("merchant_id", Id::from_json);
-    let amount = f.required("amount", Amount::from_json);
-    let currency = f.optional("currency", parse::currency(&state.config.currencies));
-    let category_id = f.optional("category_id", Id::from_json);
-    f.finish(|| {
-        let sender_id = sender_id?;
-        Some(PurchaseRequest {
-            sender_id,
-            // The original clients name only the spender, as `sender_id`.
-            beneficiary_id: beneficiary_id?.unwrap_or(sender_id),
-            merchant_id: merchant_id?,
-            amount: amount?,
-            currency: currency?.unwrap_or(Currency::usd()),
-            category_id: category_id?,
-        })
-    })
-}
-
 async fn purchase(
     State(state): State<SharedState>,
     caller: Principal,
     IdempotencyKey(key): IdempotencyKey,
-    JsonBody(body): JsonBody,
+    body: Body<CreatePurchase>,
 ) -> Result<Response, AppError> {
-    let request = parse_purchase(&body, &state)?;
-    AppError::permit(caller.acts_for(request.beneficiary_id))?;
+    let body = body.parse(&state.config)?;
+    let request = PurchaseRequest {
+        sender_id: body.sender_id,
+        beneficiary_id: body.beneficiary_id,
+        merchant_id: body.merchant_id,
+        amount: body.amount,
+        currency: body.currency,
+        category_id: body.category_id,
+    };
     let scope = Scope {
         route: PURCHASE_ROUTE,
         owner: caller.idempotency_owner(),
         key,
     };
-    let response = state
-        .store
-        .purchase(
-            &request,
-            &scope,
-            &fingerprint(&request.canonical()),
-            &(&caller).into(),
-        )
-        .await;
+    let response = ops::purchase::purchase(&state.store, &caller, &request, &scope).await;
     count_purchase(&response);
     Ok(stored(response?))
 }
@@ -199,78 +143,133 @@ async fn read_purchase(
 }
 
 // ---------------------------------------------------------------------------
-// The API document
+// The routes: the router and the API document
 
-/// `POST /spend/categories` body (documentation only).
+/// Longest category code.
+const MAX_CODE_CHARS: usize = 64;
+/// Longest category label and merchant name.
+const MAX_NAME_CHARS: usize = 255;
+
+/// `POST /spend/categories` body.
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 struct CreateCategory {
-    #[schema(schema_with = shared::api_doc::text::<1, 64>)]
+    #[schema(schema_with = shared::api_doc::text::<1, MAX_CODE_CHARS>)]
     code: String,
-    #[schema(schema_with = shared::api_doc::text::<1, 255>)]
+    #[schema(schema_with = shared::api_doc::text::<1, MAX_NAME_CHARS>)]
     label: String,
+}
+
+impl RequestBody for CreateCategory {
+    fn read(f: &mut Fields<'_>, _: &Config) -> Option<CreateCategory> {
+        let code = f.required("code", parse::text(1, MAX_CODE_CHARS));
+        let label = f.required("label", parse::text(1, MAX_NAME_CHARS));
+        Some(CreateCategory {
+            code: code?,
+            label: label?,
+        })
+    }
 }
 
 /// `POST /spend/merchants` body.
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 struct CreateMerchant {
-    #[schema(schema_with = shared::api_doc::text::<1, 255>)]
+    #[schema(schema_with = shared::api_doc::text::<1, MAX_NAME_CHARS>)]
     name: String,
-    category_id: Option<shared::api_doc::IdInput>,
+    category_id: Option<Id>,
     is_certified: Option<bool>,
+}
+
+impl RequestBody for CreateMerchant {
+    fn read(f: &mut Fields<'_>, _: &Config) -> Option<CreateMerchant> {
+        let name = f.required("name", parse::text(1, MAX_NAME_CHARS));
+        let category_id = f.optional("category_id", Id::from_json);
+        let is_certified = f.optional("is_certified", parse::boolean);
+        Some(CreateMerchant {
+            name: name?,
+            category_id: category_id?,
+            is_certified: is_certified?,
+        })
+    }
 }
 
 /// `POST /spend/allow` body: exactly one of `merchant_id` and `category_id`.
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 struct AllowSpend {
-    owner_id: shared::api_doc::IdInput,
-    merchant_id: Option<shared::api_doc::IdInput>,
-    category_id: Option<shared::api_doc::IdInput>,
+    owner_id: Id,
+    merchant_id: Option<Id>,
+    category_id: Option<Id>,
+}
+
+impl AllowSpend {
+    /// The merchant or the category, when exactly one is named.
+    fn target(&self) -> Option<AllowanceTarget> {
+        match (self.merchant_id, self.category_id) {
+            (Some(merchant), None) => Some(AllowanceTarget::Merchant(merchant)),
+            (None, Some(category)) => Some(AllowanceTarget::Category(category)),
+            _ => None,
+        }
+    }
+}
+
+impl RequestBody for AllowSpend {
+    fn read(f: &mut Fields<'_>, _: &Config) -> Option<AllowSpend> {
+        let owner_id = f.required("owner_id", Id::from_json);
+        let merchant_id = f.optional("merchant_id", Id::from_json);
+        let category_id = f.optional("category_id", Id::from_json);
+        if let (Some(merchant), Some(category)) = (merchant_id, category_id) {
+            if merchant.is_some() == category.is_some() {
+                let problem = "exactly one of merchant_id or category_id is required";
+                f.error("merchant_id", problem);
+                f.error("category_id", problem);
+            }
+        }
+        Some(AllowSpend {
+            owner_id: owner_id?,
+            merchant_id: merchant_id?,
+            category_id: category_id?,
+        })
+    }
 }
 
 /// `POST /spend/purchases` body.
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 struct CreatePurchase {
-    sender_id: shared::api_doc::IdInput,
+    sender_id: Id,
     /// Defaults to `sender_id`.
-    beneficiary_id: Option<shared::api_doc::IdInput>,
-    merchant_id: shared::api_doc::IdInput,
-    amount: shared::api_doc::MoneyInput,
+    #[schema(value_type = Option<Id>)]
+    beneficiary_id: Id,
+    merchant_id: Id,
+    #[schema(value_type = MoneyInput)]
+    amount: Amount,
     /// Default `USD`.
-    currency: Option<shared::api_doc::CurrencyInput>,
-    category_id: Option<shared::api_doc::IdInput>,
+    #[schema(value_type = Option<CurrencyInput>)]
+    currency: Currency,
+    category_id: Option<Id>,
 }
 
-/// `POST /spend/allowed` body.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-struct AllowPayee {
-    escrow_id: shared::api_doc::IdInput,
-    #[schema(schema_with = shared::api_doc::text::<2, 120>)]
-    payee_ref: String,
-    #[schema(schema_with = shared::api_doc::text::<2, 200>)]
-    label: String,
-    daily_limit: Option<shared::api_doc::MoneyInput>,
-    total_limit: Option<shared::api_doc::MoneyInput>,
+impl RequestBody for CreatePurchase {
+    fn read(f: &mut Fields<'_>, config: &Config) -> Option<CreatePurchase> {
+        let sender_id = f.required("sender_id", Id::from_json);
+        let beneficiary_id = f.optional("beneficiary_id", Id::from_json);
+        let merchant_id = f.required("merchant_id", Id::from_json);
+        let amount = f.required("amount", Amount::from_json);
+        let currency = f.optional("currency", parse::currency(&config.currencies));
+        let category_id = f.optional("category_id", Id::from_json);
+        let sender_id = sender_id?;
+        Some(CreatePurchase {
+            sender_id,
+            // The original clients name only the spender, as `sender_id`.
+            beneficiary_id: beneficiary_id?.unwrap_or(sender_id),
+            merchant_id: merchant_id?,
+            amount: amount?,
+            currency: currency?.unwrap_or(Currency::usd()),
+            category_id: category_id?,
+        })
+    }
 }
 
-/// `POST /spend` body.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-struct CreateSpend {
-    escrow_id: shared::api_doc::IdInput,
-    #[schema(schema_with = shared::api_doc::text::<2, 120>)]
-    payee_ref: String,
-    amount: shared::api_doc::MoneyInput,
-    #[schema(schema_with = shared::api_doc::text::<0, 500>)]
-    note: Option<String>,
-}
-
-/// This function's routes in the API document.
-pub fn api_routes() -> Vec<shared::api_doc::Route> {
+/// This function's routes: each one's handler and its API document entry.
+pub fn routes() -> Vec<shared::api_doc::Route> {
     use shared::{
         api_doc::{status_schema, Route},
         domain::{
@@ -281,24 +280,32 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
         store::payees::SpendView,
     };
     vec![
-        Route::post("/spend/categories", "Create a spend category")
-            .body::<CreateCategory>()
-            .answer::<Category>(201, "The category.")
-            .errors(&[ErrorCode::CategoryExists]),
-        Route::post("/spend/merchants", "Create a merchant")
+        Route::post(
+            "/spend/categories",
+            "Create a spend category",
+            create_category,
+        )
+        .body::<CreateCategory>()
+        .answer::<Category>(201, "The category.")
+        .errors(&[ErrorCode::CategoryExists]),
+        Route::post("/spend/merchants", "Create a merchant", create_merchant)
             .body::<CreateMerchant>()
             .answer::<Merchant>(201, "The merchant.")
             .errors(&[ErrorCode::CategoryNotFound, ErrorCode::MerchantExists]),
-        Route::post("/spend/allow", "Allow an owner a merchant or a category")
-            .body::<AllowSpend>()
-            .answer_schema(201, status_schema(&["added"]), "Added.")
-            .answer_schema(200, status_schema(&["exists"]), "Already allowed.")
-            .errors(&[
-                ErrorCode::UserNotFound,
-                ErrorCode::MerchantNotFound,
-                ErrorCode::CategoryNotFound,
-            ]),
-        Route::post("/spend/purchases", "Spend a mandate")
+        Route::post(
+            "/spend/allow",
+            "Allow an owner a merchant or a category",
+            allow,
+        )
+        .body::<AllowSpend>()
+        .answer_schema(201, status_schema(&["added"]), "Added.")
+        .answer_schema(200, status_schema(&["exists"]), "Already allowed.")
+        .errors(&[
+            ErrorCode::UserNotFound,
+            ErrorCode::MerchantNotFound,
+            ErrorCode::CategoryNotFound,
+        ]),
+        Route::post("/spend/purchases", "Spend a mandate", purchase)
             .idempotent()
             .body::<CreatePurchase>()
             .answer::<Purchase>(201, "The purchase.")
@@ -312,32 +319,44 @@ pub fn api_routes() -> Vec<shared::api_doc::Route> {
                 ErrorCode::MandateBalanceExceeded,
                 ErrorCode::UnauthorizedUsage,
             ]),
-        Route::get("/spend/purchases/{id}", "Read a purchase")
+        Route::get("/spend/purchases/{id}", "Read a purchase", read_purchase)
             .answer::<Purchase>(200, "The purchase.")
             .errors(&[ErrorCode::PurchaseNotFound]),
-        Route::post("/spend/allowed", "Allow a payee of an escrow, with limits")
-            .body::<AllowPayee>()
-            .answer::<PayeeView>(201, "The payee.")
-            .errors(&[
-                ErrorCode::EscrowNotFound,
-                ErrorCode::EscrowNotActive,
-                ErrorCode::PayeeAlreadyAllowed,
-            ]),
-        Route::get("/spend/allowed", "List an escrow's allowed payees")
-            .query_id("escrow_id", true)
-            .list::<PayeeView>()
-            .errors(&[ErrorCode::EscrowNotFound]),
-        Route::post("/spend", "Pay an allowed payee from an escrow")
-            .idempotent()
-            .body::<CreateSpend>()
-            .answer::<SpendView>(200, "The payment made.")
-            .errors(&[
-                ErrorCode::EscrowNotFound,
-                ErrorCode::EscrowNotActive,
-                ErrorCode::PayeeNotAllowed,
-                ErrorCode::DailyLimitReached,
-                ErrorCode::TotalLimitReached,
-                ErrorCode::InsufficientEscrowBalance,
-            ]),
+        Route::post(
+            "/spend/allowed",
+            "Allow a payee of an escrow, with limits",
+            payees::allow_payee,
+        )
+        .body::<payees::AllowPayee>()
+        .answer::<PayeeView>(201, "The payee.")
+        .errors(&[
+            ErrorCode::EscrowNotFound,
+            ErrorCode::EscrowNotActive,
+            ErrorCode::PayeeAlreadyAllowed,
+        ]),
+        Route::get(
+            "/spend/allowed",
+            "List an escrow's allowed payees",
+            payees::list_payees,
+        )
+        .query_id("escrow_id", true)
+        .list::<PayeeView>()
+        .errors(&[ErrorCode::EscrowNotFound]),
+        Route::post(
+            "/spend",
+            "Pay an allowed payee from an escrow",
+            payees::spend,
+        )
+        .idempotent()
+        .body::<payees::CreateSpend>()
+        .answer::<SpendView>(200, "The payment made.")
+        .errors(&[
+            ErrorCode::EscrowNotFound,
+            ErrorCode::EscrowNotActive,
+            ErrorCode::PayeeNotAllowed,
+            ErrorCode::DailyLimitReached,
+            ErrorCode::TotalLimitReached,
+            ErrorCode::InsufficientEscrowBalance,
+        ]),
     ]
 }

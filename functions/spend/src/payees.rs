@@ -4,20 +4,22 @@
 
 use axum::{extract::State, http::StatusCode, response::Response};
 use shared::{
+    api_doc::MoneyInput,
+    config::Config,
     domain::{
         access::Principal,
         ids::Id,
         money::Amount,
-        spend::{parse_payee_ref, SpendRequest},
+        spend::{parse_payee_ref, SpendRequest, MAX_PAYEE_REF_CHARS},
     },
     error::AppError,
     http::{
-        body::{parse, Fields, JsonBody},
+        body::{parse, Body, Fields, RequestBody},
         extract::{IdempotencyKey, ListQuery},
         json, stored,
     },
     store::{
-        escrows::not_found,
+        escrow::not_found,
         idempotency::{fingerprint, Scope},
         payees::NewPayee,
     },
@@ -33,28 +35,82 @@ fn payee_ref(value: &serde_json::Value) -> Result<String, &'static str> {
         .and_then(parse_payee_ref)
 }
 
+/// Longest payee label.
+const MAX_LABEL_CHARS: usize = 200;
+/// Longest spend note.
+const MAX_NOTE_CHARS: usize = 500;
+
+/// `POST /spend/allowed` body.
+#[derive(utoipa::ToSchema)]
+pub(crate) struct AllowPayee {
+    escrow_id: Id,
+    #[schema(schema_with = shared::api_doc::text::<2, MAX_PAYEE_REF_CHARS>)]
+    payee_ref: String,
+    #[schema(schema_with = shared::api_doc::text::<2, MAX_LABEL_CHARS>)]
+    label: String,
+    #[schema(value_type = Option<MoneyInput>)]
+    daily_limit: Option<Amount>,
+    #[schema(value_type = Option<MoneyInput>)]
+    total_limit: Option<Amount>,
+}
+
+impl RequestBody for AllowPayee {
+    fn read(f: &mut Fields<'_>, _: &Config) -> Option<AllowPayee> {
+        let escrow_id = f.required("escrow_id", Id::from_json);
+        let payee_ref = f.required("payee_ref", payee_ref);
+        let label = f.required("label", parse::text(2, MAX_LABEL_CHARS));
+        let daily_limit = f.optional("daily_limit", Amount::from_json);
+        let total_limit = f.optional("total_limit", Amount::from_json);
+        Some(AllowPayee {
+            escrow_id: escrow_id?,
+            payee_ref: payee_ref?,
+            label: label?,
+            daily_limit: daily_limit?,
+            total_limit: total_limit?,
+        })
+    }
+}
+
+/// `POST /spend` body.
+#[derive(utoipa::ToSchema)]
+pub(crate) struct CreateSpend {
+    escrow_id: Id,
+    #[schema(schema_with = shared::api_doc::text::<2, MAX_PAYEE_REF_CHARS>)]
+    payee_ref: String,
+    #[schema(value_type = MoneyInput)]
+    amount: Amount,
+    #[schema(schema_with = shared::api_doc::text::<0, MAX_NOTE_CHARS>)]
+    note: Option<String>,
+}
+
+impl RequestBody for CreateSpend {
+    fn read(f: &mut Fields<'_>, _: &Config) -> Option<CreateSpend> {
+        let escrow_id = f.required("escrow_id", Id::from_json);
+        let payee_ref = f.required("payee_ref", payee_ref);
+        let amount = f.required("amount", Amount::from_json);
+        let note = f.optional("note", parse::text(0, MAX_NOTE_CHARS));
+        Some(CreateSpend {
+            escrow_id: escrow_id?,
+            payee_ref: payee_ref?,
+            amount: amount?,
+            note: note?,
+        })
+    }
+}
+
 pub async fn allow_payee(
     State(state): State<SharedState>,
     caller: Principal,
-    JsonBody(body): JsonBody,
+    body: Body<AllowPayee>,
 ) -> Result<Response, AppError> {
-    let mut f = Fields::of(&body)?;
-    let escrow_id = f.required("escrow_id", Id::from_json);
-    let payee_ref = f.required("payee_ref", payee_ref);
-    let label = f.required("label", parse::text(2, 200));
-    let daily_limit = f.optional("daily_limit", Amount::from_json);
-    let total_limit = f.optional("total_limit", Amount::from_json);
-    let (escrow_id, new) = f.finish(|| {
-        Some((
-            escrow_id?,
-            NewPayee {
-                payee_ref: payee_ref?,
-                label: label?,
-                daily_limit: daily_limit?,
-                total_limit: total_limit?,
-            },
-        ))
-    })?;
+    let body = body.parse(&state.config)?;
+    let escrow_id = body.escrow_id;
+    let new = NewPayee {
+        payee_ref: body.payee_ref,
+        label: body.label,
+        daily_limit: body.daily_limit,
+        total_limit: body.total_limit,
+    };
     // Only the client allows payees: acting on another's escrow is 403.
     let payee = state
         .store
@@ -93,21 +149,15 @@ pub async fn spend(
     State(state): State<SharedState>,
     caller: Principal,
     IdempotencyKey(key): IdempotencyKey,
-    JsonBody(body): JsonBody,
+    body: Body<CreateSpend>,
 ) -> Result<Response, AppError> {
-    let mut f = Fields::of(&body)?;
-    let escrow_id = f.required("escrow_id", Id::from_json);
-    let payee_ref = f.required("payee_ref", payee_ref);
-    let amount = f.required("amount", Amount::from_json);
-    let note = f.optional("note", parse::text(0, 500));
-    let request = f.finish(|| {
-        Some(SpendRequest {
-            escrow_id: escrow_id?,
-            payee_ref: payee_ref?,
-            amount: amount?,
-            note: note?,
-        })
-    })?;
+    let body = body.parse(&state.config)?;
+    let request = SpendRequest {
+        escrow_id: body.escrow_id,
+        payee_ref: body.payee_ref,
+        amount: body.amount,
+        note: body.note,
+    };
     let scope = Scope {
         route: SPEND_ROUTE,
         owner: caller.idempotency_owner(),

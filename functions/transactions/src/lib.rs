@@ -3,14 +3,10 @@
 //! A transfer is allowed iff the sender allowlisted the receiver or the
 //! receiver is certified; a refusal raises one alert (`shared::store::transfers`).
 
-use axum::{
-    extract::State,
-    http::StatusCode,
-    response::Response,
-    routing::{get, post},
-    Router,
-};
+use axum::{extract::State, http::StatusCode, response::Response, Router};
 use shared::{
+    api_doc::{CurrencyInput, MoneyInput},
+    config::Config,
     domain::{
         access::Principal,
         currency::Currency,
@@ -22,7 +18,7 @@ use shared::{
     error::AppError,
     http::{
         allowance,
-        body::{parse, Fields, JsonBody},
+        body::{parse, Body, Fields, RequestBody},
         extract::{IdempotencyKey, ListQuery, PathId},
         json, outcome, stored,
     },
@@ -37,12 +33,7 @@ use shared::{
 const TRANSFER_ROUTE: &str = "POST /transactions";
 
 pub fn router(state: SharedState) -> Router {
-    Router::new()
-        .route("/allowlist", post(allowlist))
-        .route("/certified", post(certify))
-        .route("/transactions", post(transfer).get(list))
-        .route("/transactions/{id}", get(read))
-        .with_state(state)
+    shared::api_doc::router(routes(), state)
 }
 
 /// Two different users named by `from` and `to`; the same one twice is a
@@ -59,14 +50,18 @@ fn counterparties(f: &mut Fields, from: &'static str, to: &'static str) -> Optio
     parties
 }
 
+/// Parties that `counterparties` accepted when the body was read.
+fn checked(parties: Option<Counterparties>) -> Result<Counterparties, AppError> {
+    parties.ok_or_else(|| AppError::internal("read checks that the parties differ"))
+}
+
 async fn allowlist(
     State(state): State<SharedState>,
     caller: Principal,
-    JsonBody(body): JsonBody,
+    body: Body<AllowlistEntry>,
 ) -> Result<Response, AppError> {
-    let mut f = Fields::of(&body)?;
-    let parties = counterparties(&mut f, "owner_id", "recipient_id");
-    let parties = f.finish(|| parties)?;
+    let entry = body.parse(&state.config)?;
+    let parties = checked(Counterparties::new(entry.owner_id, entry.recipient_id))?;
     AppError::permit(caller.acts_for(parties.from))?;
     let outcome = state
         .store
@@ -78,12 +73,9 @@ async fn allowlist(
 async fn certify(
     State(state): State<SharedState>,
     caller: Principal,
-    JsonBody(body): JsonBody,
+    body: Body<Certification>,
 ) -> Result<Response, AppError> {
-    let mut f = Fields::of(&body)?;
-    let user_id = f.required("user_id", Id::from_json);
-    let level = f.required("level", CertificationLevel::from_json);
-    let (user_id, level) = f.finish(|| Some((user_id?, level?)))?;
+    let Certification { user_id, level } = body.parse(&state.config)?;
     AppError::permit(caller.is_admin())?;
     Ok(
         match state
@@ -97,30 +89,18 @@ async fn certify(
     )
 }
 
-fn parse_transfer(
-    body: &serde_json::Value,
-    state: &SharedState,
-) -> Result<TransferRequest, AppError> {
-    let mut f = Fields::of(body)?;
-    let parties = counterparties(&mut f, "sender_id", "receiver_id");
-    let amount = f.required("amount", Amount::from_json);
-    let currency = f.optional("currency", parse::currency(&state.config.currencies));
-    f.finish(|| {
-        Some(TransferRequest {
-            parties: parties?,
-            amount: amount?,
-            currency: currency?.unwrap_or(Currency::usd()),
-        })
-    })
-}
-
 async fn transfer(
     State(state): State<SharedState>,
     caller: Principal,
     IdempotencyKey(key): IdempotencyKey,
-    JsonBody(body): JsonBody,
+    body: Body<CreateTransaction>,
 ) -> Result<Response, AppError> {
-    let request = parse_transfer(&body, &state)?;
+    let body = body.parse(&state.config)?;
+    let request = TransferRequest {
+        parties: checked(Counterparties::new(body.sender_id, body.receiver_id))?,
+        amount: body.amount,
+        currency: body.currency,
+    };
     AppError::permit(caller.acts_for(request.sender_id()))?;
     let scope = Scope {
         route: TRANSFER_ROUTE,
@@ -171,64 +151,99 @@ async fn list(
 }
 
 // ---------------------------------------------------------------------------
-// The API document
+// The routes: the router and the API document
 
-/// `POST /allowlist` body (documentation only).
+/// `POST /allowlist` body.
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 struct AllowlistEntry {
-    owner_id: shared::api_doc::IdInput,
-    recipient_id: shared::api_doc::IdInput,
+    owner_id: Id,
+    recipient_id: Id,
+}
+
+impl RequestBody for AllowlistEntry {
+    fn read(f: &mut Fields<'_>, _: &Config) -> Option<AllowlistEntry> {
+        let parties = counterparties(f, "owner_id", "recipient_id")?;
+        Some(AllowlistEntry {
+            owner_id: parties.from,
+            recipient_id: parties.to,
+        })
+    }
 }
 
 /// `POST /certified` body.
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 struct Certification {
-    user_id: shared::api_doc::IdInput,
+    user_id: Id,
     /// BASIC or GOLD, any case.
-    #[schema(pattern = "^([Bb][Aa][Ss][Ii][Cc]|[Gg][Oo][Ll][Dd])$")]
-    level: String,
+    #[schema(value_type = String, pattern = "^([Bb][Aa][Ss][Ii][Cc]|[Gg][Oo][Ll][Dd])$")]
+    level: CertificationLevel,
+}
+
+impl RequestBody for Certification {
+    fn read(f: &mut Fields<'_>, _: &Config) -> Option<Certification> {
+        let user_id = f.required("user_id", Id::from_json);
+        let level = f.required("level", CertificationLevel::from_json);
+        Some(Certification {
+            user_id: user_id?,
+            level: level?,
+        })
+    }
 }
 
 /// `POST /transactions` body.
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 struct CreateTransaction {
-    sender_id: shared::api_doc::IdInput,
-    receiver_id: shared::api_doc::IdInput,
-    amount: shared::api_doc::MoneyInput,
+    sender_id: Id,
+    receiver_id: Id,
+    #[schema(value_type = MoneyInput)]
+    amount: Amount,
     /// Default `USD`.
-    currency: Option<shared::api_doc::CurrencyInput>,
+    #[schema(value_type = Option<CurrencyInput>)]
+    currency: Currency,
 }
 
-/// This function's routes in the API document.
-pub fn api_routes() -> Vec<shared::api_doc::Route> {
+impl RequestBody for CreateTransaction {
+    fn read(f: &mut Fields<'_>, config: &Config) -> Option<CreateTransaction> {
+        let parties = counterparties(f, "sender_id", "receiver_id");
+        let amount = f.required("amount", Amount::from_json);
+        let currency = f.optional("currency", parse::currency(&config.currencies));
+        let parties = parties?;
+        Some(CreateTransaction {
+            sender_id: parties.from,
+            receiver_id: parties.to,
+            amount: amount?,
+            currency: currency?.unwrap_or(Currency::usd()),
+        })
+    }
+}
+
+/// This function's routes: each one's handler and its API document entry.
+pub fn routes() -> Vec<shared::api_doc::Route> {
     use shared::{
         api_doc::{status_schema, Route},
         domain::transfer::Transfer,
     };
     vec![
-        Route::post("/allowlist", "Allowlist a transfer recipient")
+        Route::post("/allowlist", "Allowlist a transfer recipient", allowlist)
             .body::<AllowlistEntry>()
             .answer_schema(201, status_schema(&["added"]), "Added.")
             .answer_schema(200, status_schema(&["exists"]), "Already there.")
             .errors(&[ErrorCode::UserNotFound]),
-        Route::post("/certified", "Certify a user")
+        Route::post("/certified", "Certify a user", certify)
             .body::<Certification>()
             .answer_schema(201, status_schema(&["created"]), "Certified.")
             .answer_schema(200, status_schema(&["updated"]), "Level updated.")
             .errors(&[ErrorCode::UserNotFound]),
-        Route::post("/transactions", "A restricted transfer")
+        Route::post("/transactions", "A restricted transfer", transfer)
             .idempotent()
             .body::<CreateTransaction>()
             .answer::<Transfer>(201, "The transfer.")
             .errors(&[ErrorCode::UserNotFound, ErrorCode::UnauthorizedTransfer]),
-        Route::get("/transactions", "List transfers, newest first")
+        Route::get("/transactions", "List transfers, newest first", list)
             .query_id("sender_id", false)
             .query_id("receiver_id", false)
             .list::<Transfer>(),
-        Route::get("/transactions/{id}", "Read a transfer")
+        Route::get("/transactions/{id}", "Read a transfer", read)
             .answer::<Transfer>(200, "The transfer.")
             .errors(&[ErrorCode::TransactionNotFound]),
     ]

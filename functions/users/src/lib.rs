@@ -1,18 +1,17 @@
 //! `POST /users`, `GET /users/{id}`, `PATCH /users/{id}` (deactivate or
 //! reactivate).
 
-use axum::{
-    extract::State,
-    http::StatusCode,
-    response::Response,
-    routing::{get, post},
-    Router,
-};
+use axum::{extract::State, http::StatusCode, response::Response, Router};
 use shared::{
-    domain::{access::Principal, error::ErrorCode, user},
+    config::Config,
+    domain::{
+        access::Principal,
+        error::ErrorCode,
+        user::{self, MAX_USERNAME_CHARS},
+    },
     error::AppError,
     http::{
-        body::{parse, Fields, JsonBody},
+        body::{parse, Body, Fields, RequestBody},
         extract::PathId,
         json,
     },
@@ -21,37 +20,21 @@ use shared::{
 };
 
 pub fn router(state: SharedState) -> Router {
-    Router::new()
-        .route("/users", post(create))
-        .route("/users/{id}", get(read).patch(set_active))
-        .with_state(state)
+    shared::api_doc::router(routes(), state)
 }
 
 async fn create(
     State(state): State<SharedState>,
     caller: Principal,
-    JsonBody(body): JsonBody,
+    body: Body<CreateUser>,
 ) -> Result<Response, AppError> {
     AppError::permit(caller.is_staff())?;
-    let mut f = Fields::of(&body)?;
-    let username = f.required("username", |v| {
-        v.as_str()
-            .ok_or("must be a string")
-            .and_then(user::parse_username)
-    });
-    let email = f.required("email", |v| {
-        v.as_str()
-            .ok_or("must be a string")
-            .and_then(user::parse_email)
-    });
-    let is_active = f.optional("is_active", parse::boolean);
-    let new = f.finish(|| {
-        Some(NewUser {
-            username: username?,
-            email: email?,
-            is_active: is_active?.unwrap_or(true),
-        })
-    })?;
+    let body = body.parse(&state.config)?;
+    let new = NewUser {
+        username: body.username,
+        email: body.email,
+        is_active: body.is_active.unwrap_or(true),
+    };
     let user = state.store.create_user(new, &(&caller).into()).await?;
     Ok(json(StatusCode::CREATED, &user))
 }
@@ -76,12 +59,10 @@ async fn set_active(
     State(state): State<SharedState>,
     caller: Principal,
     PathId(id): PathId,
-    JsonBody(body): JsonBody,
+    body: Body<SetActive>,
 ) -> Result<Response, AppError> {
     AppError::permit(caller.is_staff())?;
-    let mut f = Fields::of(&body)?;
-    let is_active = f.required("is_active", parse::boolean);
-    let is_active = f.finish(|| is_active)?;
+    let SetActive { is_active } = body.parse(&state.config)?;
     let user = state
         .store
         .set_user_active(id, is_active, &(&caller).into())
@@ -91,38 +72,66 @@ async fn set_active(
 }
 
 // ---------------------------------------------------------------------------
-// The API document
+// The routes: the router and the API document
 
-/// `POST /users` body (documentation only: the handler reads fields by hand).
+/// `POST /users` body.
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 struct CreateUser {
-    #[schema(schema_with = shared::api_doc::text::<1, 100>)]
+    #[schema(schema_with = shared::api_doc::text::<1, MAX_USERNAME_CHARS>)]
     username: String,
     #[schema(schema_with = shared::api_doc::email)]
     email: String,
     is_active: Option<bool>,
 }
 
+impl RequestBody for CreateUser {
+    fn read(f: &mut Fields<'_>, _: &Config) -> Option<CreateUser> {
+        let username = f.required("username", |v| {
+            v.as_str()
+                .ok_or("must be a string")
+                .and_then(user::parse_username)
+        });
+        let email = f.required("email", |v| {
+            v.as_str()
+                .ok_or("must be a string")
+                .and_then(user::parse_email)
+        });
+        let is_active = f.optional("is_active", parse::boolean);
+        Some(CreateUser {
+            username: username?,
+            email: email?,
+            is_active: is_active?,
+        })
+    }
+}
+
 /// `PATCH /users/{id}` body.
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 struct SetActive {
     is_active: bool,
 }
 
-/// This function's routes in the API document.
-pub fn api_routes() -> Vec<shared::api_doc::Route> {
+impl RequestBody for SetActive {
+    fn read(f: &mut Fields<'_>, _: &Config) -> Option<SetActive> {
+        let is_active = f.required("is_active", parse::boolean);
+        Some(SetActive {
+            is_active: is_active?,
+        })
+    }
+}
+
+/// This function's routes: each one's handler and its API document entry.
+pub fn routes() -> Vec<shared::api_doc::Route> {
     use shared::{api_doc::Route, domain::user::User};
     vec![
-        Route::post("/users", "Create a user")
+        Route::post("/users", "Create a user", create)
             .body::<CreateUser>()
             .answer::<User>(201, "The user.")
             .errors(&[ErrorCode::UserExists]),
-        Route::get("/users/{id}", "Read a user")
+        Route::get("/users/{id}", "Read a user", read)
             .answer::<User>(200, "The user.")
             .errors(&[ErrorCode::UserNotFound]),
-        Route::patch("/users/{id}", "Deactivate or reactivate a user")
+        Route::patch("/users/{id}", "Deactivate or reactivate a user", set_active)
             .body::<SetActive>()
             .answer::<User>(200, "The user.")
             .errors(&[ErrorCode::UserNotFound]),

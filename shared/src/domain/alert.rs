@@ -13,16 +13,22 @@ pub enum AlertType {
     PaymentFailed,
     /// A payment PENDING for longer than the dispatcher should ever take.
     PayoutStuck,
+    /// A stored balance that its records do not add up to (the ledger check).
+    LedgerMismatch,
+    /// The PSP's settlement report and our payments disagree.
+    SettlementMismatch,
 }
 
 impl AlertType {
-    pub const ALL: [AlertType; 6] = [
+    pub const ALL: [AlertType; 8] = [
         AlertType::UnauthorizedTransferAttempt,
         AlertType::EscrowDeadlineMissed,
         AlertType::PspEventConflict,
         AlertType::PspUnknownReference,
         AlertType::PaymentFailed,
         AlertType::PayoutStuck,
+        AlertType::LedgerMismatch,
+        AlertType::SettlementMismatch,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -33,6 +39,8 @@ impl AlertType {
             AlertType::PspUnknownReference => "PSP_UNKNOWN_REFERENCE",
             AlertType::PaymentFailed => "PAYMENT_FAILED",
             AlertType::PayoutStuck => "PAYOUT_STUCK",
+            AlertType::LedgerMismatch => "LEDGER_MISMATCH",
+            AlertType::SettlementMismatch => "SETTLEMENT_MISMATCH",
         }
     }
 

@@ -67,6 +67,8 @@ error_codes! {
     ProofAlreadyRejected => ("PROOF_ALREADY_REJECTED", 409),
     PspEventNotFound => ("PSP_EVENT_NOT_FOUND", 404),
     AlertNotFound => ("ALERT_NOT_FOUND", 404),
+    LedgerCheckNotFound => ("LEDGER_CHECK_NOT_FOUND", 404),
+    SettlementNotFound => ("SETTLEMENT_NOT_FOUND", 404),
     InvalidSignature => ("INVALID_SIGNATURE", 401),
     ProofUploadMissing => ("PROOF_UPLOAD_MISSING", 422),
     ProofHashMismatch => ("PROOF_HASH_MISMATCH", 422),
@@ -168,6 +170,12 @@ mod tests {
             ),
             (ErrorCode::PspEventNotFound, "PSP_EVENT_NOT_FOUND", 404),
             (ErrorCode::AlertNotFound, "ALERT_NOT_FOUND", 404),
+            (
+                ErrorCode::LedgerCheckNotFound,
+                "LEDGER_CHECK_NOT_FOUND",
+                404,
+            ),
+            (ErrorCode::SettlementNotFound, "SETTLEMENT_NOT_FOUND", 404),
             (ErrorCode::InvalidSignature, "INVALID_SIGNATURE", 401),
         ] {
             assert_eq!(code.as_str(), text);

@@ -6,15 +6,21 @@
 //! twice.
 
 use super::{
-    escrow::{decide, EscrowAction, EscrowBalances, EscrowOutcome, EscrowState, EscrowStatus},
-    milestone::{
-        check_proof_target, current_milestone, pays_last_milestone, MilestoneSlot, MilestoneStatus,
+    escrow::{
+        decide,
+        milestone::{
+            check_proof_target, current_milestone, pays_last_milestone, MilestoneSlot,
+            MilestoneStatus,
+        },
+        payment::{
+            apply_psp_answer, apply_psp_event, retry_payment, PaymentKind, PaymentState,
+            PaymentStatus, PspAnswer, PspEventType, PspOutcome, RetryOutcome,
+        },
+        BalanceDelta, EscrowAction, EscrowBalances, EscrowOutcome, EscrowState, EscrowStatus,
     },
+    ids::Id,
+    ledger::{check_escrow, EscrowLedger, PaymentLine},
     money::Amount,
-    payment::{
-        apply_psp_answer, apply_psp_event, retry_payment, BalanceDelta, PaymentKind, PaymentState,
-        PaymentStatus, PspAnswer, PspEventType, PspOutcome, RetryOutcome,
-    },
     time::Timestamp,
 };
 use proptest::prelude::*;
@@ -68,6 +74,7 @@ struct Life {
     escrow: EscrowState,
     milestones: Vec<(MilestoneSlot, Amount)>,
     payments: Vec<Payment>,
+    deposits: Vec<Amount>,
 }
 
 fn cents(n: i64) -> Amount {
@@ -100,6 +107,7 @@ impl Life {
                 })
                 .collect(),
             payments: Vec::new(),
+            deposits: Vec::new(),
         }
     }
 
@@ -132,6 +140,9 @@ impl Life {
             Ok(EscrowOutcome::Changed(t)) => {
                 self.escrow.status = t.status;
                 self.escrow.balances = t.balances;
+                if let EscrowAction::Deposit { amount } = action {
+                    self.deposits.push(amount);
+                }
                 if let Some(order) = t.payment {
                     self.send(order.kind, order.amount, None);
                 }
@@ -309,7 +320,34 @@ impl Life {
                 .count();
             prop_assert!(ever <= 1, "milestone {} has {} payments", slot.idx, ever);
         }
+        // The ledger check, fed what the store would read, finds nothing.
+        let found = check_escrow(&self.ledger());
+        prop_assert!(found.is_empty(), "{found:?}");
         Ok(())
+    }
+
+    /// The life as the ledger check reads it, milestone `idx` as its id.
+    fn ledger(&self) -> EscrowLedger {
+        let id = |idx: u32| Id::new(u64::from(idx)).expect("idx from 1");
+        EscrowLedger {
+            balances: self.escrow.balances,
+            deposits: self.deposits.clone(),
+            payments: self
+                .payments
+                .iter()
+                .map(|p| PaymentLine {
+                    kind: p.state.kind,
+                    status: p.state.status,
+                    amount: p.state.amount,
+                    milestone_id: p.milestone.map(id),
+                })
+                .collect(),
+            milestones: self
+                .milestones
+                .iter()
+                .map(|(slot, _)| (id(slot.idx), slot.status))
+                .collect(),
+        }
     }
 }
 

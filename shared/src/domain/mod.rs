@@ -9,15 +9,15 @@ pub mod escrow;
 pub mod exif;
 pub mod geo;
 pub mod ids;
+pub mod ledger;
 #[cfg(test)]
 mod ledger_props;
 pub mod mandate;
-pub mod milestone;
 pub mod money;
-pub mod payment;
 pub mod proof;
 pub mod proof_review;
 pub mod purchase;
+pub mod settlement;
 pub mod spend;
 pub mod time;
 pub mod transfer;

@@ -9,17 +9,23 @@
 
 use super::{
     error::ErrorCode,
-    escrow::{decide, EscrowAction, EscrowOutcome, EscrowState, EscrowTransition},
+    escrow::{decide, EscrowAction, EscrowOutcome, EscrowRefusal, EscrowState, EscrowTransition},
     ids::Id,
     money::{Amount, Money},
     time::Timestamp,
 };
 use serde::Serialize;
 
+/// Longest payee reference.
+pub const MAX_PAYEE_REF_CHARS: usize = 120;
+
 /// A payee reference: 2–120 characters, no control characters, not blank.
 pub fn parse_payee_ref(text: &str) -> Result<String, &'static str> {
     let n = text.chars().count();
-    if !(2..=120).contains(&n) || text.trim().is_empty() || text.chars().any(char::is_control) {
+    if !(2..=MAX_PAYEE_REF_CHARS).contains(&n)
+        || text.trim().is_empty()
+        || text.chars().any(char::is_control)
+    {
         return Err("must be 2 to 120 characters, without control characters");
     }
     Ok(text.to_string())
@@ -152,7 +158,7 @@ pub fn authorize_spend(
         return Err(ErrorCode::DailyLimitReached);
     }
     check_total_limit(payee, amount)?;
-    match decide(escrow, EscrowAction::Spend { amount })? {
+    match decide(escrow, EscrowAction::Spend { amount }).map_err(EscrowRefusal::code)? {
         EscrowOutcome::Changed(transition) => Ok(SpendDecision {
             transition,
             new_day: day > payee.spent_day,
@@ -184,8 +190,8 @@ fn within(spent: Money, limit: Option<Amount>, amount: Amount) -> bool {
 mod tests {
     use super::*;
     use crate::domain::{
+        escrow::payment::PaymentKind,
         escrow::{EscrowAudit, EscrowBalances, EscrowEventKind, EscrowStatus},
-        payment::PaymentKind,
     };
 
     fn amount(text: &str) -> Amount {

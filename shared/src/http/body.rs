@@ -1,28 +1,42 @@
 //! Request bodies: read (at most 1 MiB), parsed as JSON, and validated field by
 //! field so that a 422 names every bad field at once.
+//!
+//! Each body is one type: it derives `utoipa::ToSchema` (its entry in the
+//! API document) and implements [`RequestBody`] (its parser), side by side,
+//! with the limits of both taken from the same constants. A handler takes a
+//! [`Body<T>`] and parses it after its permission checks, so a caller who may
+//! not act learns nothing from the body's problems.
 
 use super::MAX_BODY_BYTES;
-use crate::{domain::error::ErrorCode, error::AppError};
+use crate::{config::Config, domain::error::ErrorCode, error::AppError};
 use axum::{
     extract::{FromRequest, Request},
     http::header,
 };
 use serde_json::{Map, Value};
-use std::fmt::Display;
+use std::{fmt::Display, marker::PhantomData};
 
 /// A JSON request body. Any `Content-Type` is read as JSON.
 pub struct JsonBody(pub Value);
+
+fn too_large() -> AppError {
+    AppError::new(
+        ErrorCode::PayloadTooLarge,
+        "The request body is larger than 1 MiB.",
+    )
+}
+
+fn invalid_json(e: serde_json::Error) -> AppError {
+    AppError::new(
+        ErrorCode::InvalidJson,
+        format!("The request body is not valid JSON: {e}."),
+    )
+}
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = AppError;
 
     async fn from_request(request: Request, _state: &S) -> Result<JsonBody, AppError> {
-        let too_large = || {
-            AppError::new(
-                ErrorCode::PayloadTooLarge,
-                "The request body is larger than 1 MiB.",
-            )
-        };
         let declared = request
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -40,13 +54,89 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 "The request body must be a JSON object.",
             ));
         }
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
-            AppError::new(
-                ErrorCode::InvalidJson,
-                format!("The request body is not valid JSON: {e}."),
-            )
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(invalid_json)
+    }
+}
+
+/// A request body type: its schema is derived, its parser is [`RequestBody::read`].
+pub trait RequestBody: utoipa::ToSchema + Sized {
+    /// Reads every field, recording each problem in `f`; `None` when one is
+    /// bad (then `f` holds its problem).
+    fn read(f: &mut Fields<'_>, config: &Config) -> Option<Self>;
+}
+
+/// A request body of type `T`, read as JSON by the extractor (as [`JsonBody`]:
+/// 413 when too large, 400 when not JSON) and parsed by [`Body::parse`].
+pub struct Body<T> {
+    json: Value,
+    kind: PhantomData<fn() -> T>,
+}
+
+impl<S: Send + Sync, T> FromRequest<S> for Body<T> {
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Body<T>, AppError> {
+        let JsonBody(json) = JsonBody::from_request(request, state).await?;
+        Ok(Body {
+            json,
+            kind: PhantomData,
         })
     }
+}
+
+impl<T: RequestBody> Body<T> {
+    /// The body's fields as `T`, or a 422 naming every bad one.
+    pub fn parse(&self, config: &Config) -> Result<T, AppError> {
+        from_json(&self.json, config)
+    }
+}
+
+/// Longest free-text `note` a body takes (an escrow transition's, a proof
+/// decision's), and a delivery's `proof_url`.
+pub const MAX_NOTE_CHARS: usize = 2000;
+
+/// A body that may be left out (the escrow transitions'): its bytes are read
+/// only by [`OptionalBody::parse`], after the handler's permission checks. No
+/// bytes, or only white space, read as `{}`.
+pub struct OptionalBody<T> {
+    body: axum::body::Body,
+    kind: PhantomData<fn() -> T>,
+}
+
+impl<S: Send + Sync, T> FromRequest<S> for OptionalBody<T> {
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, _state: &S) -> Result<OptionalBody<T>, AppError> {
+        Ok(OptionalBody {
+            body: request.into_body(),
+            kind: PhantomData,
+        })
+    }
+}
+
+impl<T: RequestBody> OptionalBody<T> {
+    /// The body's fields as `T` (413 when too large, 400 when not JSON), or a
+    /// 422 naming every bad one.
+    pub async fn parse(self, config: &Config) -> Result<T, AppError> {
+        let bytes = axum::body::to_bytes(self.body, MAX_BODY_BYTES)
+            .await
+            .map_err(|_| too_large())?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return from_json(&Value::Object(Map::new()), config);
+        }
+        let json = serde_json::from_slice(&bytes).map_err(invalid_json)?;
+        from_json(&json, config)
+    }
+}
+
+/// `json` (a body, or an object inside one) as `T`, or a 422 naming every
+/// bad field.
+pub fn from_json<T: RequestBody>(json: &Value, config: &Config) -> Result<T, AppError> {
+    let mut f = Fields::of(json)?;
+    let parsed = T::read(&mut f, config);
+    f.finish(|| parsed)
 }
 
 /// Reads the fields of a JSON object, collecting every problem.
@@ -67,7 +157,7 @@ impl<'a> Fields<'a> {
     }
 
     /// The field's value; absent and `null` are the same.
-    fn value(&self, name: &str) -> Option<&'a Value> {
+    pub fn value(&self, name: &str) -> Option<&'a Value> {
         self.object.get(name).filter(|v| !v.is_null())
     }
 
@@ -170,6 +260,19 @@ pub mod parse {
             .as_str()
             .ok_or("must be an RFC 3339 timestamp string")?;
         Timestamp::parse(text).map_err(|e| e.to_string())
+    }
+
+    /// An upload's declared length (`domain::upload::content_length`).
+    pub fn upload_length(value: &Value) -> Result<u64, &'static str> {
+        value
+            .as_u64()
+            .ok_or("must be a whole number of bytes from 1 to 10485760")
+            .and_then(crate::domain::upload::content_length)
+    }
+
+    /// An upload's declared SHA-256 (`domain::upload::sha256_hex`).
+    pub fn sha256(value: &Value) -> Result<String, &'static str> {
+        crate::domain::upload::sha256_hex(value.as_str().unwrap_or_default())
     }
 
     pub fn currency(accepted: &CurrencyList) -> impl Fn(&Value) -> Result<Currency, String> + '_ {

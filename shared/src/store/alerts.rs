@@ -169,6 +169,40 @@ pub fn is_alert_sort_key(sort_key: &str) -> bool {
 }
 
 impl Store {
+    /// Raises an alert of `alert_type` for `cause` on its own (a finding of
+    /// a check, not part of a write's transaction), unless that cause raised
+    /// one before: `Ok(true)` if this call raised it. It looks first, so a
+    /// cause already alerted takes no id.
+    pub async fn raise_alert_once(
+        &self,
+        alert_type: AlertType,
+        cause: String,
+        message: String,
+        payload: serde_json::Value,
+        now: Timestamp,
+    ) -> Result<bool, AppError> {
+        let key = alert_key(alert_type, &cause);
+        if self.get::<serde::de::IgnoredAny>(&key).await?.is_some() {
+            return Ok(false);
+        }
+        let alert = self.alert_put(&NewAlert {
+            id: self.next_id(ID_KIND).await?,
+            alert_type,
+            cause,
+            message,
+            actor_user_id: None,
+            payload,
+            created_at: now,
+        })?;
+        match self.transact(vec![alert]).await {
+            Ok(()) => Ok(true),
+            // Raised meanwhile by another invocation.
+            Err(e) if e.failed_condition(0) => Ok(false),
+            Err(e) if e.is_busy() => Err(AppError::busy()),
+            Err(e) => Err(e.unexpected()),
+        }
+    }
+
     /// The transaction item raising `alert` in this store's table.
     pub fn alert_put(&self, alert: &NewAlert) -> Result<TransactWriteItem, AppError> {
         alert_put(self.table(), alert)

@@ -1,6 +1,7 @@
 //! The sparse deadline index (`active_by_expiry`, keys only) and the
 //! scheduled runs that read it: mandate expiry (`mandates.rs`), the escrow
-//! deadline sweep and the stuck-payout sweep (here).
+//! deadline sweep (its reads and entries here, its run in
+//! `ops::deadlines`) and the stuck-payout sweep (here).
 //!
 //! Invariants:
 //! - The index holds only what a run can act on: ACTIVE mandates, escrows
@@ -19,17 +20,13 @@
 //!   a run meets it: removed under the status it was read with.
 
 use super::{
-    audit::Actor,
     items::{s, Item},
     keys::{self, Key},
     Store,
 };
 use crate::{
     domain::{
-        alert::AlertType,
-        escrow::{deadline_duty, EscrowAction, EscrowStatus},
-        ids::Id,
-        payment::PaymentStatus,
+        alert::AlertType, escrow::payment::PaymentStatus, escrow::EscrowStatus, ids::Id,
         time::Timestamp,
     },
     error::AppError,
@@ -66,13 +63,13 @@ impl SweepBudget {
         }
     }
 
-    fn spent(&self) -> bool {
+    pub(crate) fn spent(&self) -> bool {
         Instant::now() >= self.until
     }
 }
 
 /// Escrows read per batch: the escrow item and its alert guard, 100 keys.
-const ESCROWS_PER_BATCH: usize = 50;
+pub(crate) const ESCROWS_PER_BATCH: usize = 50;
 
 /// What the index says is due, within a budget.
 #[derive(Debug, Default)]
@@ -86,7 +83,7 @@ pub(crate) struct Due {
 }
 
 impl Due {
-    fn read(&self) -> u32 {
+    pub(crate) fn read(&self) -> u32 {
         u32::try_from(self.ids.len()).unwrap_or(u32::MAX) + self.unreadable
     }
 }
@@ -167,103 +164,14 @@ impl Store {
         Ok(due)
     }
 
-    /// The deadline sweep (the schedule, with mandate expiry): every escrow
-    /// in the index past its deadline gets what `check-deadline` does.
-    /// RELEASABLE ones are released (the remainder paid to the provider);
-    /// FUNDED ones raise one `ESCROW_DEADLINE_MISSED` alert and stay for the
-    /// client or an admin. Each is its own conditional transaction, so
-    /// overlapping runs pay and alert once; one that stays busy is skipped
-    /// for the next run. Statuses are read in batches first, so a stale
-    /// entry costs a share of one read and one small write.
-    pub async fn sweep_deadlines(
-        &self,
-        now: Timestamp,
-        actor: &Actor,
-        budget: &SweepBudget,
-    ) -> Result<DeadlineSweep, AppError> {
-        let mut sweep = DeadlineSweep::default();
-        let mut left = budget.entries;
-        for kind in [keys::RELEASABLE_ESCROWS, keys::OPEN_ESCROWS] {
-            if left == 0 || budget.spent() {
-                sweep.more = true;
-                break;
-            }
-            let due = self.due(kind, keys::escrow, now, left).await?;
-            left = left.saturating_sub(due.read());
-            sweep.skipped += due.unreadable;
-            sweep.more |= due.more;
-            for batch in due.ids.chunks(ESCROWS_PER_BATCH) {
-                if budget.spent() {
-                    sweep.more = true;
-                    break;
-                }
-                self.sweep_batch(batch, actor, &mut sweep).await;
-            }
-        }
-        Ok(sweep)
-    }
-
-    async fn sweep_batch(&self, ids: &[Id], actor: &Actor, sweep: &mut DeadlineSweep) {
-        let keys: Vec<Key> = ids
-            .iter()
-            .flat_map(|&id| [keys::escrow(id), keys::deadline_missed(id)])
-            .collect();
-        let found = match self
-            .retry_busy("read escrows due", || self.get_many(&keys))
-            .await
-        {
-            Ok(found) => found,
-            // The batch read only saves work: without it, each escrow is
-            // handled on its own, as `check-deadline` would.
-            Err(e) => {
-                tracing::warn!(error = %e, "batch read of escrows due failed: one by one");
-                for &id in ids {
-                    self.sweep_one(id, actor, sweep).await;
-                }
-                return;
-            }
-        };
-        for &id in ids {
-            // Gone between the index read and this one: nothing to do.
-            let Some(item) = found.get(&keys::escrow(id)) else {
-                continue;
-            };
-            let Some(status) = stored_status(item) else {
-                tracing::error!(escrow = %id, "unreadable escrow status: skipped");
-                sweep.skipped += 1;
-                continue;
-            };
-            let alerted = found.contains_key(&keys::deadline_missed(id));
-            if deadline_duty(status, alerted).is_some() {
-                self.sweep_one(id, actor, sweep).await;
-            } else {
-                self.clean_entry(id, status, sweep).await;
-            }
-        }
-    }
-
-    async fn sweep_one(&self, id: Id, actor: &Actor, sweep: &mut DeadlineSweep) {
-        let check = EscrowAction::DeadlineCheck {
-            now: Timestamp::now(),
-        };
-        let anyone = |_: &crate::domain::escrow::Escrow| Ok(());
-        let remarks = super::escrows::Remarks::new();
-        // Boxed: the transition's future is large and deep; the sweep's own
-        // future stays small (see mandate-expiry's main.rs).
-        match Box::pin(self.escrow_action(id, check, anyone, &remarks, actor)).await {
-            Ok(e) if e.status == EscrowStatus::Released => sweep.released += 1,
-            Ok(e) if e.status == EscrowStatus::Funded => sweep.missed += 1,
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(escrow = %id, error = %e, "deadline not handled this run: skipped");
-                sweep.skipped += 1;
-            }
-        }
-    }
-
     /// An entry no run can act on (written before the index held only
     /// duties): out of the index, under the status it was read with.
-    async fn clean_entry(&self, id: Id, status: EscrowStatus, sweep: &mut DeadlineSweep) {
+    pub(crate) async fn clean_entry(
+        &self,
+        id: Id,
+        status: EscrowStatus,
+        sweep: &mut DeadlineSweep,
+    ) {
         match self
             .transact(vec![self.leave_deadline_index(id, status)])
             .await
@@ -393,7 +301,7 @@ impl Store {
                 payment.updated_at
             ),
             actor_user_id: None,
-            payload: super::payments::alert_payload(
+            payload: super::escrow::payments::alert_payload(
                 &payment,
                 serde_json::json!({ "pending_since": payment.updated_at }),
             ),
@@ -417,6 +325,6 @@ fn indexed_id(item: &Item, key_of: fn(Id) -> Key) -> Option<Id> {
     (key_of(id).pk == *pk).then_some(id)
 }
 
-fn stored_status(item: &Item) -> Option<EscrowStatus> {
+pub(crate) fn stored_status(item: &Item) -> Option<EscrowStatus> {
     EscrowStatus::parse(item.get("status")?.as_s().ok()?)
 }

@@ -14,7 +14,7 @@
 
 use super::{
     audit::{entity, Actor, AuditEntry},
-    escrows::{not_found, refusal, Remarks},
+    escrow::transition::{not_found, refusal, Remarks},
     idempotency::{IdempotencyRecord, Scope, StoredResponse},
     ids,
     items::{from_item, key_item, n, s, to_item, values},
@@ -25,10 +25,12 @@ use super::{
 use crate::{
     domain::{
         error::ErrorCode,
-        escrow::Escrow,
+        escrow::{
+            payment::{Payee, Payment},
+            Escrow, EscrowRefusal,
+        },
         ids::Id,
         money::{Amount, Money},
-        payment::{Payee, Payment},
         spend::{authorize_spend, utc_day, PayeeView, SpendDecision, SpendRequest, UsagePayee},
         time::Timestamp,
     },
@@ -128,15 +130,12 @@ pub struct SpendView {
     pub escrow_id: Id,
     pub payee_ref: String,
     pub amount: Amount,
-    pub status: crate::domain::payment::PaymentStatus,
+    pub status: crate::domain::escrow::payment::PaymentStatus,
     pub psp_ref: String,
 }
 
 fn escrow_not_active() -> AppError {
-    AppError::new(
-        ErrorCode::EscrowNotActive,
-        "The escrow is released, refunded or cancelled: nothing can be spent from it.",
-    )
+    AppError::from(EscrowRefusal::NotActive)
 }
 
 /// The refusal of a spend, as answered.

@@ -26,7 +26,7 @@
 
 use super::{
     audit::{entity, Actor},
-    escrows::{not_found, Trail},
+    escrow::transition::{not_found, Trail},
     ids,
     items::{key_item, s, to_item, values},
     keys::{self, Index},
@@ -36,11 +36,11 @@ use super::{
 use crate::{
     domain::{
         error::ErrorCode,
+        escrow::milestone::{check_proof_target, MilestoneStatus},
         escrow::{Escrow, EscrowEventKind},
         ids::Id,
-        milestone::{check_proof_target, MilestoneStatus},
         proof::ReviewReason,
-        proof_review::{decide_proof, Decision, DecisionOutcome, Proof, ProofStatus},
+        proof_review::{Proof, ProofStatus},
         time::Timestamp,
         upload::UPLOAD_TTL_SECONDS,
     },
@@ -298,7 +298,7 @@ pub fn duplicate() -> AppError {
     )
 }
 
-fn decision_refusal(code: ErrorCode) -> AppError {
+pub(crate) fn decision_refusal(code: ErrorCode) -> AppError {
     let message = match code {
         ErrorCode::ProofAlreadyApproved => "This proof is already approved.",
         ErrorCode::ProofAlreadyRejected => "This proof is already rejected.",
@@ -616,42 +616,6 @@ impl Store {
             .ok_or_else(|| AppError::internal("an approved proof was not built"))
     }
 
-    /// `POST /proofs/{id}/decision`: `permit` says whether the caller may
-    /// decide on this proof (it sees the escrow's parties). Same decision
-    /// again → the proof unchanged; the other → 409.
-    pub async fn decide_proof(
-        &self,
-        id: Id,
-        decision: Decision,
-        note: Option<String>,
-        permit: impl Fn(&[Id; 2]) -> Result<(), AppError>,
-        actor: &Actor,
-    ) -> Result<Proof, AppError> {
-        let mut backoff = super::retry::Backoff::new(super::retry::Backoff::ATTEMPTS);
-        loop {
-            let read = self.proof(id).await?.ok_or_else(proof_not_found)?;
-            permit(&read.parties)?;
-            match decide_proof(read.proof.status, decision).map_err(decision_refusal)? {
-                DecisionOutcome::Unchanged => return Ok(read.proof),
-                DecisionOutcome::Apply => {}
-            }
-            let done = match decision {
-                Decision::Approve => self.approve(&read.proof, note.clone(), actor).await,
-                Decision::Reject => self.reject(&read.proof, note.clone(), actor).await,
-            };
-            match done {
-                Ok(Some(proof)) => return Ok(proof),
-                // Decided elsewhere meanwhile: read the proof again.
-                Ok(None) => {}
-                Err(e) if e.is_busy() => {}
-                Err(e) => return Err(e),
-            }
-            if !backoff.wait().await {
-                return Err(AppError::busy());
-            }
-        }
-    }
-
     fn decided_update(
         &self,
         proof: &Proof,
@@ -697,7 +661,7 @@ impl Store {
     }
 
     /// Ok(None): the proof or its milestone changed meanwhile.
-    async fn approve(
+    pub(crate) async fn approve(
         &self,
         proof: &Proof,
         note: Option<String>,
@@ -753,7 +717,7 @@ impl Store {
         }
     }
 
-    async fn reject(
+    pub(crate) async fn reject(
         &self,
         proof: &Proof,
         note: Option<String>,

@@ -24,8 +24,10 @@ use super::{
 };
 use crate::{
     domain::{
+        escrow::payment::{
+            resolve_psp_event, PaymentStatus, PspEventStatus, PspEventType, PspOutcome,
+        },
         ids::Id,
-        payment::{resolve_psp_event, PaymentStatus, PspEventStatus, PspEventType, PspOutcome},
         time::Timestamp,
         webhook::EventIdentity,
     },
@@ -413,7 +415,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::payment::PaymentTransition;
+    use crate::domain::escrow::payment::PaymentTransition;
 
     fn offline_store() -> Store {
         let config = aws_sdk_dynamodb::Config::builder()

@@ -1,7 +1,7 @@
-//! Purchases: the read-decide-write loop around `authorize_purchase`. The write
-//! is ONE transaction: the conditional debit of the mandate (sealed to its
-//! parties, ACTIVE, not expired, balance), the purchase, the idempotency
-//! record and the audit entries. Lost races retry from a fresh read.
+//! Purchases in the table: the one batched read a purchase decides on, and
+//! the items of its ONE transaction: the conditional debit of the mandate
+//! (sealed to its parties, ACTIVE, not expired, balance), the purchase and
+//! the audit entries. The read-decide-write loop is `ops::purchase`.
 //!
 //! Round trips in steady state: one batched read and the transaction (the
 //! mandate's key comes from the container's hints, ids from a reserved block,
@@ -10,8 +10,7 @@
 use super::{
     audit::{action, entity, Actor, AuditEntry},
     catalogue::take_merchant,
-    idempotency::{IdempotencyRecord, Scope, StoredResponse},
-    ids,
+    idempotency::{IdempotencyRecord, Scope},
     items::{key_item, n, s, to_item, values},
     keys::{self, Key},
     mandates::{take_guard, take_mandate, GUARD_OWNER},
@@ -20,15 +19,12 @@ use super::{
 };
 use crate::{
     domain::{
-        catalogue::UsageGrants,
+        catalogue::{Merchant, UsageGrants},
         currency::Currency,
-        error::ErrorCode,
         ids::Id,
         mandate::{Mandate, MandateParties, MandateStatus},
         money::Amount,
-        purchase::{
-            authorize_purchase, Debit, Purchase, PurchaseRefusal, PurchaseRequest, PurchaseStatus,
-        },
+        purchase::{Debit, Purchase, PurchaseRequest, PurchaseStatus},
         time::Timestamp,
         user::first_inactive,
     },
@@ -38,7 +34,7 @@ use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct PurchaseRecord {
@@ -159,125 +155,30 @@ fn remember<K: Eq + Hash>(map: &Mutex<HashMap<K, Id>>, key: K, value: Option<Id>
     }
 }
 
-/// What one pass of reads found, and the decision on it.
-enum Snapshot {
+/// What one batched read for a purchase found.
+pub(crate) enum PurchaseReads {
     /// The key was used before: answer what was stored.
     Replay(IdempotencyRecord),
-    Authorised {
-        debit: Debit,
-        mandate: Mandate,
-    },
-    Refused {
-        refusal: PurchaseRefusal,
+    /// What `authorize_purchase` decides on, as one consistent read saw it.
+    Found {
+        merchant: Option<Merchant>,
         mandate: Option<Mandate>,
+        grants: UsageGrants,
     },
 }
 
 impl Store {
-    /// Makes (or replays) the purchase `request` under idempotency `scope`.
-    /// Answers the response to send: 201 with the purchase, or the refusal.
-    /// A lost race or a throttled call decides again from a fresh read, with
-    /// bounded backoff; then 503 `SERVICE_BUSY`, nothing debited.
-    pub async fn purchase(
-        &self,
-        request: &PurchaseRequest,
-        scope: &Scope,
-        fingerprint: &str,
-        actor: &Actor,
-    ) -> Result<StoredResponse, AppError> {
-        let purchase_id = OnceLock::new();
-        let busy = || {
-            AppError::new(
-                ErrorCode::ServiceBusy,
-                "The mandate is busy; nothing was debited. Retry with the same Idempotency-Key.",
-            )
-        };
-        self.until_settled("purchase", busy, || {
-            self.try_purchase(request, scope, fingerprint, actor, &purchase_id)
-        })
-        .await
-    }
-
-    /// One read-decide-write pass. `None`: the mandate changed under us
-    /// (another purchase, the sweep): decide again.
-    async fn try_purchase(
-        &self,
-        request: &PurchaseRequest,
-        scope: &Scope,
-        fingerprint: &str,
-        actor: &Actor,
-        purchase_id: &OnceLock<Id>,
-    ) -> Result<Option<StoredResponse>, AppError> {
-        let snapshot = self
-            .read_for_purchase(request, scope, Timestamp::now())
-            .await?;
-        let id = match snapshot {
-            Snapshot::Authorised { .. } => Some(self.reserve_id(purchase_id, ids::PURCHASE).await?),
-            _ => purchase_id.get().copied(),
-        };
-        // Taken just before the transaction is sent: the debit's `expires_at >
-        // now` condition must not use the time of the reads.
-        let now = Timestamp::now();
-        // `retry_index`: the item whose failed condition means "decide again".
-        let (response, items, retry_index) = match snapshot {
-            Snapshot::Replay(record) => return record.replay(fingerprint).map(Some),
-            Snapshot::Authorised { debit, mandate } => {
-                let id = id.ok_or_else(|| AppError::internal("purchase without an id"))?;
-                let purchase = debit.purchase(id, request, now);
-                let response = StoredResponse {
-                    status: 201,
-                    body: serde_json::to_string(&purchase).map_err(AppError::internal)?,
-                };
-                let record =
-                    IdempotencyRecord::new(scope, fingerprint.to_string(), response.clone(), now);
-                let mut items = vec![
-                    self.idempotency_put(&record, now)?,
-                    self.debit(&mandate, &debit, now),
-                    self.put_new(to_item(&PurchaseRecord::new(&purchase))?),
-                ];
-                items.extend(self.debit_audit(&mandate, &purchase, &debit, actor, now)?);
-                (response, items, Some(1))
-            }
-            Snapshot::Refused { refusal, mandate } => {
-                let response = StoredResponse {
-                    status: refusal.code().status(),
-                    body: AppError::from(refusal).body().to_string(),
-                };
-                let record =
-                    IdempotencyRecord::new(scope, fingerprint.to_string(), response.clone(), now);
-                let mut items = vec![self.idempotency_put(&record, now)?];
-                let mut expiry_index = None;
-                if let (PurchaseRefusal::MandateExpired { .. }, Some(mandate)) = (refusal, &mandate)
-                {
-                    expiry_index = Some(items.len());
-                    items.extend(self.expiry_items(mandate, actor, now)?);
-                }
-                (response, items, expiry_index)
-            }
-        };
-        match self.transact(items).await {
-            Ok(()) => Ok(Some(response)),
-            // The same key was used meanwhile: answer what was stored.
-            Err(e) if e.failed_condition(0) => match self.idempotency_record(scope, now).await? {
-                Some(record) => record.replay(fingerprint).map(Some),
-                None => Ok(None),
-            },
-            Err(e) if e.is_busy() || retry_index.is_some_and(|i| e.failed_condition(i)) => Ok(None),
-            Err(e) => Err(e.unexpected()),
-        }
-    }
-
     /// One batched, consistent read of the idempotency record, the merchant,
     /// the parties' guard and users, the merchant grant, and, from the
     /// container's hints, the mandate and the category grant the last
     /// purchase of these parties needed. A second batch reads what a missing
     /// or wrong hint left out (the first purchase of a container does).
-    async fn read_for_purchase(
+    pub(crate) async fn read_for_purchase(
         &self,
         request: &PurchaseRequest,
         scope: &Scope,
         now: Timestamp,
-    ) -> Result<Snapshot, AppError> {
+    ) -> Result<PurchaseReads, AppError> {
         let idempotency_key = scope.storage_key();
         let parties = request.parties();
         let merchant_grant = keys::merchant_allowance(request.beneficiary_id, request.merchant_id);
@@ -297,7 +198,7 @@ impl Store {
         let mut found = self.get_many(&first).await?;
         if let Some(item) = found.remove(&idempotency_key) {
             if let Some(record) = IdempotencyRecord::from_live_item(item, now)? {
-                return Ok(Snapshot::Replay(record));
+                return Ok(PurchaseReads::Replay(record));
             }
         }
         // An inactive party: refused, and not remembered under the key, so
@@ -334,23 +235,23 @@ impl Store {
             merchant: found.contains_key(&merchant_grant),
             category: category_grant.is_some_and(|k| found.contains_key(&k)),
         };
-        Ok(
-            match authorize_purchase(request, merchant.as_ref(), mandate.as_ref(), grants, now) {
-                Ok(debit) => Snapshot::Authorised {
-                    debit,
-                    mandate: mandate
-                        .ok_or_else(|| AppError::internal("authorised without a mandate"))?,
-                },
-                Err(refusal) => Snapshot::Refused { refusal, mandate },
-            },
-        )
+        Ok(PurchaseReads::Found {
+            merchant,
+            mandate,
+            grants,
+        })
     }
 
     /// The conditional debit. Concurrent debits commute (`balance - amount`),
     /// and the condition keeps the balance from going below zero: a debit that
     /// leaves money needs `balance > amount`, one that consumes needs
     /// `balance = amount` and moves the mandate to CONSUMED.
-    fn debit(&self, mandate: &Mandate, debit: &Debit, now: Timestamp) -> TransactWriteItem {
+    pub(crate) fn debit(
+        &self,
+        mandate: &Mandate,
+        debit: &Debit,
+        now: Timestamp,
+    ) -> TransactWriteItem {
         let (set_status, balance_condition) = if debit.consumes {
             (
                 ", #status = :consumed REMOVE expiry_pk, expiry_sk",
@@ -385,8 +286,13 @@ impl Store {
         self.update(update)
     }
 
+    /// The new purchase's item.
+    pub(crate) fn purchase_put(&self, purchase: &Purchase) -> Result<TransactWriteItem, AppError> {
+        Ok(self.put_new(to_item(&PurchaseRecord::new(purchase))?))
+    }
+
     /// The audit entries of a debit, and the freed guard when it consumes.
-    fn debit_audit(
+    pub(crate) fn debit_audit(
         &self,
         mandate: &Mandate,
         purchase: &Purchase,

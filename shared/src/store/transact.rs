@@ -203,9 +203,6 @@ impl Store {
     }
 }
 
-/// Kept here for old callers' paths; it lives with the other retry rules.
-pub use super::retry::Backoff;
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,11 +11,12 @@
 //! and a contradiction of a terminal state changes nothing.
 
 use super::{
-    alert::AlertType,
-    error::ErrorCode,
-    escrow::{EscrowBalances, EscrowEventKind},
+    balances::{BalanceDelta, EscrowBalances},
     milestone::MilestoneStatus,
-    money::Amount,
+    timeline::EscrowEventKind,
+};
+use crate::domain::{
+    alert::AlertType, currency::Currency, error::ErrorCode, ids::Id, money::Amount, time::Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
@@ -165,16 +166,8 @@ impl PaymentTransition {
     }
 }
 
-/// How a payment transition moves the escrow's balances, in minor units.
-/// `funded` never moves: only deposits change it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct BalanceDelta {
-    pub available: i64,
-    pub paid: i64,
-    pub refunded: i64,
-}
-
 impl BalanceDelta {
+    /// How `transition` of a payment of `kind` moves the escrow's balances.
     pub fn of(kind: PaymentKind, amount: Amount, transition: PaymentTransition) -> BalanceDelta {
         let sign = match transition {
             PaymentTransition::Pending => 1,
@@ -202,25 +195,25 @@ impl BalanceDelta {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Payee {
-    User { user_id: super::ids::Id },
+    User { user_id: Id },
     Ref { payee_ref: String },
 }
 
 /// A payment as the API answers it (`Payment` of docs/api.md).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Payment {
-    pub id: super::ids::Id,
-    pub escrow_id: super::ids::Id,
-    pub milestone_id: Option<super::ids::Id>,
+    pub id: Id,
+    pub escrow_id: Id,
+    pub milestone_id: Option<Id>,
     pub kind: PaymentKind,
     pub payee: Payee,
     pub amount: Amount,
-    pub currency: super::currency::Currency,
+    pub currency: Currency,
     pub psp_ref: String,
     pub status: PaymentStatus,
     pub attempts: u32,
-    pub created_at: super::time::Timestamp,
-    pub updated_at: super::time::Timestamp,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 /// A fresh reference for the PSP to echo: `PSP-<uuid>`.

@@ -11,117 +11,34 @@
 //! [`EscrowBalances`]); every transition that moves money goes through
 //! [`EscrowBalances::apply`], which refuses to break it.
 
+//!
+//! The folder is one aggregate, its files a DAG (docs/architecture.md):
+//! `status`, `balances` and `timeline` at the bottom, importing nothing of
+//! the folder; `milestone` (the payout schedule) above `status`; `payment`
+//! above `balances`, `milestone` and `timeline`; this file, the escrow and
+//! its state machine, on top, re-exporting the bottom's types as the
+//! aggregate's face. No file of the folder imports this one.
+
+pub mod balances;
+pub mod milestone;
+pub mod payment;
+pub mod status;
+pub mod timeline;
+
+pub use balances::{BalanceDelta, EscrowBalances};
+pub use status::EscrowStatus;
+pub use timeline::EscrowEventKind;
+
 use super::{
     error::ErrorCode,
     geo::{self, GeoPoint},
     ids::Id,
     money::{Amount, Money},
-    payment::{BalanceDelta, PaymentKind, PaymentTransition},
     time::Timestamp,
 };
+use milestone::{MilestoneSlot, MilestoneStatus};
+use payment::{PaymentKind, PaymentTransition};
 use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum EscrowStatus {
-    Draft,
-    Funded,
-    Releasable,
-    Released,
-    Refunded,
-    Cancelled,
-}
-
-impl EscrowStatus {
-    pub const ALL: [EscrowStatus; 6] = [
-        EscrowStatus::Draft,
-        EscrowStatus::Funded,
-        EscrowStatus::Releasable,
-        EscrowStatus::Released,
-        EscrowStatus::Refunded,
-        EscrowStatus::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EscrowStatus::Draft => "DRAFT",
-            EscrowStatus::Funded => "FUNDED",
-            EscrowStatus::Releasable => "RELEASABLE",
-            EscrowStatus::Released => "RELEASED",
-            EscrowStatus::Refunded => "REFUNDED",
-            EscrowStatus::Cancelled => "CANCELLED",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<EscrowStatus> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-
-    /// Not yet settled one way or the other: the deadline sweep and the
-    /// milestone closure only concern these.
-    pub fn is_open(self) -> bool {
-        matches!(
-            self,
-            EscrowStatus::Draft | EscrowStatus::Funded | EscrowStatus::Releasable
-        )
-    }
-
-    /// Money is held and work is under way: proofs and milestone payouts
-    /// are accepted only then.
-    pub fn is_active(self) -> bool {
-        matches!(self, EscrowStatus::Funded | EscrowStatus::Releasable)
-    }
-}
-
-/// The money of one escrow. `amount_paid` counts PAYOUT and USAGE_SPEND
-/// payments that are SENT or SETTLED, `amount_refunded` REFUND payments in
-/// those states; a failed payment gives its amount back to `available`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EscrowBalances {
-    pub funded: Money,
-    pub available: Money,
-    pub paid: Money,
-    pub refunded: Money,
-}
-
-impl EscrowBalances {
-    /// A new escrow: nothing deposited.
-    pub const ZERO: EscrowBalances = EscrowBalances {
-        funded: Money::ZERO,
-        available: Money::ZERO,
-        paid: Money::ZERO,
-        refunded: Money::ZERO,
-    };
-
-    /// `funded = available + paid + refunded`, the contract's money invariant.
-    pub fn is_consistent(&self) -> bool {
-        self.funded.minor_units()
-            == self.available.minor_units() + self.paid.minor_units() + self.refunded.minor_units()
-    }
-
-    /// The balances after a payment transition, or `None` if any would go
-    /// below zero (for a debit: not enough available) or above `Money::MAX`.
-    pub fn apply(&self, delta: BalanceDelta) -> Option<EscrowBalances> {
-        fn shift(money: Money, by: i64) -> Option<Money> {
-            Money::from_minor_units(money.minor_units().checked_add(by)?).ok()
-        }
-        Some(EscrowBalances {
-            funded: self.funded,
-            available: shift(self.available, delta.available)?,
-            paid: shift(self.paid, delta.paid)?,
-            refunded: shift(self.refunded, delta.refunded)?,
-        })
-    }
-
-    /// A deposit: it is both funded and available.
-    fn deposit(&self, amount: Amount) -> Option<EscrowBalances> {
-        Some(EscrowBalances {
-            funded: self.funded.checked_add(amount)?,
-            available: self.available.checked_add(amount)?,
-            ..*self
-        })
-    }
-}
 
 /// What the deadline sweep can still do for an escrow once its deadline
 /// has passed. The deadline index holds an escrow only while this is
@@ -169,7 +86,7 @@ pub enum EscrowAction {
     DeadlineCheck { now: Timestamp },
     /// A milestone's payout (auto-approved proof or approval decision).
     /// `last`: every other milestone of the escrow is already PAID, so this
-    /// payout closes the escrow (see [`super::milestone::pays_last_milestone`]).
+    /// payout closes the escrow (see [`milestone::pays_last_milestone`]).
     PayMilestone { amount: Amount, last: bool },
     /// A usage spend to an allowed payee (`POST /spend`); the payee's limits
     /// are checked before (`super::spend::authorize_spend`).
@@ -214,51 +131,6 @@ impl EscrowAudit {
     }
 }
 
-/// The kinds of an escrow's timeline (`GET /escrows/{id}/events`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum EscrowEventKind {
-    Created,
-    Deposit,
-    Delivered,
-    ProofSubmitted,
-    ProofApproved,
-    ProofRejected,
-    /// A payment's money left the escrow; the PSP has not accepted it yet.
-    PaymentPending,
-    /// The PSP accepted a payment (the payout dispatcher).
-    PaymentSent,
-    PaymentSettled,
-    PaymentFailed,
-    ClientApproved,
-    ClientRejected,
-    DeadlineReleased,
-    DeadlineMissed,
-    Closed,
-}
-
-impl EscrowEventKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EscrowEventKind::Created => "CREATED",
-            EscrowEventKind::Deposit => "DEPOSIT",
-            EscrowEventKind::Delivered => "DELIVERED",
-            EscrowEventKind::ProofSubmitted => "PROOF_SUBMITTED",
-            EscrowEventKind::ProofApproved => "PROOF_APPROVED",
-            EscrowEventKind::ProofRejected => "PROOF_REJECTED",
-            EscrowEventKind::PaymentPending => "PAYMENT_PENDING",
-            EscrowEventKind::PaymentSent => "PAYMENT_SENT",
-            EscrowEventKind::PaymentSettled => "PAYMENT_SETTLED",
-            EscrowEventKind::PaymentFailed => "PAYMENT_FAILED",
-            EscrowEventKind::ClientApproved => "CLIENT_APPROVED",
-            EscrowEventKind::ClientRejected => "CLIENT_REJECTED",
-            EscrowEventKind::DeadlineReleased => "DEADLINE_RELEASED",
-            EscrowEventKind::DeadlineMissed => "DEADLINE_MISSED",
-            EscrowEventKind::Closed => "CLOSED",
-        }
-    }
-}
-
 /// A change to write, all of it in one transaction with the escrow's
 /// conditional update (status and balances as read).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,11 +157,49 @@ pub enum EscrowOutcome {
     DeadlineMissed,
 }
 
+/// Why `decide` refuses. Refusals change nothing; each is answered with one
+/// code and message (`From<EscrowRefusal> for AppError`, in `error.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EscrowRefusal {
+    /// The status does not allow this action.
+    InvalidState,
+    /// A spend from a RELEASED, REFUNDED or CANCELLED escrow.
+    NotActive,
+    /// A deposit beyond what the escrow still misses.
+    DepositExceedsTotal,
+    /// Not that much is available.
+    InsufficientBalance,
+}
+
+impl EscrowRefusal {
+    pub fn code(self) -> ErrorCode {
+        match self {
+            EscrowRefusal::InvalidState => ErrorCode::EscrowInvalidState,
+            EscrowRefusal::NotActive => ErrorCode::EscrowNotActive,
+            EscrowRefusal::DepositExceedsTotal => ErrorCode::DepositExceedsTotal,
+            EscrowRefusal::InsufficientBalance => ErrorCode::InsufficientEscrowBalance,
+        }
+    }
+
+    /// The refusal a bare `code` stands for, where a rule that is not yet
+    /// typed (a spend's, a retry's) passes on one of `decide`'s.
+    pub fn of(code: ErrorCode) -> Option<EscrowRefusal> {
+        [
+            EscrowRefusal::InvalidState,
+            EscrowRefusal::NotActive,
+            EscrowRefusal::DepositExceedsTotal,
+            EscrowRefusal::InsufficientBalance,
+        ]
+        .into_iter()
+        .find(|r| r.code() == code)
+    }
+}
+
 /// The escrow state machine of docs/api.md. Refusals change nothing.
-pub fn decide(state: &EscrowState, action: EscrowAction) -> Result<EscrowOutcome, ErrorCode> {
+pub fn decide(state: &EscrowState, action: EscrowAction) -> Result<EscrowOutcome, EscrowRefusal> {
     use EscrowAction as A;
     use EscrowStatus as S;
-    let invalid = Err(ErrorCode::EscrowInvalidState);
+    let invalid = Err(EscrowRefusal::InvalidState);
     match (state.status, action) {
         (S::Draft, A::Deposit { amount }) => deposit(state, amount),
         (_, A::Deposit { .. }) => invalid,
@@ -346,19 +256,19 @@ pub fn decide(state: &EscrowState, action: EscrowAction) -> Result<EscrowOutcome
         // Spends come out of what is held, in any open state, and change no
         // status; a settled escrow holds nothing to spend.
         (S::Draft | S::Funded | S::Releasable, A::Spend { amount }) => spend(state, amount),
-        (_, A::Spend { .. }) => Err(ErrorCode::EscrowNotActive),
+        (_, A::Spend { .. }) => Err(EscrowRefusal::NotActive),
     }
 }
 
-fn deposit(state: &EscrowState, amount: Amount) -> Result<EscrowOutcome, ErrorCode> {
+fn deposit(state: &EscrowState, amount: Amount) -> Result<EscrowOutcome, EscrowRefusal> {
     let missing = state.total.minor_units() - state.balances.funded.minor_units();
     if amount.minor_units() > missing {
-        return Err(ErrorCode::DepositExceedsTotal);
+        return Err(EscrowRefusal::DepositExceedsTotal);
     }
     let balances = state
         .balances
         .deposit(amount)
-        .ok_or(ErrorCode::DepositExceedsTotal)?;
+        .ok_or(EscrowRefusal::DepositExceedsTotal)?;
     let status = if balances.funded == state.total.money() {
         EscrowStatus::Funded
     } else {
@@ -414,12 +324,12 @@ fn pay_milestone(
     state: &EscrowState,
     amount: Amount,
     last: bool,
-) -> Result<EscrowOutcome, ErrorCode> {
+) -> Result<EscrowOutcome, EscrowRefusal> {
     let order = PaymentOrder {
         kind: PaymentKind::Payout,
         amount,
     };
-    let balances = debit(&state.balances, order).ok_or(ErrorCode::InsufficientEscrowBalance)?;
+    let balances = debit(&state.balances, order).ok_or(EscrowRefusal::InsufficientBalance)?;
     let mut audit = vec![EscrowAudit::PayoutPending];
     let mut events = vec![EscrowEventKind::PaymentPending];
     let status = if last {
@@ -438,12 +348,12 @@ fn pay_milestone(
     }))
 }
 
-fn spend(state: &EscrowState, amount: Amount) -> Result<EscrowOutcome, ErrorCode> {
+fn spend(state: &EscrowState, amount: Amount) -> Result<EscrowOutcome, EscrowRefusal> {
     let order = PaymentOrder {
         kind: PaymentKind::UsageSpend,
         amount,
     };
-    let balances = debit(&state.balances, order).ok_or(ErrorCode::InsufficientEscrowBalance)?;
+    let balances = debit(&state.balances, order).ok_or(EscrowRefusal::InsufficientBalance)?;
     Ok(EscrowOutcome::Changed(EscrowTransition {
         status: state.status,
         balances,
@@ -494,7 +404,7 @@ pub struct Milestone {
     pub amount: Amount,
     pub proof_type: String,
     pub geofence: Option<Geofence>,
-    pub status: super::milestone::MilestoneStatus,
+    pub status: MilestoneStatus,
 }
 
 /// An escrow as the API answers it (`Escrow` of docs/api.md).
@@ -542,10 +452,10 @@ impl Escrow {
     }
 
     /// The milestones as the sequence rule sees them.
-    pub fn slots(&self) -> Vec<super::milestone::MilestoneSlot> {
+    pub fn slots(&self) -> Vec<MilestoneSlot> {
         self.milestones
             .iter()
-            .map(|m| super::milestone::MilestoneSlot {
+            .map(|m| MilestoneSlot {
                 idx: m.idx,
                 status: m.status,
             })
@@ -889,7 +799,7 @@ mod tests {
                     }
                     Ok(EscrowOutcome::Unchanged) => Expect::Unchanged,
                     Ok(EscrowOutcome::DeadlineMissed) => Expect::Missed,
-                    Err(code) => Expect::Refused(code),
+                    Err(refusal) => Expect::Refused(refusal.code()),
                 };
                 assert_eq!(got, expect, "{status:?} + {name}");
             }
@@ -921,7 +831,7 @@ mod tests {
 
         state.balances = first.balances;
         let over = decide(&state, EscrowAction::Deposit { amount: amount(2) });
-        assert_eq!(over, Err(ErrorCode::DepositExceedsTotal));
+        assert_eq!(over, Err(EscrowRefusal::DepositExceedsTotal));
         let last = changed(&state, EscrowAction::Deposit { amount: amount(1) });
         assert_eq!(last.status, EscrowStatus::Funded);
         assert_eq!(last.balances, balances(1000, 1000, 0, 0));
@@ -945,7 +855,7 @@ mod tests {
                     amount: amount(1001)
                 }
             ),
-            Err(ErrorCode::DepositExceedsTotal)
+            Err(EscrowRefusal::DepositExceedsTotal)
         );
     }
 
@@ -961,7 +871,7 @@ mod tests {
                     amount: amount(601)
                 }
             ),
-            Err(ErrorCode::DepositExceedsTotal)
+            Err(EscrowRefusal::DepositExceedsTotal)
         );
         let t = changed(
             &state,

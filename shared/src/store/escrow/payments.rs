@@ -1,5 +1,6 @@
 //! Payments: every payout, refund and usage spend out of an escrow. A
-//! payment is never written alone: [`Store::payment_items`] builds, for ONE
+//! payment is never written alone: [`Store::payment_transaction`]
+//! (`transition.rs`) builds, for ONE
 //! `TransactWriteItems`, the escrow's conditional balance update (status as
 //! decided, `amount_available >= amount`, or exactly the amount for a
 //! remainder), the payment (PENDING, fresh `psp_ref`), the pointer from its
@@ -9,146 +10,37 @@
 //! escrow cannot both pay: the second fails its condition and decides again.
 
 use super::{
-    alerts::{self, NewAlert},
-    audit::{entity, Actor},
-    escrows::{
-        applied, not_found, refusal, transition_data, BalanceGuard, PaymentMove, Remarks, Trail,
-    },
-    ids,
-    items::{key_item, n, s, to_item, values, Item},
-    keys,
-    list::{Filters, Listed, Page, PageRequest},
-    Store,
+    records::PaymentRecord,
+    transition::{applied, not_found, payee_of, payment_data, refusal, with_extra, Remarks, Trail},
 };
 use crate::{
     domain::{
-        currency::Currency,
         error::ErrorCode,
         escrow::{
-            decide, Escrow, EscrowAction, EscrowAudit, EscrowEventKind, EscrowOutcome,
-            EscrowTransition, Milestone, PaymentOrder,
+            decide,
+            milestone::{plan_payout, MilestoneStatus, MustBe},
+            payment::{
+                apply_psp_answer, new_psp_ref, psp_answer_alert, retry_payment, Payment,
+                PaymentState, PaymentStatus, PaymentTransition, PspAnswer, RetryOutcome,
+            },
+            BalanceDelta, Escrow, EscrowAction, EscrowOutcome,
         },
         ids::Id,
-        milestone::{plan_payout, MilestoneStatus, MustBe},
-        money::Amount,
-        payment::{
-            apply_psp_answer, new_psp_ref, psp_answer_alert, retry_payment, BalanceDelta, Payee,
-            Payment, PaymentKind, PaymentState, PaymentStatus, PaymentTransition, PspAnswer,
-            RetryOutcome,
-        },
         spend::check_total_limit,
         time::Timestamp,
     },
     error::AppError,
+    store::{
+        alerts::{self, NewAlert},
+        audit::{entity, Actor},
+        items::{key_item, n, s, values, Item},
+        keys,
+        list::{Filters, Page, PageRequest},
+        Store,
+    },
 };
 use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem, Update};
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct PaymentRecord {
-    pk: String,
-    sk: String,
-    id: Id,
-    escrow_id: Id,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    milestone_id: Option<Id>,
-    kind: PaymentKind,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    payee_user_id: Option<Id>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    payee_ref: Option<String>,
-    amount_cents: i64,
-    currency: String,
-    psp_ref: String,
-    status: PaymentStatus,
-    attempts: u32,
-    /// The escrow's parties, who may read the payment.
-    client_id: Id,
-    provider_id: Id,
-    created_at: Timestamp,
-    updated_at: Timestamp,
-    gsi1pk: String,
-    gsi1sk: String,
-    gsi3pk: String,
-    gsi3sk: String,
-    /// Present only while PENDING: the stuck-payout sweep's entry in the
-    /// deadline index, sorted by when the payment became PENDING.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    expiry_pk: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    expiry_sk: Option<String>,
-}
-
-impl PaymentRecord {
-    fn new(p: &Payment, escrow: &Escrow) -> PaymentRecord {
-        let key = keys::payment(p.id);
-        let pending = p.status == PaymentStatus::Pending;
-        let (payee_user_id, payee_ref) = match &p.payee {
-            Payee::User { user_id } => (Some(*user_id), None),
-            Payee::Ref { payee_ref } => (None, Some(payee_ref.clone())),
-        };
-        PaymentRecord {
-            pk: key.pk,
-            sk: key.sk,
-            id: p.id,
-            escrow_id: p.escrow_id,
-            milestone_id: p.milestone_id,
-            kind: p.kind,
-            payee_user_id,
-            payee_ref,
-            amount_cents: p.amount.minor_units(),
-            currency: p.currency.to_string(),
-            psp_ref: p.psp_ref.clone(),
-            status: p.status,
-            attempts: p.attempts,
-            client_id: escrow.client_id,
-            provider_id: escrow.provider_id,
-            created_at: p.created_at,
-            updated_at: p.updated_at,
-            gsi1pk: keys::escrow_payments_partition(p.escrow_id),
-            gsi1sk: keys::id_sort_key(p.id),
-            gsi3pk: keys::sharded_partition(keys::KIND_PAYMENT, p.id),
-            gsi3sk: keys::id_sort_key(p.id),
-            expiry_pk: pending.then(|| keys::sharded_partition(keys::PENDING_PAYMENTS, p.id)),
-            expiry_sk: pending.then(|| keys::expiry_sort_key(p.updated_at, p.id)),
-        }
-    }
-
-    fn parties(&self) -> [Id; 2] {
-        [self.client_id, self.provider_id]
-    }
-
-    fn into_payment(self) -> Result<Payment, AppError> {
-        let corrupt = |what: &str| {
-            AppError::internal(format!("payment {}: stored {what} is invalid", self.id))
-        };
-        let payee = match (self.payee_user_id, self.payee_ref) {
-            (Some(user_id), None) => Payee::User { user_id },
-            (None, Some(payee_ref)) => Payee::Ref { payee_ref },
-            _ => return Err(corrupt("payee")),
-        };
-        Ok(Payment {
-            id: self.id,
-            escrow_id: self.escrow_id,
-            milestone_id: self.milestone_id,
-            kind: self.kind,
-            payee,
-            amount: Amount::from_minor_units(self.amount_cents).map_err(|_| corrupt("amount"))?,
-            currency: Currency::from_stored(&self.currency).ok_or_else(|| corrupt("currency"))?,
-            psp_ref: self.psp_ref,
-            status: self.status,
-            attempts: self.attempts,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-        })
-    }
-}
-
-impl Listed for PaymentRecord {
-    fn id(&self) -> Id {
-        self.id
-    }
-}
+use serde::Deserialize;
 
 /// A payment read with the parties of its escrow (for read access).
 pub struct PaymentRead {
@@ -156,110 +48,11 @@ pub struct PaymentRead {
     pub parties: [Id; 2],
 }
 
-/// Who a payment of `kind` out of `escrow` goes to, for payouts and refunds.
-pub fn payee_of(escrow: &Escrow, kind: PaymentKind) -> Result<Payee, AppError> {
-    match kind {
-        PaymentKind::Payout => Ok(Payee::User {
-            user_id: escrow.provider_id,
-        }),
-        PaymentKind::Refund => Ok(Payee::User {
-            user_id: escrow.client_id,
-        }),
-        PaymentKind::UsageSpend => Err(AppError::internal("a usage spend names its payee")),
-    }
-}
-
 /// An `extra` item of a milestone payout (its index among them) whose failed
 /// condition is final, and the error that answers it.
 pub type ExtraRefusal = (usize, fn() -> AppError);
 
 impl Store {
-    /// THE money movement out of an escrow, as transaction items; item 0 is
-    /// the escrow's update, whose failed condition means "decided on a stale
-    /// read: decide again". `milestone`: the milestone this payout pays
-    /// (PAID in the same transaction). The caller allocates nothing: the
-    /// payment id is allocated here.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn payment_transaction(
-        &self,
-        escrow: &Escrow,
-        transition: &EscrowTransition,
-        order: PaymentOrder,
-        payee: Payee,
-        milestone: Option<&Milestone>,
-        remarks: &Remarks,
-        actor: &Actor,
-        now: Timestamp,
-    ) -> Result<(Vec<TransactWriteItem>, Payment), AppError> {
-        let id = self.next_id(ids::PAYMENT).await?;
-        let payment = Payment {
-            id,
-            escrow_id: escrow.id,
-            milestone_id: milestone.map(|m| m.id),
-            kind: order.kind,
-            payee,
-            amount: order.amount,
-            currency: escrow.currency,
-            psp_ref: new_psp_ref(),
-            status: PaymentStatus::Pending,
-            attempts: 1,
-            created_at: now,
-            updated_at: now,
-        };
-        let into = match order.kind {
-            PaymentKind::Refund => "refunded_cents",
-            PaymentKind::Payout | PaymentKind::UsageSpend => "paid_cents",
-        };
-        let guard = BalanceGuard::Payment {
-            order: PaymentMove {
-                amount: order.amount,
-                into,
-            },
-            // A remainder (approve, reject, deadline) is all that is available.
-            exact: milestone.is_none() && order.kind != PaymentKind::UsageSpend,
-        };
-        let mut items = vec![
-            self.escrow_update(escrow, transition, &guard, now),
-            self.put_new(to_item(&PaymentRecord::new(&payment, escrow))?),
-        ];
-        let mut pointer: Item = key_item(&keys::psp_ref(&payment.psp_ref));
-        pointer.insert("payment_id".into(), n(id));
-        items.push(self.put_new(pointer));
-        if let Some(m) = milestone {
-            items.push(self.milestone_paid(escrow.id, m, now));
-        }
-        let escrow_data = transition_data(escrow, transition, remarks);
-        let payment_data = payment_data(&payment, serde_json::json!({}));
-        let mut trail = Trail::new(escrow.id, actor, now);
-        for audit in &transition.audit {
-            let item = match audit {
-                EscrowAudit::PayoutPending
-                | EscrowAudit::RefundPending
-                | EscrowAudit::UsageSpend => trail.audit(
-                    self,
-                    audit.as_str(),
-                    (entity::PAYMENT, payment.id),
-                    payment_data.clone(),
-                )?,
-                _ => trail.audit(
-                    self,
-                    audit.as_str(),
-                    (entity::ESCROW, escrow.id),
-                    escrow_data.clone(),
-                )?,
-            };
-            items.push(item);
-        }
-        for kind in &transition.events {
-            let data = match kind {
-                EscrowEventKind::PaymentPending => payment_data.clone(),
-                _ => escrow_data.clone(),
-            };
-            items.push(trail.event(self, *kind, data)?);
-        }
-        Ok((items, payment))
-    }
-
     /// Pays milestone `idx` of escrow `id` (an auto-approved proof, or an
     /// approval decision): PAYOUT of its amount to the provider, the
     /// milestone PAID, and, when it is the last one, the escrow RELEASED
@@ -315,7 +108,7 @@ impl Store {
             amount: milestone.amount,
             last: plan.last,
         };
-        let transition = match decide(&escrow.state(), action).map_err(refusal)? {
+        let transition = match decide(&escrow.state(), action)? {
             EscrowOutcome::Changed(t) => t,
             other => {
                 return Err(AppError::internal(format!(
@@ -365,7 +158,7 @@ impl Store {
                 Ok(None)
             }
             Err(e) if e.is_busy() => Ok(None),
-            Err(e) if matches!(&e, super::transact::TransactError::Cancelled(_)) => Ok(None),
+            Err(e) if matches!(&e, crate::store::transact::TransactError::Cancelled(_)) => Ok(None),
             Err(e) => Err(e.unexpected()),
         }
     }
@@ -685,7 +478,10 @@ impl Store {
             // Retried by someone else, the money moved, a spend took the
             // payee's room, or the milestone changed: decide again on a
             // fresh read.
-            Err(e) if e.is_busy() || matches!(e, super::transact::TransactError::Cancelled(_)) => {
+            Err(e)
+                if e.is_busy()
+                    || matches!(e, crate::store::transact::TransactError::Cancelled(_)) =>
+            {
                 Ok(None)
             }
             Err(e) => Err(e.unexpected()),
@@ -707,7 +503,7 @@ pub enum AnswerRecorded {
 
 impl Store {
     /// The payout dispatcher's write: the PSP's `answer` to attempt
-    /// `attempt` of payment `id`, per `domain::payment::apply_psp_answer`, in
+    /// `attempt` of payment `id`, per `domain::escrow::payment::apply_psp_answer`, in
     /// ONE transaction. Accepted: SENT, audit `*_SENT`, event `PAYMENT_SENT`.
     /// Refused: ERROR exactly as a webhook's `payment.failed` (the money
     /// back, the milestone APPROVED, a spend's total given back) and one
@@ -767,7 +563,10 @@ impl Store {
             // This cause's alert exists: this refusal was recorded already.
             Err(e) if e.failed_condition(alert_index) => Ok(Some(AnswerRecorded::Moot)),
             // The payment or its escrow changed under us: decide again.
-            Err(e) if e.is_busy() || matches!(e, super::transact::TransactError::Cancelled(_)) => {
+            Err(e)
+                if e.is_busy()
+                    || matches!(e, crate::store::transact::TransactError::Cancelled(_)) =>
+            {
                 Ok(None)
             }
             Err(e) => Err(e.unexpected()),
@@ -814,35 +613,14 @@ pub(crate) fn alert_payload(payment: &Payment, extra: serde_json::Value) -> serd
     )
 }
 
-/// What the audit entry and the timeline event of a payment say: the payment,
-/// and `extra` (an object) on top.
-fn payment_data(payment: &Payment, extra: serde_json::Value) -> serde_json::Value {
-    with_extra(
-        serde_json::json!({
-            "payment_id": payment.id,
-            "escrow_id": payment.escrow_id,
-            "milestone_id": payment.milestone_id,
-            "kind": payment.kind,
-            "payee": payment.payee,
-            "amount": payment.amount,
-            "currency": payment.currency,
-            "psp_ref": payment.psp_ref,
-        }),
-        extra,
-    )
-}
-
-/// `base` (an object) with the fields of `extra` (an object) on top.
-fn with_extra(mut base: serde_json::Value, extra: serde_json::Value) -> serde_json::Value {
-    if let (Some(base), serde_json::Value::Object(extra)) = (base.as_object_mut(), extra) {
-        base.extend(extra);
-    }
-    base
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{
+        currency::Currency,
+        escrow::payment::{Payee, PaymentKind},
+        money::Amount,
+    };
 
     fn offline_store() -> Store {
         let config = aws_sdk_dynamodb::Config::builder()

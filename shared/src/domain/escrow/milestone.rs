@@ -6,7 +6,8 @@
 //! (The original left a rejected milestone REJECTED for ever, so the next
 //! one became current and the rejected work was never paid.)
 
-use super::{error::ErrorCode, escrow::EscrowStatus};
+use super::status::EscrowStatus;
+use crate::domain::error::ErrorCode;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

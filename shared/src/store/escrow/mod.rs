@@ -1,0 +1,17 @@
+//! Escrows and their payments in the table: one folder, its files a DAG
+//! (docs/architecture.md). `records` (the stored items) at the bottom;
+//! `transition` (the transaction of one escrow transition: the escrow's
+//! conditional update, the money movement out of it, the trail of audit
+//! entries and timeline events) above it; `escrows` (creation, reads,
+//! lists, deposits, actions) and `payments` (milestone payouts, reads,
+//! retries, the PSP's answers) on top, each built on `transition`, neither
+//! importing the other. This file re-exports what the functions name.
+
+pub mod escrows;
+pub mod payments;
+pub(crate) mod records;
+pub mod transition;
+
+pub use escrows::{EscrowEvent, EscrowFilter, NewEscrow};
+pub use payments::{AnswerRecorded, PaymentRead};
+pub use transition::{not_found, Remarks};
