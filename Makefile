@@ -12,8 +12,8 @@ CARGO_LAMBDA_VERSION := 1.9.2
 LAMBDA_FUNCTIONS := health users apikeys mandates spend escrows proofs payments transactions alerts mandate-expiry psp-webhook psp-events payout-dispatch domain-events console ledger-check ledger
 
 .PHONY: help dev test fmt-check clippy unit cfn-lint integration lint build \
-	build-lambda lambda-check invoke invoke-smoke campaign bench instructions moto-selftest venv clean photo openapi schemathesis \
-	browser
+	build-lambda lambda-check invoke invoke-smoke campaign bench instructions weight weight-sizes coldstart moto-selftest venv clean \
+	photo openapi schemathesis browser
 
 help:
 	@echo 'Kobatela: local development and tests'
@@ -21,7 +21,8 @@ help:
 	@echo '  make dev            run every function in one process (kobatela-local, 127.0.0.1:3000)'
 	@echo '                      against the local AWS stack (moto on 127.0.0.1:5005, reused if running)'
 	@echo '  make test           fmt-check, clippy, unit, cfn-lint, moto-selftest, integration, browser,'
-	@echo '                      invoke-smoke, schemathesis (stops at the first failure)'
+	@echo '                      invoke-smoke, schemathesis, weight-sizes (stops at the first failure; the'
+	@echo '                      release build weight-sizes weighs runs in the background from integration on)'
 	@echo '  make fmt-check      cargo fmt --all -- --check'
 	@echo '  make clippy         cargo clippy --workspace --all-targets -- -D warnings'
 	@echo '  make unit           cargo test --workspace --exclude kobatela-tests'
@@ -48,6 +49,12 @@ help:
 	@echo '                      purchases/s on a fresh table and after 10 000 purchases, CPU per request'
 	@echo '  make instructions   instructions per request of kobatela-local under callgrind (needs valgrind):'
 	@echo '                      a measure that does not move with the host'"'"'s load, to compare builds'
+	@echo '  make weight         the weight budgets: every release Lambda binary <= 6 MB (the two with S3:'
+	@echo '                      7.5 MB) and a purchase <= 1 300 k instructions (make instructions; skipped,'
+	@echo '                      saying so, without valgrind), each + 5 %'
+	@echo '  make weight-sizes   the binaries only (part of make test)'
+	@echo '  make coldstart      each release Lambda binary exec'"'"'d under cargo lambda watch: time to its'
+	@echo '                      first answered invocation (median of 10) and peak RSS; not in make test'
 	@echo '  make moto-selftest  check the emulator: bootstrap resources and atomic concurrent transactions'
 	@echo '  make venv           create .venv (pinned moto[server] and cfn-lint)'
 	@echo '  make clean          cargo clean and remove .local-state (keeps .venv)'
@@ -72,10 +79,12 @@ test:
 	$(SUBMAKE) unit
 	$(SUBMAKE) cfn-lint
 	$(SUBMAKE) moto-selftest
+	bash local/weight.sh --start-build
 	$(SUBMAKE) integration
 	$(SUBMAKE) browser
 	$(SUBMAKE) invoke-smoke
 	$(SUBMAKE) schemathesis
+	$(SUBMAKE) weight-sizes
 
 fmt-check:
 	cargo fmt --all -- --check
@@ -152,6 +161,15 @@ bench:
 
 instructions:
 	bash local/instructions.sh
+
+weight:
+	bash local/weight.sh
+
+weight-sizes:
+	bash local/weight.sh --sizes
+
+coldstart:
+	CARGO_LAMBDA_VERSION=$(CARGO_LAMBDA_VERSION) bash local/coldstart.sh
 
 moto-selftest:
 	bash local/moto_selftest.sh

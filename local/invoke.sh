@@ -211,4 +211,7 @@ main() {
     fi
 }
 
-main "$@"
+# Sourced by local/coldstart.sh for its stack, events and admin key.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+    main "$@"
+fi

@@ -49,7 +49,7 @@ pub fn console_routes(blob: &shared::blob::Blob) -> Result<Router, String> {
 /// The proof bucket of the local stack: `KOBATELA_PROOF_BUCKET`, or the one
 /// `local/bootstrap.py` creates.
 pub async fn local_blob() -> shared::blob::Blob {
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = shared::app::sdk_config().await;
     shared::blob::Blob::from_lookup(&sdk, |name| {
         std::env::var(name)
             .ok()

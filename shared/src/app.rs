@@ -51,13 +51,116 @@ pub async fn store_for_lambda() -> Result<Store, String> {
     Ok(Store::new(client, &config.table, config.id_block))
 }
 
-/// The standard AWS configuration (region, credentials, `AWS_ENDPOINT_URL`).
+/// The AWS configuration every SDK client of a function is made from: the
+/// region, credentials and endpoint that Lambda (or the local stack) puts in
+/// the environment (`AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`, `AWS_ENDPOINT_URL`), the SDK's default connect
+/// timeout, and [`https_client`]. Not `aws_config::defaults`: its provider
+/// chains (profile files, SSO, web identity through STS, ECS, IMDS, a
+/// credentials process) never apply on Lambda, which hands every function
+/// its credentials and region as variables, and they weighed about half a
+/// megabyte in every binary (docs/performance.md, "Weight budgets").
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    sdk_config_from(|name| std::env::var(name).ok())
+}
+
+/// [`sdk_config`] over any source of variables (tests pass their own).
+pub fn sdk_config_from(var: impl Fn(&str) -> Option<String>) -> aws_config::SdkConfig {
+    use aws_config::{
+        environment::EnvironmentVariableCredentialsProvider, timeout::TimeoutConfig,
+        BehaviorVersion, Region,
+    };
+    use aws_sdk_dynamodb::config::SharedCredentialsProvider;
+    let var = |name: &str| var(name).filter(|value| !value.trim().is_empty());
+    let region = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION"));
+    let mut config = aws_config::SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(region.map(Region::new))
+        .credentials_provider(SharedCredentialsProvider::new(
+            EnvironmentVariableCredentialsProvider::new(),
+        ))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(SDK_CONNECT_TIMEOUT)
+                .build(),
+        )
+        .http_client(https_client());
+    if let Some(endpoint) = var("AWS_ENDPOINT_URL") {
+        config = config.endpoint_url(endpoint);
+    }
+    config.build()
+}
+
+/// The connect timeout `aws_config::defaults` sets (its
+/// `SDK_DEFAULT_CONNECT_TIMEOUT`).
+const SDK_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(3100);
+
+/// The SDK's own default HTTPS client (hyper, rustls, the system's roots,
+/// the proxy from the environment, the SDK's timeouts per client) on the
+/// ring provider instead of aws-lc: the process's one crypto library, which
+/// the PSP adapter's TLS uses too (`crate::psp::tls_config`), and about a
+/// megabyte lighter than aws-lc in every binary. The cost: no post-quantum
+/// hybrid key exchange, which rustls offers only on aws-lc.
+pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::{proxy::ProxyConfig, tls, Builder, ConnectorBuilder};
+    Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
 }
 
 /// Logs why a function refuses to start, and returns the reason.
 pub fn refuse(reason: String) -> String {
     tracing::error!(%reason, "refusing to start");
     reason
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sdk_config_from;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> aws_config::SdkConfig {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        sdk_config_from(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn the_region_and_endpoint_come_from_the_environment() {
+        let sdk = config(&[
+            ("AWS_REGION", "eu-west-3"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5005"),
+        ]);
+        assert_eq!(sdk.region().map(|r| r.as_ref()), Some("eu-west-3"));
+        assert_eq!(sdk.endpoint_url(), Some("http://127.0.0.1:5005"));
+        assert!(sdk.credentials_provider().is_some());
+        assert!(sdk.http_client().is_some());
+        assert_eq!(
+            sdk.timeout_config().and_then(|t| t.connect_timeout()),
+            Some(super::SDK_CONNECT_TIMEOUT)
+        );
+    }
+
+    #[test]
+    fn aws_default_region_stands_in_and_blank_variables_count_as_unset() {
+        let sdk = config(&[
+            ("AWS_REGION", " "),
+            ("AWS_DEFAULT_REGION", "af-south-1"),
+            ("AWS_ENDPOINT_URL", ""),
+        ]);
+        assert_eq!(sdk.region().map(|r| r.as_ref()), Some("af-south-1"));
+        assert_eq!(sdk.endpoint_url(), None);
+        assert_eq!(config(&[]).region(), None);
+    }
 }

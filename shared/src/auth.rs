@@ -12,8 +12,8 @@ use crate::{
     error::AppError,
     store::Store,
 };
-use hmac::{Hmac, Mac};
-use rand::RngCore;
+use hmac::{Hmac, KeyInit, Mac};
+use rand::Rng;
 use sha2::Sha256;
 use std::{
     collections::HashMap,

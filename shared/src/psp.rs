@@ -293,9 +293,9 @@ impl Psp for HttpPsp {
     }
 }
 
-/// The TLS the AWS SDK already uses: rustls on the aws-lc-rs provider,
-/// with the system's roots (as the SDK's default client). reqwest's own
-/// rustls features would pull ring in as a second crypto library. The roots
+/// The TLS the AWS SDK's client uses (`crate::app::https_client`): rustls on
+/// the ring provider, with the system's roots. reqwest's own rustls features
+/// would pick a provider of their own, a second crypto library. The roots
 /// are read only for https (the local sandbox is plain http).
 ///
 /// Every reqwest client of a process that links this feature must be given
@@ -310,7 +310,7 @@ pub fn tls_config(https: bool) -> Result<rustls::ClientConfig, String> {
             return Err("no trusted root certificates found for the PSP's https".into());
         }
     }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup: {e}"))?

@@ -9,27 +9,47 @@ use std::io::IsTerminal;
 
 use serde_json::{Map, Value};
 use tracing::{Event, Subscriber};
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::util::SubscriberInitExt;
 
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = filter(std::env::var("RUST_LOG").ok().as_deref());
     let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok();
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let registry = tracing_subscriber::registry().with(filter);
     // A second init (tests, the local server) keeps the first subscriber.
     let _ = match function {
-        Some(function) => builder
-            .fmt_fields(JsonFields::new())
-            .event_format(LambdaJson { function })
+        Some(function) => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .fmt_fields(JsonFields::new())
+                    .event_format(LambdaJson { function }),
+            )
             .try_init(),
-        None => builder
-            .with_target(false)
-            .with_ansi(std::io::stdout().is_terminal())
-            .compact()
+        None => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_target(false)
+                    .with_ansi(std::io::stdout().is_terminal())
+                    .compact(),
+            )
             .try_init(),
     };
+}
+
+/// `RUST_LOG` as levels per target (`info`, `warn,shared=debug`): the
+/// directives this service uses, without `EnvFilter`'s span and field
+/// matching and the regex engine it links into every binary. Unset, empty or
+/// unreadable: `info`.
+pub fn filter(rust_log: Option<&str>) -> Targets {
+    rust_log
+        .map(str::trim)
+        .filter(|directives| !directives.is_empty())
+        .and_then(|directives| directives.parse().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO))
 }
 
 /// One JSON object per event, fields of the enclosing spans (the runtime's
@@ -145,5 +165,23 @@ mod tests {
         assert!(line["_aws"]["Timestamp"].is_i64());
         assert_eq!(line["requestId"], "req-9");
         assert!(line.get("emf").is_none());
+    }
+
+    #[test]
+    fn rust_log_sets_levels_per_target_and_defaults_to_info() {
+        use tracing::Level;
+        let info = filter(None);
+        assert!(info.would_enable("shared::store", &Level::INFO));
+        assert!(!info.would_enable("shared::store", &Level::DEBUG));
+        for unreadable in ["", "  ", "shared=loud"] {
+            let f = filter(Some(unreadable));
+            assert!(f.would_enable("any", &Level::INFO), "{unreadable:?}");
+            assert!(!f.would_enable("any", &Level::DEBUG), "{unreadable:?}");
+        }
+        let f = filter(Some("warn,shared::store=debug"));
+        assert!(!f.would_enable("axum", &Level::INFO));
+        assert!(f.would_enable("axum", &Level::WARN));
+        assert!(f.would_enable("shared::store::client", &Level::DEBUG));
+        assert!(!f.would_enable("shared::auth", &Level::INFO));
     }
 }

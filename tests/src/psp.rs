@@ -21,7 +21,7 @@ pub fn psp_previous_secret() -> Option<String> {
 /// The PSP's signature of `timestamp.body` under `secret`, computed here
 /// independently of the service's code: lower-case hex HMAC-SHA256.
 pub fn psp_sign(secret: &str, timestamp: &str, body: &str) -> String {
-    use hmac::{Hmac, Mac};
+    use hmac::{Hmac, KeyInit, Mac};
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key");
     mac.update(timestamp.as_bytes());
     mac.update(b".");

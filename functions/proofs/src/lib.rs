@@ -73,7 +73,7 @@ impl ProofsState {
     /// (`KOBATELA_PROOF_BUCKET`); refuses to start without it.
     pub async fn for_lambda() -> Result<ProofsState, String> {
         let app = AppState::for_lambda().await?;
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let sdk = shared::app::sdk_config().await;
         let blob = Blob::from_env(&sdk).inspect_err(|reason| {
             tracing::error!(%reason, "refusing to start");
         })?;

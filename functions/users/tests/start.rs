@@ -82,8 +82,7 @@ fn refuses_to_start_when_its_ssm_parameter_cannot_be_read() {
         ("AWS_ACCESS_KEY_ID", "testing"),
         ("AWS_SECRET_ACCESS_KEY", "testing"),
         // Nothing listens on port 1: SSM is unreachable.
-        ("AWS_ENDPOINT_URL_SSM", "http://127.0.0.1:1"),
-        ("AWS_MAX_ATTEMPTS", "1"),
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:1"),
     ]);
     assert!(!started, "{text}");
     assert!(

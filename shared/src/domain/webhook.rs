@@ -19,7 +19,7 @@
 //! ignored.
 
 use super::{error::ErrorCode, time::Timestamp};
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::fmt;

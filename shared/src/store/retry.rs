@@ -13,7 +13,7 @@ use super::Store;
 use crate::error::{AppError, AppResult};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_smithy_types::retry::RetryConfig;
-use rand::Rng;
+use rand::RngExt;
 use std::{future::Future, time::Duration};
 
 /// Error codes of whole calls that mean "throughput exceeded or contended".
