@@ -13,11 +13,7 @@ use crate::{
         proof_review::{decide_proof, Decision, DecisionOutcome, Proof},
     },
     error::AppError,
-    store::{
-        proofs::{decision_refusal, proof_not_found},
-        retry::Backoff,
-        Store,
-    },
+    store::{proofs::proof_not_found, retry::Backoff, Store},
 };
 
 /// Whether `caller` may decide on a proof of an escrow with these
@@ -40,7 +36,7 @@ pub async fn decide(
         if let Asker::Caller(caller) = asker {
             AppError::permit(may_decide(caller, &read.parties))?;
         }
-        match decide_proof(read.proof.status, decision).map_err(decision_refusal)? {
+        match decide_proof(read.proof.status, decision)? {
             DecisionOutcome::Unchanged => return Ok(read.proof),
             DecisionOutcome::Apply => {}
         }

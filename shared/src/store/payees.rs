@@ -14,7 +14,7 @@
 
 use super::{
     audit::{entity, Actor, AuditEntry},
-    escrow::transition::{not_found, refusal, Remarks},
+    escrow::transition::{not_found, Remarks},
     idempotency::{IdempotencyRecord, Scope, StoredResponse},
     ids,
     items::{from_item, key_item, n, s, to_item, values},
@@ -136,18 +136,6 @@ pub struct SpendView {
 
 fn escrow_not_active() -> AppError {
     AppError::from(EscrowRefusal::NotActive)
-}
-
-/// The refusal of a spend, as answered.
-fn spend_refusal(code: ErrorCode) -> AppError {
-    let message = match code {
-        ErrorCode::EscrowNotActive => return escrow_not_active(),
-        ErrorCode::PayeeNotAllowed => "This payee is not allowed for this escrow.",
-        ErrorCode::DailyLimitReached => "This spend would pass the payee's daily limit (UTC day).",
-        ErrorCode::TotalLimitReached => "This spend would pass the payee's total limit.",
-        other => return refusal(other),
-    };
-    AppError::new(code, message)
 }
 
 impl Store {
@@ -297,8 +285,7 @@ impl Store {
             .remove(&payee_key)
             .map(|item| from_item::<PayeeRecord>(item)?.into_payee())
             .transpose()?;
-        let decision = authorize_spend(&escrow.state(), payee.as_ref(), request.amount, now)
-            .map_err(spend_refusal)?;
+        let decision = authorize_spend(&escrow.state(), payee.as_ref(), request.amount, now)?;
         let payee = payee.ok_or_else(|| AppError::internal("a spend authorised without payee"))?;
         let order = decision
             .transition

@@ -36,7 +36,7 @@ use super::{
 use crate::{
     domain::{
         error::ErrorCode,
-        escrow::milestone::{check_proof_target, MilestoneStatus},
+        escrow::milestone::{check_proof_target, MilestoneStatus, ProofTargetRefusal},
         escrow::{Escrow, EscrowEventKind},
         ids::Id,
         proof::ReviewReason,
@@ -266,24 +266,6 @@ pub struct NewProof {
     pub judged: Judged,
 }
 
-/// The refusal of `check_proof_target`, as answered.
-pub fn target_refusal(code: ErrorCode) -> AppError {
-    let message = match code {
-        ErrorCode::MilestoneNotFound => "Milestone not found for this escrow.",
-        ErrorCode::EscrowInvalidState => "The escrow is not FUNDED or RELEASABLE.",
-        ErrorCode::NoOpenMilestone => "Every milestone of this escrow is paid.",
-        ErrorCode::SequenceError => "This is not the escrow's current milestone.",
-        ErrorCode::MilestoneNotWaiting => "The milestone is not waiting for a proof.",
-        _ => "The milestone does not accept a proof.",
-    };
-    AppError::new(code, message)
-}
-
-/// May a proof be submitted (or an upload prepared) for milestone `idx`?
-pub fn milestone_target(escrow: &Escrow, idx: u32) -> Result<(), AppError> {
-    check_proof_target(escrow.status, &escrow.slots(), idx).map_err(target_refusal)
-}
-
 pub fn proof_not_found() -> AppError {
     AppError::new(ErrorCode::ProofNotFound, "Proof not found.")
 }
@@ -296,15 +278,6 @@ pub fn duplicate() -> AppError {
         ErrorCode::ProofDuplicate,
         "This file (same SHA-256) is already the file of a proof.",
     )
-}
-
-pub(crate) fn decision_refusal(code: ErrorCode) -> AppError {
-    let message = match code {
-        ErrorCode::ProofAlreadyApproved => "This proof is already approved.",
-        ErrorCode::ProofAlreadyRejected => "This proof is already rejected.",
-        _ => "The proof does not accept this decision.",
-    };
-    AppError::new(code, message)
 }
 
 impl Store {
@@ -542,8 +515,7 @@ impl Store {
         actor: &Actor,
     ) -> Result<Option<Proof>, AppError> {
         let escrow = self.escrow(new.escrow_id).await?.ok_or_else(not_found)?;
-        check_proof_target(escrow.status, &escrow.slots(), new.milestone_idx)
-            .map_err(target_refusal)?;
+        check_proof_target(escrow.status, &escrow.slots(), new.milestone_idx)?;
         let now = Timestamp::now();
         let proof = new_proof(
             id,
@@ -584,8 +556,7 @@ impl Store {
     ) -> Result<Proof, AppError> {
         let made: Mutex<Option<Proof>> = Mutex::new(None);
         let extra = |escrow: &Escrow, now: Timestamp| {
-            check_proof_target(escrow.status, &escrow.slots(), new.milestone_idx)
-                .map_err(target_refusal)?;
+            check_proof_target(escrow.status, &escrow.slots(), new.milestone_idx)?;
             let proof = new_proof(
                 id,
                 new,
@@ -673,9 +644,9 @@ impl Store {
                 .milestones
                 .iter()
                 .find(|m| m.idx == proof.milestone_idx)
-                .ok_or_else(|| target_refusal(ErrorCode::MilestoneNotFound))?;
+                .ok_or_else(|| AppError::from(ProofTargetRefusal::MilestoneNotFound))?;
             if milestone.status != MilestoneStatus::PendingReview {
-                return Err(target_refusal(ErrorCode::MilestoneNotWaiting));
+                return Err(AppError::from(ProofTargetRefusal::NotWaiting));
             }
             let data = serde_json::json!({"proof_id": proof.id, "note": note, "auto": false});
             let mut trail = Trail::new(escrow.id, actor, now).after(PAYOUT_ENTRIES);
@@ -771,7 +742,7 @@ fn new_proof(
         .milestones
         .iter()
         .find(|m| m.idx == new.milestone_idx)
-        .ok_or_else(|| target_refusal(ErrorCode::MilestoneNotFound))?;
+        .ok_or_else(|| AppError::from(ProofTargetRefusal::MilestoneNotFound))?;
     Ok(Proof {
         id,
         escrow_id: escrow.id,

@@ -11,7 +11,7 @@
 
 use super::{
     records::PaymentRecord,
-    transition::{applied, not_found, payee_of, payment_data, refusal, with_extra, Remarks, Trail},
+    transition::{applied, not_found, payee_of, payment_data, with_extra, Remarks, Trail},
 };
 use crate::{
     domain::{
@@ -22,6 +22,7 @@ use crate::{
             payment::{
                 apply_psp_answer, new_psp_ref, psp_answer_alert, retry_payment, Payment,
                 PaymentState, PaymentStatus, PaymentTransition, PspAnswer, RetryOutcome,
+                RetryRefusal,
             },
             BalanceDelta, Escrow, EscrowAction, EscrowOutcome,
         },
@@ -97,7 +98,7 @@ impl Store {
         actor: &Actor,
     ) -> Result<Option<(Escrow, Payment)>, AppError> {
         let escrow = self.escrow(id).await?.ok_or_else(not_found)?;
-        let plan = plan_payout(&escrow.slots(), idx).map_err(milestone_refusal)?;
+        let plan = plan_payout(&escrow.slots(), idx)?;
         let milestone = escrow
             .milestones
             .iter()
@@ -396,14 +397,15 @@ impl Store {
         };
         // A spend's total limit first, as for a new spend, then the money.
         let decided = match &payee {
-            Some(payee) => check_total_limit(payee, payment.amount),
+            Some(payee) => check_total_limit(payee, payment.amount)
+                .map_err(|_| RetryRefusal::TotalLimitReached),
             None => Ok(()),
         }
         .and_then(|()| retry_payment(&state, &escrow.balances()));
         let attempts = match decided {
             Ok(RetryOutcome::Unchanged) => return Ok(Some(payment)),
             Ok(RetryOutcome::Resend { attempts, .. }) => attempts,
-            Err(code) => {
+            Err(refusal) => {
                 // A racing execute may have sent it (taking the money)
                 // between the two reads: then it is PENDING, answered as is.
                 if let Some(again) = self.payment(id).await? {
@@ -411,7 +413,7 @@ impl Store {
                         return Ok(Some(again.payment));
                     }
                 }
-                return Err(retry_refusal(code));
+                return Err(refusal.into());
             }
         };
         let now = Timestamp::now();
@@ -572,31 +574,6 @@ impl Store {
             Err(e) => Err(e.unexpected()),
         }
     }
-}
-
-/// Why a milestone cannot be paid now, as answered.
-fn milestone_refusal(code: ErrorCode) -> AppError {
-    let message = match code {
-        ErrorCode::MilestoneNotFound => "Milestone not found.",
-        ErrorCode::MilestoneNotWaiting => "This milestone is already paid.",
-        ErrorCode::EarlierMilestoneUnpaid => {
-            "An earlier milestone's payout has not gone through (it failed at the PSP and \
-             awaits a retry): milestones are paid in order. Retry that payment first."
-        }
-        other => return refusal(other),
-    };
-    AppError::new(code, message)
-}
-
-/// Why a failed payment cannot be sent again, as answered.
-fn retry_refusal(code: ErrorCode) -> AppError {
-    let message = match code {
-        ErrorCode::TotalLimitReached => {
-            "Sending this spend again would pass the payee's total limit."
-        }
-        _ => "The escrow does not hold enough available money to send this payment again.",
-    };
-    AppError::new(code, message)
 }
 
 /// What an alert about one payment says (`PAYMENT_FAILED`, `PAYOUT_STUCK`):
