@@ -8,7 +8,7 @@
 //! it, reads its EXIF block for PHOTO milestones, and lets
 //! `shared::domain::proof::judge_photo` decide: refuse (422, nothing
 //! stored), review, or approve and pay (one transaction, through
-//! `Store::pay_milestone`). The accepted file is copied to
+//! `ops::payout::pay_milestone`). The accepted file is copied to
 //! `proofs/{sha256}`, which the bucket keeps; uploads that never become a
 //! proof expire with their prefix after a day.
 
@@ -265,7 +265,7 @@ async fn submit(
             object_key: None,
             judged: judged(verdict)?,
         };
-        store.submit_proof(new, &(&caller).into()).await?
+        shared::ops::proof::submit(store, new, &(&caller).into()).await?
     };
     Ok(json(StatusCode::CREATED, &proof))
 }
@@ -341,7 +341,7 @@ async fn submit_upload(
         object_key: Some(key),
         judged,
     };
-    store.submit_proof(new, &caller.into()).await
+    shared::ops::proof::submit(store, new, &caller.into()).await
 }
 
 /// A proof as read: with a short-lived link to its file.

@@ -11,6 +11,7 @@
 pub mod deadlines;
 pub mod escrow;
 pub mod ledger;
+pub mod payout;
 pub mod proof;
 pub mod purchase;
 pub mod settlement;
