@@ -15,6 +15,7 @@ pub mod payout;
 pub mod proof;
 pub mod purchase;
 pub mod settlement;
+pub mod spend;
 
 use crate::{domain::access::Principal, store::audit::Actor};
 
