@@ -16,6 +16,7 @@ pub mod proof;
 pub mod purchase;
 pub mod settlement;
 pub mod spend;
+pub mod transfer;
 
 use crate::{domain::access::Principal, store::audit::Actor};
 
