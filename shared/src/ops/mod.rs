@@ -13,6 +13,7 @@ pub mod escrow;
 pub mod ledger;
 pub mod payout;
 pub mod proof;
+pub mod psp_event;
 pub mod purchase;
 pub mod settlement;
 pub mod spend;
