@@ -11,6 +11,7 @@
 pub mod deadlines;
 pub mod escrow;
 pub mod ledger;
+pub mod mandate;
 pub mod payout;
 pub mod proof;
 pub mod psp_event;
