@@ -2,8 +2,18 @@
 //! shape `{"error": {"code", "message", "details"?}}` (see `http`).
 
 use crate::domain::{
-    error::ErrorCode, escrow::EscrowRefusal, mandate::MandateRefusal, proof::ProofRefusal,
+    error::ErrorCode,
+    escrow::{
+        milestone::{PayoutRefusal, ProofTargetRefusal},
+        payment::RetryRefusal,
+        EscrowRefusal,
+    },
+    mandate::MandateRefusal,
+    proof::ProofRefusal,
+    proof_review::DecisionRefusal,
     purchase::PurchaseRefusal,
+    spend::SpendRefusal,
+    upload::BytesRefusal,
 };
 use serde_json::{Map, Value};
 use std::fmt;
@@ -116,6 +126,80 @@ impl From<EscrowRefusal> for AppError {
     }
 }
 
+impl From<SpendRefusal> for AppError {
+    fn from(refusal: SpendRefusal) -> AppError {
+        let message = match refusal {
+            SpendRefusal::Escrow(refusal) => return refusal.into(),
+            SpendRefusal::PayeeNotAllowed => "This payee is not allowed for this escrow.",
+            SpendRefusal::DailyLimitReached => {
+                "This spend would pass the payee's daily limit (UTC day)."
+            }
+            SpendRefusal::TotalLimitReached => "This spend would pass the payee's total limit.",
+        };
+        AppError::new(refusal.code(), message)
+    }
+}
+
+impl From<PayoutRefusal> for AppError {
+    fn from(refusal: PayoutRefusal) -> AppError {
+        let message = match refusal {
+            PayoutRefusal::MilestoneNotFound => "Milestone not found.",
+            PayoutRefusal::AlreadyPaid => "This milestone is already paid.",
+            PayoutRefusal::EarlierUnpaid => {
+                "An earlier milestone's payout has not gone through (it failed at the PSP and \
+                 awaits a retry): milestones are paid in order. Retry that payment first."
+            }
+        };
+        AppError::new(refusal.code(), message)
+    }
+}
+
+impl From<RetryRefusal> for AppError {
+    fn from(refusal: RetryRefusal) -> AppError {
+        let message = match refusal {
+            RetryRefusal::TotalLimitReached => {
+                "Sending this spend again would pass the payee's total limit."
+            }
+            RetryRefusal::InsufficientBalance => {
+                "The escrow does not hold enough available money to send this payment again."
+            }
+        };
+        AppError::new(refusal.code(), message)
+    }
+}
+
+impl From<ProofTargetRefusal> for AppError {
+    fn from(refusal: ProofTargetRefusal) -> AppError {
+        let message = match refusal {
+            ProofTargetRefusal::MilestoneNotFound => "Milestone not found for this escrow.",
+            ProofTargetRefusal::EscrowInvalidState => "The escrow is not FUNDED or RELEASABLE.",
+            ProofTargetRefusal::NoOpenMilestone => "Every milestone of this escrow is paid.",
+            ProofTargetRefusal::NotCurrent => "This is not the escrow's current milestone.",
+            ProofTargetRefusal::NotWaiting => "The milestone is not waiting for a proof.",
+        };
+        AppError::new(refusal.code(), message)
+    }
+}
+
+impl From<DecisionRefusal> for AppError {
+    fn from(refusal: DecisionRefusal) -> AppError {
+        let message = match refusal {
+            DecisionRefusal::AlreadyApproved => "This proof is already approved.",
+            DecisionRefusal::AlreadyRejected => "This proof is already rejected.",
+        };
+        AppError::new(refusal.code(), message)
+    }
+}
+
+impl From<BytesRefusal> for AppError {
+    fn from(refusal: BytesRefusal) -> AppError {
+        AppError::new(
+            refusal.code(),
+            "The uploaded bytes are not the declared file (length or SHA-256 differ).",
+        )
+    }
+}
+
 impl From<MandateRefusal> for AppError {
     fn from(refusal: MandateRefusal) -> AppError {
         match refusal.code() {
@@ -177,6 +261,51 @@ mod tests {
         );
         let plain = AppError::from(ProofRefusal::MissingExifTimestamp).body();
         assert!(plain["error"].get("details").is_none());
+    }
+
+    #[test]
+    fn typed_refusals_answer_their_code_and_message() {
+        let cases = [
+            (
+                AppError::from(SpendRefusal::Escrow(EscrowRefusal::NotActive)),
+                "ESCROW_NOT_ACTIVE",
+                "The escrow is released, refunded or cancelled: nothing can be spent from it.",
+            ),
+            (
+                AppError::from(SpendRefusal::DailyLimitReached),
+                "DAILY_LIMIT_REACHED",
+                "This spend would pass the payee's daily limit (UTC day).",
+            ),
+            (
+                AppError::from(PayoutRefusal::AlreadyPaid),
+                "MILESTONE_NOT_WAITING",
+                "This milestone is already paid.",
+            ),
+            (
+                AppError::from(ProofTargetRefusal::NotWaiting),
+                "MILESTONE_NOT_WAITING",
+                "The milestone is not waiting for a proof.",
+            ),
+            (
+                AppError::from(RetryRefusal::InsufficientBalance),
+                "INSUFFICIENT_ESCROW_BALANCE",
+                "The escrow does not hold enough available money to send this payment again.",
+            ),
+            (
+                AppError::from(DecisionRefusal::AlreadyRejected),
+                "PROOF_ALREADY_REJECTED",
+                "This proof is already rejected.",
+            ),
+            (
+                AppError::from(BytesRefusal::LengthDiffers),
+                "PROOF_HASH_MISMATCH",
+                "The uploaded bytes are not the declared file (length or SHA-256 differ).",
+            ),
+        ];
+        for (error, code, message) in cases {
+            assert_eq!(error.body()["error"]["code"], code);
+            assert_eq!(error.message, message);
+        }
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The milestone payout hook (`Store::pay_milestone`), which the proofs
+//! The milestone payout hook (`ops::payout::pay_milestone`), which the proofs
 //! function plugs into: one PAYOUT per milestone, the milestone PAID, the
 //! escrow RELEASED (event `CLOSED`) by the last one, even when the last
 //! milestones are paid concurrently; never a second payout of a milestone,
@@ -10,6 +10,7 @@ use kobatela_tests::{unique, EscrowSetup, InProcess, Table};
 use serde_json::json;
 use shared::{
     domain::{error::ErrorCode, ids::Id},
+    ops,
     store::audit::Actor,
 };
 
@@ -36,35 +37,24 @@ async fn milestones_are_paid_once_each_and_the_last_closes_the_escrow() {
     let id = Id::new(s.escrow).unwrap();
     let none = |_: &_, _| Ok(Vec::new());
 
-    let (escrow, payment) = api
-        .state
-        .store
-        .pay_milestone(id, 1, none, &Actor::System)
-        .await
-        .unwrap();
+    let (escrow, payment) =
+        ops::payout::pay_milestone(&api.state.store, id, 1, none, &Actor::System)
+            .await
+            .unwrap();
     assert_eq!(escrow.status.as_str(), "FUNDED");
     assert_eq!(escrow.amount_available.to_string(), "40.00");
     assert_eq!(payment.amount.to_string(), "60.00");
     assert_eq!(payment.milestone_id, Some(escrow.milestones[0].id));
-    let again = api
-        .state
-        .store
-        .pay_milestone(id, 1, none, &Actor::System)
+    let again = ops::payout::pay_milestone(&api.state.store, id, 1, none, &Actor::System)
         .await
         .unwrap_err();
     assert_eq!(again.code, ErrorCode::MilestoneNotWaiting);
-    let unknown = api
-        .state
-        .store
-        .pay_milestone(id, 3, none, &Actor::System)
+    let unknown = ops::payout::pay_milestone(&api.state.store, id, 3, none, &Actor::System)
         .await
         .unwrap_err();
     assert_eq!(unknown.code, ErrorCode::MilestoneNotFound);
 
-    let (closed, _) = api
-        .state
-        .store
-        .pay_milestone(id, 2, none, &Actor::System)
+    let (closed, _) = ops::payout::pay_milestone(&api.state.store, id, 2, none, &Actor::System)
         .await
         .unwrap();
     assert_eq!(closed.status.as_str(), "RELEASED");
@@ -112,12 +102,15 @@ async fn milestones_are_paid_once_each_and_the_last_closes_the_escrow() {
                "milestones": [{"label": "a", "amount": "10.00", "proof_type": "PHOTO"}]}),
     )
     .await;
-    let refused = api
-        .state
-        .store
-        .pay_milestone(Id::new(draft.escrow).unwrap(), 1, none, &Actor::System)
-        .await
-        .unwrap_err();
+    let refused = ops::payout::pay_milestone(
+        &api.state.store,
+        Id::new(draft.escrow).unwrap(),
+        1,
+        none,
+        &Actor::System,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(refused.code, ErrorCode::EscrowInvalidState);
     assert_eq!(table.escrow_footprint(draft.escrow).await.payments, 0);
 }
@@ -138,11 +131,16 @@ async fn concurrent_payouts_close_the_escrow_exactly_once() {
             for idx in [1, 2, 3, 1, 2, 3] {
                 let store = api.state.store.clone();
                 racers.push(tokio::spawn(async move {
-                    store
-                        .pay_milestone(id, idx, |_: &_, _| Ok(Vec::new()), &Actor::System)
-                        .await
-                        .map(|(_, p)| p.amount.to_string())
-                        .map_err(|e| e.code)
+                    ops::payout::pay_milestone(
+                        &store,
+                        id,
+                        idx,
+                        |_: &_, _| Ok(Vec::new()),
+                        &Actor::System,
+                    )
+                    .await
+                    .map(|(_, p)| p.amount.to_string())
+                    .map_err(|e| e.code)
                 }));
             }
             for racer in racers {
@@ -200,20 +198,21 @@ async fn a_final_extra_condition_answers_its_error_at_once() {
     let refused = || shared::error::AppError::new(ErrorCode::ProofDuplicate, "taken");
 
     let started = std::time::Instant::now();
-    let final_error = api
-        .state
-        .store
-        .pay_milestone_with(id, 1, failing.clone(), &[(0, refused)], &Actor::System)
-        .await
-        .unwrap_err();
+    let final_error = ops::payout::pay_milestone_with(
+        &api.state.store,
+        id,
+        1,
+        failing.clone(),
+        &[(0, refused)],
+        &Actor::System,
+    )
+    .await
+    .unwrap_err();
     let final_took = started.elapsed();
     assert_eq!(final_error.code, ErrorCode::ProofDuplicate);
 
     let started = std::time::Instant::now();
-    let busy = api
-        .state
-        .store
-        .pay_milestone(id, 1, failing, &Actor::System)
+    let busy = ops::payout::pay_milestone(&api.state.store, id, 1, failing, &Actor::System)
         .await
         .unwrap_err();
     let busy_took = started.elapsed();
@@ -240,9 +239,7 @@ async fn a_proof_is_not_paid_while_an_earlier_payout_has_failed() {
     let table = Table::named(&api.table).await;
     let (e, p1) = api.failed_first_milestone("100.00", "60.00", "40.00").await;
     // Milestone 2's proof, submitted while milestone 1 was still PAID.
-    api.state
-        .store
-        .execute_payment(p1.id, &Actor::System)
+    ops::payout::execute_payment(&api.state.store, p1.id, &Actor::System)
         .await
         .unwrap();
     let proof = api
@@ -309,9 +306,7 @@ async fn a_proof_is_not_paid_while_an_earlier_payout_has_failed() {
     );
 
     // Sent again, then the same approval pays milestone 2 and closes.
-    api.state
-        .store
-        .execute_payment(p1.id, &Actor::System)
+    ops::payout::execute_payment(&api.state.store, p1.id, &Actor::System)
         .await
         .unwrap();
     let approved = approve().await.unwrap();

@@ -235,17 +235,15 @@ impl InProcess {
         escrow: u64,
         idx: u32,
     ) -> shared::domain::escrow::payment::Payment {
-        let (_, paid) = self
-            .state
-            .store
-            .pay_milestone(
-                shared::domain::ids::Id::new(escrow).unwrap(),
-                idx,
-                |_, _| Ok(vec![]),
-                &shared::store::audit::Actor::System,
-            )
-            .await
-            .expect("the milestone is paid");
+        let (_, paid) = shared::ops::payout::pay_milestone(
+            &self.state.store,
+            shared::domain::ids::Id::new(escrow).unwrap(),
+            idx,
+            |_, _| Ok(vec![]),
+            &shared::store::audit::Actor::System,
+        )
+        .await
+        .expect("the milestone is paid");
         paid
     }
 

@@ -47,7 +47,8 @@ pub async fn handle(store: &Store, event: EventBridgeEvent) -> Result<Value, App
 pub async fn sweep(store: &Store, now: Timestamp) -> Result<Value, AppError> {
     // Each half has its own budget of entries, and both share the time.
     let budget = SweepBudget::starting_now();
-    let mandates = store.expire_overdue(now, &Actor::System, &budget).await?;
+    let mandates =
+        shared::ops::mandate::expire_overdue(store, now, &Actor::System, &budget).await?;
     let escrows = shared::ops::deadlines::sweep(store, now, &Actor::System, &budget).await?;
     let stuck = store
         .sweep_stuck_payouts(now, stuck_after_from_env()?, &budget)

@@ -20,6 +20,7 @@ use shared::{
         extract::{ListQuery, PathId},
         json,
     },
+    ops,
     store::{deadlines::SweepBudget, mandates::MandateFilter},
     SharedState,
 };
@@ -45,8 +46,7 @@ async fn create(
         allowed_merchant_id: body.allowed_merchant_id,
         expires_at: body.expires_at,
     };
-    AppError::permit(caller.acts_for(terms.sender_id))?;
-    let mandate = state.store.create_mandate(terms, &(&caller).into()).await?;
+    let mandate = ops::mandate::create(&state.store, &caller, terms).await?;
     Ok(json(StatusCode::CREATED, &mandate))
 }
 
@@ -91,14 +91,13 @@ async fn cleanup(
     caller: Principal,
 ) -> Result<Response, AppError> {
     AppError::permit(caller.is_staff())?;
-    let sweep = state
-        .store
-        .expire_overdue(
-            Timestamp::now(),
-            &(&caller).into(),
-            &SweepBudget::for_request(),
-        )
-        .await?;
+    let sweep = ops::mandate::expire_overdue(
+        &state.store,
+        Timestamp::now(),
+        &(&caller).into(),
+        &SweepBudget::for_request(),
+    )
+    .await?;
     Ok(json(
         StatusCode::ACCEPTED,
         &Cleanup {

@@ -84,10 +84,8 @@ async fn execute(
     PathId(id): PathId,
 ) -> Result<Response, AppError> {
     AppError::permit(caller.is_staff())?;
-    let payment = state
-        .store
-        .execute_payment(id, &Actor::from(&caller))
-        .await?;
+    let payment =
+        shared::ops::payout::execute_payment(&state.store, id, &Actor::from(&caller)).await?;
     Ok(json(StatusCode::OK, &payment))
 }
 

@@ -13,7 +13,7 @@
 //! - The PSP is asked only while the payment, read consistently, is still
 //!   PENDING at that attempt (a redelivered record of a payment the PSP's
 //!   webhook already settled asks nothing).
-//! - The answer is recorded by `Store::record_psp_answer`, conditional on
+//! - The answer is recorded by `ops::payout::record_psp_answer`, conditional on
 //!   PENDING at that attempt: accepted → SENT; refused → ERROR, its money
 //!   back, one `PAYMENT_FAILED` alert. A webhook that got there first wins.
 //! - "Retry later" and any failure to record report the record failed, and
@@ -31,8 +31,9 @@ use shared::{
         escrow::payment::{PaymentStatus, PaymentTransition, PspAnswer},
         ids::Id,
     },
+    ops::payout::AnswerRecorded,
     psp::{HttpPsp, PayoutAnswer, PayoutRequest, Psp},
-    store::{escrow::AnswerRecorded, Store},
+    store::Store,
 };
 use std::sync::Arc;
 
@@ -137,11 +138,10 @@ impl Dispatcher {
                 return Err(format!("the PSP gave no answer for payment {id}: {why}"))
             }
         };
-        let recorded = self
-            .store
-            .record_psp_answer(id, attempt, answer, detail)
-            .await
-            .map_err(|e| format!("recording the PSP's answer for payment {id}: {e}"))?;
+        let recorded =
+            shared::ops::payout::record_psp_answer(&self.store, id, attempt, answer, detail)
+                .await
+                .map_err(|e| format!("recording the PSP's answer for payment {id}: {e}"))?;
         if recorded == AnswerRecorded::Applied(PaymentTransition::Failed) {
             tracing::warn!(payment = %id, "the PSP refused a payout: ERROR, money back");
         }

@@ -8,7 +8,7 @@
 //! it, reads its EXIF block for PHOTO milestones, and lets
 //! `shared::domain::proof::judge_photo` decide: refuse (422, nothing
 //! stored), review, or approve and pay (one transaction, through
-//! `Store::pay_milestone`). The accepted file is copied to
+//! `ops::payout::pay_milestone`). The accepted file is copied to
 //! `proofs/{sha256}`, which the bucket keeps; uploads that never become a
 //! proof expire with their prefix after a day.
 
@@ -25,7 +25,10 @@ use shared::{
     domain::{
         access::{Principal, Role},
         error::ErrorCode,
-        escrow::{Escrow, Milestone, MAX_PROOF_TYPE_CHARS},
+        escrow::{
+            milestone::{check_proof_target, ProofTargetRefusal},
+            Escrow, Milestone, MAX_PROOF_TYPE_CHARS,
+        },
         exif, geo,
         ids::Id,
         proof::{
@@ -45,10 +48,7 @@ use shared::{
         audit::Actor,
         escrow::not_found,
         list::Page,
-        proofs::{
-            duplicate, milestone_target, proof_not_found, target_refusal, Judged, NewProof,
-            ProofFilter, ProofRead, Upload,
-        },
+        proofs::{duplicate, proof_not_found, Judged, NewProof, ProofFilter, ProofRead, Upload},
     },
     AppState, SharedState,
 };
@@ -108,7 +108,7 @@ fn object(value: &Value) -> Result<Value, &'static str> {
 /// The escrow a proof or an upload is for, if the caller may act as its
 /// provider: unknown → 404 `MILESTONE_NOT_FOUND`; another's → 403.
 fn provider_escrow(caller: &Principal, escrow: Option<Escrow>) -> Result<Escrow, AppError> {
-    let escrow = escrow.ok_or_else(|| target_refusal(ErrorCode::MilestoneNotFound))?;
+    let escrow = escrow.ok_or_else(|| AppError::from(ProofTargetRefusal::MilestoneNotFound))?;
     AppError::permit(caller.acts_for(escrow.provider_id))?;
     Ok(escrow)
 }
@@ -123,7 +123,7 @@ fn milestone_of(escrow: &Escrow, idx: u32) -> Result<&Milestone, AppError> {
         .milestones
         .iter()
         .find(|m| m.idx == idx)
-        .ok_or_else(|| target_refusal(ErrorCode::MilestoneNotFound))
+        .ok_or_else(|| AppError::from(ProofTargetRefusal::MilestoneNotFound))
 }
 
 async fn prepare_upload(
@@ -146,7 +146,7 @@ async fn prepare_upload(
         store.proof_hash_taken(&sha256)
     );
     let escrow = provider_escrow(&caller, escrow?)?;
-    milestone_target(&escrow, idx)?;
+    check_proof_target(escrow.status, &escrow.slots(), idx)?;
     if taken? {
         return Err(duplicate());
     }
@@ -241,7 +241,7 @@ async fn submit(
             store.proof_hash_taken(&sha256)
         );
         let escrow = provider_escrow(&caller, escrow?)?;
-        milestone_target(&escrow, idx)?;
+        check_proof_target(escrow.status, &escrow.slots(), idx)?;
         if taken? {
             return Err(duplicate());
         }
@@ -265,7 +265,7 @@ async fn submit(
             object_key: None,
             judged: judged(verdict)?,
         };
-        store.submit_proof(new, &(&caller).into()).await?
+        shared::ops::proof::submit(store, new, &(&caller).into()).await?
     };
     Ok(json(StatusCode::CREATED, &proof))
 }
@@ -296,7 +296,7 @@ async fn submit_upload(
             "was prepared for another escrow or milestone",
         ));
     }
-    milestone_target(&escrow, idx)?;
+    check_proof_target(escrow.status, &escrow.slots(), idx)?;
     if store.proof_hash_taken(&upload.sha256).await? {
         return Err(duplicate());
     }
@@ -308,12 +308,7 @@ async fn submit_upload(
         Read::Missing => return Err(upload_missing()),
         Read::Bytes(bytes) => bytes,
     };
-    upload::check_bytes(upload.content_length, &upload.sha256, &bytes).map_err(|code| {
-        AppError::new(
-            code,
-            "The uploaded bytes are not the declared file (length or SHA-256 differ).",
-        )
-    })?;
+    upload::check_bytes(upload.content_length, &upload.sha256, &bytes)?;
     let terms = terms(milestone);
     let file = if terms.is_photo() {
         FileEvidence::Read(exif::read_evidence_as(&upload.content_type, &bytes))
@@ -346,7 +341,7 @@ async fn submit_upload(
         object_key: Some(key),
         judged,
     };
-    store.submit_proof(new, &caller.into()).await
+    shared::ops::proof::submit(store, new, &caller.into()).await
 }
 
 /// A proof as read: with a short-lived link to its file.

@@ -1,6 +1,6 @@
 //! The PSP events consumer (SQS trigger, partial batch failures): each
 //! message names one recorded webhook event, applied once through
-//! `Store::consume_psp_event` (one transaction per event). A message that
+//! `ops::psp_event::consume` (one transaction per event). A message that
 //! cannot be handled now (contention through every retry, an AWS failure, a
 //! body that is not ours) is reported in `batchItemFailures`, having changed
 //! nothing; SQS delivers it again, up to 5 receives, then the dead-letter
@@ -10,10 +10,8 @@
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use shared::{
     error::AppError,
-    store::{
-        psp_events::{Consumed, QueuedEvent},
-        Store,
-    },
+    ops::psp_event::Consumed,
+    store::{psp_events::QueuedEvent, Store},
 };
 
 /// Needs the store only: no pepper, no webhook secret, no SQS client (the
@@ -40,7 +38,7 @@ pub async fn consume(store: &Store, body: Option<&str>) -> Result<Consumed, AppE
     let queued: QueuedEvent = body
         .and_then(|b| serde_json::from_str(b).ok())
         .ok_or_else(|| AppError::internal("a PSP events message that is not ours"))?;
-    let outcome = Box::pin(store.consume_psp_event(&queued.event_id)).await?;
+    let outcome = Box::pin(shared::ops::psp_event::consume(store, &queued.event_id)).await?;
     if outcome == Consumed::NotRecorded {
         tracing::warn!(event_id = %queued.event_id, "a queued PSP event that is not recorded: nothing to apply");
     }

@@ -1,6 +1,6 @@
 //! Usage payees of an escrow (`POST /spend/allowed`, `GET /spend/allowed`)
 //! and the spends that pay them (`POST /spend` 💰), out of the escrow in one
-//! transaction with the payee's limits (`shared::store::payees`).
+//! transaction with the payee's limits (`shared::ops::spend`).
 
 use axum::{extract::State, http::StatusCode, response::Response};
 use shared::{
@@ -18,11 +18,8 @@ use shared::{
         extract::{IdempotencyKey, ListQuery},
         json, stored,
     },
-    store::{
-        escrow::not_found,
-        idempotency::{fingerprint, Scope},
-        payees::NewPayee,
-    },
+    ops,
+    store::{escrow::not_found, idempotency::Scope, payees::NewPayee},
     SharedState,
 };
 
@@ -112,12 +109,7 @@ pub async fn allow_payee(
         total_limit: body.total_limit,
     };
     // Only the client allows payees: acting on another's escrow is 403.
-    let payee = state
-        .store
-        .allow_payee(escrow_id, &new, &(&caller).into(), |escrow| {
-            AppError::permit(caller.acts_for(escrow.client_id))
-        })
-        .await?;
+    let payee = ops::spend::allow_payee(&state.store, &caller, escrow_id, &new).await?;
     Ok(json(StatusCode::CREATED, &payee))
 }
 
@@ -163,20 +155,7 @@ pub async fn spend(
         owner: caller.idempotency_owner(),
         key,
     };
-    let response = state
-        .store
-        .spend(
-            &request,
-            &scope,
-            &fingerprint(&request.canonical()),
-            &(&caller).into(),
-            // The client or the provider spends.
-            |escrow| {
-                AppError::permit(
-                    caller.acts_for(escrow.client_id) || caller.acts_for(escrow.provider_id),
-                )
-            },
-        )
-        .await?;
+    // The client or the provider spends.
+    let response = ops::spend::spend(&state.store, &caller, &request, &scope).await?;
     Ok(stored(response))
 }

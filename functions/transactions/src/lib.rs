@@ -23,7 +23,7 @@ use shared::{
         json, outcome, stored,
     },
     store::{
-        idempotency::{fingerprint, Scope},
+        idempotency::Scope,
         transfers::{CertifyOutcome, TransactionFilter},
     },
     SharedState,
@@ -101,21 +101,12 @@ async fn transfer(
         amount: body.amount,
         currency: body.currency,
     };
-    AppError::permit(caller.acts_for(request.sender_id()))?;
     let scope = Scope {
         route: TRANSFER_ROUTE,
         owner: caller.idempotency_owner(),
         key,
     };
-    let response = state
-        .store
-        .transfer(
-            &request,
-            &scope,
-            &fingerprint(&request.canonical()),
-            &(&caller).into(),
-        )
-        .await?;
+    let response = shared::ops::transfer::transfer(&state.store, &caller, &request, &scope).await?;
     Ok(stored(response))
 }
 

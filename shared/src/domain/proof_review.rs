@@ -89,15 +89,38 @@ pub enum DecisionOutcome {
     Unchanged,
 }
 
+/// Why a decision on a proof is refused: it was decided the other way
+/// already. Answered (code, message) by `From<DecisionRefusal> for AppError`
+/// in `error.rs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecisionRefusal {
+    /// Rejecting an APPROVED proof.
+    AlreadyApproved,
+    /// Approving a REJECTED proof.
+    AlreadyRejected,
+}
+
+impl DecisionRefusal {
+    pub fn code(self) -> ErrorCode {
+        match self {
+            DecisionRefusal::AlreadyApproved => ErrorCode::ProofAlreadyApproved,
+            DecisionRefusal::AlreadyRejected => ErrorCode::ProofAlreadyRejected,
+        }
+    }
+}
+
 /// Same decision again → unchanged; the other one → 409.
-pub fn decide_proof(status: ProofStatus, decision: Decision) -> Result<DecisionOutcome, ErrorCode> {
+pub fn decide_proof(
+    status: ProofStatus,
+    decision: Decision,
+) -> Result<DecisionOutcome, DecisionRefusal> {
     match (status, decision) {
         (ProofStatus::Pending, _) => Ok(DecisionOutcome::Apply),
         (ProofStatus::Approved, Decision::Approve) | (ProofStatus::Rejected, Decision::Reject) => {
             Ok(DecisionOutcome::Unchanged)
         }
-        (ProofStatus::Approved, Decision::Reject) => Err(ErrorCode::ProofAlreadyApproved),
-        (ProofStatus::Rejected, Decision::Approve) => Err(ErrorCode::ProofAlreadyRejected),
+        (ProofStatus::Approved, Decision::Reject) => Err(DecisionRefusal::AlreadyApproved),
+        (ProofStatus::Rejected, Decision::Approve) => Err(DecisionRefusal::AlreadyRejected),
     }
 }
 
@@ -147,11 +170,11 @@ mod tests {
         );
         assert_eq!(
             decide_proof(Approved, Reject),
-            Err(ErrorCode::ProofAlreadyApproved)
+            Err(DecisionRefusal::AlreadyApproved)
         );
         assert_eq!(
             decide_proof(Rejected, Approve),
-            Err(ErrorCode::ProofAlreadyRejected)
+            Err(DecisionRefusal::AlreadyRejected)
         );
     }
 }

@@ -140,6 +140,29 @@ pub struct SpendDecision {
     pub day: String,
 }
 
+/// Why a spend is refused. Answered by `From<SpendRefusal> for AppError` in
+/// `error.rs`; the escrow's own refusals as `decide` answers them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpendRefusal {
+    /// The escrow refuses: closed (`NotActive`) or short of money.
+    Escrow(EscrowRefusal),
+    /// No such payee on this escrow.
+    PayeeNotAllowed,
+    DailyLimitReached,
+    TotalLimitReached,
+}
+
+impl SpendRefusal {
+    pub fn code(self) -> ErrorCode {
+        match self {
+            SpendRefusal::Escrow(refusal) => refusal.code(),
+            SpendRefusal::PayeeNotAllowed => ErrorCode::PayeeNotAllowed,
+            SpendRefusal::DailyLimitReached => ErrorCode::DailyLimitReached,
+            SpendRefusal::TotalLimitReached => ErrorCode::TotalLimitReached,
+        }
+    }
+}
+
 /// The contract's checks, in order: escrow known (the caller's 404), escrow
 /// not RELEASED, REFUNDED or CANCELLED; payee allowed; daily limit; total
 /// limit; the escrow's available balance. A refusal changes nothing.
@@ -148,24 +171,24 @@ pub fn authorize_spend(
     payee: Option<&UsagePayee>,
     amount: Amount,
     now: Timestamp,
-) -> Result<SpendDecision, ErrorCode> {
+) -> Result<SpendDecision, SpendRefusal> {
     if !escrow.status.is_open() {
-        return Err(ErrorCode::EscrowNotActive);
+        return Err(SpendRefusal::Escrow(EscrowRefusal::NotActive));
     }
-    let payee = payee.ok_or(ErrorCode::PayeeNotAllowed)?;
+    let payee = payee.ok_or(SpendRefusal::PayeeNotAllowed)?;
     let day = payee.counting_day(now);
     if !within(payee.spent_on(&day), payee.daily_limit, amount) {
-        return Err(ErrorCode::DailyLimitReached);
+        return Err(SpendRefusal::DailyLimitReached);
     }
     check_total_limit(payee, amount)?;
-    match decide(escrow, EscrowAction::Spend { amount }).map_err(EscrowRefusal::code)? {
+    match decide(escrow, EscrowAction::Spend { amount }).map_err(SpendRefusal::Escrow)? {
         EscrowOutcome::Changed(transition) => Ok(SpendDecision {
             transition,
             new_day: day > payee.spent_day,
             day,
         }),
-        // `decide` answers a spend with a change or a refusal.
-        _ => Err(ErrorCode::InternalError),
+        // `decide` answers a spend with a change or a refusal: never here.
+        _ => Err(SpendRefusal::Escrow(EscrowRefusal::InvalidState)),
     }
 }
 
@@ -173,11 +196,11 @@ pub fn authorize_spend(
 /// (`POST /payments/execute/{id}`): a failure gave its amount back to the
 /// total, so sending it again takes it out again and must fit, as a new
 /// spend would. (The day's counter kept the failed amount: nothing to check.)
-pub fn check_total_limit(payee: &UsagePayee, amount: Amount) -> Result<(), ErrorCode> {
+pub fn check_total_limit(payee: &UsagePayee, amount: Amount) -> Result<(), SpendRefusal> {
     if within(payee.spent_total, payee.total_limit, amount) {
         Ok(())
     } else {
-        Err(ErrorCode::TotalLimitReached)
+        Err(SpendRefusal::TotalLimitReached)
     }
 }
 
@@ -261,27 +284,27 @@ mod tests {
         ] {
             assert_eq!(
                 authorize_spend(&escrow(status, "0.50"), None, amount("5.00"), at(NOON)),
-                Err(ErrorCode::EscrowNotActive)
+                Err(SpendRefusal::Escrow(EscrowRefusal::NotActive))
             );
         }
         let open = escrow(EscrowStatus::Funded, "0.50");
         assert_eq!(
             authorize_spend(&open, None, amount("5.00"), at(NOON)),
-            Err(ErrorCode::PayeeNotAllowed)
+            Err(SpendRefusal::PayeeNotAllowed)
         );
         // Daily before total before balance.
         assert_eq!(
             authorize_spend(&open, Some(&p), amount("5.00"), at(NOON)),
-            Err(ErrorCode::DailyLimitReached)
+            Err(SpendRefusal::DailyLimitReached)
         );
         assert_eq!(
             authorize_spend(&open, Some(&p), amount("1.00"), at(NOON)),
-            Err(ErrorCode::TotalLimitReached)
+            Err(SpendRefusal::TotalLimitReached)
         );
         let p = payee(Some("10.00"), Some("50.00"), "0.00", "0.00");
         assert_eq!(
             authorize_spend(&open, Some(&p), amount("1.00"), at(NOON)),
-            Err(ErrorCode::InsufficientEscrowBalance)
+            Err(SpendRefusal::Escrow(EscrowRefusal::InsufficientBalance))
         );
     }
 
@@ -292,13 +315,13 @@ mod tests {
         assert!(authorize_spend(&open, Some(&p), amount("1.00"), at(NOON)).is_ok());
         assert_eq!(
             authorize_spend(&open, Some(&p), amount("1.01"), at(NOON)),
-            Err(ErrorCode::DailyLimitReached)
+            Err(SpendRefusal::DailyLimitReached)
         );
         let p = payee(None, Some("50.00"), "9.00", "40.00");
         assert!(authorize_spend(&open, Some(&p), amount("10.00"), at(NOON)).is_ok());
         assert_eq!(
             authorize_spend(&open, Some(&p), amount("10.01"), at(NOON)),
-            Err(ErrorCode::TotalLimitReached)
+            Err(SpendRefusal::TotalLimitReached)
         );
         let p = payee(None, None, "90.00", "90.00");
         assert!(authorize_spend(&open, Some(&p), amount("100.00"), at(NOON)).is_ok());
@@ -315,7 +338,7 @@ mod tests {
                 amount("0.01"),
                 at("2026-11-27T23:59:59.999999Z")
             ),
-            Err(ErrorCode::DailyLimitReached)
+            Err(SpendRefusal::DailyLimitReached)
         );
         let next =
             authorize_spend(&open, Some(&p), amount("10.00"), at("2026-11-28T00:00:00Z")).unwrap();
@@ -328,7 +351,7 @@ mod tests {
             amount("0.01"),
             at("2026-11-28T01:00:00+02:00"),
         );
-        assert_eq!(same, Err(ErrorCode::DailyLimitReached));
+        assert_eq!(same, Err(SpendRefusal::DailyLimitReached));
         let view = p.view("2026-11-28");
         assert_eq!(view.spent_today, Money::ZERO);
         assert_eq!(view.spent_total, money("10.00"));
@@ -344,7 +367,7 @@ mod tests {
         assert_eq!(p.counting_day(lagging), "2026-11-28");
         assert_eq!(
             authorize_spend(&open, Some(&p), amount("4.01"), lagging),
-            Err(ErrorCode::DailyLimitReached)
+            Err(SpendRefusal::DailyLimitReached)
         );
         let fits = authorize_spend(&open, Some(&p), amount("4.00"), lagging).unwrap();
         assert_eq!((fits.new_day, fits.day.as_str()), (false, "2026-11-28"));
@@ -366,17 +389,17 @@ mod tests {
         let full = payee(None, Some("50.00"), "50.00", "50.00");
         assert_eq!(
             check_total_limit(&full, amount("50.00")),
-            Err(ErrorCode::TotalLimitReached)
+            Err(SpendRefusal::TotalLimitReached)
         );
         assert_eq!(
             check_total_limit(&full, amount("0.01")),
-            Err(ErrorCode::TotalLimitReached)
+            Err(SpendRefusal::TotalLimitReached)
         );
         let room = payee(None, Some("50.00"), "50.00", "49.99");
         assert_eq!(check_total_limit(&room, amount("0.01")), Ok(()));
         assert_eq!(
             check_total_limit(&room, amount("0.02")),
-            Err(ErrorCode::TotalLimitReached)
+            Err(SpendRefusal::TotalLimitReached)
         );
         // The daily limit is not the retry's business: the day kept it.
         let daily_full = payee(Some("10.00"), None, "10.00", "0.00");

@@ -86,19 +86,34 @@ pub fn read_limit(declared_length: u64) -> u64 {
     declared_length + 1
 }
 
+/// Why the bytes read back are not the declared file. Both are 422
+/// `PROOF_HASH_MISMATCH`, answered by `From<BytesRefusal> for AppError` in
+/// `error.rs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BytesRefusal {
+    LengthDiffers,
+    HashDiffers,
+}
+
+impl BytesRefusal {
+    pub fn code(self) -> ErrorCode {
+        ErrorCode::ProofHashMismatch
+    }
+}
+
 /// Checks the bytes read back against the declaration: the exact length and
 /// the SHA-256 computed here (a stored checksum is never trusted). Anything
-/// else is 422 `PROOF_HASH_MISMATCH`.
+/// else is refused.
 pub fn check_bytes(
     declared_length: u64,
     declared_sha256: &str,
     bytes: &[u8],
-) -> Result<(), ErrorCode> {
+) -> Result<(), BytesRefusal> {
     if bytes.len() as u64 != declared_length {
-        return Err(ErrorCode::ProofHashMismatch);
+        return Err(BytesRefusal::LengthDiffers);
     }
     if hex::encode(Sha256::digest(bytes)) != declared_sha256 {
-        return Err(ErrorCode::ProofHashMismatch);
+        return Err(BytesRefusal::HashDiffers);
     }
     Ok(())
 }
@@ -172,17 +187,14 @@ mod tests {
     fn bytes_must_be_exactly_what_was_declared() {
         let hex = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
         assert_eq!(check_bytes(3, hex, b"abc"), Ok(()));
-        assert_eq!(
-            check_bytes(3, hex, b"abd"),
-            Err(ErrorCode::ProofHashMismatch)
-        );
+        assert_eq!(check_bytes(3, hex, b"abd"), Err(BytesRefusal::HashDiffers));
         assert_eq!(
             check_bytes(3, hex, b"abcd"),
-            Err(ErrorCode::ProofHashMismatch)
+            Err(BytesRefusal::LengthDiffers)
         );
         assert_eq!(
             check_bytes(4, hex, b"abc"),
-            Err(ErrorCode::ProofHashMismatch)
+            Err(BytesRefusal::LengthDiffers)
         );
         assert_eq!(read_limit(3), 4);
     }

@@ -11,9 +11,14 @@
 pub mod deadlines;
 pub mod escrow;
 pub mod ledger;
+pub mod mandate;
+pub mod payout;
 pub mod proof;
+pub mod psp_event;
 pub mod purchase;
 pub mod settlement;
+pub mod spend;
+pub mod transfer;
 
 use crate::{domain::access::Principal, store::audit::Actor};
 

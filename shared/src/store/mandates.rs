@@ -1,15 +1,14 @@
-//! Usage mandates: creation under the one-ACTIVE guard, reads, lists, and
-//! expiry (the schedule, `/mandates/cleanup`, and a purchase that notices).
+//! Usage mandates: their items (the mandate, its one-ACTIVE guard, its
+//! expiry), reads and lists. The use cases (creation, expiry by the
+//! schedule and `/mandates/cleanup`) are `ops::mandate`; a purchase that
+//! notices an expired mandate adds its expiry items to its own transaction.
 
 use super::{
     audit::{action, entity, Actor, AuditEntry},
-    deadlines::SweepBudget,
-    ids,
     items::{n, s, to_item, values},
     keys::{self, Key},
     list::{Listed, Page, PageRequest, PartyList},
     read::take,
-    retry::Backoff,
     users::take_user,
     Store,
 };
@@ -18,9 +17,7 @@ use crate::{
         currency::Currency,
         error::ErrorCode,
         ids::Id,
-        mandate::{
-            check_terms, open_mandate, Mandate, MandateParties, MandateStatus, MandateTerms,
-        },
+        mandate::{Mandate, MandateParties, MandateStatus, MandateTerms},
         money::Money,
         time::Timestamp,
         user::first_inactive,
@@ -29,7 +26,6 @@ use crate::{
 };
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
-use std::time::Instant;
 
 /// A mandate as stored. Money is integer cents so that DynamoDB's conditions
 /// and arithmetic on it are exact.
@@ -145,58 +141,25 @@ pub struct MandateFilter {
 }
 
 impl Store {
-    pub async fn create_mandate(
+    /// The transaction of a new mandate: the mandate, its one-ACTIVE guard
+    /// (item 1, put only if free) and the `MANDATE_CREATED` audit entry.
+    pub(crate) fn mandate_items(
         &self,
-        terms: MandateTerms,
+        mandate: &Mandate,
         actor: &Actor,
-    ) -> Result<Mandate, AppError> {
-        check_terms(&terms, Timestamp::now())?;
-        self.retry_busy("check mandate references", || {
-            self.check_mandate_references(&terms)
-        })
-        .await?;
-        let id = self
-            .retry_busy("allocate mandate id", || self.next_id(ids::MANDATE))
-            .await?;
-        let mut backoff = Backoff::new(Backoff::ATTEMPTS);
-        loop {
-            match self.try_create_mandate(id, &terms, actor).await {
-                Ok(Some(mandate)) => return Ok(mandate),
-                // The guard was freed meanwhile, or we were busy: again.
-                Ok(None) => {}
-                Err(e) if e.is_busy() => {}
-                Err(e) => return Err(e),
-            }
-            if !backoff.wait().await {
-                tracing::warn!(mandate = %id, "mandate creation gave up: busy");
-                return Err(AppError::busy());
-            }
-        }
-    }
-
-    /// One attempt at writing the mandate under its one-ACTIVE guard.
-    /// `None`: the guard was held by a mandate that is no longer ACTIVE (it
-    /// expired just now, by us or by the sweep): try again. Only a live
-    /// ACTIVE mandate is a 409.
-    async fn try_create_mandate(
-        &self,
-        id: Id,
-        terms: &MandateTerms,
-        actor: &Actor,
-    ) -> Result<Option<Mandate>, AppError> {
-        let now = Timestamp::now();
-        let mandate = open_mandate(id, terms.clone(), now)?;
+        now: Timestamp,
+    ) -> Result<Vec<TransactWriteItem>, AppError> {
         let guard_key = keys::active_mandate(&mandate.parties());
         let guard = ActiveGuardRecord {
-            pk: guard_key.pk.clone(),
-            sk: guard_key.sk.clone(),
-            mandate_id: id,
+            pk: guard_key.pk,
+            sk: guard_key.sk,
+            mandate_id: mandate.id,
         };
         let audit = AuditEntry::new(
             actor,
             action::MANDATE_CREATED,
             entity::MANDATE,
-            id,
+            mandate.id,
             serde_json::json!({
                 "sender_id": mandate.sender_id,
                 "beneficiary_id": mandate.beneficiary_id,
@@ -208,46 +171,28 @@ impl Store {
             }),
             now,
         );
-        let items = vec![
-            self.put_new(to_item(&MandateRecord::new(&mandate))?),
+        Ok(vec![
+            self.put_new(to_item(&MandateRecord::new(mandate))?),
             self.put_new(to_item(&guard)?),
             self.audit(&audit)?,
-        ];
-        match self.transact(items).await {
-            Ok(()) => Ok(Some(mandate)),
-            Err(e) if e.failed_condition(1) => {
-                if self.guard_is_live(&guard_key, actor).await? {
-                    Err(AppError::new(
-                        ErrorCode::MandateConflict,
-                        "An ACTIVE mandate already exists for this sender, beneficiary and currency.",
-                    ))
-                } else {
-                    Ok(None)
-                }
-            }
-            Err(e) => Err(e.unexpected()),
-        }
+        ])
     }
 
-    /// Whether the guard at `guard_key` belongs to a live ACTIVE mandate. An
-    /// overdue one is expired here (or was, by someone else): not live.
-    async fn guard_is_live(&self, guard_key: &Key, actor: &Actor) -> Result<bool, AppError> {
-        let Some(guard) = self.get::<ActiveGuardRecord>(guard_key).await? else {
-            return Ok(false);
-        };
-        let now = Timestamp::now();
-        match self.mandate(guard.mandate_id).await? {
-            Some(mandate) if mandate.is_overdue(now) => {
-                self.expire(mandate.id, actor, now).await?;
-                Ok(false)
-            }
-            Some(mandate) => Ok(mandate.status == MandateStatus::Active),
-            None => Ok(false),
-        }
+    /// The one-ACTIVE guard of `parties`, if held.
+    pub(crate) async fn active_guard(
+        &self,
+        parties: &MandateParties,
+    ) -> Result<Option<ActiveGuardRecord>, AppError> {
+        self.get::<ActiveGuardRecord>(&keys::active_mandate(parties))
+            .await
     }
 
-    /// Sender, beneficiary, and the restricting merchant or category exist.
-    async fn check_mandate_references(&self, terms: &MandateTerms) -> Result<(), AppError> {
+    /// Sender, beneficiary, and the restricting merchant or category exist;
+    /// both users are active.
+    pub(crate) async fn check_mandate_references(
+        &self,
+        terms: &MandateTerms,
+    ) -> Result<(), AppError> {
         let sender = keys::user(terms.sender_id);
         let beneficiary = keys::user(terms.beneficiary_id);
         let merchant = terms.allowed_merchant_id.map(keys::merchant);
@@ -356,91 +301,6 @@ impl Store {
             self.audit(&audit)?,
         ])
     }
-
-    /// Expires mandate `id` if it is ACTIVE and due at `now`, from a
-    /// consistent read (the index it was found in may be stale); false if it
-    /// was not (any more). A change under us (a debit, another sweep) or a
-    /// busy answer reads it again, bounded; then `SERVICE_BUSY`.
-    pub(crate) async fn expire(
-        &self,
-        id: Id,
-        actor: &Actor,
-        now: Timestamp,
-    ) -> Result<bool, AppError> {
-        let mut backoff = Backoff::new(Backoff::ATTEMPTS);
-        loop {
-            let outcome = match self.mandate(id).await {
-                Ok(Some(mandate)) if mandate.is_overdue(now) => {
-                    match self
-                        .transact(self.expiry_items(&mandate, actor, now)?)
-                        .await
-                    {
-                        Ok(()) => return Ok(true),
-                        Err(e) if e.failed_condition(0) || e.is_busy() => Ok(()),
-                        Err(e) => Err(e.unexpected()),
-                    }
-                }
-                Ok(_) => return Ok(false),
-                Err(e) => Err(e),
-            };
-            match outcome {
-                Err(e) if !e.is_busy() => return Err(e),
-                _ if !backoff.wait().await => return Err(AppError::busy()),
-                _ => {}
-            }
-        }
-    }
-
-    /// Expires the ACTIVE mandates whose date has passed (risk R5), as many
-    /// as `budget` allows (see `deadlines.rs`): reads the shards of the
-    /// sparse, keys-only index page by page; each expiry
-    /// reads its mandate consistently and is conditional, so overlapping runs
-    /// and repeated runs expire each mandate exactly once. A mandate that
-    /// cannot be expired this time (busy, or an unreadable index entry) is
-    /// logged and skipped: the next run tries again, and the others go on.
-    pub async fn expire_overdue(
-        &self,
-        now: Timestamp,
-        actor: &Actor,
-        budget: &SweepBudget,
-    ) -> Result<Sweep, AppError> {
-        let due = self
-            .due(keys::ACTIVE_MANDATES, keys::mandate, now, budget.entries)
-            .await?;
-        let mut sweep = Sweep {
-            expired: 0,
-            skipped: due.unreadable,
-            more: due.more,
-        };
-        for id in due.ids {
-            if Instant::now() >= budget.until {
-                sweep.more = true;
-                break;
-            }
-            // The time of this write, not of the run's start: a mandate
-            // created (and due) after the run began must not get an expiry
-            // entry dated before its creation. Later than `now`, so still due.
-            match self.expire(id, actor, Timestamp::now().max(now)).await {
-                Ok(true) => sweep.expired += 1,
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::warn!(mandate = %id, error = %e, "could not expire this run: skipped");
-                    sweep.skipped += 1;
-                }
-            }
-        }
-        Ok(sweep)
-    }
-}
-
-/// What one expiry sweep did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Sweep {
-    pub expired: u32,
-    /// Mandates left for the next run (busy, or unreadable in the index).
-    pub skipped: u32,
-    /// The budget ended the run: more may be due (the next run takes them).
-    pub more: bool,
 }
 
 /// Reads the guard of `parties` out of a batch read.

@@ -1,5 +1,6 @@
 //! Usage payees of an escrow (`/spend/allowed`) and the spends that pay them
-//! (`POST /spend`).
+//! (`POST /spend`): their items, reads and item builders; the use cases
+//! are `ops::spend`.
 //!
 //! A payee is one item keyed by (escrow, payee ref), listed through `gsi1`
 //! (`ESCROW_PAYEES#{escrow}`, by id). A spend follows the purchase: one
@@ -14,9 +15,7 @@
 
 use super::{
     audit::{entity, Actor, AuditEntry},
-    escrow::transition::{not_found, refusal, Remarks},
-    idempotency::{IdempotencyRecord, Scope, StoredResponse},
-    ids,
+    idempotency::{IdempotencyRecord, Scope},
     items::{from_item, key_item, n, s, to_item, values},
     keys,
     list::{Listed, Page, PageRequest},
@@ -24,14 +23,13 @@ use super::{
 };
 use crate::{
     domain::{
-        error::ErrorCode,
         escrow::{
             payment::{Payee, Payment},
-            Escrow, EscrowRefusal,
+            Escrow,
         },
         ids::Id,
         money::{Amount, Money},
-        spend::{authorize_spend, utc_day, PayeeView, SpendDecision, SpendRequest, UsagePayee},
+        spend::{PayeeView, SpendDecision, SpendRequest, UsagePayee},
         time::Timestamp,
     },
     error::AppError,
@@ -134,69 +132,29 @@ pub struct SpendView {
     pub psp_ref: String,
 }
 
-fn escrow_not_active() -> AppError {
-    AppError::from(EscrowRefusal::NotActive)
-}
-
-/// The refusal of a spend, as answered.
-fn spend_refusal(code: ErrorCode) -> AppError {
-    let message = match code {
-        ErrorCode::EscrowNotActive => return escrow_not_active(),
-        ErrorCode::PayeeNotAllowed => "This payee is not allowed for this escrow.",
-        ErrorCode::DailyLimitReached => "This spend would pass the payee's daily limit (UTC day).",
-        ErrorCode::TotalLimitReached => "This spend would pass the payee's total limit.",
-        other => return refusal(other),
-    };
-    AppError::new(code, message)
+/// What a spend's one batched read found: the idempotency record in
+/// force, or the escrow and the payee it names.
+/// (One value per pass, taken apart at once: not worth a box.)
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum SpendReads {
+    Replay(IdempotencyRecord),
+    Found {
+        escrow: Option<Escrow>,
+        payee: Option<UsagePayee>,
+    },
 }
 
 impl Store {
-    /// Allows a payee on escrow `escrow`, if `permit` lets the caller: one
-    /// transaction puts the payee if the pair is new, checks the escrow is
-    /// still open and writes the audit entry.
-    pub async fn allow_payee(
+    /// The transaction of a new payee of `escrow`: the payee, put if the
+    /// pair (escrow, payee ref) is new (item 0); a check that the escrow
+    /// still has the status it was read with (item 1); the audit entry.
+    pub(crate) fn payee_items(
         &self,
-        escrow: Id,
-        new: &NewPayee,
+        payee: &UsagePayee,
+        escrow: &Escrow,
         actor: &Actor,
-        permit: impl Fn(&Escrow) -> Result<(), AppError>,
-    ) -> Result<PayeeView, AppError> {
-        // Allocated once, by the first attempt that gets that far.
-        let id = std::sync::OnceLock::new();
-        self.retry_busy("allow a payee", || {
-            self.try_allow_payee(escrow, new, actor, &permit, &id)
-        })
-        .await
-    }
-
-    async fn try_allow_payee(
-        &self,
-        escrow: Id,
-        new: &NewPayee,
-        actor: &Actor,
-        permit: &impl Fn(&Escrow) -> Result<(), AppError>,
-        id: &std::sync::OnceLock<Id>,
-    ) -> Result<PayeeView, AppError> {
-        // Read afresh on every attempt: a release may have closed it.
-        let escrow = self.escrow(escrow).await?.ok_or_else(not_found)?;
-        permit(&escrow)?;
-        if !escrow.status.is_open() {
-            return Err(escrow_not_active());
-        }
-        let id = self.reserve_id(id, ids::PAYEE).await?;
-        let now = Timestamp::now();
-        let payee = UsagePayee {
-            id,
-            escrow_id: escrow.id,
-            payee_ref: new.payee_ref.clone(),
-            label: new.label.clone(),
-            daily_limit: new.daily_limit,
-            total_limit: new.total_limit,
-            spent_today: Money::ZERO,
-            spent_day: utc_day(now),
-            spent_total: Money::ZERO,
-            created_at: now,
-        };
+        now: Timestamp,
+    ) -> Result<Vec<TransactWriteItem>, AppError> {
         let still_open = ConditionCheck::builder()
             .table_name(self.table())
             .set_key(Some(key_item(&keys::escrow(escrow.id))))
@@ -211,7 +169,7 @@ impl Store {
             entity::ESCROW,
             escrow.id,
             serde_json::json!({
-                "payee_id": id,
+                "payee_id": payee.id,
                 "payee_ref": payee.payee_ref,
                 "label": payee.label,
                 "daily_limit": payee.daily_limit,
@@ -219,23 +177,13 @@ impl Store {
             }),
             now,
         );
-        let items = vec![
-            self.put_new(to_item(&PayeeRecord::new(&payee))?),
+        Ok(vec![
+            self.put_new(to_item(&PayeeRecord::new(payee))?),
             TransactWriteItem::builder()
                 .condition_check(still_open)
                 .build(),
             self.audit(&audit)?,
-        ];
-        match self.transact(items).await {
-            Ok(()) => Ok(payee.view_at(self.clock().now())),
-            Err(e) if e.failed_condition(0) => Err(AppError::new(
-                ErrorCode::PayeeAlreadyAllowed,
-                "This payee is already allowed for this escrow.",
-            )),
-            // The escrow changed status meanwhile: decide again.
-            Err(e) if e.failed_condition(1) => Err(AppError::busy()),
-            Err(e) => Err(e.unexpected()),
-        }
+        ])
     }
 
     /// One page of an escrow's payees, newest first.
@@ -248,120 +196,30 @@ impl Store {
         page.try_map(|r| r.into_payee().map(|p| p.view_at(now)))
     }
 
-    /// Makes (or replays) the spend `request` under idempotency `scope`.
-    /// `permit` says whether the caller may spend from the escrow it names.
-    /// Refusals change nothing and are not remembered under the key: a limit
-    /// reached today may allow the same request tomorrow.
-    pub async fn spend(
+    /// A spend's one batched read (with the escrow's own query beside it):
+    /// the idempotency record of `scope`, the payee `request` names and the
+    /// escrow. A record still in force at `now` is all that counts.
+    pub(crate) async fn read_for_spend(
         &self,
         request: &SpendRequest,
         scope: &Scope,
-        fingerprint: &str,
-        actor: &Actor,
-        permit: impl Fn(&Escrow) -> Result<(), AppError>,
-    ) -> Result<StoredResponse, AppError> {
-        let busy = || {
-            AppError::new(
-                ErrorCode::ServiceBusy,
-                "The escrow is busy; nothing was spent. Retry with the same Idempotency-Key.",
-            )
-        };
-        self.until_settled("spend", busy, || {
-            self.try_spend(request, scope, fingerprint, actor, &permit)
-        })
-        .await
-    }
-
-    async fn try_spend(
-        &self,
-        request: &SpendRequest,
-        scope: &Scope,
-        fingerprint: &str,
-        actor: &Actor,
-        permit: &impl Fn(&Escrow) -> Result<(), AppError>,
-    ) -> Result<Option<StoredResponse>, AppError> {
-        let now = self.clock().now();
+        now: Timestamp,
+    ) -> Result<SpendReads, AppError> {
         let record_key = scope.storage_key();
         let payee_key = keys::payee(request.escrow_id, &request.payee_ref);
         let wanted = [record_key.clone(), payee_key.clone()];
         let (mut found, escrow) =
             tokio::try_join!(self.get_many(&wanted), self.escrow(request.escrow_id),)?;
         if let Some(item) = found.remove(&record_key) {
-            if let Some(record) = IdempotencyRecord::from_live_item(item, Timestamp::now())? {
-                return record.replay(fingerprint).map(Some);
+            if let Some(record) = IdempotencyRecord::from_live_item(item, now)? {
+                return Ok(SpendReads::Replay(record));
             }
         }
-        let escrow = escrow.ok_or_else(not_found)?;
-        permit(&escrow)?;
         let payee = found
             .remove(&payee_key)
             .map(|item| from_item::<PayeeRecord>(item)?.into_payee())
             .transpose()?;
-        let decision = authorize_spend(&escrow.state(), payee.as_ref(), request.amount, now)
-            .map_err(spend_refusal)?;
-        let payee = payee.ok_or_else(|| AppError::internal("a spend authorised without payee"))?;
-        let order = decision
-            .transition
-            .payment
-            .ok_or_else(|| AppError::internal("a spend without a payment"))?;
-        let mut remarks = Remarks::new();
-        if let Some(note) = &request.note {
-            remarks.insert("note".into(), note.clone().into());
-        }
-        let (mut items, payment) = self
-            .payment_transaction(
-                &escrow,
-                &decision.transition,
-                order,
-                Payee::Ref {
-                    payee_ref: payee.payee_ref.clone(),
-                },
-                None,
-                &remarks,
-                actor,
-                now,
-            )
-            .await?;
-        items.push(self.payee_debit(&payee, &decision, request.amount));
-        let response = StoredResponse {
-            status: 200,
-            body: serde_json::to_string(&SpendView {
-                payment_id: payment.id,
-                escrow_id: escrow.id,
-                payee_ref: payee.payee_ref,
-                amount: payment.amount,
-                status: payment.status,
-                psp_ref: payment.psp_ref,
-            })
-            .map_err(AppError::internal)?,
-        };
-        let record = IdempotencyRecord::new(scope, fingerprint.to_string(), response.clone(), now);
-        items.insert(0, self.idempotency_put(&record, now)?);
-        // The escrow's parties, active as the money leaves (docs/api.md: an
-        // inactive user cannot be a party to a new spend); last, so their
-        // indexes are known.
-        let parties = [escrow.client_id, escrow.provider_id];
-        let first_party = items.len();
-        items.extend(parties.map(|party| self.active_user_check(party)));
-        match self.transact(items).await {
-            Ok(()) => Ok(Some(response)),
-            Err(e) if e.failed_condition(0) => {
-                match self.idempotency_record(scope, Timestamp::now()).await? {
-                    Some(record) => record.replay(fingerprint).map(Some),
-                    None => Ok(None),
-                }
-            }
-            Err(e) => match (0..parties.len()).find(|i| e.failed_condition(first_party + i)) {
-                Some(i) => Err(AppError::user_inactive(parties[i])),
-                // The escrow or the payee changed under us: decide again.
-                None if e.is_busy()
-                    || matches!(e, super::transact::TransactError::Cancelled(_)) =>
-                {
-                    Ok(None)
-                }
-                None => Err(e.unexpected()),
-            },
-        }
+        Ok(SpendReads::Found { escrow, payee })
     }
 
     /// The payee a USAGE_SPEND payment paid, as stored now; `None` for
@@ -430,7 +288,7 @@ impl Store {
     /// The payee's counters after a spend of `amount`, conditional on what
     /// keeps its limits: commutative within a day, and the first spend of a
     /// new day restarts the daily counter (only if nobody did it first).
-    fn payee_debit(
+    pub(crate) fn payee_debit(
         &self,
         payee: &UsagePayee,
         decision: &SpendDecision,

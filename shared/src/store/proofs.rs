@@ -11,7 +11,7 @@
 //!   WAITING → PENDING_REVIEW (conditional on WAITING), the escrow's status as
 //!   read, the milestones before it still PAID, the audit entry
 //!   `SUBMIT_PROOF` and the event `PROOF_SUBMITTED`;
-//! - an auto-approved proof and an approval: [`Store::pay_milestone`], whose
+//! - an auto-approved proof and an approval: `ops::payout::pay_milestone`, whose
 //!   `extra` items are the proof's (the proof APPROVED, its guard, audit
 //!   `SUBMIT_PROOF`/`APPROVE_PROOF`, events `PROOF_SUBMITTED`/
 //!   `PROOF_APPROVED`), so the payout and the proof stand or fall together;
@@ -21,13 +21,13 @@
 //!   back to WAITING (conditional on PENDING_REVIEW), audit `REJECT_PROOF`,
 //!   event `PROOF_REJECTED`.
 //!
-//! A lost race decides again from a fresh read, bounded; then 503
+//! The store builds these items; `ops::proof` reads, decides, sends them
+//! and, on a lost race, decides again from a fresh read, bounded; then 503
 //! `SERVICE_BUSY`, nothing changed.
 
 use super::{
     audit::{entity, Actor},
-    escrow::transition::{not_found, Trail},
-    ids,
+    escrow::transition::Trail,
     items::{key_item, s, to_item, values},
     keys::{self, Index},
     list::{Filters, Order, Page, PageRequest},
@@ -36,7 +36,7 @@ use super::{
 use crate::{
     domain::{
         error::ErrorCode,
-        escrow::milestone::{check_proof_target, MilestoneStatus},
+        escrow::milestone::{MilestoneStatus, ProofTargetRefusal},
         escrow::{Escrow, EscrowEventKind},
         ids::Id,
         proof::ReviewReason,
@@ -49,7 +49,6 @@ use crate::{
 use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::sync::Mutex;
 
 /// A payout writes at most this many audit entries and events (its trail
 /// numbers them from 1): a proof's entries in the same transaction come after.
@@ -266,45 +265,18 @@ pub struct NewProof {
     pub judged: Judged,
 }
 
-/// The refusal of `check_proof_target`, as answered.
-pub fn target_refusal(code: ErrorCode) -> AppError {
-    let message = match code {
-        ErrorCode::MilestoneNotFound => "Milestone not found for this escrow.",
-        ErrorCode::EscrowInvalidState => "The escrow is not FUNDED or RELEASABLE.",
-        ErrorCode::NoOpenMilestone => "Every milestone of this escrow is paid.",
-        ErrorCode::SequenceError => "This is not the escrow's current milestone.",
-        ErrorCode::MilestoneNotWaiting => "The milestone is not waiting for a proof.",
-        _ => "The milestone does not accept a proof.",
-    };
-    AppError::new(code, message)
-}
-
-/// May a proof be submitted (or an upload prepared) for milestone `idx`?
-pub fn milestone_target(escrow: &Escrow, idx: u32) -> Result<(), AppError> {
-    check_proof_target(escrow.status, &escrow.slots(), idx).map_err(target_refusal)
-}
-
 pub fn proof_not_found() -> AppError {
     AppError::new(ErrorCode::ProofNotFound, "Proof not found.")
 }
 
 /// Where the file's guard is among a proof's items (`proof_items`).
-const PROOF_GUARD_INDEX: usize = 1;
+pub(crate) const PROOF_GUARD_INDEX: usize = 1;
 
 pub fn duplicate() -> AppError {
     AppError::new(
         ErrorCode::ProofDuplicate,
         "This file (same SHA-256) is already the file of a proof.",
     )
-}
-
-pub(crate) fn decision_refusal(code: ErrorCode) -> AppError {
-    let message = match code {
-        ErrorCode::ProofAlreadyApproved => "This proof is already approved.",
-        ErrorCode::ProofAlreadyRejected => "This proof is already rejected.",
-        _ => "The proof does not accept this decision.",
-    };
-    AppError::new(code, message)
 }
 
 impl Store {
@@ -411,37 +383,10 @@ impl Store {
         record.map(ProofRecord::into_read).transpose()
     }
 
-    /// Stores a new proof as judged: to review, or approved and paid.
-    pub async fn submit_proof(&self, new: NewProof, actor: &Actor) -> Result<Proof, AppError> {
-        let id = self
-            .retry_busy("proof id", || self.next_id(ids::PROOF))
-            .await?;
-        match new.judged.clone() {
-            Judged::Approve { evidence } => self.submit_approved(id, &new, evidence, actor).await,
-            Judged::Review { reason, evidence } => {
-                let mut backoff = super::retry::Backoff::new(super::retry::Backoff::ATTEMPTS);
-                loop {
-                    match self
-                        .try_submit_review(id, &new, reason, &evidence, actor)
-                        .await
-                    {
-                        Ok(Some(proof)) => return Ok(proof),
-                        Ok(None) => {}
-                        Err(e) if e.is_busy() => {}
-                        Err(e) => return Err(e),
-                    }
-                    if !backoff.wait().await {
-                        return Err(AppError::busy());
-                    }
-                }
-            }
-        }
-    }
-
     /// The proof, its file's guard, and the `SUBMIT_PROOF` audit entry and
     /// `PROOF_SUBMITTED` event; `approved` adds `APPROVE_PROOF` and
     /// `PROOF_APPROVED`. Guard at [`PROOF_GUARD_INDEX`].
-    fn proof_items(
+    pub(crate) fn proof_items(
         &self,
         proof: &Proof,
         new: &NewProof,
@@ -533,29 +478,20 @@ impl Store {
         self.update(update)
     }
 
-    async fn try_submit_review(
+    /// The items of a proof that goes to review: the proof and its guard
+    /// (at [`PROOF_GUARD_INDEX`]), audit and event, the milestone WAITING →
+    /// PENDING_REVIEW, the escrow's status as read, the milestones before it
+    /// still PAID.
+    pub(crate) fn review_items(
         &self,
-        id: Id,
+        proof: &Proof,
         new: &NewProof,
-        reason: &'static str,
-        evidence: &Option<Value>,
+        escrow: &Escrow,
         actor: &Actor,
-    ) -> Result<Option<Proof>, AppError> {
-        let escrow = self.escrow(new.escrow_id).await?.ok_or_else(not_found)?;
-        check_proof_target(escrow.status, &escrow.slots(), new.milestone_idx)
-            .map_err(target_refusal)?;
-        let now = Timestamp::now();
-        let proof = new_proof(
-            id,
-            new,
-            &escrow,
-            ProofStatus::Pending,
-            Some(reason),
-            evidence.clone(),
-            now,
-        )?;
+        now: Timestamp,
+    ) -> Result<Vec<TransactWriteItem>, AppError> {
         let mut trail = Trail::new(escrow.id, actor, now);
-        let mut items = self.proof_items(&proof, new, &escrow, &mut trail)?;
+        let mut items = self.proof_items(proof, new, escrow, &mut trail)?;
         items.push(self.milestone_move(
             escrow.id,
             new.milestone_idx,
@@ -563,57 +499,25 @@ impl Store {
             MilestoneStatus::PendingReview,
             now,
         ));
-        items.push(self.escrow_is(&escrow));
-        items.extend(self.earlier_paid(&escrow, new.milestone_idx));
-        match self.transact(items).await {
-            Ok(()) => Ok(Some(proof)),
-            Err(e) if e.failed_condition(PROOF_GUARD_INDEX) => Err(duplicate()),
-            Err(e) if e.is_busy() => Ok(None),
-            // The escrow or a milestone changed: decide again on a fresh read.
-            Err(super::transact::TransactError::Cancelled(_)) => Ok(None),
-            Err(e) => Err(e.unexpected()),
-        }
+        items.push(self.escrow_is(escrow));
+        items.extend(self.earlier_paid(escrow, new.milestone_idx));
+        Ok(items)
     }
 
-    async fn submit_approved(
+    /// The items an approved new proof adds to its milestone's payout: the
+    /// proof and its guard (at [`PROOF_GUARD_INDEX`] among them), audit and
+    /// events, after the payout's own entries. The payout checks the
+    /// earlier milestones are still PAID.
+    pub(crate) fn approved_proof_items(
         &self,
-        id: Id,
+        proof: &Proof,
         new: &NewProof,
-        evidence: Value,
+        escrow: &Escrow,
         actor: &Actor,
-    ) -> Result<Proof, AppError> {
-        let made: Mutex<Option<Proof>> = Mutex::new(None);
-        let extra = |escrow: &Escrow, now: Timestamp| {
-            check_proof_target(escrow.status, &escrow.slots(), new.milestone_idx)
-                .map_err(target_refusal)?;
-            let proof = new_proof(
-                id,
-                new,
-                escrow,
-                ProofStatus::Approved,
-                None,
-                Some(evidence.clone()),
-                now,
-            )?;
-            // After the payout's own audit entry and events.
-            let mut trail = Trail::new(escrow.id, actor, now).after(PAYOUT_ENTRIES);
-            // The hook checks the earlier milestones are still PAID.
-            let items = self.proof_items(&proof, new, escrow, &mut trail)?;
-            *made.lock().expect("not poisoned") = Some(proof);
-            Ok(items)
-        };
-        // The file's guard failing means another proof took the file: final.
-        self.pay_milestone_with(
-            new.escrow_id,
-            new.milestone_idx,
-            extra,
-            &[(PROOF_GUARD_INDEX, duplicate)],
-            actor,
-        )
-        .await?;
-        made.into_inner()
-            .expect("not poisoned")
-            .ok_or_else(|| AppError::internal("an approved proof was not built"))
+        now: Timestamp,
+    ) -> Result<Vec<TransactWriteItem>, AppError> {
+        let mut trail = Trail::new(escrow.id, actor, now).after(PAYOUT_ENTRIES);
+        self.proof_items(proof, new, escrow, &mut trail)
     }
 
     fn decided_update(
@@ -644,90 +548,44 @@ impl Store {
         self.update(update)
     }
 
-    fn decided(
+    /// The items a decided approval of `proof` adds to its milestone's
+    /// payout: the proof APPROVED (conditional on PENDING), audit and event,
+    /// after the payout's own entries.
+    pub(crate) fn approval_items(
+        &self,
         proof: &Proof,
-        to: ProofStatus,
-        note: Option<String>,
+        note: &Option<String>,
         actor: &Actor,
         now: Timestamp,
-    ) -> Proof {
-        Proof {
-            status: to,
-            decided_by: Some(actor.to_string()),
-            decision_note: note,
-            updated_at: now,
-            ..proof.clone()
-        }
+    ) -> Result<Vec<TransactWriteItem>, AppError> {
+        let data = serde_json::json!({"proof_id": proof.id, "note": note, "auto": false});
+        let mut trail = Trail::new(proof.escrow_id, actor, now).after(PAYOUT_ENTRIES);
+        Ok(vec![
+            self.decided_update(proof, ProofStatus::Approved, note, actor, now),
+            trail.audit(
+                self,
+                "APPROVE_PROOF",
+                (entity::PROOF, proof.id),
+                data.clone(),
+            )?,
+            trail.event(self, EscrowEventKind::ProofApproved, data)?,
+        ])
     }
 
-    /// Ok(None): the proof or its milestone changed meanwhile.
-    pub(crate) async fn approve(
+    /// The transaction of a rejection: the proof REJECTED (conditional on
+    /// PENDING), the milestone back to WAITING (conditional on
+    /// PENDING_REVIEW), audit `REJECT_PROOF`, event `PROOF_REJECTED`.
+    pub(crate) fn rejection_items(
         &self,
         proof: &Proof,
-        note: Option<String>,
+        note: &Option<String>,
         actor: &Actor,
-    ) -> Result<Option<Proof>, AppError> {
-        let made: Mutex<Option<Proof>> = Mutex::new(None);
-        let extra = |escrow: &Escrow, now: Timestamp| {
-            let milestone = escrow
-                .milestones
-                .iter()
-                .find(|m| m.idx == proof.milestone_idx)
-                .ok_or_else(|| target_refusal(ErrorCode::MilestoneNotFound))?;
-            if milestone.status != MilestoneStatus::PendingReview {
-                return Err(target_refusal(ErrorCode::MilestoneNotWaiting));
-            }
-            let data = serde_json::json!({"proof_id": proof.id, "note": note, "auto": false});
-            let mut trail = Trail::new(escrow.id, actor, now).after(PAYOUT_ENTRIES);
-            // The hook checks the earlier milestones are still PAID.
-            let items = vec![
-                self.decided_update(proof, ProofStatus::Approved, &note, actor, now),
-                trail.audit(
-                    self,
-                    "APPROVE_PROOF",
-                    (entity::PROOF, proof.id),
-                    data.clone(),
-                )?,
-                trail.event(self, EscrowEventKind::ProofApproved, data)?,
-            ];
-            *made.lock().expect("not poisoned") = Some(Store::decided(
-                proof,
-                ProofStatus::Approved,
-                note.clone(),
-                actor,
-                now,
-            ));
-            Ok(items)
-        };
-        match self
-            .pay_milestone(proof.escrow_id, proof.milestone_idx, extra, actor)
-            .await
-        {
-            Ok(_) => Ok(made.into_inner().expect("not poisoned")),
-            // Paid, or back to WAITING: another decision won; read again.
-            Err(e) if e.code == ErrorCode::MilestoneNotWaiting => {
-                let now = self.proof(proof.id).await?.ok_or_else(proof_not_found)?;
-                if now.proof.status == ProofStatus::Pending {
-                    Err(e)
-                } else {
-                    Ok(None)
-                }
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    pub(crate) async fn reject(
-        &self,
-        proof: &Proof,
-        note: Option<String>,
-        actor: &Actor,
-    ) -> Result<Option<Proof>, AppError> {
-        let now = Timestamp::now();
+        now: Timestamp,
+    ) -> Result<Vec<TransactWriteItem>, AppError> {
         let data = serde_json::json!({"proof_id": proof.id, "note": note});
         let mut trail = Trail::new(proof.escrow_id, actor, now);
-        let items = vec![
-            self.decided_update(proof, ProofStatus::Rejected, &note, actor, now),
+        Ok(vec![
+            self.decided_update(proof, ProofStatus::Rejected, note, actor, now),
             self.milestone_move(
                 proof.escrow_id,
                 proof.milestone_idx,
@@ -742,23 +600,29 @@ impl Store {
                 data.clone(),
             )?,
             trail.event(self, EscrowEventKind::ProofRejected, data)?,
-        ];
-        match self.transact(items).await {
-            Ok(()) => Ok(Some(Store::decided(
-                proof,
-                ProofStatus::Rejected,
-                note,
-                actor,
-                now,
-            ))),
-            Err(e) if e.is_busy() => Err(AppError::busy()),
-            Err(super::transact::TransactError::Cancelled(_)) => Ok(None),
-            Err(e) => Err(e.unexpected()),
-        }
+        ])
     }
 }
 
-fn new_proof(
+/// `proof` as decided (`to`) by `actor`.
+pub(crate) fn decided(
+    proof: &Proof,
+    to: ProofStatus,
+    note: Option<String>,
+    actor: &Actor,
+    now: Timestamp,
+) -> Proof {
+    Proof {
+        status: to,
+        decided_by: Some(actor.to_string()),
+        decision_note: note,
+        updated_at: now,
+        ..proof.clone()
+    }
+}
+
+/// A new proof of `new` (to store), for the milestone of `escrow` it names.
+pub(crate) fn new_proof(
     id: Id,
     new: &NewProof,
     escrow: &Escrow,
@@ -771,7 +635,7 @@ fn new_proof(
         .milestones
         .iter()
         .find(|m| m.idx == new.milestone_idx)
-        .ok_or_else(|| target_refusal(ErrorCode::MilestoneNotFound))?;
+        .ok_or_else(|| AppError::from(ProofTargetRefusal::MilestoneNotFound))?;
     Ok(Proof {
         id,
         escrow_id: escrow.id,

@@ -11,22 +11,19 @@
 //! - `APPLIED`, `IGNORED`, `CONFLICT`: processed, in the same transaction as
 //!   the payment change, audit entry, timeline event and alert it caused,
 //!   conditional on the event not being processed yet. A redelivered (or
-//!   twice-sent) message fails that condition and changes nothing.
+//!   twice-sent) message fails that condition and changes nothing. The
+//!   consumer's use case is `ops::psp_event`.
 
 use super::{
-    alerts::{self, NewAlert},
     items::{n, s, to_item, values},
     keys,
     list::{KeyPageRequest, Page},
     retry::aws_error,
-    retry::Backoff,
     Store,
 };
 use crate::{
     domain::{
-        escrow::payment::{
-            resolve_psp_event, PaymentStatus, PspEventStatus, PspEventType, PspOutcome,
-        },
+        escrow::payment::{PspEventStatus, PspOutcome},
         ids::Id,
         time::Timestamp,
         webhook::EventIdentity,
@@ -45,11 +42,11 @@ const RECEIVED: &str = "RECEIVED";
 pub(crate) struct PspEventRecord {
     pk: String,
     sk: String,
-    event_id: String,
+    pub(crate) event_id: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    event_type: Option<String>,
+    pub(crate) event_type: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    psp_ref: Option<String>,
+    pub(crate) psp_ref: Option<String>,
     /// RECEIVED, QUEUED, APPLIED, IGNORED or CONFLICT.
     status: String,
     received_at: Timestamp,
@@ -68,7 +65,8 @@ pub(crate) struct PspEventRecord {
 }
 
 impl PspEventRecord {
-    fn processed(&self) -> bool {
+    /// APPLIED, IGNORED or CONFLICT: nothing left to do.
+    pub(crate) fn processed(&self) -> bool {
         !matches!(self.status.as_str(), RECEIVED | "QUEUED")
     }
 
@@ -144,17 +142,6 @@ pub enum Recorded {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueuedEvent {
     pub event_id: String,
-}
-
-/// What the consumer did with one event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Consumed {
-    /// Processed now, with this status.
-    Done(PspEventStatus),
-    /// Processed before (a redelivery, or the same event sent twice).
-    AlreadyProcessed,
-    /// No such event recorded (nothing to apply).
-    NotRecorded,
 }
 
 impl Store {
@@ -272,119 +259,17 @@ impl Store {
         Ok(page)
     }
 
-    /// The consumer: applies event `event_id` once, per `resolve_psp_event`,
-    /// in ONE transaction (payment, escrow, milestone, audit, timeline,
-    /// event status, alert). A payment that changed meanwhile is decided
-    /// again; contention is retried with backoff, then `SERVICE_BUSY`
-    /// (nothing changed: the message is retried by SQS).
-    pub async fn consume_psp_event(&self, event_id: &str) -> Result<Consumed, AppError> {
-        let mut backoff = Backoff::new(Backoff::ATTEMPTS);
-        loop {
-            match self.try_consume_psp_event(event_id).await {
-                Ok(Some(done)) => return Ok(done),
-                Ok(None) => {}
-                Err(e) if e.is_busy() => {}
-                Err(e) => return Err(e),
-            }
-            if !backoff.wait().await {
-                tracing::warn!(event_id, "PSP event gave up: busy");
-                return Err(AppError::busy());
-            }
-        }
+    /// The recorded event `event_id`, as the consumer reads it.
+    pub(crate) async fn psp_event_record(
+        &self,
+        event_id: &str,
+    ) -> Result<Option<PspEventRecord>, AppError> {
+        self.get::<PspEventRecord>(&keys::psp_event(event_id)).await
     }
 
-    async fn try_consume_psp_event(&self, event_id: &str) -> Result<Option<Consumed>, AppError> {
-        let key = keys::psp_event(event_id);
-        let Some(event) = self.get::<PspEventRecord>(&key).await? else {
-            return Ok(Some(Consumed::NotRecorded));
-        };
-        if event.processed() {
-            return Ok(Some(Consumed::AlreadyProcessed));
-        }
-        let kind = event
-            .event_type
-            .as_deref()
-            .map_or(PspEventType::Other, PspEventType::parse);
-        let payment = match &event.psp_ref {
-            Some(psp_ref) => self.payment_by_psp_ref(psp_ref).await?,
-            None => None,
-        };
-        // An older attempt of a retried payment (its psp_ref is not the
-        // current one) ended in ERROR: that is the state the event speaks to.
-        let attempt = payment.as_ref().map(|p| {
-            if Some(&p.psp_ref) == event.psp_ref.as_ref() {
-                p.status
-            } else {
-                PaymentStatus::Error
-            }
-        });
-        let outcome = match (&event.psp_ref, attempt) {
-            // No reference at all: nothing to apply it to, nothing to alert.
-            (None, _) => PspOutcome::Ignored,
-            (Some(_), attempt) => resolve_psp_event(attempt, kind),
-        };
-        let now = Timestamp::now();
-        let mut items = Vec::new();
-        let applied = matches!(outcome, PspOutcome::Applied(_));
-        if let (PspOutcome::Applied(transition), Some(p)) = (outcome, &payment) {
-            let cause = serde_json::json!({ "event_id": event_id });
-            items = self.psp_payment_items(p, transition, cause, now).await?;
-        }
-        let event_index = items.len();
-        items.push(self.event_processed(&key, &outcome, payment.as_ref().map(|p| p.id), now));
-        let alert_index = items.len();
-        if let Some(alert_type) = outcome.alert() {
-            let payload = match outcome {
-                PspOutcome::Conflict => serde_json::json!({
-                    "event_id": event.event_id, "type": event.event_type, "psp_ref": event.psp_ref,
-                    "payment_id": payment.as_ref().map(|p| p.id),
-                    "payment_status": attempt,
-                }),
-                PspOutcome::UnknownReference => serde_json::json!({
-                    "event_id": event.event_id, "type": event.event_type, "psp_ref": event.psp_ref,
-                }),
-                _ => serde_json::json!({
-                    "payment_id": payment.as_ref().map(|p| p.id),
-                    "escrow_id": payment.as_ref().map(|p| p.escrow_id),
-                    "amount": payment.as_ref().map(|p| p.amount),
-                    "psp_ref": event.psp_ref,
-                }),
-            };
-            let message = match outcome {
-                PspOutcome::Conflict => {
-                    "A PSP event contradicts the payment's final state; nothing was changed."
-                }
-                PspOutcome::UnknownReference => "A PSP event names a reference no payment has.",
-                _ => "The PSP failed a payment; its amount is back in the escrow.",
-            };
-            items.push(self.alert_put(&NewAlert {
-                id: self.next_id(alerts::ID_KIND).await?,
-                alert_type,
-                cause: format!("psp-event:{event_id}"),
-                message: message.into(),
-                actor_user_id: None,
-                payload,
-                created_at: now,
-            })?);
-        }
-        match self.transact(items).await {
-            Ok(()) => Ok(Some(Consumed::Done(outcome.event_status()))),
-            // Processed meanwhile (a concurrent delivery): nothing to do.
-            Err(e) if e.failed_condition(event_index) || e.failed_condition(alert_index) => {
-                Ok(Some(Consumed::AlreadyProcessed))
-            }
-            // The payment (or its escrow) changed under us: decide again.
-            Err(e)
-                if e.is_busy()
-                    || (applied && matches!(e, super::transact::TransactError::Cancelled(_))) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(e.unexpected()),
-        }
-    }
-
-    fn event_processed(
+    /// The event's update once processed (`outcome`, the payment it names),
+    /// conditional on not being processed yet.
+    pub(crate) fn event_processed(
         &self,
         key: &keys::Key,
         outcome: &PspOutcome,

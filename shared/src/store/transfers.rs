@@ -1,9 +1,9 @@
 //! Restricted transfers: allowlist entries, certifications and transactions
 //! (`/allowlist`, `/certified`, `/transactions`).
 //!
-//! A transfer follows the purchase: one pass reads the idempotency record,
-//! both users and the two grants; `domain::transfer::authorize_transfer`
-//! decides; one transaction writes the idempotency record (first item, so a
+//! A transfer (the use case: `ops::transfer`) follows the purchase: one
+//! pass reads the idempotency record, both users and the two grants;
+//! `domain::transfer::authorize_transfer` decides; one transaction writes the idempotency record (first item, so a
 //! concurrent duplicate fails there and replays the winner's answer) with
 //! either the transaction and its audit entry, or the refusal's alert. The
 //! alert's cause is the idempotency scope, so a retried or raced refusal
@@ -12,8 +12,7 @@
 use super::{
     audit::{action, entity, Actor, AuditEntry},
     catalogue::AllowOutcome,
-    idempotency::{IdempotencyRecord, Scope, StoredResponse},
-    ids,
+    idempotency::{IdempotencyRecord, Scope},
     items::to_item,
     keys,
     list::{Listed, Page, PageRequest, PartyList},
@@ -28,16 +27,15 @@ use crate::{
         money::Amount,
         time::Timestamp,
         transfer::{
-            authorize_transfer, CertificationLevel, Counterparties, Transfer, TransferGrants,
-            TransferRefusal, TransferRequest, TransferStatus,
+            CertificationLevel, Counterparties, Transfer, TransferGrants, TransferRequest,
+            TransferStatus,
         },
-        user::first_inactive,
+        user::User,
     },
     error::AppError,
-    store::alerts::{self, NewAlert},
 };
+use aws_sdk_dynamodb::types::TransactWriteItem;
 use serde::{Deserialize, Serialize};
-use std::sync::OnceLock;
 
 #[derive(Debug, Serialize)]
 struct AllowlistRecord {
@@ -137,14 +135,18 @@ pub struct TransactionFilter {
     pub party: Option<Id>,
 }
 
-/// What one pass of reads found, and the decision on it.
-enum Snapshot {
+/// What a transfer's one batched read found: the idempotency record in
+/// force, or the two users and the grants between them.
+pub(crate) enum TransferReads {
     Replay(IdempotencyRecord),
-    Allowed,
-    Refused(TransferRefusal),
+    Found {
+        sender: Option<User>,
+        receiver: Option<User>,
+        grants: TransferGrants,
+    },
 }
 
-fn user_not_found(which: &str) -> AppError {
+pub(crate) fn user_not_found(which: &str) -> AppError {
     AppError::new(ErrorCode::UserNotFound, format!("{which} user not found."))
 }
 
@@ -258,116 +260,36 @@ impl Store {
         }
     }
 
-    /// Makes (or replays) the transfer `request` under idempotency `scope`:
-    /// 201 with the transaction, or the 403 refusal (remembered under the
-    /// key with its one alert). Users missing or inactive are answered
-    /// without being remembered, so the same request works once fixed.
-    pub async fn transfer(
+    /// The items of an allowed transfer: the transaction and its
+    /// `CREATE_TRANSACTION` audit entry.
+    pub(crate) fn transfer_items(
         &self,
+        transfer: &Transfer,
         request: &TransferRequest,
-        scope: &Scope,
-        fingerprint: &str,
         actor: &Actor,
-    ) -> Result<StoredResponse, AppError> {
-        let reserved = OnceLock::new();
-        let busy = || {
-            AppError::new(
-                ErrorCode::ServiceBusy,
-                "The service is busy; nothing was recorded. Retry with the same Idempotency-Key.",
-            )
-        };
-        self.until_settled("transfer", busy, || {
-            self.try_transfer(request, scope, fingerprint, actor, &reserved)
-        })
-        .await
-    }
-
-    /// One read-decide-write pass; `None`: decide again. `reserved` keeps
-    /// the id allocated by an earlier pass (transaction or alert id).
-    async fn try_transfer(
-        &self,
-        request: &TransferRequest,
-        scope: &Scope,
-        fingerprint: &str,
-        actor: &Actor,
-        reserved: &OnceLock<Id>,
-    ) -> Result<Option<StoredResponse>, AppError> {
-        let snapshot = self.read_for_transfer(request, scope).await?;
-        let now = Timestamp::now();
-        let (response, mut items) = match snapshot {
-            Snapshot::Replay(record) => return record.replay(fingerprint).map(Some),
-            Snapshot::Allowed => {
-                let id = self.reserve_id(reserved, ids::TRANSACTION).await?;
-                let transfer = request.record(id, now);
-                let response = StoredResponse {
-                    status: 201,
-                    body: serde_json::to_string(&transfer).map_err(AppError::internal)?,
-                };
-                let audit = AuditEntry::new(
-                    actor,
-                    action::CREATE_TRANSACTION,
-                    entity::TRANSACTION,
-                    transfer.id,
-                    request.canonical(),
-                    now,
-                );
-                let items = vec![
-                    self.put_new(to_item(&TransactionRecord::new(&transfer))?),
-                    self.audit(&audit)?,
-                ];
-                (response, items)
-            }
-            Snapshot::Refused(refusal) => {
-                let id = self.reserve_id(reserved, alerts::ID_KIND).await?;
-                let response = StoredResponse {
-                    status: refusal.code().status(),
-                    body: AppError::new(refusal.code(), TransferRefusal::MESSAGE)
-                        .body()
-                        .to_string(),
-                };
-                let alert = NewAlert {
-                    id,
-                    alert_type: TransferRefusal::ALERT,
-                    cause: format!("transfer:{}", scope.storage_key().pk),
-                    message: TransferRefusal::MESSAGE.to_string(),
-                    actor_user_id: Some(refusal.sender_id),
-                    payload: refusal.alert_payload(),
-                    created_at: now,
-                };
-                (response, vec![self.alert_put(&alert)?])
-            }
-        };
-        let record = IdempotencyRecord::new(scope, fingerprint.to_string(), response.clone(), now);
-        items.insert(0, self.idempotency_put(&record, now)?);
-        match self.transact(items.clone()).await {
-            Ok(()) => Ok(Some(response)),
-            // The same key was used meanwhile: answer what was stored.
-            Err(e) if e.failed_condition(0) => match self.idempotency_record(scope, now).await? {
-                Some(record) => record.replay(fingerprint).map(Some),
-                None => Ok(None),
-            },
-            // The alert of this cause outlived its idempotency record (kept
-            // 48 h): the refusal is remembered again, the alert not raised twice.
-            Err(e) if response.status != 201 && e.failed_condition(1) => {
-                items.truncate(1);
-                match self.transact(items).await {
-                    Ok(()) => Ok(Some(response)),
-                    Err(e) if e.failed_condition(0) || e.is_busy() => Ok(None),
-                    Err(e) => Err(e.unexpected()),
-                }
-            }
-            Err(e) if e.is_busy() => Ok(None),
-            Err(e) => Err(e.unexpected()),
-        }
+        now: Timestamp,
+    ) -> Result<Vec<TransactWriteItem>, AppError> {
+        let audit = AuditEntry::new(
+            actor,
+            action::CREATE_TRANSACTION,
+            entity::TRANSACTION,
+            transfer.id,
+            request.canonical(),
+            now,
+        );
+        Ok(vec![
+            self.put_new(to_item(&TransactionRecord::new(transfer))?),
+            self.audit(&audit)?,
+        ])
     }
 
     /// One batched, consistent read: the idempotency record, both users,
     /// the allowlist entry and the receiver's certification.
-    async fn read_for_transfer(
+    pub(crate) async fn read_for_transfer(
         &self,
         request: &TransferRequest,
         scope: &Scope,
-    ) -> Result<Snapshot, AppError> {
+    ) -> Result<TransferReads, AppError> {
         let now = Timestamp::now();
         let idempotency_key = scope.storage_key();
         let allowlisted = keys::allowlisted(request.sender_id(), request.receiver_id());
@@ -383,23 +305,16 @@ impl Store {
             .await?;
         if let Some(item) = found.remove(&idempotency_key) {
             if let Some(record) = IdempotencyRecord::from_live_item(item, now)? {
-                return Ok(Snapshot::Replay(record));
+                return Ok(TransferReads::Replay(record));
             }
         }
-        let sender =
-            take_user(&mut found, request.sender_id())?.ok_or_else(|| user_not_found("Sender"))?;
-        let receiver = take_user(&mut found, request.receiver_id())?
-            .ok_or_else(|| user_not_found("Receiver"))?;
-        if let Some(inactive) = first_inactive([&sender, &receiver]) {
-            return Err(AppError::user_inactive(inactive));
-        }
-        let grants = TransferGrants {
-            allowlisted: found.contains_key(&allowlisted),
-            receiver_certified: found.contains_key(&certified),
-        };
-        Ok(match authorize_transfer(request, grants) {
-            Ok(()) => Snapshot::Allowed,
-            Err(refusal) => Snapshot::Refused(refusal),
+        Ok(TransferReads::Found {
+            sender: take_user(&mut found, request.sender_id())?,
+            receiver: take_user(&mut found, request.receiver_id())?,
+            grants: TransferGrants {
+                allowlisted: found.contains_key(&allowlisted),
+                receiver_certified: found.contains_key(&certified),
+            },
         })
     }
 

@@ -62,6 +62,34 @@ pub fn current_milestone(milestones: &[MilestoneSlot]) -> Option<MilestoneSlot> 
         .copied()
 }
 
+/// Why a milestone does not take a proof (or an upload) now. Answered by
+/// `From<ProofTargetRefusal> for AppError` in `error.rs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProofTargetRefusal {
+    /// The escrow has no milestone of that idx (or is unknown).
+    MilestoneNotFound,
+    /// The escrow is not FUNDED or RELEASABLE.
+    EscrowInvalidState,
+    /// Every milestone is paid.
+    NoOpenMilestone,
+    /// Not the current milestone: proofs go in order.
+    NotCurrent,
+    /// The current milestone, but not WAITING for a proof.
+    NotWaiting,
+}
+
+impl ProofTargetRefusal {
+    pub fn code(self) -> ErrorCode {
+        match self {
+            ProofTargetRefusal::MilestoneNotFound => ErrorCode::MilestoneNotFound,
+            ProofTargetRefusal::EscrowInvalidState => ErrorCode::EscrowInvalidState,
+            ProofTargetRefusal::NoOpenMilestone => ErrorCode::NoOpenMilestone,
+            ProofTargetRefusal::NotCurrent => ErrorCode::SequenceError,
+            ProofTargetRefusal::NotWaiting => ErrorCode::MilestoneNotWaiting,
+        }
+    }
+}
+
 /// May a proof be submitted (or an upload prepared) for milestone `idx`?
 /// The contract's order: unknown milestone, escrow state, none left open,
 /// not the current one, current but not WAITING.
@@ -69,20 +97,20 @@ pub fn check_proof_target(
     escrow: EscrowStatus,
     milestones: &[MilestoneSlot],
     idx: u32,
-) -> Result<(), ErrorCode> {
+) -> Result<(), ProofTargetRefusal> {
     let target = milestones
         .iter()
         .find(|m| m.idx == idx)
-        .ok_or(ErrorCode::MilestoneNotFound)?;
+        .ok_or(ProofTargetRefusal::MilestoneNotFound)?;
     if !escrow.is_active() {
-        return Err(ErrorCode::EscrowInvalidState);
+        return Err(ProofTargetRefusal::EscrowInvalidState);
     }
-    let current = current_milestone(milestones).ok_or(ErrorCode::NoOpenMilestone)?;
+    let current = current_milestone(milestones).ok_or(ProofTargetRefusal::NoOpenMilestone)?;
     if current.idx != target.idx {
-        return Err(ErrorCode::SequenceError);
+        return Err(ProofTargetRefusal::NotCurrent);
     }
     if target.status != MilestoneStatus::Waiting {
-        return Err(ErrorCode::MilestoneNotWaiting);
+        return Err(ProofTargetRefusal::NotWaiting);
     }
     Ok(())
 }
@@ -111,6 +139,28 @@ pub struct PayoutPlan {
     pub checks: BTreeMap<u32, MustBe>,
 }
 
+/// Why milestone `idx` cannot be paid now. Answered by
+/// `From<PayoutRefusal> for AppError` in `error.rs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayoutRefusal {
+    /// The escrow has no milestone of that idx.
+    MilestoneNotFound,
+    /// It is PAID already.
+    AlreadyPaid,
+    /// An earlier milestone is not PAID (its payout failed at the PSP).
+    EarlierUnpaid,
+}
+
+impl PayoutRefusal {
+    pub fn code(self) -> ErrorCode {
+        match self {
+            PayoutRefusal::MilestoneNotFound => ErrorCode::MilestoneNotFound,
+            PayoutRefusal::AlreadyPaid => ErrorCode::MilestoneNotWaiting,
+            PayoutRefusal::EarlierUnpaid => ErrorCode::EarlierMilestoneUnpaid,
+        }
+    }
+}
+
 /// Paying milestone `idx`: unknown → `MILESTONE_NOT_FOUND`; already PAID →
 /// `MILESTONE_NOT_WAITING`; an earlier one not PAID (its payout failed at
 /// the PSP and awaits a retry) → `EARLIER_MILESTONE_UNPAID`: milestones are
@@ -118,13 +168,13 @@ pub struct PayoutPlan {
 /// PAID; if this one is the last, every other PAID; else the first later
 /// one still unpaid, so that of two racing payouts the later sees it is
 /// the last.
-pub fn plan_payout(milestones: &[MilestoneSlot], idx: u32) -> Result<PayoutPlan, ErrorCode> {
+pub fn plan_payout(milestones: &[MilestoneSlot], idx: u32) -> Result<PayoutPlan, PayoutRefusal> {
     let target = milestones
         .iter()
         .find(|m| m.idx == idx)
-        .ok_or(ErrorCode::MilestoneNotFound)?;
+        .ok_or(PayoutRefusal::MilestoneNotFound)?;
     if target.status == MilestoneStatus::Paid {
-        return Err(ErrorCode::MilestoneNotWaiting);
+        return Err(PayoutRefusal::AlreadyPaid);
     }
     let mut others: Vec<&MilestoneSlot> = milestones.iter().filter(|m| m.idx != idx).collect();
     others.sort_by_key(|m| m.idx);
@@ -132,7 +182,7 @@ pub fn plan_payout(milestones: &[MilestoneSlot], idx: u32) -> Result<PayoutPlan,
         .iter()
         .any(|m| m.idx < idx && m.status != MilestoneStatus::Paid)
     {
-        return Err(ErrorCode::EarlierMilestoneUnpaid);
+        return Err(PayoutRefusal::EarlierUnpaid);
     }
     let last = pays_last_milestone(milestones, idx);
     let mut checks: BTreeMap<u32, MustBe> = others
@@ -186,7 +236,7 @@ mod tests {
     fn proof_targets_follow_the_contract_order() {
         use EscrowStatus as S;
         use MilestoneStatus as M;
-        type Case<'a> = (S, &'a [M], u32, Result<(), ErrorCode>);
+        type Case<'a> = (S, &'a [M], u32, Result<(), ProofTargetRefusal>);
         let cases: [Case; 14] = [
             (S::Funded, &[M::Waiting, M::Waiting], 1, Ok(())),
             (S::Releasable, &[M::Paid, M::Waiting], 2, Ok(())),
@@ -194,70 +244,75 @@ mod tests {
                 S::Funded,
                 &[M::Waiting],
                 2,
-                Err(ErrorCode::MilestoneNotFound),
+                Err(ProofTargetRefusal::MilestoneNotFound),
             ),
             (
                 S::Funded,
                 &[M::Waiting],
                 0,
-                Err(ErrorCode::MilestoneNotFound),
+                Err(ProofTargetRefusal::MilestoneNotFound),
             ),
-            (S::Funded, &[], 1, Err(ErrorCode::MilestoneNotFound)),
+            (
+                S::Funded,
+                &[],
+                1,
+                Err(ProofTargetRefusal::MilestoneNotFound),
+            ),
             // Unknown milestone wins over the escrow's state.
             (
                 S::Draft,
                 &[M::Waiting],
                 3,
-                Err(ErrorCode::MilestoneNotFound),
+                Err(ProofTargetRefusal::MilestoneNotFound),
             ),
             (
                 S::Draft,
                 &[M::Waiting],
                 1,
-                Err(ErrorCode::EscrowInvalidState),
+                Err(ProofTargetRefusal::EscrowInvalidState),
             ),
             (
                 S::Released,
                 &[M::Paid],
                 1,
-                Err(ErrorCode::EscrowInvalidState),
+                Err(ProofTargetRefusal::EscrowInvalidState),
             ),
             (
                 S::Refunded,
                 &[M::Waiting],
                 1,
-                Err(ErrorCode::EscrowInvalidState),
+                Err(ProofTargetRefusal::EscrowInvalidState),
             ),
             (
                 S::Cancelled,
                 &[M::Waiting],
                 1,
-                Err(ErrorCode::EscrowInvalidState),
+                Err(ProofTargetRefusal::EscrowInvalidState),
             ),
             (
                 S::Funded,
                 &[M::Paid, M::Paid],
                 1,
-                Err(ErrorCode::NoOpenMilestone),
+                Err(ProofTargetRefusal::NoOpenMilestone),
             ),
             (
                 S::Funded,
                 &[M::Waiting, M::Waiting],
                 2,
-                Err(ErrorCode::SequenceError),
+                Err(ProofTargetRefusal::NotCurrent),
             ),
             // A paid milestone is not current either.
             (
                 S::Funded,
                 &[M::Paid, M::Waiting],
                 1,
-                Err(ErrorCode::SequenceError),
+                Err(ProofTargetRefusal::NotCurrent),
             ),
             (
                 S::Funded,
                 &[M::PendingReview, M::Waiting],
                 1,
-                Err(ErrorCode::MilestoneNotWaiting),
+                Err(ProofTargetRefusal::NotWaiting),
             ),
         ];
         for (escrow, statuses, idx, expected) in cases {
@@ -271,7 +326,7 @@ mod tests {
         // for a retry, not for another proof.
         assert_eq!(
             check_proof_target(S::Funded, &slots(&[M::Approved, M::Waiting]), 1),
-            Err(ErrorCode::MilestoneNotWaiting)
+            Err(ProofTargetRefusal::NotWaiting)
         );
     }
 

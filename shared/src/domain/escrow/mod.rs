@@ -180,19 +180,6 @@ impl EscrowRefusal {
             EscrowRefusal::InsufficientBalance => ErrorCode::InsufficientEscrowBalance,
         }
     }
-
-    /// The refusal a bare `code` stands for, where a rule that is not yet
-    /// typed (a spend's, a retry's) passes on one of `decide`'s.
-    pub fn of(code: ErrorCode) -> Option<EscrowRefusal> {
-        [
-            EscrowRefusal::InvalidState,
-            EscrowRefusal::NotActive,
-            EscrowRefusal::DepositExceedsTotal,
-            EscrowRefusal::InsufficientBalance,
-        ]
-        .into_iter()
-        .find(|r| r.code() == code)
-    }
 }
 
 /// The escrow state machine of docs/api.md. Refusals change nothing.

@@ -385,13 +385,33 @@ pub enum RetryOutcome {
     },
 }
 
+/// Why a failed payment cannot be sent again. Answered by
+/// `From<RetryRefusal> for AppError` in `error.rs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryRefusal {
+    /// A usage spend sent again would pass its payee's total limit
+    /// (`domain::spend::check_total_limit`, checked before the money).
+    TotalLimitReached,
+    /// The escrow no longer holds the amount.
+    InsufficientBalance,
+}
+
+impl RetryRefusal {
+    pub fn code(self) -> ErrorCode {
+        match self {
+            RetryRefusal::TotalLimitReached => ErrorCode::TotalLimitReached,
+            RetryRefusal::InsufficientBalance => ErrorCode::InsufficientEscrowBalance,
+        }
+    }
+}
+
 /// The retry of a failed payment. It does not look at the escrow's status:
 /// the payment was authorised when it was first sent, and only the money
 /// it needs must still be there.
 pub fn retry_payment(
     payment: &PaymentState,
     balances: &EscrowBalances,
-) -> Result<RetryOutcome, ErrorCode> {
+) -> Result<RetryOutcome, RetryRefusal> {
     match payment.status {
         PaymentStatus::Pending | PaymentStatus::Sent | PaymentStatus::Settled => {
             Ok(RetryOutcome::Unchanged)
@@ -400,7 +420,7 @@ pub fn retry_payment(
             let delta = BalanceDelta::of(payment.kind, payment.amount, PaymentTransition::Pending);
             let balances = balances
                 .apply(delta)
-                .ok_or(ErrorCode::InsufficientEscrowBalance)?;
+                .ok_or(RetryRefusal::InsufficientBalance)?;
             Ok(RetryOutcome::Resend {
                 attempts: payment.attempts.saturating_add(1),
                 balances,
@@ -718,7 +738,7 @@ mod tests {
                 &payment(PaymentKind::UsageSpend, PaymentStatus::Error, 400),
                 &spent
             ),
-            Err(ErrorCode::InsufficientEscrowBalance)
+            Err(RetryRefusal::InsufficientBalance)
         );
     }
 

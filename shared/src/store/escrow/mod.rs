@@ -3,9 +3,11 @@
 //! `transition` (the transaction of one escrow transition: the escrow's
 //! conditional update, the money movement out of it, the trail of audit
 //! entries and timeline events) above it; `escrows` (creation, reads,
-//! lists, deposits, actions) and `payments` (milestone payouts, reads,
-//! retries, the PSP's answers) on top, each built on `transition`, neither
-//! importing the other. This file re-exports what the functions name.
+//! lists, the items of deposits and actions) and `payments` (payment reads,
+//! the items of a milestone payout's checks, a retry, the PSP's answers) on
+//! top, each built on `transition`, neither importing the other. The use
+//! cases that send these items are `ops::{escrow, payout}`. This file
+//! re-exports what the functions name.
 
 pub mod escrows;
 pub mod payments;
@@ -13,5 +15,5 @@ pub(crate) mod records;
 pub mod transition;
 
 pub use escrows::{EscrowEvent, EscrowFilter, NewEscrow};
-pub use payments::{AnswerRecorded, PaymentRead};
+pub use payments::PaymentRead;
 pub use transition::{not_found, Remarks};

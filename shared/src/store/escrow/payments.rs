@@ -11,22 +11,18 @@
 
 use super::{
     records::PaymentRecord,
-    transition::{applied, not_found, payee_of, payment_data, refusal, with_extra, Remarks, Trail},
+    transition::{payment_data, with_extra, Trail},
 };
 use crate::{
     domain::{
-        error::ErrorCode,
+        alert::AlertType,
         escrow::{
-            decide,
-            milestone::{plan_payout, MilestoneStatus, MustBe},
-            payment::{
-                apply_psp_answer, new_psp_ref, psp_answer_alert, retry_payment, Payment,
-                PaymentState, PaymentStatus, PaymentTransition, PspAnswer, RetryOutcome,
-            },
-            BalanceDelta, Escrow, EscrowAction, EscrowOutcome,
+            milestone::{MilestoneStatus, MustBe},
+            payment::{new_psp_ref, Payment, PaymentStatus, PaymentTransition},
+            BalanceDelta, Escrow,
         },
         ids::Id,
-        spend::check_total_limit,
+        spend::UsagePayee,
         time::Timestamp,
     },
     error::AppError,
@@ -53,117 +49,9 @@ pub struct PaymentRead {
 pub type ExtraRefusal = (usize, fn() -> AppError);
 
 impl Store {
-    /// Pays milestone `idx` of escrow `id` (an auto-approved proof, or an
-    /// approval decision): PAYOUT of its amount to the provider, the
-    /// milestone PAID, and, when it is the last one, the escrow RELEASED
-    /// (event `CLOSED`). Not enough available → 409
-    /// `INSUFFICIENT_ESCROW_BALANCE`, nothing changes. `extra` items (the
-    /// proof's own update) join the same transaction. The hook the proofs
-    /// function plugs into.
-    pub async fn pay_milestone(
-        &self,
-        id: Id,
-        idx: u32,
-        extra: impl Fn(&Escrow, Timestamp) -> Result<Vec<TransactWriteItem>, AppError>,
-        actor: &Actor,
-    ) -> Result<(Escrow, Payment), AppError> {
-        self.pay_milestone_with(id, idx, extra, &[], actor).await
-    }
-
-    /// [`Store::pay_milestone`], where the failed condition of an `extra`
-    /// item named in `refusals` is final, answered with its error, instead
-    /// of a change of the escrow to decide again on (a proof's file guard:
-    /// another proof took the file meanwhile).
-    pub async fn pay_milestone_with(
-        &self,
-        id: Id,
-        idx: u32,
-        extra: impl Fn(&Escrow, Timestamp) -> Result<Vec<TransactWriteItem>, AppError>,
-        refusals: &[ExtraRefusal],
-        actor: &Actor,
-    ) -> Result<(Escrow, Payment), AppError> {
-        self.until_settled("pay a milestone", AppError::busy, || {
-            self.try_pay_milestone(id, idx, &extra, refusals, actor)
-        })
-        .await
-    }
-
-    async fn try_pay_milestone(
-        &self,
-        id: Id,
-        idx: u32,
-        extra: &impl Fn(&Escrow, Timestamp) -> Result<Vec<TransactWriteItem>, AppError>,
-        refusals: &[ExtraRefusal],
-        actor: &Actor,
-    ) -> Result<Option<(Escrow, Payment)>, AppError> {
-        let escrow = self.escrow(id).await?.ok_or_else(not_found)?;
-        let plan = plan_payout(&escrow.slots(), idx).map_err(milestone_refusal)?;
-        let milestone = escrow
-            .milestones
-            .iter()
-            .find(|m| m.idx == idx)
-            .cloned()
-            .ok_or_else(|| AppError::internal("a planned milestone is not read"))?;
-        let action = EscrowAction::PayMilestone {
-            amount: milestone.amount,
-            last: plan.last,
-        };
-        let transition = match decide(&escrow.state(), action)? {
-            EscrowOutcome::Changed(t) => t,
-            other => {
-                return Err(AppError::internal(format!(
-                    "milestone payout decided {other:?}"
-                )))
-            }
-        };
-        let order = transition
-            .payment
-            .ok_or_else(|| AppError::internal("a milestone payout without a payment"))?;
-        let now = Timestamp::now();
-        let payee = payee_of(&escrow, order.kind)?;
-        let (mut items, payment) = self
-            .payment_transaction(
-                &escrow,
-                &transition,
-                order,
-                payee,
-                Some(&milestone),
-                &Remarks::new(),
-                actor,
-                now,
-            )
-            .await?;
-        // The other milestones as the plan read them: earlier ones PAID,
-        // and what makes the closing decision hold (see `plan_payout`).
-        items.extend(
-            plan.checks
-                .iter()
-                .map(|(&other, &must)| self.milestone_check(id, other, must)),
-        );
-        let first_extra = items.len();
-        items.extend(extra(&escrow, now)?);
-        let written = self.transact(items).await;
-        if let Err(e) = &written {
-            if let Some((_, refusal)) = refusals
-                .iter()
-                .find(|(i, _)| e.failed_condition(first_extra + i))
-            {
-                return Err(refusal());
-            }
-        }
-        match written {
-            Ok(()) => Ok(Some((applied(&escrow, &transition, now), payment))),
-            Err(e) if e.failed_condition(0) => {
-                // The escrow changed: perhaps now short of money, decided again.
-                Ok(None)
-            }
-            Err(e) if e.is_busy() => Ok(None),
-            Err(e) if matches!(&e, crate::store::transact::TransactError::Cancelled(_)) => Ok(None),
-            Err(e) => Err(e.unexpected()),
-        }
-    }
-
-    fn milestone_check(&self, escrow: Id, idx: u32, must: MustBe) -> TransactWriteItem {
+    /// The check, for a milestone payout's transaction, that milestone
+    /// `idx` of `escrow` is still as the plan read it (`plan_payout`).
+    pub(crate) fn milestone_check(&self, escrow: Id, idx: u32, must: MustBe) -> TransactWriteItem {
         let check = ConditionCheck::builder()
             .table_name(self.table())
             .set_key(Some(key_item(&keys::milestone(escrow, idx))))
@@ -353,68 +241,24 @@ impl Store {
         self.update(update)
     }
 
-    /// `POST /payments/execute/{id}`: an ERROR payment is sent again (new
-    /// `psp_ref` and pointer, attempts + 1, PENDING for the dispatcher, the
-    /// amount out of `available` again, its milestone PAID), in one
-    /// transaction conditional on the payment still being that ERROR attempt
-    /// and on the money being there; a usage spend also takes its amount
-    /// back into its payee's total under the total limit (409
-    /// `TOTAL_LIMIT_REACHED` when it no longer fits). PENDING, SENT or
-    /// SETTLED: answered unchanged. Racing executes: one wins, the others
-    /// read PENDING and answer it unchanged.
-    pub async fn execute_payment(&self, id: Id, actor: &Actor) -> Result<Payment, AppError> {
-        self.until_settled("execute a payment", AppError::busy, || {
-            self.try_execute_payment(id, actor)
-        })
-        .await
-    }
-
-    async fn try_execute_payment(
+    /// The transaction that sends ERROR `payment` again (`POST
+    /// /payments/execute/{id}`, decided by `retry_payment`): the payment
+    /// PENDING under a new `psp_ref` at `attempts` (conditional on still
+    /// being the ERROR attempt read), the amount out of the escrow's
+    /// `available` again, a usage spend's amount back into its `payee`'s
+    /// total under the total limit, the new `PSP_REF#` pointer, its
+    /// milestone PAID again, the audit entry and `PAYMENT_PENDING`. Answers
+    /// the items and the payment as they write it.
+    pub(crate) fn resend_items(
         &self,
-        id: Id,
+        payment: Payment,
+        escrow: &Escrow,
+        payee: Option<&UsagePayee>,
+        attempts: u32,
         actor: &Actor,
-    ) -> Result<Option<Payment>, AppError> {
-        let payment = self
-            .payment(id)
-            .await?
-            .ok_or_else(|| AppError::new(ErrorCode::PaymentNotFound, "Payment not found."))?
-            .payment;
-        if payment.status != PaymentStatus::Error {
-            return Ok(Some(payment));
-        }
-        let (escrow, payee) = tokio::try_join!(
-            self.escrow(payment.escrow_id),
-            self.payee_of_spend(&payment)
-        )?;
-        let escrow =
-            escrow.ok_or_else(|| AppError::internal("a payment's escrow is not stored"))?;
-        let state = PaymentState {
-            kind: payment.kind,
-            status: payment.status,
-            amount: payment.amount,
-            attempts: payment.attempts,
-        };
-        // A spend's total limit first, as for a new spend, then the money.
-        let decided = match &payee {
-            Some(payee) => check_total_limit(payee, payment.amount),
-            None => Ok(()),
-        }
-        .and_then(|()| retry_payment(&state, &escrow.balances()));
-        let attempts = match decided {
-            Ok(RetryOutcome::Unchanged) => return Ok(Some(payment)),
-            Ok(RetryOutcome::Resend { attempts, .. }) => attempts,
-            Err(code) => {
-                // A racing execute may have sent it (taking the money)
-                // between the two reads: then it is PENDING, answered as is.
-                if let Some(again) = self.payment(id).await? {
-                    if again.payment.status != PaymentStatus::Error {
-                        return Ok(Some(again.payment));
-                    }
-                }
-                return Err(retry_refusal(code));
-            }
-        };
-        let now = Timestamp::now();
+        now: Timestamp,
+    ) -> Result<(Vec<TransactWriteItem>, Payment), AppError> {
+        let id = payment.id;
         let psp_ref = new_psp_ref();
         let mut items = vec![
             self.update(
@@ -442,7 +286,7 @@ impl Store {
             ),
             self.balance_move(&payment, PaymentTransition::Pending, now),
         ];
-        if let Some(payee) = &payee {
+        if let Some(payee) = payee {
             items.push(self.payee_total_again(payee, payment.amount));
         }
         let mut pointer: Item = key_item(&keys::psp_ref(&psp_ref));
@@ -473,130 +317,29 @@ impl Store {
             data.clone(),
         )?);
         items.push(trail.event(self, transition.event_kind(), data)?);
-        match self.transact(items).await {
-            Ok(()) => Ok(Some(pending)),
-            // Retried by someone else, the money moved, a spend took the
-            // payee's room, or the milestone changed: decide again on a
-            // fresh read.
-            Err(e)
-                if e.is_busy()
-                    || matches!(e, crate::store::transact::TransactError::Cancelled(_)) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(e.unexpected()),
-        }
+        Ok((items, pending))
     }
-}
 
-/// What recording the PSP's answer to a payout did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AnswerRecorded {
-    /// The payment went through this transition (SENT, or ERROR with its
-    /// money back and one `PAYMENT_FAILED` alert).
-    Applied(PaymentTransition),
-    /// The payment was no longer PENDING at that attempt (the PSP's webhook
-    /// or a retry got there first, or this answer was recorded already):
-    /// nothing written.
-    Moot,
-}
-
-impl Store {
-    /// The payout dispatcher's write: the PSP's `answer` to attempt
-    /// `attempt` of payment `id`, per `domain::escrow::payment::apply_psp_answer`, in
-    /// ONE transaction. Accepted: SENT, audit `*_SENT`, event `PAYMENT_SENT`.
-    /// Refused: ERROR exactly as a webhook's `payment.failed` (the money
-    /// back, the milestone APPROVED, a spend's total given back) and one
-    /// `PAYMENT_FAILED` alert, whose cause (`dispatch:{id}:{attempt}`) is
-    /// raised once however often the answer is recorded. `detail` (the PSP's
-    /// payout id or reason) joins the audit entry. A lost race decides again
-    /// on a fresh read; contention that lasts answers `SERVICE_BUSY`, nothing
-    /// written (the stream record is delivered again).
-    pub async fn record_psp_answer(
+    /// The one `PAYMENT_FAILED` alert of the PSP's refusal of attempt
+    /// `attempt` of `payment` (cause `dispatch:{id}:{attempt}`: raised once
+    /// however often the answer is recorded).
+    pub(crate) async fn dispatch_alert(
         &self,
-        id: Id,
+        payment: &Payment,
         attempt: u32,
-        answer: PspAnswer,
-        detail: serde_json::Value,
-    ) -> Result<AnswerRecorded, AppError> {
-        self.until_settled("record a PSP answer", AppError::busy, || {
-            self.try_record_psp_answer(id, attempt, answer, &detail)
+        alert_type: AlertType,
+        now: Timestamp,
+    ) -> Result<TransactWriteItem, AppError> {
+        self.alert_put(&NewAlert {
+            id: self.next_id(alerts::ID_KIND).await?,
+            alert_type,
+            cause: format!("dispatch:{}:{attempt}", payment.id),
+            message: "The PSP refused a payment; its amount is back in the escrow.".into(),
+            actor_user_id: None,
+            payload: alert_payload(payment, serde_json::json!({})),
+            created_at: now,
         })
-        .await
     }
-
-    async fn try_record_psp_answer(
-        &self,
-        id: Id,
-        attempt: u32,
-        answer: PspAnswer,
-        detail: &serde_json::Value,
-    ) -> Result<Option<AnswerRecorded>, AppError> {
-        let payment = self
-            .payment(id)
-            .await?
-            .ok_or_else(|| AppError::internal(format!("dispatched payment {id} is not stored")))?
-            .payment;
-        let Some(transition) = apply_psp_answer(payment.status, payment.attempts, attempt, answer)
-        else {
-            return Ok(Some(AnswerRecorded::Moot));
-        };
-        let now = Timestamp::now();
-        let cause = serde_json::json!({ "dispatch": { "attempt": attempt, "psp": detail } });
-        let mut items = self
-            .psp_payment_items(&payment, transition, cause, now)
-            .await?;
-        let alert_index = items.len();
-        if let Some(alert_type) = psp_answer_alert(transition) {
-            items.push(self.alert_put(&NewAlert {
-                id: self.next_id(alerts::ID_KIND).await?,
-                alert_type,
-                cause: format!("dispatch:{id}:{attempt}"),
-                message: "The PSP refused a payment; its amount is back in the escrow.".into(),
-                actor_user_id: None,
-                payload: alert_payload(&payment, serde_json::json!({})),
-                created_at: now,
-            })?);
-        }
-        match self.transact(items).await {
-            Ok(()) => Ok(Some(AnswerRecorded::Applied(transition))),
-            // This cause's alert exists: this refusal was recorded already.
-            Err(e) if e.failed_condition(alert_index) => Ok(Some(AnswerRecorded::Moot)),
-            // The payment or its escrow changed under us: decide again.
-            Err(e)
-                if e.is_busy()
-                    || matches!(e, crate::store::transact::TransactError::Cancelled(_)) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(e.unexpected()),
-        }
-    }
-}
-
-/// Why a milestone cannot be paid now, as answered.
-fn milestone_refusal(code: ErrorCode) -> AppError {
-    let message = match code {
-        ErrorCode::MilestoneNotFound => "Milestone not found.",
-        ErrorCode::MilestoneNotWaiting => "This milestone is already paid.",
-        ErrorCode::EarlierMilestoneUnpaid => {
-            "An earlier milestone's payout has not gone through (it failed at the PSP and \
-             awaits a retry): milestones are paid in order. Retry that payment first."
-        }
-        other => return refusal(other),
-    };
-    AppError::new(code, message)
-}
-
-/// Why a failed payment cannot be sent again, as answered.
-fn retry_refusal(code: ErrorCode) -> AppError {
-    let message = match code {
-        ErrorCode::TotalLimitReached => {
-            "Sending this spend again would pass the payee's total limit."
-        }
-        _ => "The escrow does not hold enough available money to send this payment again.",
-    };
-    AppError::new(code, message)
 }
 
 /// What an alert about one payment says (`PAYMENT_FAILED`, `PAYOUT_STUCK`):

@@ -14,8 +14,8 @@ use crate::{
             deadline_duty,
             milestone::MilestoneStatus,
             payment::{new_psp_ref, Payee, Payment, PaymentKind, PaymentStatus},
-            Escrow, EscrowAudit, EscrowBalances, EscrowEventKind, EscrowRefusal, EscrowStatus,
-            EscrowTransition, Milestone, PaymentOrder,
+            Escrow, EscrowAudit, EscrowBalances, EscrowEventKind, EscrowStatus, EscrowTransition,
+            Milestone, PaymentOrder,
         },
         ids::Id,
         money::Amount,
@@ -34,16 +34,6 @@ use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 /// Free text a caller attaches to a transition (`note`, `proof_url`): kept
 /// in the timeline event.
 pub type Remarks = serde_json::Map<String, serde_json::Value>;
-
-/// A refusal a rule that is not yet typed (a spend's, a milestone
-/// payout's) passes on as a bare `code`: `decide`'s own are answered as
-/// `From<EscrowRefusal>` answers them.
-pub fn refusal(code: ErrorCode) -> AppError {
-    match EscrowRefusal::of(code) {
-        Some(refusal) => AppError::from(refusal),
-        None => AppError::new(code, "The escrow refused this."),
-    }
-}
 
 pub fn not_found() -> AppError {
     AppError::new(ErrorCode::EscrowNotFound, "Escrow not found.")
