@@ -101,12 +101,7 @@ async fn deposit_pass(
     items.extend(store.deposit_items(&escrow, &transition, amount, &after, actor, now)?);
     match store.transact(items).await {
         Ok(()) => Ok(Some(response)),
-        Err(e) if e.failed_condition(0) => {
-            match store.idempotency_record(scope, Timestamp::now()).await? {
-                Some(record) => record.replay(fingerprint).map(Some),
-                None => Ok(None),
-            }
-        }
+        Err(e) if e.failed_condition(0) => store.replay_taken_key(scope, fingerprint).await,
         Err(e) if e.is_busy() || e.failed_condition(1) => Ok(None),
         Err(e) => Err(e.unexpected()),
     }

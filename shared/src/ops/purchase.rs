@@ -145,10 +145,7 @@ async fn pass(
     match store.transact(items).await {
         Ok(()) => Ok(Some(response)),
         // The same key was used meanwhile: answer what was stored.
-        Err(e) if e.failed_condition(0) => match store.idempotency_record(scope, now).await? {
-            Some(record) => record.replay(fingerprint).map(Some),
-            None => Ok(None),
-        },
+        Err(e) if e.failed_condition(0) => store.replay_taken_key(scope, fingerprint).await,
         Err(e) if e.is_busy() || retry_index.is_some_and(|i| e.failed_condition(i)) => Ok(None),
         Err(e) => Err(e.unexpected()),
     }

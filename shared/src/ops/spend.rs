@@ -190,12 +190,7 @@ async fn spend_pass(
     items.extend(parties.map(|party| store.active_user_check(party)));
     match store.transact(items).await {
         Ok(()) => Ok(Some(response)),
-        Err(e) if e.failed_condition(0) => {
-            match store.idempotency_record(scope, Timestamp::now()).await? {
-                Some(record) => record.replay(fingerprint).map(Some),
-                None => Ok(None),
-            }
-        }
+        Err(e) if e.failed_condition(0) => store.replay_taken_key(scope, fingerprint).await,
         Err(e) => match (0..parties.len()).find(|i| e.failed_condition(first_party + i)) {
             Some(i) => Err(AppError::user_inactive(parties[i])),
             // The escrow or the payee changed under us: decide again.

@@ -129,10 +129,7 @@ async fn pass(
     match store.transact(items.clone()).await {
         Ok(()) => Ok(Some(response)),
         // The same key was used meanwhile: answer what was stored.
-        Err(e) if e.failed_condition(0) => match store.idempotency_record(scope, now).await? {
-            Some(record) => record.replay(fingerprint).map(Some),
-            None => Ok(None),
-        },
+        Err(e) if e.failed_condition(0) => store.replay_taken_key(scope, fingerprint).await,
         // The alert of this cause outlived its idempotency record (kept
         // 48 h): the refusal is remembered again, the alert not raised twice.
         Err(e) if response.status != 201 && e.failed_condition(1) => {

@@ -142,6 +142,20 @@ impl Store {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
+    /// After a transaction refused because `scope`'s key was taken
+    /// meanwhile: the stored answer, replayed for this `fingerprint`, or
+    /// `None` when that record has expired since (decide again).
+    pub async fn replay_taken_key(
+        &self,
+        scope: &Scope,
+        fingerprint: &str,
+    ) -> Result<Option<StoredResponse>, AppError> {
+        match self.idempotency_record(scope, Timestamp::now()).await? {
+            Some(record) => record.replay(fingerprint).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// The live record of `scope`, read consistently.
     pub async fn idempotency_record(
         &self,
