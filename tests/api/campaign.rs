@@ -126,6 +126,10 @@ struct Counts {
     s3_errors: u64,
     /// 503s the webhook answered under an SQS or DynamoDB fault.
     webhook_busy: u64,
+    /// 500s the webhook answered when every attempt's answer of one of its
+    /// DynamoDB calls was lost (the write may have landed; the PSP sends
+    /// again and the retry finds the event).
+    webhook_lost: u64,
     /// Operations made while a transaction's answers were lost, and the
     /// 500s they answered (every answer lost: sent again under their key).
     lossy_operations: u64,
@@ -989,6 +993,7 @@ async fn psp_round(ctx: &Ctx, rng: &mut StdRng) {
         let headers = kobatela_tests::psp_headers(&body);
         let mut delivered = false;
         for _ in 0..20 {
+            let lost_before = wire.lost();
             let reply = world
                 .psp_webhook(&kobatela_tests::header_refs(&headers), &body)
                 .await;
@@ -1006,6 +1011,12 @@ async fn psp_round(ctx: &Ctx, rng: &mut StdRng) {
                 503 => {
                     busy(&reply);
                     model.lock().unwrap().counts.webhook_busy += 1;
+                }
+                // Every answer of a call lost (the SDK's attempts used up):
+                // an unexpected error, nothing internal shown; only then.
+                500 if wire.lost() > lost_before => {
+                    assert_eq!(reply.code(), "INTERNAL_ERROR", "{}", reply.text);
+                    model.lock().unwrap().counts.webhook_lost += 1;
                 }
                 _ => panic!("webhook: {} {}", reply.status, reply.text),
             }
@@ -1415,7 +1426,7 @@ async fn a_random_campaign_leaves_every_balance_as_its_model_says() {
          {injected} DynamoDB, S3 {s3_refused} refused ({} answered 500, retried) and {s3_lost} \
          answers lost, SQS {sqs_refused} sends refused and {sqs_lost} answers lost, \
          {put_item_lost} DynamoDB answers lost (webhook PutItem); the webhook answered 503 {} \
-         times; {} operations under lost DynamoDB transaction answers ({transactions_lost} lost, \
+         times and 500 {} times (every answer of a call lost); {} operations under lost DynamoDB transaction answers ({transactions_lost} lost, \
          {replayed} retries answered as DynamoDB does by their client request token, {} answered \
          500 and sent again under their key); ledger check: {} mismatches on {entities} entities in {:.2} s ({:.2} s per 1 000 \
          entities); 3 balances corrupted, {} invariants broken, all found; {:.0} s in all",
@@ -1427,6 +1438,7 @@ async fn a_random_campaign_leaves_every_balance_as_its_model_says() {
         c.replays,
         c.s3_errors,
         c.webhook_busy,
+        c.webhook_lost,
         c.lossy_operations,
         c.lost_for_good,
         clean.counts.mismatches,
