@@ -58,6 +58,11 @@ fi
 # And one operation is left out: DELETE /apikeys/{id} would revoke the run's
 # own admin key (id 1) and leave every later request a 401; revocation is
 # covered by tests/api/*.rs.
+#
+# One worker: CPython 3.11's ast module is not thread-safe (gh-106905), and
+# Hypothesis parses lambdas' source while it describes a strategy; with two
+# worker threads a CI run died on "AST constructor recursion depth mismatch"
+# in POST /payments/execute/{id}, though every request had passed.
 EXCLUDED=positive_data_acceptance,use_after_free,ensure_resource_availability,object_level_authorization
 
 set +e
@@ -68,7 +73,7 @@ set +e
     --exclude-path-regex '^/apikeys/\{id\}$' \
     --phases examples,coverage,fuzzing \
     --max-examples "$MAX_EXAMPLES" --max-time "$MAX_TIME" \
-    --seed "$SEED" --workers 2 --request-timeout 10 \
+    --seed "$SEED" --workers 1 --request-timeout 10 \
     --report ndjson --report-ndjson-path "$REPORT_DIR/events.ndjson" \
     --no-color "$@" 2>&1 | tee "$REPORT_DIR/output.txt"
 status=${PIPESTATUS[0]}

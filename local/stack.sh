@@ -41,7 +41,7 @@ KOB_TARGET="${CARGO_TARGET_DIR:-target}"
 case "$KOB_TARGET" in /*) ;; *) KOB_TARGET="$KOB_ROOT/$KOB_TARGET" ;; esac
 
 # Pinned: known to work on this machine.
-KOB_PIP_PINS=('moto[server]==5.2.5' 'cfn-lint==1.58.0' 'schemathesis==4.32.5')
+KOB_PIP_PINS=('moto[server]==5.2.5' 'cfn-lint==1.58.0' 'schemathesis==4.32.5' 'hypothesis==6.170.27')
 
 # How long the cleanup waits for a process after TERM before it sends KILL.
 KOB_STOP_GRACE_SECONDS="${KOB_STOP_GRACE_SECONDS:-10}"
