@@ -1,9 +1,14 @@
 //! The ledger check (`shared::ops::ledger`) on a table of its own: money
 //! moved through the API checks clean, page after page and across
 //! invocations; balances corrupted in the emulator are found, exactly
-//! those, each alerted once however many runs find it.
+//! those, each alerted once however many runs find it; a page that meets
+//! contention, throttling or a lost answer is recorded once; and the
+//! routes answer what the contract says.
 
-use kobatela_tests::{unique, EscrowSetup, InProcess, MandateSetup, Table};
+use kobatela_tests::{
+    faults::{Fault, Faults, Wire},
+    unique, EscrowSetup, InProcess, MandateSetup, Table,
+};
 use serde_json::{json, Value};
 use shared::{
     domain::{
@@ -48,7 +53,7 @@ async fn run_to_end(world: &InProcess) -> (u32, LedgerRun) {
 
 /// A mandate with two purchases, an escrow paid out in part through a
 /// payee and refunded, another released whole.
-async fn money_moved(world: &InProcess) -> (u64, u64) {
+pub(crate) async fn money_moved(world: &InProcess) -> (u64, u64) {
     let mandate = MandateSetup::new(world, "100.00").await;
     for amount in ["10.00", "2.50"] {
         world
@@ -301,4 +306,141 @@ async fn the_schedule_starts_a_run_when_due_and_goes_on_with_it() {
     assert_ne!(next.id, first.id);
     assert_eq!(next.status, RunStatus::Done);
     assert_eq!(store.current_ledger_run().await.unwrap(), Some(next));
+}
+
+/// One corrupted mandate balance (`MANDATE_REMAINING`): the money of
+/// `money_moved`, then the mandate's remaining a cent under its purchases.
+async fn one_mandate_corrupted(world: &InProcess) -> Id {
+    let (mandate, _) = money_moved(world).await;
+    Table::named(&world.table)
+        .await
+        .set_number(
+            &format!("MANDATE#{mandate}"),
+            "MANDATE",
+            "balance_cents",
+            8_751,
+        )
+        .await;
+    Id::new(mandate).unwrap()
+}
+
+/// Asserts a DONE run counted each entity once and found the one corrupted
+/// mandate.
+fn assert_counted_once(run: &LedgerRun, mandate: Id, what: &str) {
+    assert_eq!(run.status, RunStatus::Done, "{what}");
+    assert_eq!(
+        (
+            run.counts.mandates,
+            run.counts.escrows,
+            run.counts.payees,
+            run.counts.mismatches
+        ),
+        (1, 2, 1, 1),
+        "{what}"
+    );
+    assert_eq!(run.findings.len(), 1, "{what}");
+    assert_eq!(
+        (&run.findings[0].entity, run.findings[0].invariant),
+        (
+            &Entity::Mandate { id: mandate },
+            Invariant::MandateRemaining
+        ),
+        "{what}"
+    );
+}
+
+/// Each contention and throttling answer DynamoDB gives (`Fault::ALL`),
+/// twice on the save of a page that has just raised its alert: the page is
+/// checked again from its saved cursors and recorded once, and the alert
+/// its first attempt raised is counted by the run that raised it, once.
+#[tokio::test]
+async fn a_page_whose_save_meets_any_fault_is_checked_again_and_recorded_once() {
+    let faults = Faults::start().await;
+    let world = InProcess::with_client("ledger-faults", faults.client().await, &[]).await;
+    let mandate = one_mandate_corrupted(&world).await;
+    let store = &world.state.store;
+    let one_page = Budget {
+        until: Instant::now() + Duration::from_secs(120),
+        pages: u32::MAX,
+        page_items: 500,
+    };
+    let mut alerts_raised = Vec::new();
+    for fault in Fault::ALL {
+        let run = ledger::start(store, "test".into(), 2)
+            .await
+            .unwrap()
+            .unwrap();
+        faults.take_injected();
+        faults.inject_touching_times(fault, &format!("LEDGER_RUN#{}", run.id), 2);
+        let done = ledger::advance(store, run.id, one_page)
+            .await
+            .unwrap()
+            .unwrap();
+        faults.clear();
+        assert_eq!(faults.take_injected(), 2, "{fault:?}: both faults met");
+        assert_counted_once(&done, mandate, &format!("{fault:?}"));
+        assert_eq!(done.version, 1, "{fault:?}: one page, saved once");
+        assert_eq!(store.ledger_run(run.id).await.unwrap(), Some(done.clone()));
+        alerts_raised.push(done.counts.alerts_raised);
+    }
+    // The first run raised the alert (its page, then gave up twice on the
+    // save and was checked again); the later runs found it raised.
+    assert_eq!(alerts_raised, [1, 0, 0, 0, 0, 0]);
+    assert_eq!(world.alerts("LEDGER_MISMATCH").await.len(), 1);
+}
+
+/// Every answer of a page's save lost after it landed (the SDK's three
+/// attempts): the invocation fails, and the next one goes on from what
+/// landed, counting no entity twice.
+#[tokio::test]
+async fn a_save_whose_every_answer_is_lost_is_gone_on_from_once() {
+    let faults = Faults::start().await;
+    let wire = Wire::default();
+    let client = wire.dynamodb_client(Some(&faults)).await;
+    let world = InProcess::with_client("ledger-lost", client, &[]).await;
+    let mandate = one_mandate_corrupted(&world).await;
+    let store = &world.state.store;
+    let run = ledger::start(store, "test".into(), 2)
+        .await
+        .unwrap()
+        .unwrap();
+    let lost_before = wire.lost();
+    wire.lose_answers("TransactWriteItems", 3);
+    let failed = ledger::advance(store, run.id, pages(1)).await;
+    wire.clear();
+    assert!(failed.is_err(), "{failed:?}");
+    assert!(wire.lost() - lost_before >= 1);
+    let landed = store.ledger_run(run.id).await.unwrap().unwrap();
+    assert_eq!(landed.version, 1, "the first page's save landed");
+    let mut run = landed;
+    while run.status == RunStatus::Running {
+        run = ledger::advance(store, run.id, pages(1))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    assert_counted_once(&run, mandate, "after the lost answers");
+    assert_eq!(run.counts.alerts_raised, 1);
+    assert_eq!(world.alerts("LEDGER_MISMATCH").await.len(), 1);
+}
+
+/// `POST /ledger/checks` answers 202 a new run, then 200 the RUNNING one
+/// (one at a time), and `GET /ledger/checks/{id}` 404 for no run.
+#[tokio::test]
+async fn the_check_routes_answer_as_the_contract_says() {
+    let world = InProcess::new("ledger-routes").await;
+    let started = world.post("/ledger/checks", json!({})).await.expect(202);
+    assert_eq!(started.body["status"], "RUNNING", "{}", started.text);
+    assert_eq!(started.body["requested_by"], "apikey:1");
+    let again = world.post("/ledger/checks", json!({})).await.expect(200);
+    assert_eq!(again.body, started.body, "the RUNNING one, not a second");
+    let read = world
+        .get(&format!("/ledger/checks/{}", started.id()))
+        .await
+        .expect(200);
+    assert_eq!(read.body, started.body);
+    let missing = world.get("/ledger/checks/999999").await.expect(404);
+    assert_eq!(missing.body["error"]["code"], "LEDGER_CHECK_NOT_FOUND");
+    let bad = world.get("/ledger/checks/abc").await.expect(422);
+    assert_eq!(bad.body["error"]["code"], "VALIDATION_ERROR");
 }

@@ -3,10 +3,15 @@
 //! report that agrees on one, differs in amount on one, in status on one,
 //! names an unknown reference and leaves one out; each discrepancy is one
 //! `SETTLEMENT_MISMATCH` alert, once however often it is reported; a bad
-//! report is refused naming its line, and stores nothing.
+//! report is refused naming its line, and stores nothing; contention and
+//! throttling on any of its calls leave one report and each alert once;
+//! and the routes answer what the contract says.
 
-use kobatela_tests::{unique, EscrowSetup, InProcess};
-use serde_json::Value;
+use kobatela_tests::{
+    faults::{Fault, Faults},
+    photos, unique, EscrowSetup, InProcess,
+};
+use serde_json::{json, Value};
 use shared::{
     domain::time::Timestamp, ops::settlement::reconcile_report, store::list::PageRequest,
 };
@@ -152,4 +157,158 @@ async fn each_discrepancy_is_found_alerted_once_and_stored() {
         .unwrap();
     assert_eq!(listed.items.len(), 2);
     assert_eq!(world.alerts("SETTLEMENT_MISMATCH").await.len(), 4);
+}
+
+/// A report of two lines: `paid` a cent over, and a reference nobody knows.
+fn two_discrepancies(paid: &Value) -> String {
+    let at = Timestamp::now();
+    format!(
+        "psp_ref,amount,currency,status,settled_at\n\
+         {},30.01,USD,SETTLED,{at}\n\
+         PSP-nobody-{},1.00,USD,SETTLED,{at}\n",
+        text(&paid["psp_ref"]),
+        unique("ref"),
+    )
+}
+
+/// Each contention and throttling answer DynamoDB gives (`Fault::ALL`),
+/// twice, on the next calls a reconciliation makes: it goes through, stores
+/// its one report, and raises each alert once across all of them.
+#[tokio::test]
+async fn a_reconciliation_that_meets_any_fault_stores_one_report_and_alerts_once() {
+    let faults = Faults::start().await;
+    let world = InProcess::with_client("settle-faults", faults.client().await, &[]).await;
+    let store = &world.state.store;
+    let paid = payout(&world, "30.00").await;
+    settle(&world, text(&paid["psp_ref"])).await;
+    let report = two_discrepancies(&paid);
+    let mut raised = Vec::new();
+    let mut ids = Vec::new();
+    for fault in Fault::ALL {
+        faults.take_injected();
+        faults.inject(fault, 2);
+        let stored = reconcile_report(store, report.as_bytes(), "apikey:1".into())
+            .await
+            .unwrap()
+            .unwrap();
+        faults.clear();
+        assert_eq!(faults.take_injected(), 2, "{fault:?}: both faults met");
+        assert_eq!(
+            (
+                stored.lines,
+                stored.amount_differs,
+                stored.unknown_reference
+            ),
+            (2, 1, 1),
+            "{fault:?}"
+        );
+        assert_eq!(
+            store.settlement_report(stored.id).await.unwrap(),
+            Some(stored.clone())
+        );
+        raised.push(stored.alerts_raised);
+        ids.push(stored.id);
+    }
+    assert_eq!(raised, [2, 0, 0, 0, 0, 0]);
+    assert_eq!(world.alerts("SETTLEMENT_MISMATCH").await.len(), 2);
+    let listed = store
+        .settlement_reports(PageRequest {
+            limit: 10,
+            past: None,
+        })
+        .await
+        .unwrap();
+    ids.reverse();
+    let listed: Vec<_> = listed.items.iter().map(|r| r.id).collect();
+    assert_eq!(listed, ids, "one report per reconciliation, newest first");
+}
+
+/// Presigns the PUT of `bytes` as `upload_id` and PUTs `sent` there.
+async fn upload(world: &InProcess, bytes: &[u8], sent: &[u8]) -> String {
+    let sha = photos::sha256_hex(bytes);
+    let presigned = world
+        .post(
+            "/ledger/settlements/uploads",
+            json!({"content_length": bytes.len(), "sha256": sha}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(presigned.body["upload_id"], sha.as_str());
+    assert_eq!(
+        photos::put_presigned(&presigned.body, sent.to_vec(), false).await,
+        200
+    );
+    sha
+}
+
+/// Through HTTP, as an admin client: 422 naming `upload_id` for bytes that
+/// are not the report named, 422 naming `report` for a bad line (nothing
+/// stored or alerted), 201 for a good one, then listed by pages and read;
+/// 404 for no report.
+#[tokio::test]
+async fn the_settlement_routes_answer_as_the_contract_says() {
+    let world = InProcess::new("settle-routes").await;
+    let paid = payout(&world, "30.00").await;
+    settle(&world, text(&paid["psp_ref"])).await;
+    let report = two_discrepancies(&paid);
+    let settle_upload = |id: String| world.post("/ledger/settlements", json!({"upload_id": id}));
+
+    let forged = upload(&world, report.as_bytes(), b"psp_ref,amount\n").await;
+    let refused = settle_upload(forged).await.expect(422);
+    assert!(
+        refused.body["error"]["details"]["fields"]["upload_id"].is_string(),
+        "{}",
+        refused.text
+    );
+
+    let repeated = "psp_ref,amount,currency,status,settled_at\n\
+                    PSP-a,1.00,USD,SETTLED,2020-01-01T00:00:00Z\n\
+                    PSP-a,2.00,USD,SETTLED,2020-01-01T00:00:00Z\n";
+    let bad = upload(&world, repeated.as_bytes(), repeated.as_bytes()).await;
+    let refused = settle_upload(bad).await.expect(422);
+    assert_eq!(
+        refused.body["error"]["details"]["fields"]["report"], "line 3: psp_ref repeats line 2",
+        "{}",
+        refused.text
+    );
+    let none = world.get("/ledger/settlements").await.expect(200);
+    assert_eq!(none.body["items"], json!([]));
+    assert_eq!(world.alerts("SETTLEMENT_MISMATCH").await.len(), 0);
+
+    let good = upload(&world, report.as_bytes(), report.as_bytes()).await;
+    let first = settle_upload(good.clone()).await.expect(201);
+    assert_eq!(first.body["sha256"], good.as_str());
+    assert_eq!(
+        (
+            first.body["lines"].as_u64(),
+            first.body["amount_differs"].as_u64(),
+            first.body["unknown_reference"].as_u64(),
+            first.body["alerts_raised"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1), Some(2)),
+        "{}",
+        first.text
+    );
+    let second = settle_upload(good).await.expect(201);
+    assert_eq!(second.body["alerts_raised"], 0);
+    assert_eq!(world.alerts("SETTLEMENT_MISMATCH").await.len(), 2);
+
+    let page = world.get("/ledger/settlements?limit=1").await.expect(200);
+    assert_eq!(page.body["items"], json!([second.body]));
+    let cursor = page.body["next_cursor"].as_str().unwrap().to_string();
+    let page = world
+        .get(&format!("/ledger/settlements?limit=1&cursor={cursor}"))
+        .await
+        .expect(200);
+    assert_eq!(page.body["items"], json!([first.body]));
+    assert_eq!(page.body["next_cursor"], Value::Null);
+    let read = world
+        .get(&format!("/ledger/settlements/{}", first.id()))
+        .await
+        .expect(200);
+    assert_eq!(read.body, first.body);
+    world
+        .get("/ledger/settlements/999999")
+        .await
+        .expect_error(404, "SETTLEMENT_NOT_FOUND");
 }

@@ -157,6 +157,12 @@ impl Faults {
         self.plan(fault, Some(pk.to_string()), u64::MAX);
     }
 
+    /// The next `times` attempts of transactions writing the item with this
+    /// `pk` fail.
+    pub fn inject_touching_times(&self, fault: Fault, pk: &str, times: u64) {
+        self.plan(fault, Some(pk.to_string()), times);
+    }
+
     fn plan(&self, fault: Fault, touching: Option<String>, remaining: u64) {
         *self.0.plan.lock().unwrap() = Some(Plan {
             fault,

@@ -8,7 +8,9 @@
 //! - A run is advanced a page of every unfinished segment at a time, and
 //!   saved after each: an invocation that runs out of time (Lambda's 15
 //!   minutes) leaves a cursor the next one goes on from, so a table of
-//!   millions finishes across invocations.
+//!   millions finishes across invocations. A page that meets a busy
+//!   DynamoDB is checked again from the same cursors: it saved nothing, and
+//!   an alert it raised is found raised and still counted by its run.
 //! - An entity is read item by item, not as one snapshot, so a write
 //!   landing between two reads can look like a mismatch: a mismatch is
 //!   read again before it counts, and only what both reads find is kept.
@@ -103,7 +105,9 @@ pub async fn tick(
 }
 
 /// Advances run `id` until it is DONE or `budget` is spent, and answers it
-/// as saved (`None`: no such run).
+/// as saved (`None`: no such run). A page that meets a busy DynamoDB is
+/// checked again from its saved cursors, with backoff: it recorded nothing,
+/// and the alerts it raised are found raised.
 pub async fn advance(store: &Store, id: Id, budget: Budget) -> Result<Option<LedgerRun>, AppError> {
     let Some(mut run) = store.ledger_run(id).await? else {
         return Ok(None);
@@ -114,69 +118,86 @@ pub async fn advance(store: &Store, id: Id, budget: Budget) -> Result<Option<Led
         && pages_done < budget.pages
     {
         pages_done += 1;
-        let mut next = run.clone();
-        let segments = run.segments.len() as u32;
-        let open: Vec<(usize, SegmentCursor)> = run
-            .segments
-            .iter()
-            .cloned()
-            .enumerate()
-            .filter(|(_, cursor)| *cursor != SegmentCursor::Done)
-            .collect();
-        let pages = try_join_all(open.into_iter().map(|(i, cursor)| async move {
-            let (roots, after) = store
-                .scan_roots(i as u32, segments, &cursor, budget.page_items)
-                .await?;
-            Ok::<_, AppError>((i, roots, after))
-        }))
-        .await?;
-        let mut roots = Vec::new();
-        for (i, found, after) in pages {
-            next.segments[i] = after;
-            roots.extend(found);
-        }
-        let mut checked: Vec<(Root, Vec<Finding>, u64)> = Vec::new();
-        for batch in roots.chunks(CONCURRENT_CHECKS) {
-            let results = try_join_all(batch.iter().map(|&root| async move {
-                let (findings, payees) = check_confirmed(store, root).await?;
-                Ok::<_, AppError>((root, findings, payees))
-            }))
+        run = store
+            .until_settled("ledger page", AppError::busy, || async {
+                check_page(store, &run, budget.page_items).await.map(Some)
+            })
             .await?;
-            checked.extend(results);
-        }
-        let now = Timestamp::now();
-        for (root, findings, payees) in checked {
-            match root {
-                Root::Mandate(_) => next.counts.mandates += 1,
-                Root::Escrow(_) => next.counts.escrows += 1,
-            }
-            next.counts.payees += payees;
-            for finding in findings {
-                next.counts.mismatches += 1;
-                if store.raise_ledger_alert(&finding, now).await? {
-                    next.counts.alerts_raised += 1;
-                }
-                if next.findings.len() < MAX_FINDINGS_KEPT {
-                    next.findings.push(finding);
-                }
-            }
-        }
-        if next.segments.iter().all(|c| *c == SegmentCursor::Done) {
-            next.status = RunStatus::Done;
-            next.finished_at = Some(now);
-        }
-        if store.save_ledger_run(&next).await? {
-            next.version += 1;
-            run = next;
-        } else {
-            // Another invocation recorded this page first: go on from its.
-            run = store
-                .ledger_run(id)
-                .await?
-                .ok_or_else(|| AppError::internal(format!("ledger run {id} vanished")))?;
-        }
     }
     Ok(Some(run))
+}
+
+/// Checks the next page of every unfinished segment of `run` and saves the
+/// run over the version it was read at: the run as saved, by this call or
+/// by another invocation that recorded this page first.
+async fn check_page(
+    store: &Store,
+    run: &LedgerRun,
+    page_items: i32,
+) -> Result<LedgerRun, AppError> {
+    let mut next = run.clone();
+    let segments = run.segments.len() as u32;
+    let open: Vec<(usize, SegmentCursor)> = run
+        .segments
+        .iter()
+        .cloned()
+        .enumerate()
+        .filter(|(_, cursor)| *cursor != SegmentCursor::Done)
+        .collect();
+    let pages = try_join_all(open.into_iter().map(|(i, cursor)| async move {
+        let (roots, after) = store
+            .scan_roots(i as u32, segments, &cursor, page_items)
+            .await?;
+        Ok::<_, AppError>((i, roots, after))
+    }))
+    .await?;
+    let mut roots = Vec::new();
+    for (i, found, after) in pages {
+        next.segments[i] = after;
+        roots.extend(found);
+    }
+    let mut checked: Vec<(Root, Vec<Finding>, u64)> = Vec::new();
+    for batch in roots.chunks(CONCURRENT_CHECKS) {
+        let results = try_join_all(batch.iter().map(|&root| async move {
+            let (findings, payees) = check_confirmed(store, root).await?;
+            Ok::<_, AppError>((root, findings, payees))
+        }))
+        .await?;
+        checked.extend(results);
+    }
+    let now = Timestamp::now();
+    for (root, findings, payees) in checked {
+        match root {
+            Root::Mandate(_) => next.counts.mandates += 1,
+            Root::Escrow(_) => next.counts.escrows += 1,
+        }
+        next.counts.payees += payees;
+        for finding in findings {
+            next.counts.mismatches += 1;
+            if store
+                .raise_ledger_alert(&finding, run.started_at, now)
+                .await?
+            {
+                next.counts.alerts_raised += 1;
+            }
+            if next.findings.len() < MAX_FINDINGS_KEPT {
+                next.findings.push(finding);
+            }
+        }
+    }
+    if next.segments.iter().all(|c| *c == SegmentCursor::Done) {
+        next.status = RunStatus::Done;
+        next.finished_at = Some(now);
+    }
+    if store.save_ledger_run(&next).await? {
+        next.version += 1;
+        return Ok(next);
+    }
+    // Another invocation recorded this page first: go on from its.
+    store
+        .ledger_run(run.id)
+        .await?
+        .ok_or_else(|| AppError::internal(format!("ledger run {} vanished", run.id)))
 }
 
 /// What one entity breaks, confirmed by a second read; and how many payees

@@ -10,6 +10,7 @@ use crate::{
     domain::settlement::{parse_report, period, reconcile, Finding, ReportProblem},
     error::AppError,
     store::{
+        alerts::Raised,
         settlements::{SettlementReport, ID_KIND, MAX_DISCREPANCIES_KEPT},
         Store,
     },
@@ -73,23 +74,29 @@ pub async fn reconcile_report(
         );
         let mut alert_payload = payload.clone();
         alert_payload["report_id"] = json!(report.id);
-        if store
-            .raise_alert_once(
-                AlertType::SettlementMismatch,
-                cause,
-                message,
-                alert_payload,
-                now,
-            )
-            .await?
-        {
+        let raised = store
+            .retry_busy("settlement alert", || {
+                store.raise_alert_once(
+                    AlertType::SettlementMismatch,
+                    cause.clone(),
+                    message.clone(),
+                    alert_payload.clone(),
+                    now,
+                )
+            })
+            .await?;
+        if raised == Raised::Now {
             report.alerts_raised += 1;
         }
         if report.discrepancies.len() < MAX_DISCREPANCIES_KEPT {
             report.discrepancies.push(payload);
         }
     }
-    store.save_settlement_report(&report).await?;
+    store
+        .retry_busy("settlement report", || {
+            store.save_settlement_report(&report)
+        })
+        .await?;
     Ok(Ok(report))
 }
 

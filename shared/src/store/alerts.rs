@@ -47,6 +47,15 @@ pub struct NewAlert {
     pub created_at: Timestamp,
 }
 
+/// What [`Store::raise_alert_once`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Raised {
+    /// This call raised the alert.
+    Now,
+    /// The cause had raised it already, at about this time.
+    Before(Timestamp),
+}
+
 /// An alert as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertRecord {
@@ -171,8 +180,7 @@ pub fn is_alert_sort_key(sort_key: &str) -> bool {
 impl Store {
     /// Raises an alert of `alert_type` for `cause` on its own (a finding of
     /// a check, not part of a write's transaction), unless that cause raised
-    /// one before: `Ok(true)` if this call raised it. It looks first, so a
-    /// cause already alerted takes no id.
+    /// one before. It looks first, so a cause already alerted takes no id.
     pub async fn raise_alert_once(
         &self,
         alert_type: AlertType,
@@ -180,10 +188,12 @@ impl Store {
         message: String,
         payload: serde_json::Value,
         now: Timestamp,
-    ) -> Result<bool, AppError> {
+    ) -> Result<Raised, AppError> {
         let key = alert_key(alert_type, &cause);
-        if self.get::<serde::de::IgnoredAny>(&key).await?.is_some() {
-            return Ok(false);
+        if let Some(before) = self.get::<AlertRecord>(&key).await? {
+            let at = Timestamp::parse(&before.created_at)
+                .map_err(|e| AppError::internal(format!("alert {}: {e}", before.id)))?;
+            return Ok(Raised::Before(at));
         }
         let alert = self.alert_put(&NewAlert {
             id: self.next_id(ID_KIND).await?,
@@ -195,9 +205,9 @@ impl Store {
             created_at: now,
         })?;
         match self.transact(vec![alert]).await {
-            Ok(()) => Ok(true),
+            Ok(()) => Ok(Raised::Now),
             // Raised meanwhile by another invocation.
-            Err(e) if e.failed_condition(0) => Ok(false),
+            Err(e) if e.failed_condition(0) => Ok(Raised::Before(now)),
             Err(e) if e.is_busy() => Err(AppError::busy()),
             Err(e) => Err(e.unexpected()),
         }

@@ -13,6 +13,7 @@
 //!   conditionally.
 
 use super::{
+    alerts::Raised,
     items::{key_item, s, values, Item},
     keys::{self, Key},
     read::take,
@@ -358,21 +359,30 @@ impl Store {
     }
 
     /// Raises the one `LEDGER_MISMATCH` alert of this entity and invariant,
-    /// unless it was raised before: `Ok(true)` if this call raised it.
+    /// unless it was raised before: `Ok(true)` if the run that started at
+    /// `run_started` raised it, by this call or by an attempt of the same
+    /// page that gave up busy after raising it (only runs raise these
+    /// alerts, one run at a time).
     pub async fn raise_ledger_alert(
         &self,
         finding: &Finding,
+        run_started: Timestamp,
         now: Timestamp,
     ) -> Result<bool, AppError> {
         let payload = serde_json::to_value(finding).map_err(AppError::internal)?;
-        self.raise_alert_once(
-            AlertType::LedgerMismatch,
-            finding.cause(),
-            finding.message(),
-            payload,
-            now,
-        )
-        .await
+        let raised = self
+            .raise_alert_once(
+                AlertType::LedgerMismatch,
+                finding.cause(),
+                finding.message(),
+                payload,
+                now,
+            )
+            .await?;
+        Ok(match raised {
+            Raised::Now => true,
+            Raised::Before(at) => at >= run_started,
+        })
     }
 }
 
