@@ -44,7 +44,11 @@ use kobatela_tests::{
     unique, EscrowSetup, InProcess, MandateSetup, Table,
 };
 use serde_json::{json, Value};
-use shared::store::retry::Backoff;
+use shared::{
+    domain::{ledger::RunStatus, time::Timestamp},
+    ops::{ledger, settlement::reconcile_report},
+    store::retry::Backoff,
+};
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex},
@@ -1377,6 +1381,170 @@ async fn an_auto_approved_proof_costs_few_round_trips_and_reads_the_file_once() 
         .await
         .expect_error(422, "PROOF_HASH_MISMATCH");
     assert_eq!(h.api.blob.bytes_read() - before, bytes.len() as u64 + 1);
+}
+
+/// The ledger check of `mandates` mandates (two purchases each) and
+/// `escrows` escrows (funded, released to their beneficiary), run whole in
+/// one segment and one page: what it cost after its start.
+async fn ledger_check_cost(h: &Harness, mandates: u64, escrows: u64) -> Cost {
+    for _ in 0..mandates {
+        let m = MandateSetup::new(&h.api, "50.00").await;
+        for _ in 0..2 {
+            h.api
+                .purchase(&unique("p"), m.purchase("1.00"))
+                .await
+                .expect(201);
+        }
+    }
+    for _ in 0..escrows {
+        let e = EscrowSetup::new(&h.api, "20.00").await;
+        h.api
+            .deposit(e.escrow, &unique("d"), "20.00")
+            .await
+            .expect(200);
+        for action in ["mark-delivered", "client-approve"] {
+            h.api.escrow_action(e.escrow, action).await.expect(200);
+        }
+    }
+    let store = &h.api.state.store;
+    let run = ledger::start(store, "test".into(), 1)
+        .await
+        .unwrap()
+        .unwrap();
+    h.meter.reset();
+    let budget =
+        ledger::Budget::until(std::time::Instant::now() + std::time::Duration::from_secs(120));
+    let done = ledger::advance(store, run.id, budget)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.status, RunStatus::Done);
+    assert_eq!(
+        (
+            done.counts.mandates,
+            done.counts.escrows,
+            done.counts.mismatches
+        ),
+        (mandates, escrows, 0)
+    );
+    h.cost().await
+}
+
+/// The ledger check reads each mandate in 3 round trips (GetItem of the
+/// mandate, a Query of its trail, a BatchGetItem of its purchases) and each
+/// escrow in 5 (a Query of the escrow with its milestones, one of its
+/// trail, its payments by index then in one batch, a Query of its payees),
+/// after one read of the run and one Scan per page of its segment; it
+/// writes one transaction per page: the run over its version, and the
+/// pointer freed when it is DONE. Two tables of different sizes: the
+/// difference is the cost per entity, the rest the fixed part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_check_costs_a_few_reads_per_entity_and_one_write_per_page() {
+    let mut costs = Vec::new();
+    for (mandates, escrows) in [(2, 1), (6, 3)] {
+        let h = harness().await;
+        let cost = ledger_check_cost(&h, mandates, escrows).await;
+        println!(
+            "ledger check of {mandates} mandates and {escrows} escrows: {} round trips ({:?}), \
+             write units {}",
+            cost.total, cost.tally.executions, cost.priced
+        );
+        // One page: one transaction (the run and the pointer), both items
+        // under 1 KB, and no other write of any kind.
+        assert_eq!(calls_of(&cost.tally, TRANSACT), 1);
+        assert_eq!(cost.sizes.len(), 1);
+        assert_eq!(cost.sizes[0].len(), 2, "{:?}", cost.sizes);
+        assert_eq!(cost.priced, 4, "{:?}", cost.sizes);
+        for write in ["PutItem", UPDATE, "DeleteItem", "BatchWriteItem"] {
+            assert_eq!(calls_of(&cost.tally, write), 0, "{write}");
+        }
+        assert_eq!(calls_of(&cost.tally, "Scan"), 1);
+        costs.push((mandates, escrows, cost));
+    }
+    let [(m1, e1, small), (m2, e2, large)] = &costs[..] else {
+        unreachable!()
+    };
+    let more = |op: &str| calls_of(&large.tally, op) - calls_of(&small.tally, op);
+    let (dm, de) = (m2 - m1, e2 - e1);
+    assert_eq!(more(GET), dm, "the mandate");
+    assert_eq!(
+        more(QUERY),
+        dm + 4 * de,
+        "a trail each; escrow, payments, payees"
+    );
+    assert_eq!(
+        more(BATCH_GET),
+        dm + de,
+        "purchases per mandate, payments per escrow"
+    );
+    assert_eq!(large.total - small.total, 3 * dm + 5 * de);
+    // The fixed part: the run read, the Scan, the save.
+    assert_eq!(small.total - 3 * m1 - 5 * e1, 3);
+}
+
+/// A settlement report whose lines are each our payment, settled as we
+/// have it: two batched reads per 100 lines (the references, then their
+/// payments); our SETTLED payments, by index, one Query per index shard
+/// and one batch per page (all of them, filtered by the report's period:
+/// this part grows with the history, not the report); the report's id;
+/// one write, the report; no alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settlement_report_costs_two_batched_reads_per_hundred_lines() {
+    const N: usize = 3;
+    let h = harness().await;
+    let mut lines = String::from("psp_ref,amount,currency,status,settled_at\n");
+    for _ in 0..N {
+        let e = EscrowSetup::new(&h.api, "9.00").await;
+        h.api
+            .deposit(e.escrow, &unique("d"), "9.00")
+            .await
+            .expect(200);
+        for action in ["mark-delivered", "client-approve"] {
+            h.api.escrow_action(e.escrow, action).await.expect(200);
+        }
+        let page = h
+            .api
+            .get(&format!("/payments?escrow_id={}", e.escrow))
+            .await
+            .expect(200);
+        let psp_ref = page.body["items"][0]["psp_ref"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let body = kobatela_tests::psp_body(&unique("evt"), "payment.settled", &psp_ref);
+        let headers = kobatela_tests::psp_headers(&body);
+        h.api
+            .psp_webhook(&kobatela_tests::header_refs(&headers), &body)
+            .await
+            .expect(200);
+        assert_eq!(h.api.consume_psp().await, (1, 0));
+        lines.push_str(&format!(
+            "{psp_ref},9.00,USD,SETTLED,{}\n",
+            Timestamp::now()
+        ));
+    }
+    h.meter.reset();
+    let report = reconcile_report(&h.api.state.store, lines.as_bytes(), "apikey:1".into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((report.matched, report.alerts_raised), (N as u64, 0));
+    let cost = h.cost().await;
+    println!(
+        "settlement report of {N} lines: {} round trips ({:?}), write units {}",
+        cost.total, cost.tally.executions, cost.priced
+    );
+    let shards = shared::store::keys::index_shards();
+    assert_eq!(
+        cost.tally.executions,
+        BTreeMap::from([
+            (BATCH_GET.to_string(), 2 + 1),
+            (QUERY.to_string(), shards),
+            (UPDATE.to_string(), 1),
+            (TRANSACT.to_string(), 1),
+        ])
+    );
+    assert_eq!(cost.sizes, [[("Put", cost.sizes[0][0].1)]]);
 }
 
 fn calls_of(tally: &Tally, op: &str) -> u64 {
