@@ -157,6 +157,23 @@ async fn each_discrepancy_is_found_alerted_once_and_stored() {
         .unwrap();
     assert_eq!(listed.items.len(), 2);
     assert_eq!(world.alerts("SETTLEMENT_MISMATCH").await.len(), 4);
+
+    // The settled payments of a period are those settled within it.
+    let ids = |found: Vec<shared::domain::settlement::OurPayment>| -> Vec<String> {
+        found.iter().map(|p| p.id.to_string()).collect()
+    };
+    let within = store.settled_between(from, to).await.unwrap();
+    let mut settled: Vec<String> = [&matched, &differs, &missing]
+        .iter()
+        .map(|p| p["id"].as_u64().unwrap().to_string())
+        .collect();
+    settled.sort_by_key(|id| id.parse::<u64>().unwrap());
+    assert_eq!(ids(within), settled);
+    let later = store
+        .settled_between(to.plus_seconds(1), to.plus_seconds(3 * 24 * 3600))
+        .await
+        .unwrap();
+    assert_eq!(ids(later), Vec::<String>::new());
 }
 
 /// A report of two lines: `paid` a cent over, and a reference nobody knows.

@@ -34,7 +34,10 @@
 //! by provider (`PROVIDER#{id}`), `gsi3` by kind (`ESCROW#{shard}`); payments
 //! are in `gsi1` by escrow (`ESCROW_PAYMENTS#{id}`) and `gsi3` by kind, and
 //! so are proofs (`ESCROW_PROOFS#{id}`, `PROOF#{shard}`). The
-//! payees are in `gsi1` by escrow (`ESCROW_PAYEES#{id}`). The
+//! payees are in `gsi1` by escrow (`ESCROW_PAYEES#{id}`). A SETTLED
+//! payment is also in `gsi2` by the day it settled
+//! (`SETTLED_ON#{yyyy-mm-dd}#{shard}`, sorted by `{settled_at}#{id}`): what
+//! a settlement report of a period reads. The
 //! transactions (restricted transfers) are in `gsi1` by sender
 //! (`TRANSFER_SENDER#{id}`), `gsi2` by receiver (`TRANSFER_RECEIVER#{id}`,
 //! stored as `beneficiary_id` for the index filter) and `gsi3` by kind. The
@@ -274,6 +277,34 @@ pub fn alert_sort_key(created_at: Timestamp, id: Id) -> String {
 }
 
 /// Sort key of list indexes: zero-padded so that text order is id order.
+/// A SETTLED payment's entry in `gsi2`: the day (UTC) it settled, sharded,
+/// so that a settlement report reads the payments of its period only.
+pub fn settled_on_partition(at: Timestamp, id: Id) -> String {
+    sharded_partition(&settled_on_kind(at), id)
+}
+
+/// Every `gsi2` partition of the payments settled from `from` to `to`: each
+/// day of the period, each shard.
+pub fn settled_on_partitions(from: Timestamp, to: Timestamp) -> Vec<String> {
+    let mut partitions = Vec::new();
+    let mut day = from;
+    while settled_on_kind(day) <= settled_on_kind(to) {
+        partitions.extend(all_shards(&settled_on_kind(day)));
+        day = day.plus_seconds(24 * 3600);
+    }
+    partitions
+}
+
+/// A SETTLED payment's `gsi2` sort key: when it settled, then its id.
+pub fn settled_on_sort_key(at: Timestamp, id: Id) -> String {
+    format!("{at}#{}", id_sort_key(id))
+}
+
+fn settled_on_kind(at: Timestamp) -> String {
+    // The canonical form starts with the date: `2026-12-07T…`.
+    format!("SETTLED_ON#{}", &at.to_string()[..10])
+}
+
 pub fn id_sort_key(id: Id) -> String {
     format!("{:020}", id.get())
 }
@@ -436,6 +467,35 @@ pub fn expiry_sort_key(expires_at: Timestamp, id: Id) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_period_reads_each_day_it_touches_once_in_every_shard() {
+        let at = |t: &str| Timestamp::parse(t).unwrap();
+        let shards = index_shards() as usize;
+        let id = Id::new(42).unwrap();
+        let late = at("2026-12-06T23:59:59.999999Z");
+        assert_eq!(
+            settled_on_partition(late, id),
+            format!("SETTLED_ON#2026-12-06#{}", 42 % index_shards())
+        );
+        assert_eq!(
+            settled_on_sort_key(late, id),
+            "2026-12-06T23:59:59.999999Z#00000000000000000042"
+        );
+        let day = |from: &str, to: &str| settled_on_partitions(at(from), at(to));
+        let one = day("2026-12-06T00:00:00Z", "2026-12-06T23:59:59Z");
+        assert_eq!(one.len(), shards);
+        assert!(one.contains(&settled_on_partition(late, id)));
+        // 23:00 to 01:00 two days later: three days, not two.
+        let three = day("2026-12-06T23:00:00Z", "2026-12-08T01:00:00Z");
+        assert_eq!(three.len(), 3 * shards);
+        assert_eq!(three[0], "SETTLED_ON#2026-12-06#0");
+        assert_eq!(
+            three[3 * shards - 1],
+            format!("SETTLED_ON#2026-12-08#{}", shards - 1)
+        );
+        assert!(day("2026-12-07T00:00:00Z", "2026-12-06T00:00:00Z").is_empty());
+    }
 
     #[test]
     fn id_sort_keys_order_like_ids() {

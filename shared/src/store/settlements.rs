@@ -1,5 +1,6 @@
 //! Settlement reconciliation's reads and writes: our payments by the
-//! references a PSP report names, our SETTLED payments of a period, and
+//! references a PSP report names, our SETTLED payments of a period (by the
+//! day they settled, `gsi2`: see `keys`), and
 //! the stored result of each report (`SETTLEMENT#{id}`, listed newest
 //! first from `gsi3` partition `SETTLEMENTS`).
 //!
@@ -11,7 +12,7 @@
 //!   discrepancy in the next day's report raises none.
 
 use super::{
-    items::to_item,
+    items::{key_of, s, to_item},
     keys::{self, Key},
     list::{Page, PageRequest},
     read::take,
@@ -159,45 +160,65 @@ impl Store {
     }
 
     /// Our payments SETTLED, their settlement recorded within
-    /// `from..=to`, oldest id first.
+    /// `from..=to`, oldest id first: the `gsi2` entries of each day of the
+    /// period (one Query per day and shard, a page of 1 000 at a time),
+    /// then the payments, 100 a batch.
     pub async fn settled_between(
         &self,
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<OurPayment>, AppError> {
-        let mut settled = Vec::new();
-        let mut past = None;
-        loop {
-            let page = self
-                .payments(
-                    None,
-                    Some(PaymentStatus::Settled),
-                    PageRequest { limit: 100, past },
-                )
-                .await?;
-            for p in page.items {
-                if p.status == PaymentStatus::Settled && from <= p.updated_at && p.updated_at <= to
-                {
-                    settled.push(OurPayment {
-                        id: p.id,
-                        psp_ref: p.psp_ref,
-                        amount: p.amount,
-                        currency: p.currency,
-                        status: p.status,
-                    });
+        let mut settled: Vec<Key> = Vec::new();
+        for partition in keys::settled_on_partitions(from, to) {
+            let mut start = None;
+            loop {
+                let output = self
+                    .retry_busy("read the settled payments", || async {
+                        self.client
+                            .query()
+                            .table_name(self.table())
+                            .index_name(keys::GSI_BY_BENEFICIARY.name)
+                            .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
+                            .expression_attribute_names("#pk", keys::GSI_BY_BENEFICIARY.pk)
+                            .expression_attribute_names("#sk", keys::GSI_BY_BENEFICIARY.sk)
+                            .expression_attribute_values(":pk", s(&partition))
+                            .expression_attribute_values(":from", s(from.to_string()))
+                            // '~' sorts after the '#id' suffix of every key at `to`.
+                            .expression_attribute_values(":to", s(format!("{to}#~")))
+                            .limit(1000)
+                            .set_exclusive_start_key(start.clone())
+                            .send()
+                            .await
+                            .map_err(super::retry::aws_error)
+                    })
+                    .await?;
+                for item in output.items() {
+                    settled.push(key_of(item).ok_or_else(|| {
+                        AppError::internal(format!(
+                            "a settled entry without its key in {partition}"
+                        ))
+                    })?);
                 }
-            }
-            match page.next_cursor {
-                None => break,
-                Some(cursor) => {
-                    past = Some(Id::parse(&cursor).map_err(|_| {
-                        AppError::internal(format!("a list cursor that is not an id: {cursor}"))
-                    })?)
+                start = output.last_evaluated_key;
+                if start.is_none() {
+                    break;
                 }
             }
         }
-        settled.sort_by_key(|p| p.id);
-        Ok(settled)
+        let mut payments = Vec::with_capacity(settled.len());
+        for chunk in settled.chunks(100) {
+            let mut found = self.get_many(chunk).await?;
+            for key in chunk {
+                let payment = take::<PaymentAmount>(&mut found, key)?
+                    .ok_or_else(|| AppError::internal(format!("{} is not stored", key.pk)))?;
+                if payment.status == PaymentStatus::Settled {
+                    let psp_ref = payment.psp_ref.clone();
+                    payments.push(payment.ours_as(&psp_ref)?);
+                }
+            }
+        }
+        payments.sort_by_key(|p| p.id);
+        Ok(payments)
     }
 
     pub async fn save_settlement_report(&self, report: &SettlementReport) -> Result<(), AppError> {

@@ -143,22 +143,34 @@ impl Store {
         now: Timestamp,
     ) -> Result<Vec<TransactWriteItem>, AppError> {
         let to = transition.status();
-        let mut items = vec![self.update(
-            Update::builder()
-                .set_key(Some(key_item(&keys::payment(payment.id))))
-                // Out of PENDING: out of the stuck-payout sweep's index.
-                .update_expression(
-                    "SET #status = :to, updated_at = :now REMOVE expiry_pk, expiry_sk",
-                )
-                .condition_expression("#status = :was AND psp_ref = :ref")
-                .expression_attribute_names("#status", "status")
-                .set_expression_attribute_values(Some(values([
-                    (":to", s(to.as_str())),
-                    (":now", s(now.to_string())),
-                    (":was", s(payment.status.as_str())),
-                    (":ref", s(&payment.psp_ref)),
-                ]))),
-        )];
+        // Out of PENDING: out of the stuck-payout sweep's index. SETTLED
+        // (final): into the index of the day it settled, for settlement
+        // reports.
+        let settled = to == PaymentStatus::Settled;
+        let update = Update::builder()
+            .set_key(Some(key_item(&keys::payment(payment.id))))
+            .update_expression(if settled {
+                "SET #status = :to, updated_at = :now, gsi2pk = :day, gsi2sk = :at \
+                 REMOVE expiry_pk, expiry_sk"
+            } else {
+                "SET #status = :to, updated_at = :now REMOVE expiry_pk, expiry_sk"
+            })
+            .condition_expression("#status = :was AND psp_ref = :ref")
+            .expression_attribute_names("#status", "status")
+            .set_expression_attribute_values(Some(values([
+                (":to", s(to.as_str())),
+                (":now", s(now.to_string())),
+                (":was", s(payment.status.as_str())),
+                (":ref", s(&payment.psp_ref)),
+            ])));
+        let update = if settled {
+            update
+                .expression_attribute_values(":day", s(keys::settled_on_partition(now, payment.id)))
+                .expression_attribute_values(":at", s(keys::settled_on_sort_key(now, payment.id)))
+        } else {
+            update
+        };
+        let mut items = vec![self.update(update)];
         if transition == PaymentTransition::Failed {
             items.push(self.balance_move(payment, transition, now));
             // A failed spend gives its amount back to the payee's total
