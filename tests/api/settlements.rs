@@ -43,6 +43,16 @@ async fn settle(world: &InProcess, psp_ref: &str) {
     assert_eq!(world.consume_psp().await, (1, 0));
 }
 
+/// The ids of the stored reports (at most 10), newest first.
+async fn stored_ids(world: &InProcess) -> Vec<shared::domain::ids::Id> {
+    let page = PageRequest {
+        limit: 10,
+        past: None,
+    };
+    let listed = world.state.store.settlement_reports(page).await.unwrap();
+    listed.items.iter().map(|r| r.id).collect()
+}
+
 fn text(v: &Value) -> &str {
     v.as_str().unwrap()
 }
@@ -128,15 +138,11 @@ async fn each_discrepancy_is_found_alerted_once_and_stored() {
         store.settlement_report(first.id).await.unwrap(),
         Some(first.clone())
     );
-    let listed = store
-        .settlement_reports(PageRequest {
-            limit: 10,
-            past: None,
-        })
-        .await
-        .unwrap();
-    let ids: Vec<_> = listed.items.iter().map(|r| r.id).collect();
-    assert_eq!(ids, [again.id, first.id], "newest first");
+    assert_eq!(
+        stored_ids(&world).await,
+        [again.id, first.id],
+        "newest first"
+    );
 
     // A repeated reference on line 3: refused, nothing stored or alerted.
     let bad = format!(
@@ -148,14 +154,7 @@ async fn each_discrepancy_is_found_alerted_once_and_stored() {
         .unwrap()
         .unwrap_err();
     assert_eq!((problem.line, problem.field), (3, Some("psp_ref")));
-    let listed = store
-        .settlement_reports(PageRequest {
-            limit: 10,
-            past: None,
-        })
-        .await
-        .unwrap();
-    assert_eq!(listed.items.len(), 2);
+    assert_eq!(stored_ids(&world).await.len(), 2);
     assert_eq!(world.alerts("SETTLEMENT_MISMATCH").await.len(), 4);
 
     // The settled payments of a period are those settled within it.
@@ -228,16 +227,12 @@ async fn a_reconciliation_that_meets_any_fault_stores_one_report_and_alerts_once
     }
     assert_eq!(raised, [2, 0, 0, 0, 0, 0]);
     assert_eq!(world.alerts("SETTLEMENT_MISMATCH").await.len(), 2);
-    let listed = store
-        .settlement_reports(PageRequest {
-            limit: 10,
-            past: None,
-        })
-        .await
-        .unwrap();
     ids.reverse();
-    let listed: Vec<_> = listed.items.iter().map(|r| r.id).collect();
-    assert_eq!(listed, ids, "one report per reconciliation, newest first");
+    assert_eq!(
+        stored_ids(&world).await,
+        ids,
+        "one report per reconciliation, newest first"
+    );
 }
 
 /// Presigns the PUT of `bytes` as `upload_id` and PUTs `sent` there.
