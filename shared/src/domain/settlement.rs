@@ -2,7 +2,8 @@
 //! held against our payments.
 //!
 //! - A report is CSV with exactly the header `psp_ref,amount,currency,status,settled_at`
-//!   and at most [`MAX_REPORT_BYTES`]. One bad line (a field missing or
+//!   of at most [`MAX_REPORT_BYTES`], covering at most [`MAX_PERIOD_DAYS`]
+//!   from its first `settled_at` to its last. One bad line (a field missing or
 //!   malformed, a `psp_ref` seen twice) refuses the whole report, naming
 //!   the line, so nothing half-read is ever reconciled.
 //! - Each line is exactly one finding: matched, amount differs, status
@@ -26,6 +27,10 @@ pub const MAX_REPORT_BYTES: usize = 10 * 1024 * 1024;
 
 /// The report's columns, in order.
 pub const HEADER: [&str; 5] = ["psp_ref", "amount", "currency", "status", "settled_at"];
+
+/// The longest period a report may cover, first to last `settled_at`: a
+/// quarter. Our SETTLED payments of the period are read day by day.
+pub const MAX_PERIOD_DAYS: i64 = 93;
 
 /// The longest `psp_ref` read (ours are `PSP-` and a UUID, 40 characters).
 pub const MAX_PSP_REF_CHARS: usize = 200;
@@ -139,7 +144,33 @@ pub fn parse_report(bytes: &[u8]) -> Result<Vec<ReportLine>, ReportProblem> {
         }
         lines.push(parsed);
     }
+    check_period(&lines)?;
     Ok(lines)
+}
+
+/// A report covers at most [`MAX_PERIOD_DAYS`]: else the first line that
+/// settled last is named, against the first that settled first.
+fn check_period(lines: &[ReportLine]) -> Result<(), ReportProblem> {
+    let first = lines.iter().min_by_key(|l| (l.settled_at, l.line));
+    let last = lines
+        .iter()
+        .max_by_key(|l| (l.settled_at, std::cmp::Reverse(l.line)));
+    let (Some(first), Some(last)) = (first, last) else {
+        return Ok(());
+    };
+    let seconds = last.settled_at.unix_seconds() - first.settled_at.unix_seconds();
+    if seconds <= MAX_PERIOD_DAYS * 24 * 3600 {
+        return Ok(());
+    }
+    Err(ReportProblem::new(
+        last.line,
+        Some("settled_at"),
+        format!(
+            "is {} days after line {}'s: a report covers at most {MAX_PERIOD_DAYS} days",
+            seconds / (24 * 3600),
+            first.line
+        ),
+    ))
 }
 
 fn csv_problem(line: u64, error: &csv::Error) -> ReportProblem {
@@ -312,6 +343,26 @@ mod tests {
 
     fn problem(report: &str) -> ReportProblem {
         parse_report(report.as_bytes()).expect_err(report)
+    }
+
+    #[test]
+    fn a_report_covers_at_most_a_quarter() {
+        let report = |last: &str| {
+            format!(
+                "psp_ref,amount,currency,status,settled_at\n\
+                 PSP-1,1.00,USD,SETTLED,2026-10-01T00:00:00Z\n\
+                 PSP-2,1.00,USD,SETTLED,{last}\n\
+                 PSP-3,1.00,USD,SETTLED,2026-09-30T12:00:00Z\n"
+            )
+        };
+        // 2026-09-30T12:00 + 93 days = 2027-01-01T12:00.
+        assert!(parse_report(report("2027-01-01T12:00:00Z").as_bytes()).is_ok());
+        let refused = problem(&report("2027-01-01T12:00:01Z"));
+        assert_eq!((refused.line, refused.field), (3, Some("settled_at")));
+        assert_eq!(
+            refused.to_string(),
+            "line 3: settled_at is 93 days after line 4's: a report covers at most 93 days"
+        );
     }
 
     #[test]

@@ -266,17 +266,16 @@ pub fn alerts_of_type(alert_type: &str) -> String {
     format!("{ALERTS}#{alert_type}")
 }
 
-/// Sort key of alerts in both indexes: fixed-width time, then id.
 /// An alert's id entry in `gsi2`: how `POST /alerts/{id}/ack` finds it.
 pub fn alert_by_id(id: Id) -> String {
     format!("ALERT_ID#{id}")
 }
 
+/// Sort key of alerts in both indexes: fixed-width time, then id.
 pub fn alert_sort_key(created_at: Timestamp, id: Id) -> String {
     format!("{created_at}#{}", id_sort_key(id))
 }
 
-/// Sort key of list indexes: zero-padded so that text order is id order.
 /// A SETTLED payment's entry in `gsi2`: the day (UTC) it settled, sharded,
 /// so that a settlement report reads the payments of its period only.
 pub fn settled_on_partition(at: Timestamp, id: Id) -> String {
@@ -305,6 +304,7 @@ fn settled_on_kind(at: Timestamp) -> String {
     format!("SETTLED_ON#{}", &at.to_string()[..10])
 }
 
+/// Sort key of list indexes: zero-padded so that text order is id order.
 pub fn id_sort_key(id: Id) -> String {
     format!("{:020}", id.get())
 }
