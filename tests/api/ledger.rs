@@ -53,7 +53,7 @@ async fn run_to_end(world: &InProcess) -> (u32, LedgerRun) {
 
 /// A mandate with two purchases, an escrow paid out in part through a
 /// payee and refunded, another released whole.
-pub(crate) async fn money_moved(world: &InProcess) -> (u64, u64) {
+async fn money_moved(world: &InProcess) -> (u64, u64) {
     let mandate = MandateSetup::new(world, "100.00").await;
     for amount in ["10.00", "2.50"] {
         world
@@ -141,14 +141,7 @@ async fn every_balance_checks_clean_and_exactly_the_corrupted_ones_are_found_onc
 
     // Corrupt three stored balances, as a bad write would.
     let table = Table::named(&world.table).await;
-    table
-        .set_number(
-            &format!("MANDATE#{mandate}"),
-            "MANDATE",
-            "balance_cents",
-            8_751,
-        )
-        .await;
+    corrupt_mandate(&table, mandate).await;
     table
         .set_number(&format!("ESCROW#{escrow}"), "ESCROW", "paid_cents", 800)
         .await;
@@ -309,11 +302,17 @@ async fn the_schedule_starts_a_run_when_due_and_goes_on_with_it() {
 }
 
 /// One corrupted mandate balance (`MANDATE_REMAINING`): the money of
-/// `money_moved`, then the mandate's remaining a cent under its purchases.
+/// `money_moved`, then its mandate corrupted (`corrupt_mandate`).
 async fn one_mandate_corrupted(world: &InProcess) -> Id {
     let (mandate, _) = money_moved(world).await;
-    Table::named(&world.table)
-        .await
+    corrupt_mandate(&Table::named(&world.table).await, mandate).await;
+    Id::new(mandate).unwrap()
+}
+
+/// `money_moved`'s mandate (100.00, 12.50 spent) left with 87.51: its
+/// remaining a cent over what its purchases leave.
+async fn corrupt_mandate(table: &Table, mandate: u64) {
+    table
         .set_number(
             &format!("MANDATE#{mandate}"),
             "MANDATE",
@@ -321,7 +320,6 @@ async fn one_mandate_corrupted(world: &InProcess) -> Id {
             8_751,
         )
         .await;
-    Id::new(mandate).unwrap()
 }
 
 /// Asserts a DONE run counted each entity once and found the one corrupted
