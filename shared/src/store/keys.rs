@@ -206,10 +206,14 @@ pub fn category(id: Id) -> Key {
     Key::new(format!("CATEGORY#{id}"), "CATEGORY")
 }
 
+/// Never updated or deleted once created: purchases remember merchants
+/// (`store::purchases::PurchaseMemory`).
 pub fn merchant(id: Id) -> Key {
     Key::new(format!("MERCHANT#{id}"), "MERCHANT")
 }
 
+/// Grants (this and [`category_allowance`]) are only ever added: purchases
+/// remember those they found (`store::purchases::PurchaseMemory`).
 pub fn merchant_allowance(owner: Id, merchant: Id) -> Key {
     Key::new(format!("ALLOW#{owner}"), &format!("MERCHANT#{merchant}"))
 }

@@ -39,7 +39,7 @@ pub struct Store {
     client: Client,
     table: Arc<str>,
     ids: Arc<ids::IdAllocator>,
-    purchase_hints: Arc<purchases::PurchaseHints>,
+    purchase_memory: Arc<purchases::PurchaseMemory>,
     clock: Clock,
 }
 
@@ -70,7 +70,7 @@ impl Store {
             client,
             table: Arc::from(table),
             ids: Arc::new(ids::IdAllocator::new(id_block)),
-            purchase_hints: Arc::default(),
+            purchase_memory: Arc::default(),
             clock: Clock::default(),
         }
     }

@@ -4,8 +4,9 @@
 //! the audit entries. The read-decide-write loop is `ops::purchase`.
 //!
 //! Round trips in steady state: one batched read and the transaction (the
-//! mandate's key comes from the container's hints, ids from a reserved block,
-//! API keys from the container cache).
+//! mandate's key, the merchant and its grants come from the container's
+//! `PurchaseMemory`, ids from a reserved block, API keys from the container
+//! cache).
 
 use super::{
     audit::{action, entity, Actor, AuditEntry},
@@ -32,7 +33,7 @@ use crate::{
 };
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::sync::Mutex;
 
@@ -94,64 +95,93 @@ impl TryFrom<PurchaseRecord> for Purchase {
     }
 }
 
-/// Per container, the keys a purchase needs beyond those its request names:
-/// the mandate the parties' guard pointed at, and the merchant's category.
-/// A hint only adds keys to the first batched read; every decision is taken
-/// from what that consistent read returns, so a stale hint costs the second
-/// read that a purchase without hints makes, and nothing else.
+/// Per container, what earlier purchases read that a later one need not read
+/// again, and where to look for the rest:
+/// - merchants: only ever created (`POST /spend/merchants`; never updated or
+///   deleted), so the one read stays true;
+/// - grants found: only ever added (`POST /spend/allow`; nothing revokes
+///   one), so a grant once found is still there. One not found is read again;
+/// - the mandate the parties' guard last named: a hint only, read again by
+///   every purchase with the guard (its status and balance change).
+///
+/// Users, the guard, the mandate and the idempotency record, which change,
+/// are read by every purchase in one consistent batch; every decision is
+/// taken on that batch and what can never have changed since. A wrong hint
+/// costs a second read, and nothing else.
 #[derive(Default)]
-pub(crate) struct PurchaseHints {
+pub(crate) struct PurchaseMemory {
     mandates: Mutex<HashMap<MandateParties, Id>>,
-    categories: Mutex<HashMap<Id, Id>>,
+    merchants: Mutex<HashMap<Id, Merchant>>,
+    /// Keys of grants found.
+    grants: Mutex<HashSet<Key>>,
 }
 
-/// The hinted keys of one purchase.
-#[derive(Debug, Default, PartialEq)]
-struct Hint {
-    mandate: Option<Id>,
-    category: Option<Id>,
-}
+/// Entries per map; a full map is emptied (memory only saves reads).
+const MAX_REMEMBERED: usize = 10_000;
 
-/// Entries per map; a full map is emptied (hints are only worth a read).
-const MAX_HINTS: usize = 10_000;
-
-impl PurchaseHints {
-    fn get(&self, parties: &MandateParties, merchant: Id) -> Hint {
-        Hint {
-            mandate: hinted(&self.mandates, parties),
-            category: hinted(&self.categories, &merchant),
-        }
+impl PurchaseMemory {
+    fn mandate(&self, parties: &MandateParties) -> Option<Id> {
+        self.mandates.lock().ok()?.get(parties).copied()
     }
 
-    /// What the last read found: `None` forgets the hint.
-    fn remember(
-        &self,
-        parties: MandateParties,
-        mandate: Option<Id>,
-        merchant: Id,
-        category: Option<Id>,
-    ) {
-        remember(&self.mandates, parties, mandate);
-        remember(&self.categories, merchant, category);
+    fn merchant(&self, id: Id) -> Option<Merchant> {
+        self.merchants.lock().ok()?.get(&id).cloned()
     }
-}
 
-fn hinted<K: Eq + Hash>(map: &Mutex<HashMap<K, Id>>, key: &K) -> Option<Id> {
-    map.lock().ok()?.get(key).copied()
-}
+    fn granted(&self, grant: &Key) -> bool {
+        self.grants.lock().is_ok_and(|g| g.contains(grant))
+    }
 
-fn remember<K: Eq + Hash>(map: &Mutex<HashMap<K, Id>>, key: K, value: Option<Id>) {
-    let Ok(mut map) = map.lock() else { return };
-    match value {
-        Some(value) => {
-            if map.len() >= MAX_HINTS && !map.contains_key(&key) {
-                map.clear();
+    /// The mandate the guard names now; `None` forgets the hint.
+    fn remember_mandate(&self, parties: MandateParties, mandate: Option<Id>) {
+        let Ok(mut mandates) = self.mandates.lock() else {
+            return;
+        };
+        match mandate {
+            Some(id) => {
+                bounded(&mut mandates, &parties);
+                mandates.insert(parties, id);
             }
-            map.insert(key, value);
+            None => {
+                mandates.remove(&parties);
+            }
         }
-        None => {
-            map.remove(&key);
+    }
+
+    fn remember_merchant(&self, merchant: &Merchant) {
+        if let Ok(mut merchants) = self.merchants.lock() {
+            bounded(&mut merchants, &merchant.id);
+            merchants.insert(merchant.id, merchant.clone());
         }
+    }
+
+    fn remember_grant(&self, grant: Key) {
+        if let Ok(mut grants) = self.grants.lock() {
+            if grants.len() >= MAX_REMEMBERED {
+                grants.clear();
+            }
+            grants.insert(grant);
+        }
+    }
+}
+
+/// Remembers the grants of `grants` that a read found.
+fn remember_grants<'k, V>(
+    memory: &PurchaseMemory,
+    found: &HashMap<Key, V>,
+    grants: impl IntoIterator<Item = Option<&'k Key>>,
+) {
+    for grant in grants.into_iter().flatten() {
+        if found.contains_key(grant) {
+            memory.remember_grant(grant.clone());
+        }
+    }
+}
+
+/// Empties a full map before `key` is added.
+fn bounded<K: Eq + Hash, V>(map: &mut HashMap<K, V>, key: &K) {
+    if map.len() >= MAX_REMEMBERED && !map.contains_key(key) {
+        map.clear();
     }
 }
 
@@ -168,33 +198,52 @@ pub(crate) enum PurchaseReads {
 }
 
 impl Store {
-    /// One batched, consistent read of the idempotency record, the merchant,
-    /// the parties' guard and users, the merchant grant, and, from the
-    /// container's hints, the mandate and the category grant the last
-    /// purchase of these parties needed. A second batch reads what a missing
-    /// or wrong hint left out (the first purchase of a container does).
+    /// One batched, consistent read of the idempotency record, the users,
+    /// the parties' guard and, from the container's [`PurchaseMemory`], the
+    /// mandate it last named; the merchant and the grants only when memory
+    /// does not hold them. A second batch reads what memory could not name
+    /// (the first purchase of a container does).
     pub(crate) async fn read_for_purchase(
         &self,
         request: &PurchaseRequest,
         scope: &Scope,
         now: Timestamp,
     ) -> Result<PurchaseReads, AppError> {
+        let memory = &self.purchase_memory;
         let idempotency_key = scope.storage_key();
         let parties = request.parties();
+        let remembered_merchant = memory.merchant(request.merchant_id);
         let merchant_grant = keys::merchant_allowance(request.beneficiary_id, request.merchant_id);
-        let category_grant_key =
-            |category: Id| keys::category_allowance(request.beneficiary_id, category);
-        let hint = self.purchase_hints.get(&parties, request.merchant_id);
+        let category_grant_of = |merchant: &Merchant| {
+            merchant
+                .category_id
+                .map(|category| keys::category_allowance(request.beneficiary_id, category))
+        };
+        // The grants still to read: none once one is remembered or the
+        // merchant is certified (the rule then needs none).
+        let grants_to_read = |merchant: Option<&Merchant>| -> Vec<Key> {
+            let category_grant = merchant.and_then(category_grant_of);
+            let settled = memory.granted(&merchant_grant)
+                || category_grant.as_ref().is_some_and(|k| memory.granted(k))
+                || merchant.is_some_and(|m| m.is_certified);
+            if settled {
+                return Vec::new();
+            }
+            std::iter::once(merchant_grant.clone())
+                .chain(category_grant)
+                .collect()
+        };
         let mut first = vec![
             idempotency_key.clone(),
-            keys::merchant(request.merchant_id),
             keys::active_mandate(&parties),
-            merchant_grant.clone(),
             keys::user(request.sender_id),
             keys::user(request.beneficiary_id),
         ];
-        first.extend(hint.mandate.map(keys::mandate));
-        first.extend(hint.category.map(category_grant_key));
+        first.extend(memory.mandate(&parties).map(keys::mandate));
+        if remembered_merchant.is_none() {
+            first.push(keys::merchant(request.merchant_id));
+        }
+        first.extend(grants_to_read(remembered_merchant.as_ref()));
         let mut found = self.get_many(&first).await?;
         if let Some(item) = found.remove(&idempotency_key) {
             if let Some(record) = IdempotencyRecord::from_live_item(item, now)? {
@@ -208,32 +257,47 @@ impl Store {
         if let Some(inactive) = first_inactive(sender.iter().chain(beneficiary.iter())) {
             return Err(AppError::user_inactive(inactive));
         }
-        let merchant = take_merchant(&mut found, request.merchant_id)?;
+        let merchant = match remembered_merchant {
+            Some(merchant) => Some(merchant),
+            None => take_merchant(&mut found, request.merchant_id)?,
+        };
         let guard = take_guard(&mut found, &parties)?;
         let mandate_id = guard.as_ref().map(|g| g.mandate_id);
-        let category_id = merchant.as_ref().and_then(|m| m.category_id);
-        let category_grant = category_id.map(category_grant_key);
+        let category_grant = merchant.as_ref().and_then(category_grant_of);
+        let is_granted = |found: &HashMap<Key, _>, grant: &Key| {
+            found.contains_key(grant) || memory.granted(grant)
+        };
+        remember_grants(
+            memory,
+            &found,
+            [Some(&merchant_grant), category_grant.as_ref()],
+        );
 
-        // What the hints did not name is read now; a hinted key that is not
-        // needed (the guard moved to a new mandate) is simply not looked at.
+        // What memory did not name is read now; a hinted mandate that is not
+        // needed (the guard moved to a new one) is simply not looked at.
         let missing: Vec<Key> = mandate_id
             .map(keys::mandate)
             .into_iter()
-            .chain(category_grant.clone())
+            .chain(grants_to_read(merchant.as_ref()))
             .filter(|key| !first.contains(key))
             .collect();
         if !missing.is_empty() {
             found.extend(self.get_many(&missing).await?);
+            remember_grants(memory, &found, [category_grant.as_ref()]);
         }
-        self.purchase_hints
-            .remember(parties, mandate_id, request.merchant_id, category_id);
+        memory.remember_mandate(parties, mandate_id);
+        if let Some(merchant) = &merchant {
+            memory.remember_merchant(merchant);
+        }
+        let grants = UsageGrants {
+            merchant: is_granted(&found, &merchant_grant),
+            category: category_grant
+                .as_ref()
+                .is_some_and(|grant| is_granted(&found, grant)),
+        };
         let mandate = match mandate_id {
             Some(id) => take_mandate(&mut found, id)?,
             None => None,
-        };
-        let grants = UsageGrants {
-            merchant: found.contains_key(&merchant_grant),
-            category: category_grant.is_some_and(|k| found.contains_key(&k)),
         };
         Ok(PurchaseReads::Found {
             merchant,
@@ -358,35 +422,58 @@ mod tests {
         Id::new(n).unwrap()
     }
 
-    #[test]
-    fn hints_remember_what_the_last_read_found_and_forget_on_none() {
-        let hints = PurchaseHints::default();
-        assert_eq!(hints.get(&parties(1), id(7)), Hint::default());
-        hints.remember(parties(1), Some(id(3)), id(7), Some(id(4)));
-        assert_eq!(
-            hints.get(&parties(1), id(7)),
-            Hint {
-                mandate: Some(id(3)),
-                category: Some(id(4))
-            }
-        );
-        // Another pair of parties, another merchant: nothing hinted.
-        assert_eq!(hints.get(&parties(5), id(8)), Hint::default());
-        // The mandate was consumed, the merchant lost its category.
-        hints.remember(parties(1), None, id(7), None);
-        assert_eq!(hints.get(&parties(1), id(7)), Hint::default());
+    fn merchant(n: u64) -> Merchant {
+        Merchant {
+            id: id(n),
+            name: format!("merchant {n}"),
+            category_id: Some(id(4)),
+            is_certified: false,
+            created_at: Timestamp::parse("2029-01-01T00:00:00Z").unwrap(),
+            updated_at: Timestamp::parse("2029-01-01T00:00:00Z").unwrap(),
+        }
     }
 
     #[test]
-    fn hints_stay_bounded() {
-        let hints = PurchaseHints::default();
-        for n in 1..=(MAX_HINTS as u64 + 5) {
-            hints.remember(parties(n), Some(id(n)), id(n), Some(id(n)));
-            assert!(hints.mandates.lock().unwrap().len() <= MAX_HINTS);
-            assert!(hints.categories.lock().unwrap().len() <= MAX_HINTS);
+    fn memory_holds_what_reads_found_and_forgets_a_mandate_on_none() {
+        let memory = PurchaseMemory::default();
+        assert_eq!(memory.mandate(&parties(1)), None);
+        assert!(memory.merchant(id(7)).is_none());
+        let grant = keys::merchant_allowance(id(2), id(7));
+        assert!(!memory.granted(&grant));
+
+        memory.remember_mandate(parties(1), Some(id(3)));
+        memory.remember_merchant(&merchant(7));
+        memory.remember_grant(grant.clone());
+        assert_eq!(memory.mandate(&parties(1)), Some(id(3)));
+        assert_eq!(
+            memory.merchant(id(7)).map(|m| m.name),
+            Some("merchant 7".into())
+        );
+        assert!(memory.granted(&grant));
+        // Other parties, merchant and grant: nothing remembered.
+        assert_eq!(memory.mandate(&parties(5)), None);
+        assert!(memory.merchant(id(8)).is_none());
+        assert!(!memory.granted(&keys::merchant_allowance(id(2), id(8))));
+        // The mandate was consumed and the guard freed.
+        memory.remember_mandate(parties(1), None);
+        assert_eq!(memory.mandate(&parties(1)), None);
+    }
+
+    #[test]
+    fn memory_stays_bounded() {
+        let memory = PurchaseMemory::default();
+        for n in 1..=(MAX_REMEMBERED as u64 + 5) {
+            memory.remember_mandate(parties(n), Some(id(n)));
+            memory.remember_merchant(&merchant(n));
+            memory.remember_grant(keys::merchant_allowance(id(2), id(n)));
+            assert!(memory.mandates.lock().unwrap().len() <= MAX_REMEMBERED);
+            assert!(memory.merchants.lock().unwrap().len() <= MAX_REMEMBERED);
+            assert!(memory.grants.lock().unwrap().len() <= MAX_REMEMBERED);
         }
-        // The newest hint survives the clearing.
-        let last = MAX_HINTS as u64 + 5;
-        assert_eq!(hints.get(&parties(last), id(last)).mandate, Some(id(last)));
+        // The newest entries survive the clearing.
+        let last = MAX_REMEMBERED as u64 + 5;
+        assert_eq!(memory.mandate(&parties(last)), Some(id(last)));
+        assert!(memory.merchant(id(last)).is_some());
+        assert!(memory.granted(&keys::merchant_allowance(id(2), id(last))));
     }
 }
