@@ -102,27 +102,9 @@ impl Authenticator {
         let now = Timestamp::now();
         let (key, user_active) = match self.cached(&hash) {
             Some(cached) => (cached.key, cached.user_active),
-            None => {
-                if self.known_unknown(&hash) {
-                    return Err(unauthorized("Invalid API key."));
-                }
-                let Some(key) = store
-                    .retry_busy("read API key", || store.api_key_by_hash(&hash))
-                    .await?
-                else {
-                    self.remember_unknown(hash);
-                    return Err(unauthorized("Invalid API key."));
-                };
-                let user_active = match key.user_id {
-                    Some(user) => store
-                        .retry_busy("read key's user", || store.user(user))
-                        .await?
-                        .is_some_and(|u| u.is_active),
-                    None => true,
-                };
-                self.remember(hash, key.clone(), user_active);
-                (key, user_active)
-            }
+            // Boxed: the store's calls make a future of kilobytes that every
+            // request would carry, and copy, though most find the cache.
+            None => Box::pin(self.load(store, hash)).await?,
         };
         if !key.is_usable(now) {
             return Err(unauthorized("Invalid API key."));
@@ -131,6 +113,30 @@ impl Authenticator {
             Some(user) if !user_active => Err(AppError::user_inactive(user)),
             _ => Ok(key.principal()),
         }
+    }
+
+    /// A key the cache does not hold, read from the table (with whether its
+    /// user is active) and remembered; an unknown key is remembered too.
+    async fn load(&self, store: &Store, hash: String) -> Result<(ApiKey, bool), AppError> {
+        if self.known_unknown(&hash) {
+            return Err(unauthorized("Invalid API key."));
+        }
+        let Some(key) = store
+            .retry_busy("read API key", || store.api_key_by_hash(&hash))
+            .await?
+        else {
+            self.remember_unknown(hash);
+            return Err(unauthorized("Invalid API key."));
+        };
+        let user_active = match key.user_id {
+            Some(user) => store
+                .retry_busy("read key's user", || store.user(user))
+                .await?
+                .is_some_and(|u| u.is_active),
+            None => true,
+        };
+        self.remember(hash, key.clone(), user_active);
+        Ok((key, user_active))
     }
 
     fn cached(&self, hash: &str) -> Option<Cached> {

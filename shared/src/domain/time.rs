@@ -116,23 +116,34 @@ impl FromStr for Timestamp {
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let t = &self.0;
-        // Field by field: chrono's `format` parses its pattern on every call,
-        // and a purchase writes a dozen timestamps. Years outside four digits
-        // and leap seconds keep chrono's own rendering.
+        // Digit by digit into a buffer: chrono's `format` parses its pattern
+        // on every call, and `write!`'s padding machinery is most of the
+        // rest; a purchase writes a dozen timestamps. Years outside four
+        // digits and leap seconds keep chrono's own rendering.
         if !YEARS.contains(&t.year()) || t.nanosecond() >= 1_000_000_000 {
             return write!(f, "{}", t.format(CANONICAL_FORMAT));
         }
-        write!(
-            f,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-            t.year(),
-            t.month(),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second(),
-            t.nanosecond() / 1_000
-        )
+        let mut text = *b"0000-00-00T00:00:00.000000Z";
+        for (range, value) in [
+            (0..4, t.year().unsigned_abs()),
+            (5..7, t.month()),
+            (8..10, t.day()),
+            (11..13, t.hour()),
+            (14..16, t.minute()),
+            (17..19, t.second()),
+            (20..26, t.nanosecond() / 1_000),
+        ] {
+            decimal_digits(&mut text[range], value);
+        }
+        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
+    }
+}
+
+/// Writes the last `out.len()` decimal digits of `value` into `out`.
+fn decimal_digits(out: &mut [u8], mut value: u32) {
+    for digit in out.iter_mut().rev() {
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
     }
 }
 
