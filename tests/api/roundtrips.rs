@@ -18,6 +18,7 @@
 //! `KOBATELA_API_KEY_PEPPER`.
 
 use aws_sdk_dynamodb::{
+    operation::batch_get_item::BatchGetItemInput,
     operation::transact_write_items::{
         TransactWriteItemsError, TransactWriteItemsInput, TransactWriteItemsOutput,
     },
@@ -99,6 +100,12 @@ struct Tally {
     transact_outputs: u64,
     consumed_entries: u64,
     consumed_units: f64,
+    /// The keys of every `BatchGetItem` request.
+    batch_keys: Vec<usize>,
+    /// The `user-agent` of every signed request, and how many carried the
+    /// SDK's `x-amz-user-agent`.
+    user_agents: std::collections::BTreeSet<String>,
+    amz_user_agents: u64,
 }
 
 #[derive(Debug, Default)]
@@ -145,9 +152,21 @@ impl Intercept for Meter {
                     .map(priced_item)
                     .collect::<Vec<_>>()
             });
+        let batch_keys = context
+            .input()
+            .downcast_ref::<BatchGetItemInput>()
+            .map(|input| {
+                input
+                    .request_items()
+                    .into_iter()
+                    .flatten()
+                    .map(|(_, wanted)| wanted.keys().len())
+                    .sum::<usize>()
+            });
         self.tally(|t| {
             *t.executions.entry(op).or_default() += 1;
             t.transactions.extend(priced);
+            t.batch_keys.extend(batch_keys);
         });
         Ok(())
     }
@@ -160,6 +179,22 @@ impl Intercept for Meter {
     ) -> Result<(), BoxError> {
         let op = operation(cfg);
         self.tally(|t| *t.attempts.entry(op).or_default() += 1);
+        Ok(())
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let headers = context.request().headers();
+        let agent = headers.get("user-agent").unwrap_or("<none>").to_string();
+        let amz = u64::from(headers.get("x-amz-user-agent").is_some());
+        self.tally(|t| {
+            t.user_agents.insert(agent);
+            t.amz_user_agents += amz;
+        });
         Ok(())
     }
 
@@ -374,7 +409,7 @@ async fn harness() -> Harness {
     let faults = Faults::start().await;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let metered = Client::from_conf(
-        shared::store::Store::client_config(&sdk)
+        kobatela_tests::faults::store_client_config(&sdk)
             .interceptor(meter.clone())
             .interceptor(faults.clone())
             .build(),
@@ -486,6 +521,15 @@ async fn steady_state_purchase_costs_two_round_trips() {
     }
 
     let tally = h.meter.tally(std::mem::take);
+    // One fixed user-agent, unsigned, instead of the SDK's two built per call.
+    assert_eq!(
+        tally.user_agents.iter().collect::<Vec<_>>(),
+        [shared::store::client::USER_AGENT]
+    );
+    assert_eq!(tally.amz_user_agents, 0, "x-amz-user-agent sent");
+    // Each read: the idempotency record, the guard, both users and the
+    // mandate; the merchant and its grant come from the container's memory.
+    assert_eq!(tally.batch_keys, [5; N as usize], "keys per batched read");
     let calls = |op: &str| tally.executions.get(op).copied().unwrap_or(0);
     let total: u64 = tally.executions.values().sum();
     let others: Vec<String> = tally

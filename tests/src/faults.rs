@@ -41,6 +41,17 @@ use std::sync::{
     Arc, Mutex,
 };
 
+/// The service's DynamoDB client settings (`Store::client_config`), with a
+/// retry quota of its own. The SDK's standard retries draw on one token
+/// bucket per partition, and by default every DynamoDB client of a process
+/// shares it: the faults one test injects would spend the retries another
+/// counts on (a lost answer that should be retried would come back as 500).
+pub fn store_client_config(sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::config::Builder {
+    use aws_sdk_dynamodb::config::retry::RetryPartition;
+    shared::store::Store::client_config(sdk)
+        .retry_partition(RetryPartition::new(crate::unique("kobatela-tests")))
+}
+
 /// One way DynamoDB says "not now".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -135,11 +146,7 @@ impl Faults {
     /// A DynamoDB client with the service's own settings and this injector.
     pub async fn client(&self) -> Client {
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Client::from_conf(
-            shared::store::Store::client_config(&sdk)
-                .interceptor(self.clone())
-                .build(),
-        )
+        Client::from_conf(store_client_config(&sdk).interceptor(self.clone()).build())
     }
 
     /// The next `times` attempts of matching calls fail with `fault`.
@@ -499,7 +506,7 @@ impl Wire {
     /// and, if given, the fault injector too.
     pub async fn dynamodb_client(&self, faults: Option<&Faults>) -> Client {
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let mut config = shared::store::Store::client_config(&sdk).interceptor(self.clone());
+        let mut config = store_client_config(&sdk).interceptor(self.clone());
         if let Some(faults) = faults {
             *self.0.replay_server.lock().unwrap() = Some(faults.0.server.lock().unwrap().clone());
             config = config.interceptor(faults.clone());
