@@ -21,8 +21,8 @@ help:
 	@echo '  make dev            run every function in one process (kobatela-local, 127.0.0.1:3000)'
 	@echo '                      against the local AWS stack (moto on 127.0.0.1:5005, reused if running)'
 	@echo '  make test           fmt-check, clippy, unit, cfn-lint, moto-selftest, integration, browser,'
-	@echo '                      invoke-smoke, schemathesis, weight-sizes (stops at the first failure; the'
-	@echo '                      release build weight-sizes weighs runs in the background from integration on)'
+	@echo '                      invoke-smoke, schemathesis, weight (stops at the first failure; the builds'
+	@echo '                      weight measures run in the background from integration on)'
 	@echo '  make fmt-check      cargo fmt --all -- --check'
 	@echo '  make clippy         cargo clippy --workspace --all-targets -- -D warnings'
 	@echo '  make unit           cargo test --workspace --exclude kobatela-tests'
@@ -51,8 +51,8 @@ help:
 	@echo '                      a measure that does not move with the host'"'"'s load, to compare builds'
 	@echo '  make weight         the weight budgets: every release Lambda binary <= 6 MB (the two with S3:'
 	@echo '                      7.5 MB) and a purchase <= 1 300 k instructions (make instructions; skipped,'
-	@echo '                      saying so, without valgrind), each + 5 %'
-	@echo '  make weight-sizes   the binaries only (part of make test)'
+	@echo '                      saying so, without valgrind), each + 5 % (part of make test)'
+	@echo '  make weight-sizes   the binaries only'
 	@echo '  make coldstart      each release Lambda binary exec'"'"'d under cargo lambda watch: time to its'
 	@echo '                      first answered invocation (median of 10) and peak RSS; not in make test'
 	@echo '  make moto-selftest  check the emulator: bootstrap resources and atomic concurrent transactions'
@@ -84,7 +84,7 @@ test:
 	$(SUBMAKE) browser
 	$(SUBMAKE) invoke-smoke
 	$(SUBMAKE) schemathesis
-	$(SUBMAKE) weight-sizes
+	$(SUBMAKE) weight
 
 fmt-check:
 	cargo fmt --all -- --check

@@ -7,16 +7,18 @@
 # A measure may exceed its budget by TOLERANCE_PERCENT (host and toolchain
 # noise, a small dependency bump); above that the guard fails, naming it.
 #
-#   bash local/weight.sh                 both (make weight)
-#   bash local/weight.sh --sizes         the sizes only (make test's last step)
-#   bash local/weight.sh --build         the release build only
-#   bash local/weight.sh --start-build   start the release build in the
-#                                        background, at the lowest CPU priority,
-#                                        and return: make test starts it before
-#                                        the integration tests, whose waits on
-#                                        the emulator leave a core idle, and
-#                                        --sizes then finds it done (cargo
-#                                        waits for it if it is not)
+#   bash local/weight.sh                 both (make weight, make test's last step)
+#   bash local/weight.sh --sizes         the sizes only (make weight-sizes)
+#   bash local/weight.sh --build         the builds both need: the release
+#                                        functions, then kobatela-local in the
+#                                        `local` profile
+#   bash local/weight.sh --start-build   start those builds in the background,
+#                                        at the lowest CPU priority, and return:
+#                                        make test starts them before the
+#                                        integration tests, whose waits on the
+#                                        emulator leave a core idle, and the
+#                                        last step then finds them done (cargo
+#                                        waits for them if they are not)
 # The instruction count needs valgrind: if it is missing and cannot be
 # installed (apt-get, as root), that check is skipped and says so.
 set -euo pipefail
@@ -50,11 +52,17 @@ build_release() {
     cargo build --quiet --release $(printf -- '-p %s ' "${FUNCTIONS[@]}")
 }
 
+# The binary make instructions measures (it builds it too; a no-op then).
+build_local() {
+    cargo build --quiet --profile local -p kobatela-local
+}
+
 mode="${1:-all}"
 case "$mode" in
 all | --sizes) ;;
 --build)
     build_release
+    build_local
     exit 0
     ;;
 --start-build)
@@ -63,7 +71,7 @@ all | --sizes) ;;
     # Bounded, so that a make test stopped early does not leave it running
     # for long; --sizes builds whatever it did not finish.
     timeout 3600 nice -n 19 bash local/weight.sh --build >"$log" 2>&1 </dev/null &
-    kob_log "release build of the ${#FUNCTIONS[@]} functions started in the background (log $log)"
+    kob_log "release build of the ${#FUNCTIONS[@]} functions and kobatela-local's local build started in the background (log $log)"
     exit 0
     ;;
 *) kob_die "usage: local/weight.sh [--sizes | --start-build | --build]" ;;
