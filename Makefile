@@ -22,7 +22,7 @@ help:
 	@echo '                      against the local AWS stack (moto on 127.0.0.1:5005, reused if running)'
 	@echo '  make test           fmt-check, clippy, unit, cfn-lint, moto-selftest, integration, browser,'
 	@echo '                      invoke-smoke, schemathesis, weight (stops at the first failure; the builds'
-	@echo '                      weight measures run in the background from the start)'
+	@echo '                      weight measures run in the background from integration on)'
 	@echo '  make fmt-check      cargo fmt --all -- --check'
 	@echo '  make clippy         cargo clippy --workspace --all-targets -- -D warnings'
 	@echo '  make unit           cargo test --workspace --exclude kobatela-tests'
@@ -74,12 +74,12 @@ photo:
 	cargo run -q -p kobatela-local -- photo --lat $(LAT) --lng $(LNG) $(if $(TAKEN_AT),--taken-at $(TAKEN_AT)) --out $(OUT)
 
 test:
-	bash local/weight.sh --start-build
 	$(SUBMAKE) fmt-check
 	$(SUBMAKE) clippy
 	$(SUBMAKE) unit
 	$(SUBMAKE) cfn-lint
 	$(SUBMAKE) moto-selftest
+	bash local/weight.sh --start-build
 	$(SUBMAKE) integration
 	$(SUBMAKE) browser
 	$(SUBMAKE) invoke-smoke

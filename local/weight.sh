@@ -12,14 +12,13 @@
 #   bash local/weight.sh --build         the builds both need: the release
 #                                        functions, then kobatela-local in the
 #                                        `local` profile
-#   bash local/weight.sh --start-build   start those two builds side by side in
-#                                        the background, at the lowest CPU
-#                                        priority, and return: make test starts
-#                                        them first; the cycles its own steps
-#                                        leave idle (the emulator's waits, one
-#                                        big crate compiling on one core) go to
-#                                        them, and the last step finds them done
-#                                        (cargo waits for them if they are not)
+#   bash local/weight.sh --start-build   start those builds in the background,
+#                                        at the lowest CPU priority, and return:
+#                                        make test starts them before the
+#                                        integration tests, whose waits on the
+#                                        emulator leave a core idle, and the
+#                                        last step then finds them done (cargo
+#                                        waits for them if they are not)
 # The instruction count needs valgrind: if it is missing and cannot be
 # installed (apt-get, as root), that check is skipped and says so.
 set -euo pipefail
@@ -66,28 +65,16 @@ all | --sizes) ;;
     build_local
     exit 0
     ;;
---build-release)
-    build_release
-    exit 0
-    ;;
---build-local)
-    build_local
-    exit 0
-    ;;
 --start-build)
     mkdir -p "$KOB_STATE"
-    # Side by side (two profiles, two build folders, no shared lock): the
-    # release profile compiles each crate on one core, and the other build
-    # takes the second. Bounded, so that a make test stopped early does not
-    # leave them running for long; the last step builds what they did not.
-    for build in release local; do
-        timeout 3600 nice -n 19 bash local/weight.sh "--build-$build" \
-            >"$KOB_STATE/weight-build-$build.log" 2>&1 </dev/null &
-    done
-    kob_log "release build of the ${#FUNCTIONS[@]} functions and kobatela-local's local build started in the background (logs $KOB_STATE/weight-build-*.log)"
+    log="$KOB_STATE/weight-build.log"
+    # Bounded, so that a make test stopped early does not leave it running
+    # for long; --sizes builds whatever it did not finish.
+    timeout 3600 nice -n 19 bash local/weight.sh --build >"$log" 2>&1 </dev/null &
+    kob_log "release build of the ${#FUNCTIONS[@]} functions and kobatela-local's local build started in the background (log $log)"
     exit 0
     ;;
-*) kob_die "usage: local/weight.sh [--sizes | --start-build | --build | --build-release | --build-local]" ;;
+*) kob_die "usage: local/weight.sh [--sizes | --start-build | --build]" ;;
 esac
 
 build_release
